@@ -1,0 +1,75 @@
+# Cria build. `make run` sets everything up and runs the default job; `make test` runs the tests.
+# Every target carries a one-line comment; `make help` lists them.
+
+SHELL := /bin/bash
+JAVA_HOME := $(shell tools/find-jdk)
+ifeq ($(JAVA_HOME),)
+$(error no JDK 25 found: install Temurin 25 (https://adoptium.net) or set CRIA_JAVA_HOME)
+endif
+export JAVA_HOME
+# Maven's own libraries warn on JDK 25 about sun.misc.Unsafe; those warnings are not ours.
+export MAVEN_OPTS ?= --sun-misc-unsafe-memory-access=allow --enable-native-access=ALL-UNNAMED
+MVN := mvn -B --no-transfer-progress -Dstyle.color=never
+NVCC ?= $(shell command -v nvcc 2>/dev/null)
+CC ?= gcc
+
+JAR := target/cria.jar
+SOURCES := $(shell find java/src/main -type f) pom.xml
+KDIR := target/generated-resources/kernels/cria/kernels
+KERNEL_HDRS := $(wildcard kernels/*.cuh)
+ifeq ($(NVCC),)
+FATBINS :=
+else
+FATBINS := $(patsubst kernels/%.cu,$(KDIR)/%.fatbin,$(wildcard kernels/*.cu))
+endif
+NVCC_ARCHS := -gencode arch=compute_80,code=sm_80 -gencode arch=compute_86,code=sm_86 \
+              -gencode arch=compute_89,code=sm_89 -gencode arch=compute_90,code=sm_90 \
+              -gencode arch=compute_90,code=compute_90
+NATIVE_SRC := $(wildcard native/*.c) $(wildcard native/*.h)
+NATIVE_LIB := target/native/libcria.so
+DEMO_MODEL := target/demo/cria-demo.gguf
+
+.PHONY: all build run test bench kernels native clean help
+
+all: build ## build everything: CUDA kernels (when nvcc is here), the native CPU library, the jar
+
+build: $(JAR) $(NATIVE_LIB) target/java-home ## the same as all
+	@[ -n "$(NVCC)" ] || echo "make: nvcc not found: CUDA kernels not built; the CPU path works and --backend cuda will say so"
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' Makefile | sed 's/:.*## /\t/'
+
+run: build ## build, make a small demo model and show it with `cria info`
+	@mkdir -p $(dir $(DEMO_MODEL))
+	./cria synth-demo -o $(DEMO_MODEL)
+	./cria info $(DEMO_MODEL)
+
+test: build ## run the whole test suite (tests that need ../shared or a GPU skip and say why)
+	$(MVN) test
+
+bench: build ## run the benchmarks (see BENCHMARKS.md)
+	@echo "no benchmarks yet"
+
+kernels: $(FATBINS) ## compile each kernels/<family>.cu into a fatbin (sm_80..sm_90 + PTX) for the jar
+
+native: $(NATIVE_LIB) ## build the C kernels in native/ into target/native/libcria.so (loaded through FFM)
+
+clean: ## remove everything the build made
+	rm -rf target
+
+$(JAR): $(SOURCES) $(FATBINS)
+	$(MVN) -q -DskipTests package
+
+$(KDIR)/%.fatbin: kernels/%.cu $(KERNEL_HDRS)
+	@mkdir -p $(dir $@)
+	$(NVCC) -std=c++17 -O3 --fatbin $(NVCC_ARCHS) -Ikernels -o $@ $<
+
+$(NATIVE_LIB): $(NATIVE_SRC)
+	@mkdir -p $(dir $@)
+	@if [ -z "$(wildcard native/*.c)" ]; then touch $@; else \
+	  echo "cc: native/*.c -> $@"; \
+	  $(CC) -O3 -march=native -fPIC -shared -o $@ $(wildcard native/*.c) -lm || \
+	  { echo "make: native library not built (C compiler failed); the pure-Java CPU path is used"; rm -f $@; }; fi
+
+target/java-home:
+	@mkdir -p target && echo "$(JAVA_HOME)" > $@
