@@ -115,10 +115,10 @@ public final class GgufFile implements AutoCloseable {
         long kvCount = in.u64("metadata count");
         // Each metadata entry takes at least 13 bytes (key length, type, a 1-byte value), each tensor info 32.
         if (kvCount < 0 || kvCount > in.remaining() / 13) {
-            throw in.fail(16, "metadata count " + Long.toUnsignedString(kvCount) + " is impossible for a file of " + seg.byteSize() + " bytes");
+            throw in.fail(16, "metadata count " + Long.toUnsignedString(kvCount) + " cannot fit in a file of " + seg.byteSize() + " bytes (truncated or corrupt)");
         }
         if (tensorCount < 0 || tensorCount > in.remaining() / 32) {
-            throw in.fail(8, "tensor count " + Long.toUnsignedString(tensorCount) + " is impossible for a file of " + seg.byteSize() + " bytes");
+            throw in.fail(8, "tensor count " + Long.toUnsignedString(tensorCount) + " cannot fit in a file of " + seg.byteSize() + " bytes (truncated or corrupt)");
         }
 
         Metadata md = new Metadata(path.toString());
