@@ -1,0 +1,38 @@
+// A place to compute: memory (buffers, weights, KV cache), transfers, and the Ops that run there.
+package cria.backend;
+
+import cria.tensor.Tensor;
+
+/**
+ * A compute backend. It owns its memory: activation buffers, resident weights and KV caches are
+ * made by it and released when it closes. Data crosses to the host only through
+ * {@link #download}.
+ */
+public interface Backend extends AutoCloseable {
+
+    /** Short name: "ref", "cpu", "cuda". */
+    String name();
+
+    /** A one-line description for logs (device, threads, kernels in use). */
+    String describe();
+
+    Ops ops();
+
+    /** A buffer of rows × cols floats, zeroed. */
+    Buf allocate(String name, int rows, int cols);
+
+    /** Makes a tensor resident (zero copy on the CPU; uploaded once on a GPU). */
+    Weight weight(Tensor tensor);
+
+    /** A KV cache of this geometry in this backend's memory. */
+    KvCache kvCache(KvCache.Config config);
+
+    /** Copies rows [0, rows) of a buffer into {@code dst} (row-major). */
+    void download(Buf src, int rows, float[] dst);
+
+    /** Waits until all submitted work is done. */
+    default void sync() {}
+
+    @Override
+    void close();
+}

@@ -1,0 +1,218 @@
+// The paged KV cache: fixed-size pages from one pool, a page table per sequence; backends hold the memory.
+package cria.backend;
+
+import cria.CriaException;
+import java.util.Arrays;
+
+/**
+ * Keys and values of every layer for many sequences, in pages of {@link #pageSize()} positions
+ * taken from one pool. A sequence's page table maps its logical page i (positions
+ * {@code i*pageSize ..}) to a physical page. Memory layout (the same on every backend), for K
+ * and for V separately: element {@code ((layer * pages + page) * pageSize + slot) * kvDim + d}.
+ * Pages are reference-counted so that sequences may share the pages of a common prompt prefix.
+ * <p>Bookkeeping here is plain Java; subclasses own the storage (off-heap or device memory).
+ */
+public abstract class KvCache implements AutoCloseable {
+
+    /** Element type of the cache. */
+    public enum Type {
+        F16(2), F32(4);
+
+        private final int bytes;
+
+        Type(int bytes) {
+            this.bytes = bytes;
+        }
+
+        public int bytes() {
+            return bytes;
+        }
+    }
+
+    /** Geometry of a cache. {@code maxPositions} bounds one sequence (the context length). */
+    public record Config(int layers, int kvDim, Type type, int pageSize, int pages, int maxSequences, int maxPositions) {
+        public Config {
+            if (layers <= 0 || kvDim <= 0 || pageSize <= 0 || pages <= 0 || maxSequences <= 0 || maxPositions <= 0) {
+                throw new IllegalArgumentException("bad KV cache geometry: " + this);
+            }
+        }
+
+        /** Pages one sequence may need at most. */
+        public int maxPagesPerSequence() {
+            return (maxPositions + pageSize - 1) / pageSize;
+        }
+
+        /** Bytes of K plus V. */
+        public long bytes() {
+            return 2L * layers * pages * pageSize * kvDim * type.bytes();
+        }
+
+        /** A cache for one sequence of {@code ctx} positions. */
+        public static Config single(int layers, int kvDim, Type type, int ctx) {
+            int pageSize = Math.min(64, ctx);
+            return new Config(layers, kvDim, type, pageSize, (ctx + pageSize - 1) / pageSize, 1, ctx);
+        }
+    }
+
+    protected final Config config;
+    private final int[] freeStack;
+    private int freeTop;
+    private final int[] refCount;
+    private final int[] table;
+    private final int[] pagesHeld;
+    private final boolean[] live;
+    private long version;
+
+    protected KvCache(Config config) {
+        this.config = config;
+        this.freeStack = new int[config.pages()];
+        for (int i = 0; i < config.pages(); i++) {
+            freeStack[i] = config.pages() - 1 - i;
+        }
+        this.freeTop = config.pages();
+        this.refCount = new int[config.pages()];
+        this.table = new int[config.maxSequences() * config.maxPagesPerSequence()];
+        this.pagesHeld = new int[config.maxSequences()];
+        this.live = new boolean[config.maxSequences()];
+    }
+
+    public Config config() {
+        return config;
+    }
+
+    public int pageSize() {
+        return config.pageSize();
+    }
+
+    public int kvDim() {
+        return config.kvDim();
+    }
+
+    /** Pages not held by any sequence. */
+    public int freePages() {
+        return freeTop;
+    }
+
+    /** Pages needed to hold {@code positions} positions. */
+    public int pagesFor(int positions) {
+        return (positions + config.pageSize() - 1) / config.pageSize();
+    }
+
+    /** Opens a sequence; returns its id. */
+    public int newSequence() {
+        for (int s = 0; s < live.length; s++) {
+            if (!live[s]) {
+                live[s] = true;
+                pagesHeld[s] = 0;
+                return s;
+            }
+        }
+        throw new IllegalStateException("all " + live.length + " sequences of the KV cache are in use");
+    }
+
+    /** Releases a sequence and the pages only it held. */
+    public void freeSequence(int seq) {
+        truncate(seq, 0);
+        live[seq] = false;
+    }
+
+    /** Number of positions a sequence can hold without taking more pages. */
+    public int capacity(int seq) {
+        return pagesHeld[seq] * config.pageSize();
+    }
+
+    /** True when {@link #reserve} of {@code positions} for {@code seq} would succeed. */
+    public boolean canReserve(int seq, int positions) {
+        return positions <= config.maxPositions() && pagesFor(positions) - pagesHeld[seq] <= freeTop;
+    }
+
+    /**
+     * Makes sure the sequence has pages for positions {@code [0, positions)}.
+     *
+     * @throws CriaException when the context length is exceeded or the pool is out of pages
+     */
+    public void reserve(int seq, int positions) {
+        if (positions > config.maxPositions()) {
+            throw new CriaException("context full: " + positions + " positions needed but the context holds "
+                    + config.maxPositions() + "; raise --ctx or shorten the prompt");
+        }
+        int need = pagesFor(positions);
+        if (need - pagesHeld[seq] > freeTop) {
+            throw new CriaException("KV cache out of pages: sequence needs " + need + " pages, " + freeTop
+                    + " free of " + config.pages() + "; lower --parallel or raise the cache size");
+        }
+        int base = seq * config.maxPagesPerSequence();
+        while (pagesHeld[seq] < need) {
+            int p = freeStack[--freeTop];
+            refCount[p] = 1;
+            table[base + pagesHeld[seq]++] = p;
+        }
+        version++;
+    }
+
+    /** Keeps only positions {@code [0, positions)}, returning whole pages beyond to the pool. */
+    public void truncate(int seq, int positions) {
+        int keep = pagesFor(positions);
+        int base = seq * config.maxPagesPerSequence();
+        while (pagesHeld[seq] > keep) {
+            int p = table[base + --pagesHeld[seq]];
+            if (--refCount[p] == 0) {
+                freeStack[freeTop++] = p;
+            }
+        }
+        version++;
+    }
+
+    /**
+     * Makes {@code dst} (an empty sequence) start with the first {@code pages} pages of {@code src},
+     * shared, not copied. Writes into a shared page must not happen: share only full pages of a
+     * common prefix.
+     */
+    public void sharePrefix(int src, int dst, int pages) {
+        if (pagesHeld[dst] != 0 || pages > pagesHeld[src]) {
+            throw new IllegalStateException("cannot share " + pages + " pages");
+        }
+        int sb = src * config.maxPagesPerSequence();
+        int db = dst * config.maxPagesPerSequence();
+        for (int i = 0; i < pages; i++) {
+            int p = table[sb + i];
+            refCount[p]++;
+            table[db + i] = p;
+        }
+        pagesHeld[dst] = pages;
+        version++;
+    }
+
+    /** Physical page holding position {@code pos} of {@code seq}. */
+    public int page(int seq, int pos) {
+        return table[seq * config.maxPagesPerSequence() + pos / config.pageSize()];
+    }
+
+    /** The flat page table: sequence s's pages at {@code [s * maxPagesPerSequence, ...)}. */
+    public int[] pageTable() {
+        return table;
+    }
+
+    /** Changes whenever a page table changes (backends that mirror it on a device re-upload then). */
+    public long version() {
+        return version;
+    }
+
+    /** Element index of (layer, page, slot, 0) in the K or V storage. */
+    public long index(int layer, int page, int slot) {
+        return (((long) layer * config.pages() + page) * config.pageSize() + slot) * config.kvDim();
+    }
+
+    /** Element index of position {@code pos} of {@code seq} in {@code layer}. */
+    public long positionIndex(int layer, int seq, int pos) {
+        return index(layer, page(seq, pos), pos % config.pageSize());
+    }
+
+    @Override
+    public String toString() {
+        return "KvCache" + config + " free=" + freeTop + " held=" + Arrays.toString(pagesHeld);
+    }
+
+    @Override
+    public abstract void close();
+}

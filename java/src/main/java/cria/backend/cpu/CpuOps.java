@@ -1,0 +1,313 @@
+// The CPU implementation of every op: work split over the pool by rows, Vector API inner loops.
+package cria.backend.cpu;
+
+import cria.backend.Batch;
+import cria.backend.Buf;
+import cria.backend.HostBuf;
+import cria.backend.HostKvCache;
+import cria.backend.KvCache;
+import cria.backend.Ops;
+import cria.backend.Rope;
+import cria.backend.Weight;
+import cria.gguf.GgmlType;
+import cria.tensor.Codec;
+import cria.tensor.Codecs;
+import cria.tensor.Half;
+import cria.tensor.Tensor;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+
+/**
+ * Correct, parallel, allocation-free (after warm-up) CPU ops. Matrix products split output rows
+ * over threads; each thread decodes a weight row once into its own scratch and reuses it for
+ * every input row of the batch. Attention splits (entry, head) pairs.
+ */
+final class CpuOps implements Ops {
+    private static final ValueLayout.OfFloat FLOAT = ValueLayout.JAVA_FLOAT;
+
+    private final WorkerPool pool;
+    private final float[][] rowScratch;
+    private final float[][] scoreScratch;
+    private double[] invFreq = new double[0];
+    private Rope lastRope;
+
+    CpuOps(WorkerPool pool) {
+        this.pool = pool;
+        this.rowScratch = new float[pool.threads()][0];
+        this.scoreScratch = new float[pool.threads()][0];
+    }
+
+    private float[] row(int t, int n) {
+        if (rowScratch[t].length < n) {
+            rowScratch[t] = new float[n];
+        }
+        return rowScratch[t];
+    }
+
+    private float[] scores(int t, int n) {
+        if (scoreScratch[t].length < n) {
+            scoreScratch[t] = new float[Math.max(n, 256)];
+        }
+        return scoreScratch[t];
+    }
+
+    @Override
+    public void embed(Weight table, Batch batch, Buf x) {
+        HostBuf out = (HostBuf) x;
+        Tensor t = table.tensor();
+        int n = batch.size();
+        for (int i = 0; i < n; i++) {
+            int tok = batch.token(i);
+            if (tok < 0 || tok >= t.rows()) {
+                throw new IllegalArgumentException("token id " + tok + " outside the vocabulary of " + t.rows());
+            }
+        }
+        pool.run((th, nt) -> {
+            float[] r = row(th, t.rowLength());
+            for (int i = WorkerPool.split(n, th, nt); i < WorkerPool.split(n, th + 1, nt); i++) {
+                t.dequantizeRow(batch.token(i), r, 0);
+                MemorySegment.copy(r, 0, out.segment(), FLOAT, out.rowOffset(i), out.cols());
+            }
+        });
+    }
+
+    @Override
+    public void rmsnorm(Buf xb, Weight w, float eps, int n, Buf outb) {
+        HostBuf x = (HostBuf) xb;
+        HostBuf out = (HostBuf) outb;
+        Tensor g = w.tensor();
+        int d = x.cols();
+        pool.run((th, nt) -> {
+            float[] gr = row(th, d);
+            g.dequantizeRow(0, gr, 0);
+            for (int i = WorkerPool.split(n, th, nt); i < WorkerPool.split(n, th + 1, nt); i++) {
+                long off = x.rowOffset(i);
+                float scale = (float) (1.0 / Math.sqrt(Simd.sumSquares(x.segment(), off, d) / d + eps));
+                long oo = out.rowOffset(i);
+                for (int c = 0; c < d; c++) {
+                    out.segment().set(FLOAT, oo + 4L * c, x.segment().get(FLOAT, off + 4L * c) * scale * gr[c]);
+                }
+            }
+        });
+    }
+
+    @Override
+    public void matmul(Buf xb, int n, Weight[] ws, Buf[] outs) {
+        HostBuf x = (HostBuf) xb;
+        int total = 0;
+        for (Weight w : ws) {
+            total += w.rows();
+        }
+        int allRows = total;
+        pool.run((th, nt) -> {
+            int from = WorkerPool.split(allRows, th, nt);
+            int to = WorkerPool.split(allRows, th + 1, nt);
+            int base = 0;
+            for (int j = 0; j < ws.length && from < to; j++) {
+                Tensor t = ws[j].tensor();
+                int rows = Math.toIntExact(t.rows());
+                int lo = Math.max(from, base) - base;
+                int hi = Math.min(to, base + rows) - base;
+                if (lo < hi) {
+                    rows(t, x, n, (HostBuf) outs[j], lo, hi, th);
+                }
+                base += rows;
+            }
+        });
+    }
+
+    /** Output rows [lo, hi) of one weight for n inputs. */
+    private void rows(Tensor t, HostBuf x, int n, HostBuf out, int lo, int hi, int th) {
+        int in = t.rowLength();
+        MemorySegment xs = x.segment();
+        MemorySegment os = out.segment();
+        if (t.type() == GgmlType.F32) {
+            MemorySegment data = t.data();
+            long rb = t.rowBytes();
+            for (int o = lo; o < hi; o++) {
+                for (int i = 0; i < n; i++) {
+                    os.set(FLOAT, out.rowOffset(i) + 4L * o, Simd.dot(data, o * rb, xs, x.rowOffset(i), in));
+                }
+            }
+            return;
+        }
+        Codec codec = Codecs.of(t.type());
+        float[] r = row(th, in);
+        long rb = t.rowBytes();
+        for (int o = lo; o < hi; o++) {
+            codec.dequantize(t.data(), o * rb, r, 0, in);
+            for (int i = 0; i < n; i++) {
+                os.set(FLOAT, out.rowOffset(i) + 4L * o, Simd.dot(r, xs, x.rowOffset(i), in));
+            }
+        }
+    }
+
+    @Override
+    public void rope(Buf qb, Buf kb, int headDim, Batch batch, Rope rope) {
+        if (rope != lastRope) {
+            invFreq = rope.inverseFrequencies();
+            lastRope = rope;
+        }
+        double[] inv = invFreq;
+        HostBuf q = (HostBuf) qb;
+        HostBuf k = (HostBuf) kb;
+        int n = batch.size();
+        int half = rope.dims() / 2;
+        pool.run((th, nt) -> {
+            float[] cs = row(th, 2 * half);
+            for (int i = WorkerPool.split(n, th, nt); i < WorkerPool.split(n, th + 1, nt); i++) {
+                int pos = batch.position(i);
+                for (int p = 0; p < half; p++) {
+                    double theta = pos * inv[p];
+                    cs[2 * p] = (float) Math.cos(theta);
+                    cs[2 * p + 1] = (float) Math.sin(theta);
+                }
+                rotate(q, i, headDim, rope, cs);
+                rotate(k, i, headDim, rope, cs);
+            }
+        });
+    }
+
+    private static void rotate(HostBuf x, int i, int headDim, Rope rope, float[] cs) {
+        MemorySegment s = x.segment();
+        long row = x.rowOffset(i);
+        int heads = x.cols() / headDim;
+        int half = rope.dims() / 2;
+        for (int h = 0; h < heads; h++) {
+            long base = row + 4L * h * headDim;
+            for (int p = 0; p < half; p++) {
+                long a = base + 4L * (rope.neox() ? p : 2 * p);
+                long b = base + 4L * (rope.neox() ? p + half : 2 * p + 1);
+                float x0 = s.get(FLOAT, a);
+                float x1 = s.get(FLOAT, b);
+                float c = cs[2 * p];
+                float sn = cs[2 * p + 1];
+                s.set(FLOAT, a, x0 * c - x1 * sn);
+                s.set(FLOAT, b, x0 * sn + x1 * c);
+            }
+        }
+    }
+
+    @Override
+    public void storeKv(KvCache cache, int layer, Buf kb, Buf vb, Batch batch) {
+        HostKvCache c = (HostKvCache) cache;
+        HostBuf k = (HostBuf) kb;
+        HostBuf v = (HostBuf) vb;
+        boolean f16 = c.config().type() == KvCache.Type.F16;
+        int d = c.kvDim();
+        int n = batch.size();
+        pool.run((th, nt) -> {
+            for (int i = WorkerPool.split(n, th, nt); i < WorkerPool.split(n, th + 1, nt); i++) {
+                long at = c.positionIndex(layer, batch.sequence(i), batch.position(i));
+                store(k.segment(), k.rowOffset(i), c.keys(), at, d, f16);
+                store(v.segment(), v.rowOffset(i), c.values(), at, d, f16);
+            }
+        });
+    }
+
+    private static void store(MemorySegment src, long off, MemorySegment dst, long idx, int d, boolean f16) {
+        if (f16) {
+            for (int j = 0; j < d; j++) {
+                dst.setAtIndex(ValueLayout.JAVA_SHORT, idx + j, Half.floatToF16(src.get(FLOAT, off + 4L * j)));
+            }
+        } else {
+            MemorySegment.copy(src, off, dst, idx * 4, 4L * d);
+        }
+    }
+
+    @Override
+    public void attention(Buf qb, KvCache cache, int layer, int heads, int kvHeads, int headDim, Batch batch, Buf outb) {
+        HostKvCache c = (HostKvCache) cache;
+        HostBuf q = (HostBuf) qb;
+        HostBuf out = (HostBuf) outb;
+        boolean f16 = c.config().type() == KvCache.Type.F16;
+        int group = heads / kvHeads;
+        float scale = (float) (1.0 / Math.sqrt(headDim));
+        int items = batch.size() * heads;
+        int pageSize = c.pageSize();
+        pool.run((th, nt) -> {
+            float[] qv = row(th, headDim * 2);
+            for (int it = WorkerPool.split(items, th, nt); it < WorkerPool.split(items, th + 1, nt); it++) {
+                int i = it / heads;
+                int h = it % heads;
+                int seq = batch.sequence(i);
+                int len = batch.position(i) + 1;
+                float[] sc = scores(th, len);
+                MemorySegment.copy(q.segment(), FLOAT, q.rowOffset(i) + 4L * h * headDim, qv, 0, headDim);
+                int kvOff = (h / group) * headDim;
+                float max = Float.NEGATIVE_INFINITY;
+                for (int t = 0; t < len; t++) {
+                    long at = c.index(layer, c.page(seq, t), t % pageSize) + kvOff;
+                    float dot = f16 ? dotF16(qv, c.keys(), at, headDim) : Simd.dot(qv, c.keys(), at * 4, headDim);
+                    sc[t] = dot * scale;
+                    max = Math.max(max, sc[t]);
+                }
+                float sum = 0;
+                for (int t = 0; t < len; t++) {
+                    sc[t] = (float) Math.exp(sc[t] - max);
+                    sum += sc[t];
+                }
+                float inv = 1f / sum;
+                float[] acc = qv;
+                java.util.Arrays.fill(acc, headDim, 2 * headDim, 0f);
+                for (int t = 0; t < len; t++) {
+                    long at = c.index(layer, c.page(seq, t), t % pageSize) + kvOff;
+                    float p = sc[t] * inv;
+                    for (int d = 0; d < headDim; d++) {
+                        float val = f16 ? Half.f16ToFloat(c.values().getAtIndex(ValueLayout.JAVA_SHORT, at + d))
+                                : c.values().getAtIndex(FLOAT, at + d);
+                        acc[headDim + d] += p * val;
+                    }
+                }
+                MemorySegment.copy(acc, headDim, out.segment(), FLOAT, out.rowOffset(i) + 4L * h * headDim, headDim);
+            }
+        });
+    }
+
+    private static float dotF16(float[] q, MemorySegment k, long idx, int n) {
+        float s = 0;
+        for (int d = 0; d < n; d++) {
+            s += q[d] * Half.f16ToFloat(k.getAtIndex(ValueLayout.JAVA_SHORT, idx + d));
+        }
+        return s;
+    }
+
+    @Override
+    public void swiglu(Buf ab, Buf bb, int n) {
+        HostBuf a = (HostBuf) ab;
+        HostBuf b = (HostBuf) bb;
+        int cols = a.cols();
+        pool.run((th, nt) -> {
+            long total = (long) n * cols;
+            long from = total * th / nt;
+            long to = total * (th + 1) / nt;
+            MemorySegment as = a.segment();
+            MemorySegment bs = b.segment();
+            for (long e = from; e < to; e++) {
+                float g = as.getAtIndex(FLOAT, e);
+                as.setAtIndex(FLOAT, e, g / (1f + (float) Math.exp(-g)) * bs.getAtIndex(FLOAT, e));
+            }
+        });
+    }
+
+    @Override
+    public void add(Buf xb, Buf yb, int n) {
+        HostBuf x = (HostBuf) xb;
+        HostBuf y = (HostBuf) yb;
+        long total = (long) n * x.cols();
+        MemorySegment xs = x.segment();
+        MemorySegment ys = y.segment();
+        for (long e = 0; e < total; e++) {
+            xs.setAtIndex(FLOAT, e, xs.getAtIndex(FLOAT, e) + ys.getAtIndex(FLOAT, e));
+        }
+    }
+
+    @Override
+    public void gather(Buf xb, int[] rows, int m, Buf outb) {
+        HostBuf x = (HostBuf) xb;
+        HostBuf out = (HostBuf) outb;
+        for (int j = 0; j < m; j++) {
+            MemorySegment.copy(x.segment(), x.rowOffset(rows[j]), out.segment(), out.rowOffset(j), 4L * x.cols());
+        }
+    }
+}

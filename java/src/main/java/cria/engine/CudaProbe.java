@@ -1,0 +1,45 @@
+// Finds out, without loading JCuda, whether a CUDA device could be used here, and says why not.
+package cria.engine;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+
+/** Cheap checks for a CUDA driver and device before any native library is touched. */
+final class CudaProbe {
+    private CudaProbe() {}
+
+    private static final String[] DRIVER_DIRS = {
+        "/usr/lib/x86_64-linux-gnu", "/usr/lib64", "/usr/lib", "/usr/local/nvidia/lib64", "/usr/local/cuda/lib64",
+        "/usr/local/cuda/compat", "/usr/lib/wsl/lib",
+    };
+
+    /** Null when a driver and a device node are present; else the reason in a few words. */
+    static String whyUnavailable() {
+        boolean driver = false;
+        for (String d : DRIVER_DIRS) {
+            if (Files.exists(Path.of(d, "libcuda.so.1"))) {
+                driver = true;
+                break;
+            }
+        }
+        String ld = System.getenv("LD_LIBRARY_PATH");
+        if (!driver && ld != null) {
+            for (String d : ld.split(":")) {
+                if (!d.isEmpty() && Files.exists(Path.of(d, "libcuda.so.1"))) {
+                    driver = true;
+                }
+            }
+        }
+        boolean device = Files.exists(Path.of("/dev/nvidia0")) || Files.exists(Path.of("/dev/dxg"));
+        if (!driver && !device) {
+            return "no NVIDIA GPU or CUDA driver on this host";
+        }
+        if (!driver) {
+            return "an NVIDIA device is present but the CUDA driver (libcuda.so.1) is not installed";
+        }
+        if (!device) {
+            return "the CUDA driver is installed but no NVIDIA device is visible (/dev/nvidia0 missing)";
+        }
+        return "the CUDA backend is not built into this version of Cria";
+    }
+}

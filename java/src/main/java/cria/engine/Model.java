@@ -1,0 +1,110 @@
+// A loaded model: the mapped GGUF file, its configuration, its weights resident in a backend.
+package cria.engine;
+
+import cria.CriaException;
+import cria.backend.Backend;
+import cria.gguf.GgufFile;
+import cria.gguf.GgufTensorInfo;
+import cria.model.Llama;
+import cria.model.LlamaConfig;
+import cria.model.LlamaWeights;
+import java.io.PrintStream;
+import java.lang.management.ManagementFactory;
+import java.nio.file.Path;
+
+/**
+ * A Llama-family GGUF model, ready to run. Loading maps the file (no copy, no heap) and makes
+ * the weights resident in the chosen backend. Open {@link Session}s to evaluate and generate;
+ * close the model when done (sessions first).
+ *
+ * <pre>{@code
+ * try (Model model = Model.load(Path.of("model.gguf"), ModelOptions.defaults());
+ *      Session session = model.newSession(SessionOptions.defaults())) {
+ *     float[] logits = session.eval(new int[] {1, 403, 407});
+ * }
+ * }</pre>
+ */
+public final class Model implements AutoCloseable {
+    private final GgufFile file;
+    private final LlamaConfig config;
+    private final Backend backend;
+    private final Llama llama;
+
+    private Model(GgufFile file, LlamaConfig config, Backend backend, Llama llama) {
+        this.file = file;
+        this.config = config;
+        this.backend = backend;
+        this.llama = llama;
+    }
+
+    /**
+     * Loads a model.
+     *
+     * @throws CriaException when the file is missing, corrupt, not a supported model, or too large
+     */
+    public static Model load(Path path, ModelOptions options) {
+        return load(path, options, null);
+    }
+
+    /** Loads a model, logging backend choice and details to {@code log} (may be null). */
+    public static Model load(Path path, ModelOptions options, PrintStream log) {
+        GgufFile file = GgufFile.open(path);
+        Backend backend = null;
+        try {
+            GgufTensorInfo emb = file.tensor("token_embd.weight");
+            int vocabRows = emb == null ? 0 : (int) Math.min(Integer.MAX_VALUE, emb.rows());
+            LlamaConfig config = LlamaConfig.from(file.metadata(), vocabRows);
+            checkMemory(file);
+            backend = Backends.create(options.backend(), options.threads(), log);
+            LlamaWeights weights = LlamaWeights.load(file, config, backend);
+            if (log != null && options.verbose()) {
+                log.println("cria: " + config.summary() + "; backend " + backend.describe());
+            }
+            return new Model(file, config, backend, new Llama(config, weights, backend));
+        } catch (RuntimeException | Error e) {
+            if (backend != null) {
+                backend.close();
+            }
+            file.close();
+            throw e;
+        }
+    }
+
+    private static void checkMemory(GgufFile file) {
+        if (ManagementFactory.getOperatingSystemMXBean() instanceof com.sun.management.OperatingSystemMXBean os) {
+            long total = os.getTotalMemorySize();
+            if (total > 0 && file.fileSize() > total) {
+                throw new CriaException(file.path() + ": the model takes " + (file.fileSize() >> 20) + " MiB but this machine has "
+                        + (total >> 20) + " MiB of memory; use a smaller or more strongly quantized model");
+            }
+        }
+    }
+
+    public LlamaConfig config() {
+        return config;
+    }
+
+    public GgufFile file() {
+        return file;
+    }
+
+    public Backend backend() {
+        return backend;
+    }
+
+    /** The model graph (for engine internals and tests). */
+    public Llama llama() {
+        return llama;
+    }
+
+    /** Opens a session (its own KV cache and activations). */
+    public Session newSession(SessionOptions options) {
+        return new Session(this, options);
+    }
+
+    @Override
+    public void close() {
+        backend.close();
+        file.close();
+    }
+}

@@ -1,0 +1,165 @@
+// The Llama forward pass, written once against Ops: a batch of (token, position, sequence) entries in, logits out.
+package cria.model;
+
+import cria.backend.Backend;
+import cria.backend.Batch;
+import cria.backend.Buf;
+import cria.backend.KvCache;
+import cria.backend.Ops;
+import cria.backend.Rope;
+import cria.backend.Weight;
+
+/**
+ * A Llama-family model resident in a backend. {@link #forward} is the whole graph, straight
+ * line, in the spirit of llama2.c's {@code forward}: it never knows which backend runs it.
+ * Sessions own their {@link Scratch} (activations, sized once) and {@link KvCache}.
+ */
+public final class Llama {
+    private final LlamaConfig c;
+    private final LlamaWeights w;
+    private final Backend backend;
+    private final Ops ops;
+    private final Rope rope;
+    private final Weight[][] qkv;
+    private final Weight[][] gateUp;
+    private final Weight[][] wo;
+    private final Weight[][] down;
+    private final Weight[] output;
+
+    public Llama(LlamaConfig config, LlamaWeights weights, Backend backend) {
+        this.c = config;
+        this.w = weights;
+        this.backend = backend;
+        this.ops = backend.ops();
+        this.rope = new Rope(config.ropeDims(), config.ropeBase(), config.ropeFreqScale(), weights.ropeFactors, config.ropeNeox());
+        this.qkv = new Weight[c.layers()][];
+        this.gateUp = new Weight[c.layers()][];
+        this.wo = new Weight[c.layers()][];
+        this.down = new Weight[c.layers()][];
+        this.output = new Weight[] {weights.output};
+        for (int l = 0; l < c.layers(); l++) {
+            qkv[l] = new Weight[] {w.wq[l], w.wk[l], w.wv[l]};
+            gateUp[l] = new Weight[] {w.gate[l], w.up[l]};
+            wo[l] = new Weight[] {w.wo[l]};
+            down[l] = new Weight[] {w.down[l]};
+        }
+    }
+
+    public LlamaConfig config() {
+        return c;
+    }
+
+    public Backend backend() {
+        return backend;
+    }
+
+    public LlamaWeights weights() {
+        return w;
+    }
+
+    /** Activation buffers of one session: up to {@code maxBatch} entries per step, {@code maxLogits} logits rows. */
+    public final class Scratch {
+        final int maxBatch;
+        final int maxLogits;
+        final Buf x;        // [B, dim]     residual stream
+        final Buf xb;       // [B, dim]     normed input of a block
+        final Buf xb2;      // [B, dim]     block output before the residual add
+        final Buf q;        // [B, heads * headDim]
+        final Buf k;        // [B, kvHeads * headDim]
+        final Buf v;        // [B, kvHeads * headDim]
+        final Buf att;      // [B, heads * headDim]  attention output
+        final Buf hb;       // [B, ffn]     gate, then silu(gate) * up
+        final Buf hb2;      // [B, ffn]     up
+        final Buf xl;       // [Lg, dim]    rows that want logits
+        final Buf logits;   // [Lg, vocab]
+        final Buf[] qkvOut;
+        final Buf[] gateUpOut;
+        final Buf[] xb2Out;
+        final Buf[] logitsOut;
+        final int[] logitRows;
+
+        Scratch(int maxBatch, int maxLogits) {
+            this.maxBatch = maxBatch;
+            this.maxLogits = maxLogits;
+            x = backend.allocate("x", maxBatch, c.dim());
+            xb = backend.allocate("xb", maxBatch, c.dim());
+            xb2 = backend.allocate("xb2", maxBatch, c.dim());
+            q = backend.allocate("q", maxBatch, c.qDim());
+            k = backend.allocate("k", maxBatch, c.kvDim());
+            v = backend.allocate("v", maxBatch, c.kvDim());
+            att = backend.allocate("att", maxBatch, c.qDim());
+            hb = backend.allocate("hb", maxBatch, c.ffn());
+            hb2 = backend.allocate("hb2", maxBatch, c.ffn());
+            xl = backend.allocate("xl", maxLogits, c.dim());
+            logits = backend.allocate("logits", maxLogits, c.vocab());
+            qkvOut = new Buf[] {q, k, v};
+            gateUpOut = new Buf[] {hb, hb2};
+            xb2Out = new Buf[] {xb2};
+            logitsOut = new Buf[] {logits};
+            logitRows = new int[maxBatch];
+        }
+
+        /** The logits buffer: row j belongs to the batch's j-th entry that wanted logits. */
+        public Buf logits() {
+            return logits;
+        }
+
+        public int maxBatch() {
+            return maxBatch;
+        }
+
+        public int maxLogits() {
+            return maxLogits;
+        }
+    }
+
+    /** Buffers for a session that runs up to {@code maxBatch} entries per step and wants up to {@code maxLogits} logits rows. */
+    public Scratch newScratch(int maxBatch, int maxLogits) {
+        return new Scratch(maxBatch, Math.max(1, maxLogits));
+    }
+
+    /** Bytes of activations a scratch of this size takes (for memory checks before allocating). */
+    public long scratchBytes(int maxBatch, int maxLogits) {
+        long perRow = 3L * c.dim() + 2L * c.qDim() + 2L * c.kvDim() + 2L * c.ffn();
+        return 4L * (perRow * maxBatch + (long) maxLogits * (c.dim() + c.vocab()));
+    }
+
+    /**
+     * Runs the batch through the model. The cache must already hold pages for every entry's
+     * position ({@link KvCache#reserve}). Afterwards {@code s.logits()} row j holds the logits of
+     * the batch's j-th entry that asked for them.
+     */
+    public void forward(Batch batch, KvCache cache, Scratch s) {
+        int n = batch.size();
+        if (n > s.maxBatch || batch.logitCount() > s.maxLogits) {
+            throw new IllegalArgumentException("batch of " + n + " entries / " + batch.logitCount()
+                    + " logits exceeds the scratch (" + s.maxBatch + " / " + s.maxLogits + ")");
+        }
+        float eps = c.rmsEps();
+        ops.embed(w.tokenEmbedding, batch, s.x);                                  // x[n, dim]
+        for (int l = 0; l < c.layers(); l++) {
+            // attention block
+            ops.rmsnorm(s.x, w.attnNorm[l], eps, n, s.xb);                         // xb[n, dim]
+            ops.matmul(s.xb, n, qkv[l], s.qkvOut);                                 // q[n, qDim], k, v[n, kvDim]
+            ops.rope(s.q, s.k, c.headDim(), batch, rope);                          // q, k rotated in place
+            ops.storeKv(cache, l, s.k, s.v, batch);                                // cache[l][seq][pos] = k, v
+            ops.attention(s.q, cache, l, c.heads(), c.kvHeads(), c.headDim(), batch, s.att); // att[n, qDim]
+            ops.matmul(s.att, n, wo[l], s.xb2Out);                                 // xb2[n, dim]
+            ops.add(s.x, s.xb2, n);                                                // x += attention
+            // feed-forward block
+            ops.rmsnorm(s.x, w.ffnNorm[l], eps, n, s.xb);                          // xb[n, dim]
+            ops.matmul(s.xb, n, gateUp[l], s.gateUpOut);                           // hb, hb2[n, ffn]
+            ops.swiglu(s.hb, s.hb2, n);                                            // hb = silu(hb) * hb2
+            ops.matmul(s.hb, n, down[l], s.xb2Out);                                // xb2[n, dim]
+            ops.add(s.x, s.xb2, n);                                                // x += ffn
+        }
+        int m = batch.logitCount();
+        if (m == 0) {
+            return;
+        }
+        System.arraycopy(batch.logitEntries(), 0, s.logitRows, 0, m);
+        ops.gather(s.x, s.logitRows, m, s.xl);                                     // xl[m, dim]
+        ops.rmsnorm(s.xl, w.outputNorm, eps, m, s.xl);                             // xl[m, dim]
+        ops.matmul(s.xl, m, output, s.logitsOut);                                  // logits[m, vocab]
+    }
+}
