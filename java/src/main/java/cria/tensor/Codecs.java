@@ -14,6 +14,19 @@ public final class Codecs {
         register(new F32Codec());
         register(new F16Codec());
         register(new BF16Codec());
+        register(new Q4_0Codec());
+        register(new Q4_1Codec());
+        register(new Q5_0Codec());
+        register(new Q5_1Codec());
+        register(new Q8_0Codec());
+        register(new Q2_KCodec());
+        register(new Q3_KCodec());
+        register(new Q4_KCodec());
+        register(new Q5_KCodec());
+        register(new Q6_KCodec());
+        register(new Q8_KCodec());
+        register(new IQ4_NLCodec());
+        register(new IQ4_XSCodec());
     }
 
     private Codecs() {}
