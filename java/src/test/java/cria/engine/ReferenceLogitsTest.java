@@ -43,10 +43,6 @@ class ReferenceLogitsTest {
     static void check(String m, String backend) throws Exception {
         Path dir = SharedData.require();
         ReferenceLogits ref = ReferenceLogits.read(dir.resolve("reference"), m);
-        // MERGE-GATE: removed once every codec has landed (all shared models must run).
-        try (cria.gguf.GgufFile f = cria.gguf.GgufFile.open(dir.resolve("models/" + m + ".gguf"))) {
-            org.junit.jupiter.api.Assumptions.assumeTrue(f.tensors().stream().allMatch(t -> cria.tensor.Codecs.supports(t.type())), "codec pending");
-        }
         try (Model model = Model.load(dir.resolve("models/" + m + ".gguf"), ModelOptions.defaults().withBackend(backend).withThreads(2));
              Session s = model.newSession(SessionOptions.defaults().withAllLogits(true).withContextLength(64))) {
             double tol = ReferenceLogits.tolerance(m);

@@ -1,0 +1,184 @@
+// Picks the next token from logits: penalties, top-k, top-p, min-p, temperature, seeded draw; allocation-free per token.
+package cria.sample;
+
+import java.util.Arrays;
+import java.util.SplittableRandom;
+
+/**
+ * A stateful sampler for one sequence: it remembers the tokens it has seen (for the penalties)
+ * and owns its random stream, so the same seed and the same logits give the same tokens. All
+ * work arrays are sized once for the vocabulary.
+ */
+public final class Sampler {
+    private final SamplerParams p;
+    private final int vocab;
+    private final SplittableRandom random;
+    private final int[] history;
+    private int historyLen;
+    private long seen;
+    private final int[] counts;
+    private final float[] work;
+    private final long[] order;
+    private final int[] candidates;
+    private final float[] probs;
+
+    public Sampler(SamplerParams params, int vocab) {
+        this.p = params.validate();
+        this.vocab = vocab;
+        this.random = new SplittableRandom(params.seed());
+        int window = params.repeatLastN() < 0 ? 1 << 16 : Math.max(params.repeatLastN(), 1);
+        this.history = new int[window];
+        this.counts = new int[vocab];
+        this.work = new float[vocab];
+        this.order = new long[vocab];
+        this.candidates = new int[vocab];
+        this.probs = new float[vocab];
+    }
+
+    public SamplerParams params() {
+        return p;
+    }
+
+    /** Records a token (prompt or generated) for the penalties. */
+    public void accept(int token) {
+        if (p.repeatLastN() == 0) {
+            return;
+        }
+        history[(int) (seen % history.length)] = token;
+        seen++;
+        historyLen = (int) Math.min(seen, history.length);
+    }
+
+    /** Forgets the history (a new sequence). The random stream continues. */
+    public void reset() {
+        seen = 0;
+        historyLen = 0;
+    }
+
+    /** Chooses a token from {@code logits} (not modified). */
+    public int sample(float[] logits) {
+        if (logits.length < vocab) {
+            throw new IllegalArgumentException("logits has " + logits.length + " entries, vocabulary " + vocab);
+        }
+        float[] l = work;
+        System.arraycopy(logits, 0, l, 0, vocab);
+        applyPenalties(l);
+        if (p.isGreedy()) {
+            return argmax(l);
+        }
+        int n = sortedCandidates(l);
+        // top-p on the untempered distribution: smallest prefix reaching p
+        double max = l[candidates[0]];
+        double sum = 0;
+        for (int i = 0; i < n; i++) {
+            double e = Math.exp(l[candidates[i]] - max);
+            probs[i] = (float) e;
+            sum += e;
+        }
+        if (p.topP() < 1) {
+            double cum = 0;
+            int keep = n;
+            for (int i = 0; i < n; i++) {
+                cum += probs[i] / sum;
+                if (cum >= p.topP()) {
+                    keep = i + 1;
+                    break;
+                }
+            }
+            n = keep;
+        }
+        // min-p: keep logits within log(minP) of the best
+        if (p.minP() > 0) {
+            double floor = max + Math.log(p.minP());
+            int keep = 1;
+            while (keep < n && l[candidates[keep]] >= floor) {
+                keep++;
+            }
+            n = keep;
+        }
+        // temperature, softmax, draw
+        double t = p.temperature();
+        double total = 0;
+        for (int i = 0; i < n; i++) {
+            double e = Math.exp((l[candidates[i]] - max) / t);
+            probs[i] = (float) e;
+            total += e;
+        }
+        double r = random.nextDouble() * total;
+        double cum = 0;
+        for (int i = 0; i < n; i++) {
+            cum += probs[i];
+            if (r < cum) {
+                return candidates[i];
+            }
+        }
+        return candidates[n - 1];
+    }
+
+    /** Fills {@link #candidates} with token ids by descending logit (top-k of them when set); returns the count. */
+    private int sortedCandidates(float[] l) {
+        int k = p.topK() > 0 ? Math.min(p.topK(), vocab) : vocab;
+        if (k <= 64) {
+            // partial insertion sort keeps the k best without sorting the whole vocabulary
+            int n = 0;
+            for (int id = 0; id < vocab; id++) {
+                float v = l[id];
+                if (n == k && v <= l[candidates[n - 1]]) {
+                    continue;
+                }
+                int j = n < k ? n++ : n - 1;
+                while (j > 0 && l[candidates[j - 1]] < v) {
+                    candidates[j] = candidates[j - 1];
+                    j--;
+                }
+                candidates[j] = id;
+            }
+            return n;
+        }
+        for (int id = 0; id < vocab; id++) {
+            // sortable key: flip the float so larger logits come first, ties by smaller id
+            int bits = Float.floatToIntBits(l[id]);
+            int key = bits >= 0 ? bits : bits ^ 0x7fffffff;
+            order[id] = ((long) ~key << 32) | id;
+        }
+        Arrays.sort(order, 0, vocab);
+        for (int i = 0; i < k; i++) {
+            candidates[i] = (int) order[i];
+        }
+        return k;
+    }
+
+    private void applyPenalties(float[] l) {
+        boolean repeat = p.repeatPenalty() != 1f;
+        boolean freq = p.frequencyPenalty() != 0f || p.presencePenalty() != 0f;
+        if ((!repeat && !freq) || historyLen == 0) {
+            return;
+        }
+        for (int i = 0; i < historyLen; i++) {
+            counts[history[i]]++;
+        }
+        for (int i = 0; i < historyLen; i++) {
+            int tok = history[i];
+            int c = counts[tok];
+            if (c == 0) {
+                continue; // already penalized
+            }
+            if (repeat) {
+                l[tok] = l[tok] > 0 ? l[tok] / p.repeatPenalty() : l[tok] * p.repeatPenalty();
+            }
+            l[tok] -= c * p.frequencyPenalty() + p.presencePenalty();
+            counts[tok] = 0;
+        }
+    }
+
+    /** Index of the largest value (the first on ties). */
+    public static int argmax(float[] a) {
+        int best = 0;
+        for (int i = 1; i < a.length; i++) {
+            if (a[i] > a[best]) {
+                best = i;
+            }
+        }
+        return best;
+    }
+}
