@@ -9,6 +9,15 @@ package cria.backend;
  */
 public interface Ops {
 
+    /**
+     * Called once before a forward step's ops with the step's batch and cache, so a backend can
+     * move the batch (tokens, positions, page tables) to its memory once, or begin recording.
+     */
+    default void beginStep(Batch batch, KvCache cache) {}
+
+    /** Called once after a forward step's ops. */
+    default void endStep() {}
+
     /** {@code x[i] = table[tokens[i]]} dequantized, for the batch's tokens. x: [n, dim]. */
     void embed(Weight table, Batch batch, Buf x);
 

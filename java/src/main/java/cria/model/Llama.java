@@ -136,6 +136,7 @@ public final class Llama {
                     + " logits exceeds the scratch (" + s.maxBatch + " / " + s.maxLogits + ")");
         }
         float eps = c.rmsEps();
+        ops.beginStep(batch, cache);
         ops.embed(w.tokenEmbedding, batch, s.x);                                  // x[n, dim]
         for (int l = 0; l < c.layers(); l++) {
             // attention block
@@ -154,12 +155,12 @@ public final class Llama {
             ops.add(s.x, s.xb2, n);                                                // x += ffn
         }
         int m = batch.logitCount();
-        if (m == 0) {
-            return;
+        if (m > 0) {
+            System.arraycopy(batch.logitEntries(), 0, s.logitRows, 0, m);
+            ops.gather(s.x, s.logitRows, m, s.xl);                                 // xl[m, dim]
+            ops.rmsnorm(s.xl, w.outputNorm, eps, m, s.xl);                         // xl[m, dim]
+            ops.matmul(s.xl, m, output, s.logitsOut);                              // logits[m, vocab]
         }
-        System.arraycopy(batch.logitEntries(), 0, s.logitRows, 0, m);
-        ops.gather(s.x, s.logitRows, m, s.xl);                                     // xl[m, dim]
-        ops.rmsnorm(s.xl, w.outputNorm, eps, m, s.xl);                             // xl[m, dim]
-        ops.matmul(s.xl, m, output, s.logitsOut);                                  // logits[m, vocab]
+        ops.endStep();
     }
 }
