@@ -5,7 +5,7 @@ import cria.CriaException;
 import cria.backend.Backend;
 import cria.backend.cpu.CpuBackend;
 import cria.backend.ref.RefBackend;
-import java.io.PrintStream;
+import java.util.function.Consumer;
 
 /** Backend selection. Lives in the engine so that {@code cria.backend} never depends on its implementations. */
 public final class Backends {
@@ -18,7 +18,7 @@ public final class Backends {
      * Creates the named backend. "auto" takes CUDA when a device is usable and says on
      * {@code log} (once) why it did not when it falls back to the CPU.
      */
-    public static Backend create(String name, int threads, PrintStream log) {
+    public static Backend create(String name, int threads, Consumer<String> log) {
         return switch (name) {
             case "cpu" -> new CpuBackend(threads);
             case "ref" -> new RefBackend();
@@ -27,7 +27,7 @@ public final class Backends {
             case "auto" -> {
                 String why = CudaProbe.whyUnavailable();
                 if (log != null && why != null) {
-                    log.println("cria: using the CPU backend (" + why + ")");
+                    log.accept("cria: using the CPU backend (" + why + ")");
                 }
                 yield new CpuBackend(threads);
             }

@@ -8,7 +8,7 @@ import cria.gguf.GgufTensorInfo;
 import cria.model.Llama;
 import cria.model.LlamaConfig;
 import cria.model.LlamaWeights;
-import java.io.PrintStream;
+import java.util.function.Consumer;
 import java.lang.management.ManagementFactory;
 import java.nio.file.Path;
 
@@ -46,8 +46,8 @@ public final class Model implements AutoCloseable {
         return load(path, options, null);
     }
 
-    /** Loads a model, logging backend choice and details to {@code log} (may be null). */
-    public static Model load(Path path, ModelOptions options, PrintStream log) {
+    /** Loads a model, sending log lines (backend choice, details when verbose) to {@code log} (may be null). */
+    public static Model load(Path path, ModelOptions options, Consumer<String> log) {
         GgufFile file = GgufFile.open(path);
         Backend backend = null;
         try {
@@ -58,7 +58,7 @@ public final class Model implements AutoCloseable {
             backend = Backends.create(options.backend(), options.threads(), log);
             LlamaWeights weights = LlamaWeights.load(file, config, backend);
             if (log != null && options.verbose()) {
-                log.println("cria: " + config.summary() + "; backend " + backend.describe());
+                log.accept("cria: " + config.summary() + "; backend " + backend.describe());
             }
             return new Model(file, config, backend, new Llama(config, weights, backend));
         } catch (RuntimeException | Error e) {
