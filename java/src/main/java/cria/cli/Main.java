@@ -17,6 +17,8 @@ import picocli.CommandLine.Command;
         description = "Cria: LLaMA-family inference for the JVM (GGUF models, CPU and CUDA).",
         subcommands = {
             InfoCommand.class,
+            TensorCommand.class,
+            QuantizeCommand.class,
             LogitsCommand.class,
             CommandLine.HelpCommand.class,
         })

@@ -51,7 +51,6 @@ final class Q2_KCodec implements Codec {
     @Override
     public void quantize(float[] src, int srcOff, int n, MemorySegment dst, long dstOff) {
         byte[] L = new byte[QK];
-        byte[] laux = new byte[16];
         float[] weights = new float[16];
         float[] mins = new float[QK / 16];
         float[] scales = new float[QK / 16];
@@ -65,7 +64,7 @@ final class Q2_KCodec implements Codec {
                 for (int l = 0; l < 16; l++) {
                     weights[l] = Math.abs(src[x + 16 * j + l]);
                 }
-                scales[j] = QuantMath.makeQkx2Quants(16, 3, src, x + 16 * j, weights, L, 16 * j, mins, j, laux, -0.5f, 0.1f, 15, true);
+                scales[j] = QuantMath.makeQkx2Quants(16, 3, src, x + 16 * j, weights, L, 16 * j, mins, j, -0.5f, 0.1f, 15, true);
                 if (scales[j] > maxScale) {
                     maxScale = scales[j];
                 }

@@ -64,7 +64,6 @@ final class Q4_KCodec implements Codec {
         boolean five = nmax == 31;
         int blockBytes = five ? 176 : BLOCK_BYTES;
         byte[] L = new byte[QK];
-        byte[] laux = new byte[32];
         float[] weights = new float[32];
         float[] mins = new float[QK / 32];
         float[] scales = new float[QK / 32];
@@ -85,8 +84,8 @@ final class Q4_KCodec implements Codec {
                     weights[l] = avX + Math.abs(src[xj + l]);
                 }
                 scales[j] = five
-                        ? QuantMath.makeQkx2Quants(32, 31, src, xj, weights, L, 32 * j, mins, j, laux, -0.5f, 0.1f, 15, false)
-                        : QuantMath.makeQkx2Quants(32, 15, src, xj, weights, L, 32 * j, mins, j, laux, -1f, 0.1f, 20, false);
+                        ? QuantMath.makeQkx2Quants(32, 31, src, xj, weights, L, 32 * j, mins, j, -0.5f, 0.1f, 15, false)
+                        : QuantMath.makeQkx2Quants(32, 15, src, xj, weights, L, 32 * j, mins, j, -1f, 0.1f, 20, false);
                 if (scales[j] > maxScale) {
                     maxScale = scales[j];
                 }

@@ -172,13 +172,16 @@ final class QuantMath {
      * offset to subtract. {@code useMad} measures absolute instead of squared error.
      */
     static float makeQkx2Quants(int n, int nmax, float[] x, int xOff, float[] weights, byte[] L, int lOff,
-                                float[] minOut, int minIdx, byte[] laux, float rmin, float rdelta, int nstep, boolean useMad) {
-        float min = x[xOff];
-        float max = x[xOff];
+                                float[] minOut, int minIdx, float rmin, float rdelta, int nstep, boolean useMad) {
+        // a 0-based copy and int levels keep the hot loops simple for the JIT; the float operations are unchanged
+        float[] xs = java.util.Arrays.copyOfRange(x, xOff, xOff + n);
+        int[] la = new int[n];
+        float min = xs[0];
+        float max = xs[0];
         float sumW = weights[0];
-        float sumX = sumW * x[xOff];
+        float sumX = sumW * xs[0];
         for (int i = 1; i < n; i++) {
-            float xi = x[xOff + i];
+            float xi = xs[i];
             if (xi < min) {
                 min = xi;
             }
@@ -203,10 +206,10 @@ final class QuantMath {
         float scale = 1 / iscale;
         float bestError = 0;
         for (int i = 0; i < n; i++) {
-            int l = nearestInt(iscale * (x[xOff + i] - min));
+            int l = nearestInt(iscale * (xs[i] - min));
             l = Math.max(0, Math.min(nmax, l));
             L[lOff + i] = (byte) l;
-            float diff = scale * l + min - x[xOff + i];
+            float diff = scale * l + min - xs[i];
             diff = useMad ? Math.abs(diff) : diff * diff;
             bestError += weights[i] * diff;
         }
@@ -220,10 +223,10 @@ final class QuantMath {
             float sumL2 = 0;
             float sumXL = 0;
             for (int i = 0; i < n; i++) {
-                float xi = x[xOff + i];
+                float xi = xs[i];
                 int l = nearestInt(iscale * (xi - min));
                 l = Math.max(0, Math.min(nmax, l));
-                laux[i] = (byte) l;
+                la[i] = l;
                 float w = weights[i];
                 sumL += w * l;
                 sumL2 += w * l * l;
@@ -238,13 +241,21 @@ final class QuantMath {
                     thisScale = sumXL / sumL2;
                 }
                 float err = 0;
-                for (int i = 0; i < n; i++) {
-                    float diff = thisScale * laux[i] + thisMin - x[xOff + i];
-                    diff = useMad ? Math.abs(diff) : diff * diff;
-                    err += weights[i] * diff;
+                if (useMad) {
+                    for (int i = 0; i < n; i++) {
+                        float diff = thisScale * la[i] + thisMin - xs[i];
+                        err += weights[i] * Math.abs(diff);
+                    }
+                } else {
+                    for (int i = 0; i < n; i++) {
+                        float diff = thisScale * la[i] + thisMin - xs[i];
+                        err += weights[i] * (diff * diff);
+                    }
                 }
                 if (err < bestError) {
-                    System.arraycopy(laux, 0, L, lOff, n);
+                    for (int i = 0; i < n; i++) {
+                        L[lOff + i] = (byte) la[i];
+                    }
                     bestError = err;
                     scale = thisScale;
                     min = thisMin;

@@ -1,0 +1,139 @@
+// `cria quantize IN.gguf OUT.gguf TYPE`: re-encodes a model's weights the way llama-quantize does (same types, same bytes).
+package cria.cli;
+
+import cria.CriaException;
+import cria.gguf.GgmlType;
+import cria.gguf.GgufFile;
+import cria.gguf.GgufTensorInfo;
+import cria.gguf.GgufValue;
+import cria.gguf.GgufWriter;
+import cria.gguf.Metadata;
+import cria.tensor.Codecs;
+import cria.tensor.LlamaFileType;
+import cria.tensor.QuantPlan;
+import cria.tensor.Quantizer;
+import cria.tensor.Tensor;
+import java.nio.file.Path;
+import java.util.EnumMap;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.Set;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Parameters;
+
+/**
+ * Quantizes a GGUF model. Tensor choice, mixes, tensor order and metadata follow llama-quantize
+ * (without an importance matrix), so that for the types whose quantizers are exact the output
+ * file is byte-identical to llama.cpp's.
+ */
+@Command(name = "quantize", mixinStandardHelpOptions = true,
+        description = {"Quantize a GGUF model as llama-quantize does: 2-D weights in TYPE (norms and other 1-D tensors kept),",
+            "metadata copied with general.file_type and general.quantization_version set.",
+            "TYPE is a llama.cpp file type: F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K_S, Q3_K_M, Q3_K_L,",
+            "Q4_K_S, Q4_K_M, Q5_K_S, Q5_K_M, Q6_K, IQ4_NL, IQ4_XS (Q3_K, Q4_K, Q5_K mean the _M mixes).",
+            "Without --pure the mixes give some tensors more bits (e.g. Q4_K_M: output in Q6_K, some attn_v and ffn_down in Q6_K).",
+            "Example: cria quantize model-f16.gguf model-Q4_K_M.gguf Q4_K_M"})
+final class QuantizeCommand extends Verb {
+
+    @Parameters(index = "0", paramLabel = "IN.gguf", description = "the model to quantize (best F32, F16 or BF16)")
+    Path input;
+
+    @Parameters(index = "1", paramLabel = "OUT.gguf", description = "the file to write (replaced only once complete)")
+    Path output;
+
+    @Parameters(index = "2", paramLabel = "TYPE", description = "the llama.cpp file type to produce, e.g. Q4_K_M or Q8_0")
+    String type;
+
+    @Option(names = "--pure", description = "every quantizable weight in TYPE's base type: no mix, output and token_embd included")
+    boolean pure;
+
+    @Option(names = "--threads", paramLabel = "N", description = "worker threads (default: every core, ${DEFAULT-VALUE} here)")
+    int threads = Runtime.getRuntime().availableProcessors();
+
+    @Option(names = "--allow-requantize", description = "accept already-quantized input tensors (quality suffers twice)")
+    boolean allowRequantize;
+
+    private static final Set<String> DROPPED_KEYS = Set.of("general.quantization_version", "general.file_type",
+            "split.no", "split.count", "split.tensors.count");
+
+    @Override
+    public Integer call() {
+        LlamaFileType ftype = LlamaFileType.parse(type);
+        if (threads < 1) {
+            throw new CriaException("--threads must be at least 1, got " + threads);
+        }
+        long t0 = System.nanoTime();
+        try (GgufFile in = GgufFile.open(input); Quantizer q = new Quantizer(threads)) {
+            List<QuantPlan.Item> plan = QuantPlan.of(in.metadata(), in.tensors(), ftype, pure);
+            check(plan);
+            Metadata md = new Metadata(output.toString());
+            for (Map.Entry<String, GgufValue> e : in.metadata().asMap().entrySet()) {
+                if (!DROPPED_KEYS.contains(e.getKey())) {
+                    md.put(e.getKey(), e.getValue());
+                }
+            }
+            // llama.cpp sets these two last, so they come last
+            md.put("general.quantization_version", GgufValue.ofU32(2));
+            md.put("general.file_type", GgufValue.ofU32(ftype.id()));
+
+            long totalValues = 0;
+            for (QuantPlan.Item it : plan) {
+                totalValues += it.tensor().elements();
+            }
+            Progress progress = new Progress(err(), "quantize", totalValues, "values", Progress.stderrIsTerminal());
+            GgufWriter w = new GgufWriter(md);
+            for (QuantPlan.Item it : plan) {
+                GgufTensorInfo ti = it.tensor();
+                if (it.note().contains("instead")) {
+                    err().println("cria: warning: " + ti.name() + ": " + it.note());
+                }
+                Tensor src = Tensor.of(in, ti);
+                w.addTensor(ti.name(), it.target(), ti.shape(), dst -> q.convert(src, it.target(), dst, progress::add));
+            }
+            w.write(output, (i, count, name, bytes) -> progress.status("[" + (i + 1) + "/" + count + "] " + name));
+            progress.finish();
+            summary(plan, ftype, (System.nanoTime() - t0) / 1e9);
+        }
+        return 0;
+    }
+
+    private void check(List<QuantPlan.Item> plan) {
+        for (QuantPlan.Item it : plan) {
+            GgufTensorInfo ti = it.tensor();
+            if (!it.converts()) {
+                continue;
+            }
+            if (!Codecs.supports(ti.type())) {
+                throw new CriaException(input + ": tensor '" + ti.name() + "' is " + ti.type() + ", which Cria cannot decode; start from an F32, F16 or BF16 model");
+            }
+            if (ti.type().isQuantized() && !allowRequantize) {
+                throw new CriaException(input + ": tensor '" + ti.name() + "' is already " + ti.type()
+                        + "; quantize from an F32, F16 or BF16 model, or pass --allow-requantize to accept the extra loss");
+            }
+            if (!Codecs.supports(it.target()) || !Codecs.of(it.target()).canQuantize()) {
+                throw new CriaException("Cria cannot produce " + it.target() + " tensors (needed for '" + ti.name() + "'); choose another type");
+            }
+        }
+    }
+
+    private void summary(List<QuantPlan.Item> plan, LlamaFileType ftype, double seconds) {
+        Map<GgmlType, Integer> counts = new EnumMap<>(GgmlType.class);
+        long before = 0;
+        long after = 0;
+        long values = 0;
+        for (QuantPlan.Item it : plan) {
+            GgufTensorInfo ti = it.tensor();
+            counts.merge(it.target(), 1, Integer::sum);
+            before += ti.byteSize();
+            after += it.target().rowBytes(ti.rowLength()) * ti.rows();
+            values += ti.elements();
+        }
+        StringBuilder types = new StringBuilder();
+        counts.forEach((t, c) -> types.append(types.isEmpty() ? "" : ", ").append(c).append(' ').append(t));
+        out().printf(Locale.ROOT, "%s: %s (file type %d%s), %d tensors (%s), %s -> %s, %.2f bits per weight, %.1f s%n",
+                output, ftype, ftype.id(), pure ? ", pure" : "", plan.size(), types, Units.bytes(before), Units.bytes(after),
+                values == 0 ? 0 : after * 8.0 / values, seconds);
+    }
+}
