@@ -29,11 +29,13 @@ import picocli.CommandLine.Parameters;
  * file is byte-identical to llama.cpp's.
  */
 @Command(name = "quantize", mixinStandardHelpOptions = true,
-        description = {"Quantize a GGUF model as llama-quantize does: 2-D weights in TYPE (norms and other 1-D tensors kept),",
-            "metadata copied with general.file_type and general.quantization_version set.",
-            "TYPE is a llama.cpp file type: F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K_S, Q3_K_M, Q3_K_L,",
-            "Q4_K_S, Q4_K_M, Q5_K_S, Q5_K_M, Q6_K, IQ4_NL, IQ4_XS (Q3_K, Q4_K, Q5_K mean the _M mixes).",
-            "Without --pure the mixes give some tensors more bits (e.g. Q4_K_M: output in Q6_K, some attn_v and ffn_down in Q6_K).",
+        description = {"Quantize a GGUF model as llama-quantize does (same tensor types, same bytes).",
+            "Matrices are quantized, norms and other 1-D tensors kept; metadata is copied with general.file_type and "
+                + "general.quantization_version set.",
+            "TYPE: F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K_S, Q3_K_M, Q3_K_L, Q4_K_S, Q4_K_M, Q5_K_S, "
+                + "Q5_K_M, Q6_K, IQ4_NL, IQ4_XS; Q3_K, Q4_K and Q5_K mean the _M mixes.",
+            "Without --pure the mixes give some tensors more bits (Q4_K_M: the output matrix and some attn_v and "
+                + "ffn_down layers in Q6_K).",
             "Example: cria quantize model-f16.gguf model-Q4_K_M.gguf Q4_K_M"})
 final class QuantizeCommand extends Verb {
 

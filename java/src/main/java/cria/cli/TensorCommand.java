@@ -19,8 +19,8 @@ import picocli.CommandLine.Parameters;
 
 /** Dumps tensor rows as little-endian float32, for comparing Cria's decoding with other tools. */
 @Command(name = "tensor", mixinStandardHelpOptions = true,
-        description = {"Write the first N rows of a tensor, dequantized, as float32 little-endian (row after row).",
-            "The values are bit-for-bit what ggml's dequantize_row_* gives.",
+        description = {"Write rows of a tensor, dequantized, as float32 little-endian.",
+            "Rows are written one after another from the first; the values are bit-for-bit what ggml's dequantize_row_* gives.",
             "Example: cria tensor model.gguf blk.0.ffn_down.weight --rows 16 -o down.f32"})
 final class TensorCommand extends Verb {
 

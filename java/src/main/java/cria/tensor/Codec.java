@@ -8,7 +8,8 @@ import java.lang.foreign.MemorySegment;
  * The codec of one ggml block format. {@code n} is always a multiple of the type's block size;
  * offsets are in bytes into the segment. Dequantization is bit-for-bit what ggml produces
  * (checked against ggml's own output in the tests). Quantization, where supported, produces the
- * bytes llama.cpp's reference quantizer produces.
+ * bytes llama-quantize writes without an importance matrix (checked byte for byte in the tests).
+ * Codecs hold no state: one instance serves any number of threads.
  */
 public interface Codec {
 

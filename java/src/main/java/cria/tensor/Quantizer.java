@@ -37,6 +37,7 @@ public final class Quantizer implements AutoCloseable {
         });
     }
 
+    /** The number of worker threads. */
     public int threads() {
         return threads;
     }
