@@ -19,6 +19,7 @@ import picocli.CommandLine.Command;
             InfoCommand.class,
             TensorCommand.class,
             QuantizeCommand.class,
+            GenerateCommand.class,
             LogitsCommand.class,
             CommandLine.HelpCommand.class,
         })

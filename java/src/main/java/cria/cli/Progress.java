@@ -49,8 +49,15 @@ final class Progress {
         this.lastDraw = start;
     }
 
-    /** True when stderr is most likely a terminal (Java cannot ask about stderr alone: a console and TERM are the hint). */
+    /**
+     * True when stderr is a terminal. The {@code cria} launcher tests that in the shell and passes
+     * {@code -Dcria.stderr.tty}; without it (Java cannot ask about stderr alone) a console and TERM are the hint.
+     */
     static boolean stderrIsTerminal() {
+        String told = System.getProperty("cria.stderr.tty");
+        if (told != null) {
+            return Boolean.parseBoolean(told);
+        }
         java.io.Console c = System.console();
         String term = System.getenv("TERM");
         return c != null && c.isTerminal() && term != null && !term.equals("dumb");

@@ -1,14 +1,13 @@
 // Turning prompt text into token ids with a model's own vocabulary.
 package cria.cli;
 
-import cria.CriaException;
 import cria.engine.Model;
 
-/** Prompt encoding for the verbs. */
+/** Prompt encoding for the verbs: BOS as the vocabulary asks, special tokens parsed (as llama.cpp does for prompts). */
 final class Prompts {
     private Prompts() {}
 
     static int[] encode(Model model, String text) {
-        throw new CriaException("text prompts are not available yet; pass --ids");
+        return model.tokenizer().encode(text, true, true);
     }
 }

@@ -8,6 +8,8 @@ import cria.gguf.GgufTensorInfo;
 import cria.model.Llama;
 import cria.model.LlamaConfig;
 import cria.model.LlamaWeights;
+import cria.tokenizer.ChatTemplate;
+import cria.tokenizer.Tokenizer;
 import java.util.function.Consumer;
 import java.lang.management.ManagementFactory;
 import java.nio.file.Path;
@@ -29,12 +31,14 @@ public final class Model implements AutoCloseable {
     private final LlamaConfig config;
     private final Backend backend;
     private final Llama llama;
+    private final Tokenizer tokenizer;
 
-    private Model(GgufFile file, LlamaConfig config, Backend backend, Llama llama) {
+    private Model(GgufFile file, LlamaConfig config, Backend backend, Llama llama, Tokenizer tokenizer) {
         this.file = file;
         this.config = config;
         this.backend = backend;
         this.llama = llama;
+        this.tokenizer = tokenizer;
     }
 
     /**
@@ -55,12 +59,17 @@ public final class Model implements AutoCloseable {
             int vocabRows = emb == null ? 0 : (int) Math.min(Integer.MAX_VALUE, emb.rows());
             LlamaConfig config = LlamaConfig.from(file.metadata(), vocabRows);
             checkMemory(file);
+            Tokenizer tokenizer = file.metadata().has("tokenizer.ggml.model") ? Tokenizer.fromMetadata(file.metadata()) : null;
+            if (tokenizer != null && tokenizer.vocabSize() > config.vocab()) {
+                throw new CriaException(path + ": the vocabulary has " + tokenizer.vocabSize() + " tokens but the model only "
+                        + config.vocab() + " embedding rows");
+            }
             backend = Backends.create(options.backend(), options.threads(), log);
             LlamaWeights weights = LlamaWeights.load(file, config, backend);
             if (log != null && options.verbose()) {
                 log.accept("cria: " + config.summary() + "; backend " + backend.describe());
             }
-            return new Model(file, config, backend, new Llama(config, weights, backend));
+            return new Model(file, config, backend, new Llama(config, weights, backend), tokenizer);
         } catch (RuntimeException | Error e) {
             if (backend != null) {
                 backend.close();
@@ -82,6 +91,28 @@ public final class Model implements AutoCloseable {
 
     public LlamaConfig config() {
         return config;
+    }
+
+    /**
+     * The model's tokenizer.
+     *
+     * @throws CriaException when the file carries no vocabulary
+     */
+    public Tokenizer tokenizer() {
+        if (tokenizer == null) {
+            throw new CriaException(file.path() + ": this model file has no vocabulary (tokenizer.ggml.*); pass token ids instead of text");
+        }
+        return tokenizer;
+    }
+
+    /** True when the file carries a vocabulary. */
+    public boolean hasTokenizer() {
+        return tokenizer != null;
+    }
+
+    /** The chat template of the file (or the Llama 2/3 format its vocabulary suggests). */
+    public ChatTemplate chatTemplate() {
+        return ChatTemplate.fromMetadata(file.metadata(), tokenizer());
     }
 
     public GgufFile file() {

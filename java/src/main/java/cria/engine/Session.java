@@ -30,6 +30,10 @@ public final class Session implements AutoCloseable {
     private final float[] last;
     private final float[] one;
     private int position;
+    /** Every token of the sequence: [0, position) are in the cache, the rest (at most one) is pending. */
+    private int[] history = new int[64];
+    private int historyLen;
+    private final int[] one1 = new int[1];
 
     Session(Model model, SessionOptions o) {
         this.model = model;
@@ -74,6 +78,30 @@ public final class Session implements AutoCloseable {
         }
         cache.truncate(seq, positions);
         position = positions;
+        historyLen = positions;
+    }
+
+    /** The tokens of the sequence so far (evaluated ones, plus a last generated one not yet evaluated). */
+    public int[] tokens() {
+        return java.util.Arrays.copyOf(history, historyLen);
+    }
+
+    /**
+     * Generates after the sequence {@code tokens}, reusing the longest prefix of it that the
+     * session already holds (a chat re-rendered each turn only evaluates what is new); the rest
+     * of the session is forgotten first.
+     */
+    public Generation generateAfter(int[] tokens, GenerateOptions options, TokenListener listener) {
+        if (tokens.length == 0) {
+            throw new IllegalArgumentException("empty prompt");
+        }
+        int common = 0;
+        int limit = Math.min(position, tokens.length - 1); // at least one token is evaluated, to get logits
+        while (common < limit && history[common] == tokens[common]) {
+            common++;
+        }
+        truncate(common);
+        return generate(java.util.Arrays.copyOfRange(tokens, common, tokens.length), options, listener);
     }
 
     /**
@@ -111,6 +139,7 @@ public final class Session implements AutoCloseable {
             }
         }
         cache.reserve(seq, position + tokens.length);
+        remember(tokens);
         int done = 0;
         while (done < tokens.length) {
             batch.clear();
@@ -136,6 +165,100 @@ public final class Session implements AutoCloseable {
             position += n;
             done += n;
         }
+    }
+
+    private void remember(int[] tokens) {
+        // a pending (generated, not evaluated) token is the first of these
+        historyLen = position;
+        if (historyLen + tokens.length > history.length) {
+            history = java.util.Arrays.copyOf(history, Math.max(history.length * 2, historyLen + tokens.length));
+        }
+        System.arraycopy(tokens, 0, history, historyLen, tokens.length);
+        historyLen += tokens.length;
+    }
+
+    /**
+     * Tokenizes {@code prompt} (BOS added at the start of a sequence, special tokens parsed) and
+     * generates after it; see {@link #generate(int[], GenerateOptions, TokenListener)}.
+     */
+    public Generation generate(String prompt, GenerateOptions options, TokenListener listener) {
+        int[] ids = model.tokenizer().encode(prompt, position == 0 && historyLen == 0, true);
+        return generate(ids, options, listener);
+    }
+
+    /**
+     * Appends {@code prompt} to the sequence and generates up to {@code options.maxTokens()}
+     * tokens, streaming each to {@code listener} with the text it completes. Generation stops at
+     * an end-of-generation token (unless ignored), a stop string, the token limit, the end of
+     * the context, a listener returning false, or an interrupt of the calling thread.
+     */
+    public Generation generate(int[] prompt, GenerateOptions options, TokenListener listener) {
+        var tok = model.tokenizer();
+        long t0 = System.nanoTime();
+        int[] toEval = prompt;
+        if (historyLen > position) { // the last generated token of an earlier call is not in the cache yet
+            toEval = new int[prompt.length + 1];
+            toEval[0] = history[position];
+            System.arraycopy(prompt, 0, toEval, 1, prompt.length);
+        }
+        if (toEval.length == 0 && position == 0) {
+            throw new CriaException("nothing to generate from: the prompt is empty and the model adds no BOS token");
+        }
+        float[] logits = toEval.length > 0 ? eval(toEval) : last;
+        long t1 = System.nanoTime();
+        int vocab = model.config().vocab();
+        var sampler = new cria.sample.Sampler(options.sampler(), vocab);
+        int window = options.sampler().repeatLastN() < 0 ? historyLen : Math.min(historyLen, options.sampler().repeatLastN());
+        for (int i = historyLen - window; i < historyLen; i++) {
+            sampler.accept(history[i]);
+        }
+        var decoder = tok.streamDecoder(false);
+        var stops = new StopMatcher(options.stop());
+        StringBuilder text = new StringBuilder();
+        int[] out = new int[Math.max(16, Math.min(options.maxTokens(), 4096))];
+        int n = 0;
+        Generation.FinishReason reason = Generation.FinishReason.LENGTH;
+        while (n < options.maxTokens()) {
+            int id = sampler.sample(logits);
+            sampler.accept(id);
+            if (n == out.length) {
+                out = java.util.Arrays.copyOf(out, out.length * 2);
+            }
+            out[n++] = id;
+            one1[0] = id;
+            remember(one1);
+            if (!options.ignoreEos() && tok.isEndOfGeneration(id)) {
+                reason = Generation.FinishReason.STOP;
+                break;
+            }
+            String piece = stops.add(decoder.feed(id));
+            text.append(piece);
+            if (!listener.onToken(id, piece)) {
+                reason = Generation.FinishReason.CANCELLED;
+                break;
+            }
+            if (stops.stopped()) {
+                reason = Generation.FinishReason.STOP;
+                break;
+            }
+            if (Thread.currentThread().isInterrupted()) {
+                reason = Generation.FinishReason.CANCELLED;
+                break;
+            }
+            if (n == options.maxTokens() || position + 1 >= contextLength) {
+                break; // LENGTH; the last token stays pending, evaluated by a later call
+            }
+            logits = eval(one1);
+        }
+        if (!stops.stopped()) {
+            String tail = stops.add(decoder.flush()) + stops.flush();
+            if (!tail.isEmpty()) {
+                text.append(tail);
+                listener.onToken(-1, tail);
+            }
+        }
+        long t2 = System.nanoTime();
+        return new Generation(text.toString(), java.util.Arrays.copyOf(out, n), reason, toEval.length, t1 - t0, t2 - t1);
     }
 
     @Override

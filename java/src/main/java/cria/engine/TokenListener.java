@@ -1,0 +1,15 @@
+// Receives each generated token as it is produced, with the text it completes.
+package cria.engine;
+
+/** Called once per generated token. */
+@FunctionalInterface
+public interface TokenListener {
+    /**
+     * @param token the token id, or -1 for a last call carrying text held back until the end
+     *              (an unfinished character, or the start of a stop string that never completed)
+     * @param text  the text this token completes: may be empty (a character still incomplete, or
+     *              text held back because it may start a stop string) and may cover earlier tokens
+     * @return false to stop generating
+     */
+    boolean onToken(int token, String text);
+}
