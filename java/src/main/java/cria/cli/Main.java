@@ -21,6 +21,7 @@ import picocli.CommandLine.Command;
             QuantizeCommand.class,
             GenerateCommand.class,
             LogitsCommand.class,
+            PerplexityCommand.class,
             CommandLine.HelpCommand.class,
         })
 public final class Main implements Runnable {
