@@ -39,10 +39,17 @@ build: $(JAR) $(NATIVE_LIB) target/java-home ## the same as all
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' Makefile | sed 's/:.*## /\t/'
 
-run: build ## build, make a small demo model and show it with `cria info`
+run: build ## build, make a small random-weight demo model, generate text with it, say how to run a real GGUF
 	@mkdir -p $(dir $(DEMO_MODEL))
-	./cria synth-demo -o $(DEMO_MODEL)
-	./cria info $(DEMO_MODEL)
+	@[ -f $(DEMO_MODEL) ] || ./cria synth --like tiny --type Q8_0 --seed 1 -o $(DEMO_MODEL)
+	@echo "== ./cria generate -m $(DEMO_MODEL) -p 'Once upon a time' -n 48 --seed 7"
+	@echo "== (a model Cria made itself with RANDOM weights: the text below is meaningless by design)"
+	@./cria generate -m $(DEMO_MODEL) -p "Once upon a time" -n 48 --seed 7
+	@echo
+	@echo "== To run a real model (any Llama-family GGUF, e.g. from Hugging Face):"
+	@echo "==   ./cria generate -m path/to/model.gguf -p 'Once upon a time' -n 128"
+	@echo "==   ./cria generate -m path/to/model.gguf --chat        (interactive chat)"
+	@echo "==   ./cria --help                                       (every verb; README.md has examples)"
 
 test: build ## run the whole test suite (tests that need ../shared or a GPU skip and say why)
 	$(MVN) test

@@ -21,6 +21,7 @@ import picocli.CommandLine.Command;
             QuantizeCommand.class,
             GenerateCommand.class,
             LogitsCommand.class,
+            SynthCommand.class,
             PerplexityCommand.class,
             CommandLine.HelpCommand.class,
         })

@@ -1,0 +1,79 @@
+// `cria synth`: random-weight models at real shapes, for tests and benchmarks, in any type cria quantize makes.
+package cria.cli;
+
+import cria.gguf.GgufFile;
+import cria.model.Synth;
+import cria.model.SynthShape;
+import cria.tensor.LlamaFileType;
+import java.nio.file.Path;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+
+/** Writes a random-weight Llama model. */
+@Command(name = "synth", mixinStandardHelpOptions = true, sortOptions = false,
+        description = {"Write a random-weight Llama model at a real shape (meaningless text, exact numbers): for tests and benchmarks.",
+            "Shapes: tiny, stories15m, llama3.2-1b, llama3.2-3b, llama3-8b, llama3.1-8b, llama2-7b, llama2-13b, mistral-7b.",
+            "Example: cria synth --like llama3.2-1b --type Q4_0 -o llama1b-q4_0.gguf"})
+final class SynthCommand extends Verb {
+    @Option(names = "--like", defaultValue = "tiny", paramLabel = "NAME", description = "the shape to copy (default: ${DEFAULT-VALUE})")
+    String like;
+
+    @Option(names = "--type", defaultValue = "F16", paramLabel = "TYPE",
+            description = "weight type or llama.cpp mix: F32, F16, BF16, Q8_0, Q4_0, Q4_K_M, Q6_K, ... (default: ${DEFAULT-VALUE})")
+    String type;
+
+    @Option(names = {"-o", "--output"}, required = true, paramLabel = "FILE", description = "the GGUF file to write")
+    Path output;
+
+    @Option(names = "--vocab", paramLabel = "VOCAB.gguf", description = "copy the vocabulary (tokenizer.*) of this GGUF; default: a made-up SentencePiece one")
+    Path vocab;
+
+    @Option(names = {"-s", "--seed"}, defaultValue = "1", paramLabel = "S", description = "random seed (default: ${DEFAULT-VALUE})")
+    long seed;
+
+    @Option(names = "--pure", description = "every 2-D weight in TYPE (no llama.cpp mix rules)")
+    boolean pure;
+
+    @Option(names = {"-t", "--threads"}, defaultValue = "0", paramLabel = "N", description = "threads (default: all cores)")
+    int threads;
+
+    @Option(names = "--dim", paramLabel = "N", description = "override the embedding width")
+    Integer dim;
+
+    @Option(names = "--layers", paramLabel = "N", description = "override the number of layers")
+    Integer layers;
+
+    @Option(names = "--heads", paramLabel = "N", description = "override the number of query heads")
+    Integer heads;
+
+    @Option(names = "--kv-heads", paramLabel = "N", description = "override the number of key/value heads")
+    Integer kvHeads;
+
+    @Option(names = "--ffn", paramLabel = "N", description = "override the feed-forward width")
+    Integer ffn;
+
+    @Option(names = "--vocab-size", paramLabel = "N", description = "override the vocabulary size (made-up vocabulary)")
+    Integer vocabSize;
+
+    @Option(names = "--ctx", paramLabel = "N", description = "override the context length")
+    Integer ctx;
+
+    @Override
+    public Integer call() {
+        SynthShape shape = SynthShape.preset(like).with(dim, layers, heads, kvHeads, ffn, vocabSize, ctx).validate();
+        LlamaFileType ftype = LlamaFileType.parse(type);
+        int n = threads > 0 ? threads : Runtime.getRuntime().availableProcessors();
+        Progress progress = new Progress(err(), "synth", shape.parameters(), "weights", Progress.stderrIsTerminal());
+        if (vocab != null) {
+            try (GgufFile v = GgufFile.open(vocab)) {
+                Synth.write(output, shape, ftype, pure, v.metadata(), seed, n, progress::add);
+            }
+        } else {
+            Synth.write(output, shape, ftype, pure, null, seed, n, progress::add);
+        }
+        progress.finish();
+        out().println("wrote " + output + ": " + shape.name() + " shape, " + Units.count(shape.parameters()) + " random weights, "
+                + ftype + (pure ? " (pure)" : "") + ", " + Units.bytes(output.toFile().length()));
+        return 0;
+    }
+}

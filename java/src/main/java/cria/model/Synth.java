@@ -1,0 +1,219 @@
+// Writes random-weight Llama models at real shapes, in any type Cria quantizes to, straight into a GGUF file.
+package cria.model;
+
+import cria.CriaException;
+import cria.gguf.GgmlType;
+import cria.gguf.GgufTensorInfo;
+import cria.gguf.GgufValue;
+import cria.gguf.GgufWriter;
+import cria.gguf.Metadata;
+import cria.tensor.Codec;
+import cria.tensor.Codecs;
+import cria.tensor.LlamaFileType;
+import cria.tensor.QuantPlan;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.SplittableRandom;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import java.util.function.LongConsumer;
+
+/**
+ * Random-weight models for tests and benchmarks. Weights are normal with the spread of a freshly
+ * initialized Llama (0.02; output projections scaled down by the depth) so that activations stay
+ * in a realistic range; norms are 1. Each tensor is generated row chunk by row chunk from its own
+ * seeded stream and quantized in place in the output mapping: an 8B model never exists in F32,
+ * and the file does not depend on the thread count.
+ */
+public final class Synth {
+    private static final int CHUNK_VALUES = 1 << 18;
+
+    private Synth() {}
+
+    private record Spec(String name, long[] shape, float std, float[] values) {}
+
+    /**
+     * Writes the model.
+     *
+     * @param vocab    metadata whose {@code tokenizer.*} keys are copied (its token count sets the
+     *                 vocabulary size), or null to make a vocabulary
+     * @param progress told the number of values done as work completes (may be null)
+     */
+    public static void write(Path out, SynthShape shape, LlamaFileType ftype, boolean pure, Metadata vocab, long seed,
+                             int threads, LongConsumer progress) {
+        Metadata md = new Metadata(out.toString());
+        SynthShape s = shape;
+        if (vocab != null) {
+            String[] tokens = vocab.strings("tokenizer.ggml.tokens").orElseThrow(
+                    () -> new CriaException(vocab.source() + ": no tokenizer.ggml.tokens: not a vocabulary file"));
+            s = s.with(null, null, null, null, null, tokens.length, null);
+        }
+        s.validate();
+        md.put("general.architecture", GgufValue.ofString("llama"));
+        md.put("general.name", GgufValue.ofString("cria synth " + s.name() + " (random weights, seed " + seed + ")"));
+        md.put("llama.context_length", GgufValue.ofU32(s.context()));
+        md.put("llama.embedding_length", GgufValue.ofU32(s.dim()));
+        md.put("llama.block_count", GgufValue.ofU32(s.layers()));
+        md.put("llama.feed_forward_length", GgufValue.ofU32(s.ffn()));
+        md.put("llama.rope.dimension_count", GgufValue.ofU32(s.headDim()));
+        md.put("llama.attention.head_count", GgufValue.ofU32(s.heads()));
+        md.put("llama.attention.head_count_kv", GgufValue.ofU32(s.kvHeads()));
+        md.put("llama.attention.layer_norm_rms_epsilon", GgufValue.ofF32(s.rmsEps()));
+        md.put("llama.rope.freq_base", GgufValue.ofF32(s.ropeBase()));
+        md.put("llama.vocab_size", GgufValue.ofU32(s.vocab()));
+        md.put("general.file_type", GgufValue.ofU32(ftype.id()));
+        md.put("general.quantization_version", GgufValue.ofU32(2));
+        if (vocab != null) {
+            for (Map.Entry<String, GgufValue> e : vocab.asMap().entrySet()) {
+                if (e.getKey().startsWith("tokenizer.")) {
+                    md.put(e.getKey(), e.getValue());
+                }
+            }
+        } else {
+            SynthVocab.write(md, s.vocab());
+        }
+
+        List<Spec> specs = specs(s);
+        List<GgufTensorInfo> infos = new ArrayList<>();
+        Map<String, Spec> byName = new HashMap<>();
+        for (Spec sp : specs) {
+            infos.add(new GgufTensorInfo(sp.name, GgmlType.F32, sp.shape, 0, 0));
+            byName.put(sp.name, sp);
+        }
+        GgufWriter w = new GgufWriter(md);
+        ExecutorService pool = Executors.newFixedThreadPool(Math.max(1, threads), r -> {
+            Thread t = new Thread(r, "cria-synth");
+            t.setDaemon(true);
+            return t;
+        });
+        try {
+            int index = 0;
+            for (QuantPlan.Item item : QuantPlan.of(md, infos, ftype, pure)) {
+                Spec sp = byName.get(item.tensor().name());
+                long tensorSeed = mix(seed, index++);
+                w.addTensor(sp.name, item.target(), sp.shape, dst -> fill(pool, sp, item.target(), tensorSeed, dst, progress));
+            }
+            w.write(out);
+        } finally {
+            pool.shutdownNow();
+        }
+    }
+
+    private static List<Spec> specs(SynthShape s) {
+        int kvDim = s.kvHeads() * s.headDim();
+        float std = 0.02f;
+        float outStd = (float) (0.02 / Math.sqrt(2.0 * s.layers()));
+        List<Spec> out = new ArrayList<>();
+        out.add(new Spec("token_embd.weight", new long[] {s.dim(), s.vocab()}, std, null));
+        out.add(new Spec("output_norm.weight", new long[] {s.dim()}, 0, ones(s.dim())));
+        if (!s.tied()) {
+            out.add(new Spec("output.weight", new long[] {s.dim(), s.vocab()}, std, null));
+        }
+        if (s.llama3Rope() > 0) {
+            out.add(new Spec("rope_freqs.weight", new long[] {s.headDim() / 2}, 0, llama3Factors(s)));
+        }
+        for (int l = 0; l < s.layers(); l++) {
+            String p = "blk." + l + ".";
+            out.add(new Spec(p + "attn_norm.weight", new long[] {s.dim()}, 0, ones(s.dim())));
+            out.add(new Spec(p + "attn_q.weight", new long[] {s.dim(), s.dim()}, std, null));
+            out.add(new Spec(p + "attn_k.weight", new long[] {s.dim(), kvDim}, std, null));
+            out.add(new Spec(p + "attn_v.weight", new long[] {s.dim(), kvDim}, std, null));
+            out.add(new Spec(p + "attn_output.weight", new long[] {s.dim(), s.dim()}, outStd, null));
+            out.add(new Spec(p + "ffn_norm.weight", new long[] {s.dim()}, 0, ones(s.dim())));
+            out.add(new Spec(p + "ffn_gate.weight", new long[] {s.dim(), s.ffn()}, std, null));
+            out.add(new Spec(p + "ffn_up.weight", new long[] {s.dim(), s.ffn()}, std, null));
+            out.add(new Spec(p + "ffn_down.weight", new long[] {s.ffn(), s.dim()}, outStd, null));
+        }
+        return out;
+    }
+
+    /** llama3's rope frequency factors (low frequencies slowed by the factor, a smooth band between). */
+    static float[] llama3Factors(SynthShape s) {
+        double factor = s.llama3Rope();
+        double lowFreqFactor = 1;
+        double highFreqFactor = 4;
+        double originalContext = 8192;
+        double lowWavelen = originalContext / lowFreqFactor;
+        double highWavelen = originalContext / highFreqFactor;
+        int half = s.headDim() / 2;
+        float[] f = new float[half];
+        for (int i = 0; i < half; i++) {
+            double freq = Math.pow(s.ropeBase(), -2.0 * i / s.headDim());
+            double wavelen = 2 * Math.PI / freq;
+            if (wavelen < highWavelen) {
+                f[i] = 1f;
+            } else if (wavelen > lowWavelen) {
+                f[i] = (float) factor;
+            } else {
+                double smooth = (originalContext / wavelen - lowFreqFactor) / (highFreqFactor - lowFreqFactor);
+                f[i] = (float) (1.0 / ((1 - smooth) / factor + smooth));
+            }
+        }
+        return f;
+    }
+
+    private static float[] ones(int n) {
+        float[] a = new float[n];
+        java.util.Arrays.fill(a, 1f);
+        return a;
+    }
+
+    private static void fill(ExecutorService pool, Spec sp, GgmlType type, long seed, java.lang.foreign.MemorySegment dst,
+                             LongConsumer progress) {
+        int n = (int) sp.shape[0];
+        long rows = sp.shape.length > 1 ? sp.shape[1] : 1;
+        long rowBytes = type.rowBytes(n);
+        Codec codec = Codecs.of(type);
+        if (!codec.canQuantize()) {
+            throw new CriaException("Cria cannot produce " + type + " tensors; choose another type");
+        }
+        int chunkRows = (int) Math.max(1, Math.min(rows, CHUNK_VALUES / n));
+        List<Future<?>> futures = new ArrayList<>();
+        for (long r0 = 0; r0 < rows; r0 += chunkRows) {
+            long first = r0;
+            int count = (int) Math.min(chunkRows, rows - r0);
+            futures.add(pool.submit(() -> {
+                float[] row = new float[n];
+                SplittableRandom rnd = new SplittableRandom(mix(seed, first));
+                for (int i = 0; i < count; i++) {
+                    if (sp.values != null) {
+                        System.arraycopy(sp.values, 0, row, 0, n);
+                    } else {
+                        for (int j = 0; j < n; j++) {
+                            row[j] = (float) rnd.nextGaussian() * sp.std;
+                        }
+                    }
+                    codec.quantize(row, 0, n, dst, (first + i) * rowBytes);
+                }
+                if (progress != null) {
+                    progress.accept((long) count * n);
+                }
+            }));
+        }
+        try {
+            for (Future<?> f : futures) {
+                f.get();
+            }
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new CriaException("interrupted");
+        } catch (java.util.concurrent.ExecutionException e) {
+            if (e.getCause() instanceof RuntimeException re) {
+                throw re;
+            }
+            throw new IllegalStateException(e.getCause());
+        }
+    }
+
+    /** A well-mixed 64-bit value from two (splitmix64's finalizer). */
+    static long mix(long a, long b) {
+        long z = a * 0x9E3779B97F4A7C15L + b + 0x632BE59BD9B4E5D9L;
+        z = (z ^ (z >>> 30)) * 0xBF58476D1CE4E5B9L;
+        z = (z ^ (z >>> 27)) * 0x94D049BB133111EBL;
+        return z ^ (z >>> 31);
+    }
+}
