@@ -8,12 +8,14 @@ import cria.backend.Ops;
 public final class CpuBackend extends HostBackend {
     private final WorkerPool pool;
     private final CpuOps ops;
+    private final NativeKernels kernels;
 
     /** @param threads worker threads including the caller; 0 = one per available core */
     public CpuBackend(int threads) {
         int n = threads > 0 ? threads : Runtime.getRuntime().availableProcessors();
         this.pool = new WorkerPool(n);
-        this.ops = new CpuOps(pool);
+        this.kernels = NativeKernels.get();
+        this.ops = new CpuOps(pool, kernels);
     }
 
     @Override
@@ -23,7 +25,9 @@ public final class CpuBackend extends HostBackend {
 
     @Override
     public String describe() {
-        return "cpu (" + pool.threads() + " threads, Vector API " + Simd.F.length() * 32 + "-bit)";
+        return "cpu (" + pool.threads() + " threads, " + (kernels != null
+                ? "native kernels" + ((kernels.features & 1) != 0 ? " AVX-512 VNNI" : " portable") + ", "
+                : "no native kernels: " + NativeKernels.unavailableReason() + "; ") + "Vector API " + Simd.F.length() * 32 + "-bit)";
     }
 
     @Override
@@ -34,6 +38,7 @@ public final class CpuBackend extends HostBackend {
     @Override
     public void close() {
         pool.close();
+        ops.close();
         super.close();
     }
 }

@@ -26,13 +26,20 @@ final class CpuOps implements Ops {
     private static final ValueLayout.OfFloat FLOAT = ValueLayout.JAVA_FLOAT;
 
     private final WorkerPool pool;
+    private final NativeKernels nk;
+    private final java.lang.foreign.Arena arena = java.lang.foreign.Arena.ofShared();
+    private final MemorySegment[] nativeScratch;
+    private MemorySegment act = MemorySegment.NULL;
     private final float[][] rowScratch;
     private final float[][] scoreScratch;
     private double[] invFreq = new double[0];
     private Rope lastRope;
 
-    CpuOps(WorkerPool pool) {
+    CpuOps(WorkerPool pool, NativeKernels nk) {
         this.pool = pool;
+        this.nk = nk;
+        this.nativeScratch = new MemorySegment[pool.threads()];
+        java.util.Arrays.fill(nativeScratch, MemorySegment.NULL);
         this.rowScratch = new float[pool.threads()][0];
         this.scoreScratch = new float[pool.threads()][0];
     }
@@ -91,9 +98,98 @@ final class CpuOps implements Ops {
         });
     }
 
+    /** Frees the off-heap scratch (activation rows, per-thread buffers). */
+    void close() {
+        arena.close();
+    }
+
+    private boolean nativeRuns(Weight[] ws) {
+        if (nk == null) {
+            return false;
+        }
+        for (Weight w : ws) {
+            if (!nk.supports(w.type().id()) || w.cols() % groupOf(w.type()) != 0) {
+                return false;
+            }
+        }
+        return true;
+    }
+
+    private static int groupOf(GgmlType t) {
+        return switch (t) {
+            case F32, F16, BF16 -> 1;
+            case Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_XS -> 256;
+            default -> 64;
+        };
+    }
+
+    private MemorySegment grow(MemorySegment seg, long bytes) {
+        if (seg.byteSize() >= bytes) {
+            return seg;
+        }
+        return arena.allocate(Math.max(bytes, seg.byteSize() * 2), 64);
+    }
+
+    /** The native path: activations quantized once (when a weight needs it), then row slices per thread. */
+    private void matmulNative(HostBuf x, int n, Weight[] ws, Buf[] outs) {
+        int k = ws[0].cols();
+        boolean quantized = false;
+        for (Weight w : ws) {
+            quantized |= w.type().isQuantized();
+        }
+        long actStride = nk.actRowBytes(k);
+        if (quantized) {
+            act = grow(act, actStride * n);
+            MemorySegment a = act;
+            pool.run((th, nt) -> {
+                int lo = WorkerPool.split(n, th, nt);
+                int hi = WorkerPool.split(n, th + 1, nt);
+                if (lo < hi) {
+                    nk.quantizeAct(x.segment().asSlice(x.rowOffset(lo)), x.cols(), hi - lo, k, a.asSlice(actStride * lo), actStride);
+                }
+            });
+        }
+        long scratchBytes = nk.scratchBytes(k);
+        for (int t = 0; t < nativeScratch.length; t++) {
+            nativeScratch[t] = grow(nativeScratch[t], scratchBytes);
+        }
+        int total = 0;
+        for (Weight w : ws) {
+            total += w.rows();
+        }
+        int allRows = total;
+        MemorySegment a = act;
+        pool.run((th, nt) -> {
+            // slices in multiples of 4 rows: the kernels unpack weights four rows at a time
+            int from = WorkerPool.split(allRows / 4, th, nt) * 4;
+            int to = th == nt - 1 ? allRows : WorkerPool.split(allRows / 4, th + 1, nt) * 4;
+            int base = 0;
+            for (int j = 0; j < ws.length && from < to; j++) {
+                Tensor t = ws[j].tensor();
+                int rows = Math.toIntExact(t.rows());
+                int lo = Math.max(from, base) - base;
+                int hi = Math.min(to, base + rows) - base;
+                if (lo < hi) {
+                    HostBuf out = (HostBuf) outs[j];
+                    boolean q = t.type().isQuantized();
+                    int rc = nk.matmul(t.type().id(), t.data(), t.rowBytes(), lo, hi, k, q ? a : x.segment(),
+                            q ? actStride : x.cols(), n, out.segment(), out.cols(), nativeScratch[th]);
+                    if (rc != 0) {
+                        throw new IllegalStateException("native matmul refused " + t);
+                    }
+                }
+                base += rows;
+            }
+        });
+    }
+
     @Override
     public void matmul(Buf xb, int n, Weight[] ws, Buf[] outs) {
         HostBuf x = (HostBuf) xb;
+        if (nativeRuns(ws)) {
+            matmulNative(x, n, ws, outs);
+            return;
+        }
         int total = 0;
         for (Weight w : ws) {
             total += w.rows();

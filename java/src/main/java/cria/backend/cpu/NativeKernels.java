@@ -1,0 +1,131 @@
+// The C kernels of native/ (libcria.so), bound through the FFM API; absent library means the pure-Java path.
+package cria.backend.cpu;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.FunctionDescriptor;
+import java.lang.foreign.Linker;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.SymbolLookup;
+import java.lang.foreign.ValueLayout;
+import java.lang.invoke.MethodHandle;
+import java.nio.file.Files;
+import java.nio.file.Path;
+
+/**
+ * Downcall handles to native/cria.h. The library is looked up in {@code -Dcria.native.dir}
+ * (the launcher and the tests set it to target/native); when it is missing, unloadable or
+ * disabled ({@code -Dcria.native=false}), {@link #get()} returns null and the CPU backend uses its
+ * Vector API code. Calls are "critical" (no thread-state transition): they never call back into
+ * Java and take only off-heap memory.
+ */
+final class NativeKernels {
+    private static final ValueLayout.OfInt I = ValueLayout.JAVA_INT;
+    private static final ValueLayout.OfLong L = ValueLayout.JAVA_LONG;
+    private static final ValueLayout A = ValueLayout.ADDRESS;
+
+    private static volatile NativeKernels instance;
+    private static volatile String why;
+
+    final Path path;
+    final int features;
+    private final MethodHandle supports;
+    private final MethodHandle actRowBytes;
+    private final MethodHandle quantizeAct;
+    private final MethodHandle scratchBytes;
+    private final MethodHandle matmul;
+
+    private NativeKernels(Path path, SymbolLookup lib) throws Throwable {
+        this.path = path;
+        Linker linker = Linker.nativeLinker();
+        Linker.Option critical = Linker.Option.critical(false);
+        this.supports = linker.downcallHandle(find(lib, "cria_supports"), FunctionDescriptor.of(I, I), critical);
+        this.actRowBytes = linker.downcallHandle(find(lib, "cria_act_row_bytes"), FunctionDescriptor.of(L, I), critical);
+        this.quantizeAct = linker.downcallHandle(find(lib, "cria_quantize_act"),
+                FunctionDescriptor.ofVoid(A, L, I, I, A, L), critical);
+        this.scratchBytes = linker.downcallHandle(find(lib, "cria_matmul_scratch_bytes"), FunctionDescriptor.of(L, I), critical);
+        this.matmul = linker.downcallHandle(find(lib, "cria_matmul"),
+                FunctionDescriptor.of(I, I, A, L, I, I, I, A, L, I, A, L, A), critical);
+        MethodHandle feat = linker.downcallHandle(find(lib, "cria_features"), FunctionDescriptor.of(I), critical);
+        this.features = (int) feat.invokeExact();
+    }
+
+    private static MemorySegment find(SymbolLookup lib, String name) {
+        return lib.find(name).orElseThrow(() -> new IllegalStateException("symbol " + name + " missing from libcria.so"));
+    }
+
+    /** The kernels, or null when the library is not available (see {@link #unavailableReason()}). */
+    static NativeKernels get() {
+        NativeKernels k = instance;
+        if (k != null || why != null) {
+            return k;
+        }
+        synchronized (NativeKernels.class) {
+            if (instance != null || why != null) {
+                return instance;
+            }
+            if ("false".equals(System.getProperty("cria.native"))) {
+                why = "disabled by -Dcria.native=false";
+                return null;
+            }
+            String dir = System.getProperty("cria.native.dir");
+            Path p = dir == null ? null : Path.of(dir, "libcria.so");
+            if (p == null || !Files.isRegularFile(p) || p.toFile().length() == 0) {
+                why = "native library not found (" + (p == null ? "-Dcria.native.dir not set" : p) + "); build it with make";
+                return null;
+            }
+            try {
+                instance = new NativeKernels(p, SymbolLookup.libraryLookup(p, Arena.global()));
+            } catch (Throwable e) {
+                why = "native library " + p + " could not be loaded: " + e.getMessage();
+            }
+            return instance;
+        }
+    }
+
+    /** Why {@link #get()} returned null, or null. */
+    static String unavailableReason() {
+        get();
+        return why;
+    }
+
+    boolean supports(int type) {
+        try {
+            return (int) supports.invokeExact(type) != 0;
+        } catch (Throwable e) {
+            throw new IllegalStateException(e);
+        }
+    }
+
+    long actRowBytes(int k) {
+        try {
+            return (long) actRowBytes.invokeExact(k);
+        } catch (Throwable e) {
+            throw new IllegalStateException(e);
+        }
+    }
+
+    long scratchBytes(int k) {
+        try {
+            return (long) scratchBytes.invokeExact(k);
+        } catch (Throwable e) {
+            throw new IllegalStateException(e);
+        }
+    }
+
+    void quantizeAct(MemorySegment x, long xStrideFloats, int n, int k, MemorySegment act, long actStrideBytes) {
+        try {
+            quantizeAct.invokeExact(x, xStrideFloats, n, k, act, actStrideBytes);
+        } catch (Throwable e) {
+            throw new IllegalStateException(e);
+        }
+    }
+
+    int matmul(int type, MemorySegment w, long rowBytes, int r0, int r1, int k, MemorySegment x, long xStride, int n,
+               MemorySegment out, long outStride, MemorySegment scratch) {
+        try {
+            return (int) matmul.invokeExact(type, w, rowBytes, r0, r1, k, x, xStride, n, out, outStride, scratch);
+        } catch (Throwable e) {
+            throw new IllegalStateException(e);
+        }
+    }
+}

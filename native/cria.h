@@ -1,0 +1,39 @@
+/* Cria's CPU kernels, called from Java through the FFM API (cria.backend.cpu.NativeKernels).
+ * Every entry point is plain C with pointer + size arguments; none allocates or keeps state. */
+#ifndef CRIA_H
+#define CRIA_H
+#include <stdint.h>
+#include <stddef.h>
+
+/* ggml type ids (cria.gguf.GgmlType) */
+enum {
+    T_F32 = 0, T_F16 = 1, T_Q4_0 = 2, T_Q4_1 = 3, T_Q5_0 = 6, T_Q5_1 = 7, T_Q8_0 = 8,
+    T_Q2_K = 10, T_Q3_K = 11, T_Q4_K = 12, T_Q5_K = 13, T_Q6_K = 14, T_IQ4_NL = 20, T_IQ4_XS = 23, T_BF16 = 30
+};
+
+/* Bit mask of what this build and this CPU can do (1: AVX-512 VNNI kernels, 2: AMX). */
+int32_t cria_features(void);
+
+/* Bytes of one quantized activation row of k values (k a multiple of 32), 64-byte rounded. */
+int64_t cria_act_row_bytes(int32_t k);
+
+/* Quantizes n rows of k floats (row stride xs floats) into activation rows (stride as bytes). */
+void cria_quantize_act(const float *x, int64_t xs, int32_t n, int32_t k, uint8_t *act, int64_t as);
+
+/* True when weights of this type run here (quantized types need cria_quantize_act'd inputs). */
+int32_t cria_supports(int32_t type);
+
+/* Bytes of the per-thread scratch cria_matmul needs for rows of k values (64-byte aligned). */
+int64_t cria_matmul_scratch_bytes(int32_t k);
+
+/*
+ * out[i * os + r] = W[r] . x[i] for weight rows r in [r0, r1) and inputs i in [0, n).
+ * W: rows of k values of `type`, wrb bytes apart. For quantized types x is activation rows
+ * (cria_quantize_act, xs bytes apart); for F32/F16/BF16 x is float rows (xs floats apart).
+ * scratch: cria_matmul_scratch_bytes(k) bytes owned by the calling thread.
+ * Returns 0, or -1 for a type this build cannot run.
+ */
+int32_t cria_matmul(int32_t type, const uint8_t *w, int64_t wrb, int32_t r0, int32_t r1, int32_t k,
+                    const void *x, int64_t xs, int32_t n, float *out, int64_t os, uint8_t *scratch);
+
+#endif
