@@ -12,9 +12,17 @@ public final class CpuBackend extends HostBackend {
 
     /** @param threads worker threads including the caller; 0 = one per available core */
     public CpuBackend(int threads) {
+        this(threads, true);
+    }
+
+    /**
+     * @param threads   worker threads including the caller; 0 = one per available core
+     * @param useNative use the C kernels of native/ when the library is there (false: Vector API only)
+     */
+    public CpuBackend(int threads, boolean useNative) {
         int n = threads > 0 ? threads : Runtime.getRuntime().availableProcessors();
         this.pool = new WorkerPool(n);
-        this.kernels = NativeKernels.get();
+        this.kernels = useNative ? NativeKernels.get() : null;
         this.ops = new CpuOps(pool, kernels);
     }
 
@@ -28,6 +36,11 @@ public final class CpuBackend extends HostBackend {
         return "cpu (" + pool.threads() + " threads, " + (kernels != null
                 ? "native kernels" + ((kernels.features & 1) != 0 ? " AVX-512 VNNI" : " portable") + ", "
                 : "no native kernels: " + NativeKernels.unavailableReason() + "; ") + "Vector API " + Simd.F.length() * 32 + "-bit)";
+    }
+
+    /** True when the C kernels are in use. */
+    public boolean usesNativeKernels() {
+        return kernels != null;
     }
 
     @Override

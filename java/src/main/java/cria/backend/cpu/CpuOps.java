@@ -100,7 +100,9 @@ final class CpuOps implements Ops {
 
     /** Frees the off-heap scratch (activation rows, per-thread buffers). */
     void close() {
-        arena.close();
+        if (arena.scope().isAlive()) {
+            arena.close();
+        }
     }
 
     private boolean nativeRuns(Weight[] ws) {

@@ -1,0 +1,292 @@
+// Every op of every host backend, for every weight type, against the ref backend on fresh random inputs.
+package cria.backend;
+
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import cria.backend.cpu.CpuBackend;
+import cria.backend.ref.RefBackend;
+import cria.gguf.GgmlType;
+import cria.tensor.Codec;
+import cria.tensor.Codecs;
+import cria.tensor.Tensor;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Random;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.Assumptions;
+import org.junit.jupiter.api.DynamicTest;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.TestFactory;
+
+/**
+ * ARCHITECTURE.md rule 5: each op x backend x weight type checked against {@code ref}. The
+ * backends under test are the CPU backend with its native kernels (when built) and without
+ * them (Vector API). Thresholds are relative RMS errors: float weights must agree to float
+ * rounding; quantized weights meet 8-bit activations, so they get 1 %.
+ */
+class OpsConformanceTest {
+    static final Arena ARENA = Arena.ofShared();
+    static final GgmlType[] TYPES = {GgmlType.F32, GgmlType.F16, GgmlType.BF16, GgmlType.Q4_0, GgmlType.Q4_1, GgmlType.Q5_0,
+        GgmlType.Q5_1, GgmlType.Q8_0, GgmlType.Q2_K, GgmlType.Q3_K, GgmlType.Q4_K, GgmlType.Q5_K, GgmlType.Q6_K,
+        GgmlType.IQ4_NL, GgmlType.IQ4_XS};
+
+    final Random rnd = new Random(System.nanoTime());
+
+    @AfterAll
+    static void free() {
+        ARENA.close();
+    }
+
+    static List<Backend> candidates() {
+        List<Backend> out = new ArrayList<>();
+        out.add(new CpuBackend(2, false));
+        CpuBackend nat = new CpuBackend(2, true);
+        if (nat.usesNativeKernels()) {
+            out.add(nat);
+        } else {
+            nat.close();
+        }
+        return out;
+    }
+
+    static String label(Backend b) {
+        return b instanceof CpuBackend c && c.usesNativeKernels() ? "cpu+native" : b.name();
+    }
+
+    Tensor randomWeight(GgmlType type, int rows, int cols) {
+        Codec c = Codecs.of(type);
+        MemorySegment seg = ARENA.allocate(type.rowBytes(cols) * rows, 64);
+        float[] row = new float[cols];
+        for (int r = 0; r < rows; r++) {
+            for (int i = 0; i < cols; i++) {
+                row[i] = (float) rnd.nextGaussian() * 0.5f;
+            }
+            c.quantize(row, 0, cols, seg, r * type.rowBytes(cols));
+        }
+        return new Tensor("w." + type, type, new long[] {cols, rows}, seg);
+    }
+
+    static void fill(Backend b, Buf buf, int rows, float[] values) {
+        HostBuf h = (HostBuf) buf;
+        MemorySegment.copy(values, 0, h.segment(), java.lang.foreign.ValueLayout.JAVA_FLOAT, 0, rows * buf.cols());
+    }
+
+    float[] gaussian(int n, float scale) {
+        float[] a = new float[n];
+        for (int i = 0; i < n; i++) {
+            a[i] = (float) rnd.nextGaussian() * scale;
+        }
+        return a;
+    }
+
+    static double relRms(float[] a, float[] ref) {
+        double num = 0;
+        double den = 0;
+        for (int i = 0; i < ref.length; i++) {
+            assertTrue(Float.isFinite(a[i]), "non-finite output at " + i);
+            num += (a[i] - ref[i]) * (double) (a[i] - ref[i]);
+            den += ref[i] * (double) ref[i];
+        }
+        return Math.sqrt(num / Math.max(den, 1e-30));
+    }
+
+    @TestFactory
+    Stream<DynamicTest> matmulEveryTypeEveryBackend() {
+        List<DynamicTest> tests = new ArrayList<>();
+        for (GgmlType t : TYPES) {
+            tests.add(DynamicTest.dynamicTest("matmul " + t, () -> {
+                int cols = 512;
+                int rows = 37;
+                Tensor w = randomWeight(t, rows, cols);
+                Tensor w2 = randomWeight(t, 12, cols);
+                for (int n : new int[] {1, 3, 9}) {
+                    float[] x = gaussian(n * cols, 1f);
+                    x[3] = 40f; // an outlier, as real activations have
+                    float[][] ref = run(new RefBackend(), w, w2, x, n, cols);
+                    for (Backend b : candidates()) {
+                        try (b) {
+                            float[][] got = run(b, w, w2, x, n, cols);
+                            double limit = t.isQuantized() ? 1e-2 : 1e-5;
+                            for (int j = 0; j < 2; j++) {
+                                double e = relRms(got[j], ref[j]);
+                                assertTrue(e < limit, label(b) + " " + t + " n=" + n + " output " + j + ": rel RMS " + e);
+                            }
+                        }
+                    }
+                }
+            }));
+        }
+        return tests.stream();
+    }
+
+    /** Two weights sharing one input, as the forward pass calls it (q/k/v, gate/up). */
+    static float[][] run(Backend b, Tensor w, Tensor w2, float[] x, int n, int cols) {
+        try (b) {
+            Buf xb = b.allocate("x", n, cols);
+            fill(b, xb, n, x);
+            Buf o1 = b.allocate("o1", n, (int) w.rows());
+            Buf o2 = b.allocate("o2", n, (int) w2.rows());
+            b.ops().matmul(xb, n, new Weight[] {b.weight(w), b.weight(w2)}, new Buf[] {o1, o2});
+            float[] r1 = new float[n * (int) w.rows()];
+            float[] r2 = new float[n * (int) w2.rows()];
+            b.download(o1, n, r1);
+            b.download(o2, n, r2);
+            return new float[][] {r1, r2};
+        }
+    }
+
+    @Test
+    void elementwiseOpsRopeEmbedAndGatherMatchRef() {
+        int n = 5;
+        int dim = 64;
+        int headDim = 16;
+        float[] x = gaussian(n * dim, 2f);
+        float[] y = gaussian(n * dim, 1f);
+        Tensor norm = randomWeight(GgmlType.F32, 1, dim);
+        Tensor table = randomWeight(GgmlType.Q6_K, 300, 256);
+        Batch batch = new Batch(n);
+        for (int i = 0; i < n; i++) {
+            batch.add(7 * i + 3, 100 * i + 1, 0, i % 2 == 0);
+        }
+        float[] factors = {1f, 1.5f, 2f, 8f};
+        for (Rope rope : new Rope[] {new Rope(8, 10000f, 1f, null, false), new Rope(16, 500000f, 0.25f, null, true),
+            new Rope(8, 10000f, 1f, factors, false)}) {
+            List<float[]> ref = elementwise(new RefBackend(), x, y, norm, table, batch, rope, headDim);
+            for (Backend b : candidates()) {
+                List<float[]> got = elementwise(b, x, y, norm, table, batch, rope, headDim);
+                for (int i = 0; i < ref.size(); i++) {
+                    double e = relRms(got.get(i), ref.get(i));
+                    assertTrue(e < 2e-6, label(b) + " op " + i + " (rmsnorm, rope q, rope k, swiglu, add, gather, embed): " + e);
+                }
+                b.close();
+            }
+        }
+    }
+
+    static List<float[]> elementwise(Backend b, float[] x, float[] y, Tensor norm, Tensor table, Batch batch, Rope rope, int headDim) {
+        int n = batch.size();
+        int dim = x.length / n;
+        try (b) {
+            List<float[]> out = new ArrayList<>();
+            Buf xb = b.allocate("x", n, dim);
+            Buf yb = b.allocate("y", n, dim);
+            Buf o = b.allocate("o", n, dim);
+            fill(b, xb, n, x);
+            fill(b, yb, n, y);
+            b.ops().rmsnorm(xb, b.weight(norm), 1e-5f, n, o);
+            out.add(read(b, o, n));
+            Buf q = b.allocate("q", n, dim);
+            Buf k = b.allocate("k", n, dim / 2);
+            fill(b, q, n, x);
+            fill(b, k, n, java.util.Arrays.copyOf(y, n * dim / 2));
+            b.ops().rope(q, k, headDim, batch, rope);
+            out.add(read(b, q, n));
+            out.add(read(b, k, n));
+            fill(b, q, n, x);
+            b.ops().swiglu(q, yb, n);
+            out.add(read(b, q, n));
+            fill(b, q, n, x);
+            b.ops().add(q, yb, n);
+            out.add(read(b, q, n));
+            Buf g = b.allocate("g", n, dim);
+            b.ops().gather(xb, batch.logitEntries(), batch.logitCount(), g);
+            out.add(java.util.Arrays.copyOf(read(b, g, n), batch.logitCount() * dim));
+            Buf e = b.allocate("e", n, 256);
+            b.ops().embed(b.weight(table), batch, e);
+            out.add(read(b, e, n));
+            return out;
+        }
+    }
+
+    static float[] read(Backend b, Buf buf, int n) {
+        float[] a = new float[n * buf.cols()];
+        b.download(buf, n, a);
+        return a;
+    }
+
+    @Test
+    void pagedAttentionOverInterleavedSequencesMatchesRef() {
+        for (KvCache.Type kvType : KvCache.Type.values()) {
+            int heads = 8;
+            int kvHeads = 2;
+            int headDim = 32;
+            int kvDim = kvHeads * headDim;
+            // three sequences of different lengths, entries interleaved, pages shuffled by allocation order
+            int[] lens = {70, 5, 33};
+            List<float[]> ref = attention(new RefBackend(), kvType, lens, heads, kvHeads, headDim, kvDim, 11);
+            for (Backend b : candidates()) {
+                List<float[]> got = attention(b, kvType, lens, heads, kvHeads, headDim, kvDim, 11);
+                for (int step = 0; step < ref.size(); step++) {
+                    double e = relRms(got.get(step), ref.get(step));
+                    assertTrue(e < 1e-5, label(b) + " " + kvType + " attention step " + step + ": " + e);
+                }
+                b.close();
+            }
+        }
+    }
+
+    static List<float[]> attention(Backend b, KvCache.Type kvType, int[] lens, int heads, int kvHeads, int headDim, int kvDim, long seed) {
+        Random r = new Random(seed);
+        List<float[]> outs = new ArrayList<>();
+        try (b; KvCache cache = b.kvCache(new KvCache.Config(1, kvDim, kvType, 16, 16, 4, 128))) {
+            int[] seqs = new int[lens.length];
+            for (int s = 0; s < lens.length; s++) {
+                seqs[s] = cache.newSequence();
+            }
+            int[] pos = new int[lens.length];
+            int maxLen = 0;
+            for (int l : lens) {
+                maxLen = Math.max(maxLen, l);
+            }
+            int cap = 12;
+            Buf q = b.allocate("q", cap, heads * headDim);
+            Buf k = b.allocate("k", cap, kvDim);
+            Buf v = b.allocate("v", cap, kvDim);
+            Buf o = b.allocate("o", cap, heads * headDim);
+            Batch batch = new Batch(cap);
+            while (true) {
+                batch.clear();
+                // each step: up to 4 tokens of each unfinished sequence
+                for (int s = 0; s < lens.length; s++) {
+                    for (int t = 0; t < 4 && pos[s] < lens[s]; t++) {
+                        cache.reserve(seqs[s], pos[s] + 1);
+                        batch.add(0, pos[s]++, seqs[s], false);
+                    }
+                }
+                int n = batch.size();
+                if (n == 0) {
+                    break;
+                }
+                fill(b, q, n, gauss(r, n * heads * headDim));
+                fill(b, k, n, gauss(r, n * kvDim));
+                fill(b, v, n, gauss(r, n * kvDim));
+                b.ops().storeKv(cache, 0, k, v, batch);
+                b.ops().attention(q, cache, 0, heads, kvHeads, headDim, batch, o);
+                outs.add(read(b, o, n));
+            }
+            return outs;
+        }
+    }
+
+    static float[] gauss(Random r, int n) {
+        float[] a = new float[n];
+        for (int i = 0; i < n; i++) {
+            a[i] = (float) r.nextGaussian();
+        }
+        return a;
+    }
+
+    @Test
+    void nativeKernelsAreBuiltWhereACompilerIs() {
+        CpuBackend b = new CpuBackend(1, true);
+        try {
+            Assumptions.assumeTrue(System.getProperty("cria.native.dir") != null, "skipped: no native library directory configured");
+            assertTrue(b.usesNativeKernels(), "the build makes target/native/libcria.so; the CPU backend should load it: " + b.describe());
+        } finally {
+            b.close();
+        }
+    }
+}
