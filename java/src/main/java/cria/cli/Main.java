@@ -21,6 +21,7 @@ import picocli.CommandLine.Command;
             QuantizeCommand.class,
             GenerateCommand.class,
             LogitsCommand.class,
+            BenchCommand.class,
             SynthCommand.class,
             PerplexityCommand.class,
             CommandLine.HelpCommand.class,

@@ -1,0 +1,247 @@
+// `cria bench`: llama-bench's tests (ppN prompt processing, tgN generation) and its table and JSON fields.
+package cria.cli;
+
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import cria.CriaException;
+import cria.engine.Model;
+import cria.engine.Session;
+import java.nio.file.Files;
+import java.time.Instant;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Locale;
+import java.util.Random;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Option;
+
+/**
+ * Measures what llama-bench measures, the way it measures it: ppN evaluates N random tokens
+ * (BOS first) in batches from an empty cache; tgN evaluates N tokens one at a time from an
+ * empty cache (no sampling). One untimed warm-up run precedes each test; each is repeated -r
+ * times and reported as mean ± standard deviation of tokens per second.
+ */
+@Command(name = "bench", mixinStandardHelpOptions = true, sortOptions = false,
+        description = {"Benchmark prompt processing (ppN) and generation (tgN) as llama-bench does; same table, same JSON fields.",
+            "Example: cria bench -m model.gguf -p 128 -n 32 -r 3 -t 2",
+            "         cria bench -m model.gguf -o json > cria.json"})
+final class BenchCommand extends Verb {
+    @Mixin
+    ModelArgs modelArgs;
+
+    @Option(names = {"-p", "--n-prompt"}, defaultValue = "128", paramLabel = "N", split = ",",
+            description = "prompt lengths to test, comma-separated; 0 = none (default: ${DEFAULT-VALUE})")
+    int[] prompts;
+
+    @Option(names = {"-n", "--n-gen"}, defaultValue = "32", paramLabel = "N", split = ",",
+            description = "generation lengths to test, comma-separated; 0 = none (default: ${DEFAULT-VALUE})")
+    int[] gens;
+
+    @Option(names = {"-r", "--repetitions"}, defaultValue = "3", paramLabel = "N", description = "repetitions of each test (default: ${DEFAULT-VALUE})")
+    int reps;
+
+    @Option(names = {"-o", "--output"}, defaultValue = "md", paramLabel = "FMT", description = "md, csv or json (default: ${DEFAULT-VALUE})")
+    String format;
+
+    record Result(int nPrompt, int nGen, long[] samplesNs) {
+        int tokens() {
+            return nPrompt + nGen;
+        }
+
+        double[] ts() {
+            double[] t = new double[samplesNs.length];
+            for (int i = 0; i < t.length; i++) {
+                t[i] = tokens() * 1e9 / samplesNs[i];
+            }
+            return t;
+        }
+
+        static double mean(double[] a) {
+            double s = 0;
+            for (double v : a) {
+                s += v;
+            }
+            return s / a.length;
+        }
+
+        static double stdev(double[] a) {
+            if (a.length < 2) {
+                return 0;
+            }
+            double m = mean(a);
+            double s = 0;
+            for (double v : a) {
+                s += (v - m) * (v - m);
+            }
+            return Math.sqrt(s / (a.length - 1));
+        }
+    }
+
+    @Override
+    public Integer call() {
+        if (!List.of("md", "csv", "json").contains(format)) {
+            throw new CriaException("-o must be md, csv or json, got '" + format + "'");
+        }
+        if (reps < 1) {
+            throw new CriaException("-r must be at least 1");
+        }
+        List<int[]> tests = new ArrayList<>();
+        for (int p : prompts) {
+            if (p > 0) {
+                tests.add(new int[] {p, 0});
+            }
+        }
+        for (int g : gens) {
+            if (g > 0) {
+                tests.add(new int[] {0, g});
+            }
+        }
+        if (tests.isEmpty()) {
+            throw new CriaException("nothing to test: give -p N and/or -n N above 0");
+        }
+        int longest = 1;
+        for (int[] t : tests) {
+            longest = Math.max(longest, t[0] + t[1]);
+        }
+        List<Result> results = new ArrayList<>();
+        try (Model model = Model.load(modelArgs.model, modelArgs.modelOptions(), err()::println);
+             Session s = model.newSession(modelArgs.sessionOptions().withContextLength(Math.max(modelArgs.ctx, longest)))) {
+            Random rnd = new Random(42);
+            int vocab = model.config().vocab();
+            int bos = model.hasTokenizer() ? model.tokenizer().bos() : -1;
+            for (int[] t : tests) {
+                long[] samples = new long[reps];
+                for (int r = -1; r < reps; r++) { // r = -1: warm-up
+                    s.reset();
+                    long ns = t[0] > 0 ? prompt(s, t[0], vocab, bos, rnd) : generate(s, t[1], vocab, bos, rnd);
+                    if (r >= 0) {
+                        samples[r] = ns;
+                    }
+                }
+                Result res = new Result(t[0], t[1], samples);
+                results.add(res);
+                if (format.equals("md")) {
+                    err().printf(Locale.ROOT, "cria: %s%d: %.2f t/s%n", t[0] > 0 ? "pp" : "tg", t[0] > 0 ? t[0] : t[1], Result.mean(res.ts()));
+                }
+            }
+            print(model, results);
+        }
+        return 0;
+    }
+
+    private static long prompt(Session s, int n, int vocab, int bos, Random rnd) {
+        int[] tokens = new int[n];
+        for (int i = 0; i < n; i++) {
+            tokens[i] = rnd.nextInt(vocab);
+        }
+        if (bos >= 0) {
+            tokens[0] = bos;
+        }
+        long t0 = System.nanoTime();
+        s.eval(tokens);
+        return System.nanoTime() - t0;
+    }
+
+    private static long generate(Session s, int n, int vocab, int bos, Random rnd) {
+        int[] one = {bos >= 0 ? bos : rnd.nextInt(vocab)};
+        long t0 = System.nanoTime();
+        for (int i = 0; i < n; i++) {
+            s.eval(one);
+            one[0] = rnd.nextInt(vocab);
+        }
+        return System.nanoTime() - t0;
+    }
+
+    private void print(Model model, List<Result> results) {
+        String modelName = modelArgs.model.getFileName().toString();
+        long size = model.file().fileSize();
+        long params = 0;
+        for (var t : model.file().tensors()) {
+            params += t.elements();
+        }
+        String backend = model.backend().name().toUpperCase(Locale.ROOT);
+        int threads = modelArgs.threads > 0 ? modelArgs.threads : Runtime.getRuntime().availableProcessors();
+        switch (format) {
+            case "json" -> {
+                ArrayNode arr = Json.MAPPER.createArrayNode();
+                for (Result r : results) {
+                    ObjectNode o = arr.addObject();
+                    o.put("build_commit", Main.class.getPackage().getImplementationVersion() == null ? "dev" : Main.class.getPackage().getImplementationVersion());
+                    o.put("build_number", 0);
+                    o.put("cpu_info", cpuInfo());
+                    o.put("gpu_info", "");
+                    o.put("backends", backend);
+                    o.put("model_filename", modelArgs.model.toString());
+                    o.put("model_type", model.config().arch() + " " + Units.count(params));
+                    o.put("model_size", size);
+                    o.put("model_n_params", params);
+                    o.put("n_batch", modelArgs.batchSize);
+                    o.put("n_ubatch", modelArgs.batchSize);
+                    o.put("n_threads", threads);
+                    o.put("type_k", modelArgs.kvType.name().toLowerCase(Locale.ROOT));
+                    o.put("type_v", modelArgs.kvType.name().toLowerCase(Locale.ROOT));
+                    o.put("use_mmap", true);
+                    o.put("flash_attn", false);
+                    o.put("n_prompt", r.nPrompt());
+                    o.put("n_gen", r.nGen());
+                    o.put("n_depth", 0);
+                    o.put("test_time", Instant.now().toString());
+                    double[] ts = r.ts();
+                    double[] ns = new double[r.samplesNs().length];
+                    for (int i = 0; i < ns.length; i++) {
+                        ns[i] = r.samplesNs()[i];
+                    }
+                    o.put("avg_ns", (long) Result.mean(ns));
+                    o.put("stddev_ns", (long) Result.stdev(ns));
+                    o.put("avg_ts", Result.mean(ts));
+                    o.put("stddev_ts", Result.stdev(ts));
+                    ArrayNode sn = o.putArray("samples_ns");
+                    for (long v : r.samplesNs()) {
+                        sn.add(v);
+                    }
+                    ArrayNode st = o.putArray("samples_ts");
+                    for (double v : ts) {
+                        st.add(v);
+                    }
+                }
+                out().println(Json.write(arr));
+            }
+            case "csv" -> {
+                out().println("model_filename,model_size,model_n_params,backends,n_threads,n_prompt,n_gen,avg_ts,stddev_ts");
+                for (Result r : results) {
+                    out().printf(Locale.ROOT, "%s,%d,%d,%s,%d,%d,%d,%.6f,%.6f%n", modelName, size, params, backend, threads,
+                            r.nPrompt(), r.nGen(), Result.mean(r.ts()), Result.stdev(r.ts()));
+                }
+            }
+            default -> {
+                out().println("| model                          |       size |     params | backend    | threads |            test |                  t/s |");
+                out().println("| ------------------------------ | ---------: | ---------: | ---------- | ------: | --------------: | -------------------: |");
+                for (Result r : results) {
+                    String test = r.nPrompt() > 0 ? "pp" + r.nPrompt() : "tg" + r.nGen();
+                    out().printf(Locale.ROOT, "| %-30s | %10s | %10s | %-10s | %7d | %15s | %20s |%n", trim(modelName, 30),
+                            Units.bytes(size).replace("i", "i"), Units.count(params), backend, threads, test,
+                            String.format(Locale.ROOT, "%.2f ± %.2f", Result.mean(r.ts()), Result.stdev(r.ts())));
+                }
+            }
+        }
+        out().flush();
+    }
+
+    private static String trim(String s, int n) {
+        return s.length() <= n ? s : s.substring(0, n - 3) + "...";
+    }
+
+    private static String cpuInfo() {
+        try {
+            for (String line : Files.readAllLines(java.nio.file.Path.of("/proc/cpuinfo"))) {
+                if (line.startsWith("model name")) {
+                    return line.substring(line.indexOf(':') + 1).trim();
+                }
+            }
+        } catch (Exception e) {
+            // not Linux: leave it out
+        }
+        return System.getProperty("os.arch");
+    }
+}
