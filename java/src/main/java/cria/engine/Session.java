@@ -206,59 +206,26 @@ public final class Session implements AutoCloseable {
         }
         float[] logits = toEval.length > 0 ? eval(toEval) : last;
         long t1 = System.nanoTime();
-        int vocab = model.config().vocab();
-        var sampler = new cria.sample.Sampler(options.sampler(), vocab);
-        int window = options.sampler().repeatLastN() < 0 ? historyLen : Math.min(historyLen, options.sampler().repeatLastN());
-        for (int i = historyLen - window; i < historyLen; i++) {
-            sampler.accept(history[i]);
-        }
-        var decoder = tok.streamDecoder(false);
-        var stops = new StopMatcher(options.stop());
-        StringBuilder text = new StringBuilder();
-        int[] out = new int[Math.max(16, Math.min(options.maxTokens(), 4096))];
-        int n = 0;
-        Generation.FinishReason reason = Generation.FinishReason.LENGTH;
-        while (n < options.maxTokens()) {
-            int id = sampler.sample(logits);
-            sampler.accept(id);
-            if (n == out.length) {
-                out = java.util.Arrays.copyOf(out, out.length * 2);
+        TokenStream stream = new TokenStream(tok, model.config().vocab(), options, listener, history, historyLen);
+        while (true) {
+            int before = stream.count();
+            boolean more = stream.next(logits, 0);
+            if (stream.count() > before) { // a token was sampled: it joins the sequence, evaluated by the next eval
+                one1[0] = stream.last();
+                remember(one1);
             }
-            out[n++] = id;
-            one1[0] = id;
-            remember(one1);
-            if (!options.ignoreEos() && tok.isEndOfGeneration(id)) {
-                reason = Generation.FinishReason.STOP;
+            if (!more) {
                 break;
             }
-            String piece = stops.add(decoder.feed(id));
-            text.append(piece);
-            if (!listener.onToken(id, piece)) {
-                reason = Generation.FinishReason.CANCELLED;
+            if (position >= contextLength) {
+                stream.finish(Generation.FinishReason.LENGTH);
                 break;
-            }
-            if (stops.stopped()) {
-                reason = Generation.FinishReason.STOP;
-                break;
-            }
-            if (Thread.currentThread().isInterrupted()) {
-                reason = Generation.FinishReason.CANCELLED;
-                break;
-            }
-            if (n == options.maxTokens() || position + 1 >= contextLength) {
-                break; // LENGTH; the last token stays pending, evaluated by a later call
             }
             logits = eval(one1);
         }
-        if (!stops.stopped()) {
-            String tail = stops.add(decoder.flush()) + stops.flush();
-            if (!tail.isEmpty()) {
-                text.append(tail);
-                listener.onToken(-1, tail);
-            }
-        }
+        stream.finish(Generation.FinishReason.LENGTH);
         long t2 = System.nanoTime();
-        return new Generation(text.toString(), java.util.Arrays.copyOf(out, n), reason, toEval.length, t1 - t0, t2 - t1);
+        return stream.result(toEval.length, t1 - t0, t2 - t1);
     }
 
     @Override

@@ -57,11 +57,16 @@ public final class Sampler {
 
     /** Chooses a token from {@code logits} (not modified). */
     public int sample(float[] logits) {
-        if (logits.length < vocab) {
-            throw new IllegalArgumentException("logits has " + logits.length + " entries, vocabulary " + vocab);
+        return sample(logits, 0);
+    }
+
+    /** Chooses a token from {@code logits[off, off + vocab)} (not modified). */
+    public int sample(float[] logits, int off) {
+        if (logits.length - off < vocab) {
+            throw new IllegalArgumentException("logits has " + (logits.length - off) + " entries from " + off + ", vocabulary " + vocab);
         }
         float[] l = work;
-        System.arraycopy(logits, 0, l, 0, vocab);
+        System.arraycopy(logits, off, l, 0, vocab);
         applyPenalties(l);
         if (p.isGreedy()) {
             return argmax(l);

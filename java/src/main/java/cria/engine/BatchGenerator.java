@@ -1,0 +1,303 @@
+// Continuous batching: many sequences decoded together over one paged KV cache, each with its own settings and callback.
+package cria.engine;
+
+import cria.CriaException;
+import cria.backend.Batch;
+import cria.backend.KvCache;
+import cria.model.Llama;
+import java.util.ArrayDeque;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.CompletableFuture;
+
+/**
+ * Runs many generations at once. Each forward step carries the one decode token of every running
+ * sequence plus chunks of new prompts (continuous batching), so the weights are read once per
+ * step for all of them. Sequences take pages from one KV pool; a sequence is admitted only when
+ * pages for its whole length (prompt + max tokens, within the context) are free, so memory is
+ * never over-committed and nothing is ever evicted. Every sequence samples with its own
+ * {@link TokenStream}, exactly as a lone {@link Session} does: batching changes speed, never text.
+ * Prompt prefixes are not shared between sequences (each holds its own pages).
+ *
+ * <p>{@link #submit} may be called from any thread; the work runs on one scheduler thread, which
+ * also calls the listeners. {@link #close()} finishes what was submitted, then stops.
+ */
+public final class BatchGenerator implements AutoCloseable {
+
+    /**
+     * @param parallel       sequences in flight at most
+     * @param contextLength  positions one sequence may hold
+     * @param batchTokens    entries per forward step (decode tokens plus prompt chunks)
+     * @param cachePositions positions of the shared KV pool (0: parallel x contextLength)
+     * @param kvType         KV cache element type
+     */
+    public record Options(int parallel, int contextLength, int batchTokens, int cachePositions, KvCache.Type kvType) {
+        public static Options defaults() {
+            return new Options(8, 2048, 512, 0, KvCache.Type.F16);
+        }
+    }
+
+    /** Aggregate counters (read them after {@link #close()} or as a snapshot). */
+    public record Stats(long steps, long promptTokens, long generatedTokens, long busyNanos) {}
+
+    private static final int PAGE = 16;
+
+    private final Model model;
+    private final Llama llama;
+    private final Options options;
+    private final KvCache cache;
+    private final Batch batch;
+    private final Llama.Scratch scratch;
+    private final float[] logits;
+    private final int vocab;
+    private final ArrayDeque<Pending> queue = new ArrayDeque<>();
+    private final List<Running> running = new ArrayList<>();
+    private final Thread worker;
+    private volatile boolean closing;
+    private volatile Throwable failure;
+    private long steps;
+    private long promptTokens;
+    private long generatedTokens;
+    private long busyNanos;
+
+    private record Pending(int[] prompt, GenerateOptions options, TokenListener listener, CompletableFuture<Generation> result) {}
+
+    private final class Running {
+        final Pending req;
+        final int seq;
+        final TokenStream stream;
+        final long admitted = System.nanoTime();
+        long firstLogits;
+        int fed;        // prompt tokens sent to the model
+        int position;   // positions in the cache
+        int next = -1;  // the sampled token to evaluate next
+
+        Running(Pending req, int seq) {
+            this.req = req;
+            this.seq = seq;
+            this.stream = new TokenStream(model.tokenizer(), vocab, req.options, req.listener, req.prompt, req.prompt.length);
+        }
+    }
+
+    public BatchGenerator(Model model, Options options) {
+        this.model = model;
+        this.llama = model.llama();
+        this.options = options;
+        this.vocab = model.config().vocab();
+        if (options.parallel() < 1 || options.contextLength() < 2 || options.batchTokens() < 1) {
+            throw new CriaException("batch options must be positive: " + options);
+        }
+        int positions = options.cachePositions() > 0 ? options.cachePositions() : options.parallel() * options.contextLength();
+        int pages = (positions + PAGE - 1) / PAGE;
+        var c = model.config();
+        this.cache = model.backend().kvCache(new KvCache.Config(c.layers(), c.kvDim(), options.kvType(), PAGE, pages,
+                options.parallel(), options.contextLength()));
+        this.batch = new Batch(Math.max(options.batchTokens(), options.parallel()));
+        this.scratch = llama.newScratch(batch.capacity(), options.parallel());
+        this.logits = new float[options.parallel() * vocab];
+        this.worker = new Thread(this::loop, "cria-batch");
+        this.worker.setDaemon(true);
+        this.worker.start();
+    }
+
+    /** Tokenizes {@code prompt} (BOS as the vocabulary asks, special tokens parsed) and submits it. */
+    public CompletableFuture<Generation> submit(String prompt, GenerateOptions options, TokenListener listener) {
+        return submit(model.tokenizer().encode(prompt, true, true), options, listener);
+    }
+
+    /**
+     * Queues a generation. The future completes with the {@link Generation}, or exceptionally
+     * with a {@link CriaException} when the request cannot run (empty prompt, prompt longer than
+     * the context, more pages than the whole pool).
+     */
+    public CompletableFuture<Generation> submit(int[] prompt, GenerateOptions options, TokenListener listener) {
+        CompletableFuture<Generation> f = new CompletableFuture<>();
+        if (closing) {
+            f.completeExceptionally(new IllegalStateException("batch generator is closed"));
+            return f;
+        }
+        synchronized (queue) {
+            queue.add(new Pending(prompt.clone(), options, listener, f));
+            queue.notifyAll();
+        }
+        return f;
+    }
+
+    /** Requests queued or running. */
+    public int inFlight() {
+        synchronized (queue) {
+            return queue.size() + running.size();
+        }
+    }
+
+    public synchronized Stats stats() {
+        return new Stats(steps, promptTokens, generatedTokens, busyNanos);
+    }
+
+    private void loop() {
+        try {
+            while (true) {
+                admit();
+                if (running.isEmpty()) {
+                    synchronized (queue) {
+                        if (queue.isEmpty()) {
+                            if (closing) {
+                                return;
+                            }
+                            queue.wait(50);
+                        }
+                    }
+                    continue;
+                }
+                step();
+            }
+        } catch (Throwable t) {
+            failure = t;
+            synchronized (queue) {
+                for (Pending p : queue) {
+                    p.result.completeExceptionally(t);
+                }
+                queue.clear();
+            }
+            for (Running r : running) {
+                r.req.result.completeExceptionally(t);
+            }
+        }
+    }
+
+    /** Moves queued requests into the running set while sequences and pages allow. */
+    private void admit() {
+        while (true) {
+            Pending p;
+            synchronized (queue) {
+                p = queue.peek();
+                if (p == null || running.size() >= options.parallel()) {
+                    return;
+                }
+            }
+            int ctx = options.contextLength();
+            String bad = null;
+            if (p.prompt.length == 0) {
+                bad = "empty prompt";
+            } else if (p.prompt.length >= ctx) {
+                bad = "prompt of " + p.prompt.length + " tokens does not fit the context of " + ctx + " (raise --ctx)";
+            }
+            int need = Math.min(ctx, p.prompt.length + Math.max(1, p.options.maxTokens()));
+            if (bad == null && cache.pagesFor(need) > cache.config().pages()) {
+                bad = "needs " + cache.pagesFor(need) + " KV pages, the whole pool has " + cache.config().pages();
+            }
+            if (bad != null) {
+                synchronized (queue) {
+                    queue.poll();
+                }
+                p.result.completeExceptionally(new CriaException(bad));
+                continue;
+            }
+            if (cache.pagesFor(need) > cache.freePages()) {
+                return; // wait for a running sequence to finish
+            }
+            synchronized (queue) {
+                queue.poll();
+            }
+            int seq = cache.newSequence();
+            cache.reserve(seq, need);
+            running.add(new Running(p, seq));
+        }
+    }
+
+    private void step() {
+        long t0 = System.nanoTime();
+        batch.clear();
+        List<Running> order = new ArrayList<>();
+        // decode tokens first (one each), then prompt chunks in arrival order
+        for (Running r : running) {
+            if (r.next >= 0) {
+                batch.add(r.next, r.position, r.seq, true);
+                order.add(r);
+            }
+        }
+        int prompts = 0;
+        for (Running r : running) {
+            if (r.next < 0 && r.fed < r.req.prompt.length && !batch.isFull()) {
+                int n = Math.min(r.req.prompt.length - r.fed, batch.capacity() - batch.size());
+                for (int i = 0; i < n; i++) {
+                    boolean last = r.fed + i == r.req.prompt.length - 1;
+                    batch.add(r.req.prompt[r.fed + i], r.fed + i, r.seq, last);
+                    if (last) {
+                        order.add(r);
+                    }
+                }
+                r.fed += n;
+                r.position = r.fed;
+                prompts += n;
+            }
+        }
+        llama.forward(batch, cache, scratch);
+        int m = batch.logitCount();
+        model.backend().download(scratch.logits(), m, logits);
+        long now = System.nanoTime();
+        int generated = 0;
+        for (int j = 0; j < m; j++) {
+            Running r = order.get(j);
+            if (r.next >= 0) {
+                r.position++; // the decode token is now in the cache
+            } else {
+                r.firstLogits = now;
+            }
+            boolean more;
+            try {
+                more = r.stream.next(logits, j * vocab);
+            } catch (RuntimeException e) {
+                finish(r, e);
+                continue;
+            }
+            generated++;
+            r.next = more ? r.stream.last() : -1;
+            if (more && r.position >= options.contextLength()) {
+                r.stream.finish(Generation.FinishReason.LENGTH);
+                more = false;
+            }
+            if (!more) {
+                finish(r, null);
+            }
+        }
+        synchronized (this) {
+            steps++;
+            promptTokens += prompts;
+            generatedTokens += generated;
+            busyNanos += System.nanoTime() - t0;
+        }
+    }
+
+    private void finish(Running r, Throwable error) {
+        running.remove(r);
+        cache.freeSequence(r.seq);
+        if (error != null) {
+            r.req.result.completeExceptionally(error);
+            return;
+        }
+        long end = System.nanoTime();
+        r.req.result.complete(r.stream.result(r.req.prompt.length, r.firstLogits - r.admitted, end - r.firstLogits));
+    }
+
+    /** Finishes everything submitted, then releases the cache. */
+    @Override
+    public void close() {
+        closing = true;
+        synchronized (queue) {
+            queue.notifyAll();
+        }
+        try {
+            worker.join();
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+        cache.close();
+        if (failure instanceof RuntimeException re) {
+            throw re;
+        }
+        if (failure instanceof Error err) {
+            throw err;
+        }
+    }
+}
