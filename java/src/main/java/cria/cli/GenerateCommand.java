@@ -105,13 +105,7 @@ final class GenerateCommand extends Verb {
 
     private Generation turn(Model model, Session session, ChatTemplate template, List<ChatTemplate.Message> messages,
                             GenerateOptions options, Interrupts interrupts) {
-        String rendered = template.render(messages, true);
-        int[] ids = model.tokenizer().encode(rendered, true, true);
-        int bos = model.tokenizer().bos();
-        if (ids.length >= 2 && ids[0] == bos && ids[1] == bos) {
-            ids = java.util.Arrays.copyOfRange(ids, 1, ids.length); // the template wrote BOS itself
-        }
-        return session.generateAfter(ids, options, printer(interrupts));
+        return session.generateAfter(model.chatTokens(messages), options, printer(interrupts));
     }
 
     private cria.engine.TokenListener printer(Interrupts interrupts) {

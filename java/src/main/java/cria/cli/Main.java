@@ -22,6 +22,7 @@ import picocli.CommandLine.Command;
             GenerateCommand.class,
             LogitsCommand.class,
             BenchCommand.class,
+            BatchCommand.class,
             SynthCommand.class,
             PerplexityCommand.class,
             CommandLine.HelpCommand.class,

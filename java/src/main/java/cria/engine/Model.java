@@ -115,6 +115,20 @@ public final class Model implements AutoCloseable {
         return ChatTemplate.fromMetadata(file.metadata(), tokenizer());
     }
 
+    /**
+     * The token ids of a conversation rendered with the model's chat template, ready to
+     * generate the assistant's turn (BOS once, even when the template writes it itself).
+     */
+    public int[] chatTokens(java.util.List<ChatTemplate.Message> messages) {
+        String rendered = chatTemplate().render(messages, true);
+        int[] ids = tokenizer().encode(rendered, true, true);
+        int bos = tokenizer().bos();
+        if (ids.length >= 2 && ids[0] == bos && ids[1] == bos) {
+            ids = java.util.Arrays.copyOfRange(ids, 1, ids.length);
+        }
+        return ids;
+    }
+
     public GgufFile file() {
         return file;
     }
