@@ -44,6 +44,13 @@ final class BenchCommand extends Verb {
     @Option(names = {"-o", "--output"}, defaultValue = "md", paramLabel = "FMT", description = "md, csv or json (default: ${DEFAULT-VALUE})")
     String format;
 
+    @Option(names = "--compare", paramLabel = "LLAMA.json", split = ",",
+            description = "llama-bench -o json results to set beside these (comma-separated files are averaged)")
+    List<java.nio.file.Path> compare;
+
+    @Option(names = "--png", paramLabel = "FILE", description = "with --compare: also draw the comparison as a PNG bar chart")
+    java.nio.file.Path png;
+
     record Result(int nPrompt, int nGen, long[] samplesNs) {
         int tokens() {
             return nPrompt + nGen;
@@ -126,6 +133,15 @@ final class BenchCommand extends Verb {
                 }
             }
             print(model, results);
+            if (compare != null && !compare.isEmpty()) {
+                java.util.Map<String, Double> mine = new java.util.LinkedHashMap<>();
+                for (Result r : results) {
+                    mine.put(r.nPrompt() > 0 ? "pp" + r.nPrompt() : "tg" + r.nGen(), Result.mean(r.ts()));
+                }
+                BenchCompare.report(format.equals("json") ? err() : out(), modelArgs.model.getFileName() + ", "
+                        + (modelArgs.threads > 0 ? modelArgs.threads : Runtime.getRuntime().availableProcessors()) + " threads",
+                        mine, BenchCompare.read(compare), png);
+            }
         }
         return 0;
     }
