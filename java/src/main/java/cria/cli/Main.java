@@ -17,6 +17,8 @@ import picocli.CommandLine.Command;
         description = "Cria: LLaMA-family inference for the JVM (GGUF models, CPU and CUDA).",
         subcommands = {
             InfoCommand.class,
+            TokenizeCommand.class,
+            TemplateCommand.class,
             CommandLine.HelpCommand.class,
         })
 public final class Main implements Runnable {

@@ -35,10 +35,13 @@ final class BpeEncoder {
         Map<String, Integer> extra = new HashMap<>();
         this.extraTexts = new ArrayList<>();
         for (int b = 0; b < 256; b++) {
-            byteIds[b] = idOf(String.valueOf(ByteUnicode.charOf(b)), extra);
+            String s = String.valueOf(ByteUnicode.charOf(b));
+            int id = vocab.index.get(s);
+            byteIds[b] = id >= 0 ? id : extraId(s, extra);
         }
-        this.ranks = new LongIntMap(merges.length * 2);
+        this.ranks = new LongIntMap(merges.length);
         this.mergeResult = new int[merges.length];
+        TextIndex idx = vocab.index;
         for (int r = 0; r < merges.length; r++) {
             String m = merges[r];
             int sp = m.indexOf(' ', 1); // the first piece is never empty, so a leading space belongs to it
@@ -46,21 +49,27 @@ final class BpeEncoder {
                 mergeResult[r] = -1;
                 continue;
             }
-            String a = m.substring(0, sp);
-            String b = m.substring(sp + 1);
-            long key = pair(idOf(a, extra), idOf(b, extra));
+            int n = m.length();
+            // Looked up in place (no substrings): almost every piece and result is a token.
+            int a = idx.get(m, 0, sp);
+            if (a < 0) {
+                a = extraId(m.substring(0, sp), extra);
+            }
+            int b = idx.get(m, sp + 1, n);
+            if (b < 0) {
+                b = extraId(m.substring(sp + 1), extra);
+            }
+            long key = pair(a, b);
             if (ranks.get(key) < 0) { // a repeated pair keeps its first (best) rank
                 ranks.put(key, r);
             }
-            mergeResult[r] = idOf(a + b, extra);
+            int joined = idx.get(m, 0, sp, m, sp + 1, n);
+            mergeResult[r] = joined >= 0 ? joined : extraId(m.substring(0, sp) + m.substring(sp + 1), extra);
         }
     }
 
-    private int idOf(String s, Map<String, Integer> extra) {
-        Integer id = vocab.ids.get(s);
-        if (id != null) {
-            return id;
-        }
+    // An id past the vocabulary for a string that occurs in merges but is not a token.
+    private int extraId(String s, Map<String, Integer> extra) {
         return extra.computeIfAbsent(s, k -> {
             extraTexts.add(k);
             return vocab.size() + extraTexts.size() - 1;
@@ -107,8 +116,8 @@ final class BpeEncoder {
             for (int i = 0; i < n; i++) {
                 cs[i] = ByteUnicode.charOf(bytes[i]);
             }
-            Integer whole = vocab.ids.get(new String(cs));
-            if (whole != null) {
+            int whole = vocab.index.get(new String(cs));
+            if (whole >= 0) {
                 return new int[] {whole};
             }
         }
