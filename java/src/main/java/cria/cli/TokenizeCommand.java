@@ -54,9 +54,9 @@ final class TokenizeCommand extends Verb {
     @Option(names = "--decode", description = "turn ids into text instead")
     boolean decode;
 
-    @Option(names = "--clean-spaces", description = "with --decode: tidy spaces before punctuation as llama_detokenize does"
-            + " for vocabularies that ask for it (not lossless)")
-    boolean cleanSpaces;
+    @Option(names = "--detokenize", description = "with --decode: decode exactly as llama.cpp's llama_detokenize"
+            + " (tidies spaces before punctuation for vocabularies that ask for it; not lossless)")
+    boolean llamaDetokenize;
 
     @Option(names = "--timing", description = "print load and tokenization times on standard error")
     boolean timing;
@@ -116,7 +116,7 @@ final class TokenizeCommand extends Verb {
     }
 
     private String decodeOne(Tokenizer tok, int[] ids) {
-        return cleanSpaces ? tok.detokenize(ids, special) : tok.decode(ids, special);
+        return llamaDetokenize ? tok.detokenize(ids, special) : tok.decode(ids, special);
     }
 
     private static JsonNode parseJson(String line, int lineNo) {

@@ -208,35 +208,40 @@ public final class Tokenizer {
     }
 
     /**
-     * Decodes ids to text: the pieces joined, then read as UTF-8 (bytes that do not form a character
-     * become U+FFFD). As llama.cpp does, the space SentencePiece puts before the first word is
-     * dropped from the first token. No other clean-up: text encoded without special parsing comes back unchanged.
+     * Decodes ids to text, as the inverse of {@link #encode}: the pieces joined, then read as UTF-8
+     * (bytes that do not form a character become U+FFFD). The space SentencePiece puts before the
+     * text at the start and after each special token is dropped again, so text encoded without
+     * special parsing, with or without BOS, comes back unchanged. See {@link #detokenize} for
+     * llama.cpp's exact variant.
      */
     public String decode(int[] ids, boolean renderSpecial) {
-        return new String(decodeBytes(ids, renderSpecial), StandardCharsets.UTF_8);
+        return new String(decodeBytes(ids, renderSpecial, true), StandardCharsets.UTF_8);
     }
 
     /**
-     * Decodes exactly as llama.cpp's {@code llama_detokenize(remove_special = false)}: like
-     * {@link #decode}, and for vocabularies that ask for it (clean_up_tokenization_spaces: GPT-2,
-     * Llama 3, Falcon, StarCoder...) the spaces before {@code ? ! . ,} and some contractions are removed.
+     * Decodes exactly as llama.cpp's {@code llama_detokenize(remove_special = false)}: only the first
+     * token loses SentencePiece's leading space (so a BOS first keeps the space after it), and for
+     * vocabularies that ask for it (clean_up_tokenization_spaces: GPT-2, Llama 3, Falcon, StarCoder...)
+     * the spaces before {@code ? ! . ,} and some contractions are removed.
      */
     public String detokenize(int[] ids, boolean renderSpecial) {
-        byte[] b = decodeBytes(ids, renderSpecial);
+        byte[] b = decodeBytes(ids, renderSpecial, false);
         if (vocab.cleanSpaces) {
             b = CleanSpaces.apply(b);
         }
         return new String(b, StandardCharsets.UTF_8);
     }
 
-    private byte[] decodeBytes(int[] ids, boolean renderSpecial) {
+    private byte[] decodeBytes(int[] ids, boolean renderSpecial, boolean inverse) {
         ByteArrayOutputStream out = new ByteArrayOutputStream(ids.length * 4);
         boolean removeSpace = vocab.addSpacePrefix;
+        int special = TokenAttr.CONTROL | TokenAttr.USER_DEFINED | TokenAttr.UNKNOWN;
         for (int id : ids) {
             byte[] p = piece(id, renderSpecial);
             int skip = removeSpace && p.length > 0 && p[0] == ' ' ? 1 : 0;
             out.write(p, skip, p.length - skip);
-            removeSpace = false;
+            // encode() adds the prefix space again after every special token; llama.cpp only strips it once.
+            removeSpace = inverse && vocab.addSpacePrefix && (vocab.attrs[id] & special) != 0;
         }
         return out.toByteArray();
     }

@@ -63,10 +63,14 @@ class SmallVocabTest {
         assertArrayEquals(new int[] {SP, byteId('<'), byteId('s'), byteId('>')}, t.encode("<s>", false, false));
         assertArrayEquals(new int[] {1}, t.encode("<s>", false, true));
         assertArrayEquals(new int[] {1, SP_HI}, t.encode("<s>hi", false, true));
-        // Decoding: control tokens only when asked; llama.cpp drops the leading space only from the first token.
-        assertEquals(" abc", t.decode(new int[] {1, SP_ABC}, false));
-        assertEquals("<s> abc", t.decode(new int[] {1, SP_ABC}, true));
-        assertEquals("hi<|user|> abc", t.decode(new int[] {SP_HI, USER, SP_ABC}, false));
+        // Decoding: control tokens only when asked; decode() undoes every prefix space encode() added,
+        // llama.cpp's detokenize only the first token's.
+        assertEquals("abc", t.decode(new int[] {1, SP_ABC}, false));
+        assertEquals("<s>abc", t.decode(new int[] {1, SP_ABC}, true));
+        assertEquals("hi<|user|>abc", t.decode(new int[] {SP_HI, USER, SP_ABC}, false));
+        assertEquals(" abc", t.detokenize(new int[] {1, SP_ABC}, false));
+        assertEquals("<s> abc", t.detokenize(new int[] {1, SP_ABC}, true));
+        assertEquals("hi<|user|> abc", t.detokenize(new int[] {SP_HI, USER, SP_ABC}, false));
         assertTrue(t.isEndOfGeneration(2));
         assertFalse(t.isEndOfGeneration(1));
     }
