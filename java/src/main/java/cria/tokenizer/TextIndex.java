@@ -9,30 +9,28 @@ package cria.tokenizer;
  */
 final class TextIndex {
     private final String[] texts;
-    private final int[] table; // id + 1, 0 = empty
-    private final int[] hashes;
+    private final long[] table; // hash << 32 | (id + 1); 0 = empty. The hash beside the id saves a memory access per probe.
     private final int mask;
 
     TextIndex(String[] texts) {
         this.texts = texts;
         int cap = Integer.highestOneBit(Math.max(16, texts.length * 2 - 1)) << 1;
-        table = new int[cap];
-        hashes = new int[texts.length];
+        table = new long[cap];
         mask = cap - 1;
         for (int id = 0; id < texts.length; id++) {
-            String t = texts[id];
-            int h = hash(t, 0, t.length(), null, 0, 0);
-            hashes[id] = h;
-            for (int i = spread(h); ; i = (i + 1) & mask) {
-                int e = table[i];
-                if (e == 0) {
-                    table[i] = id + 1;
-                    break;
-                }
-                if (hashes[e - 1] == h && texts[e - 1].equals(t)) {
-                    table[i] = id + 1; // a duplicate text: the later id wins
-                    break;
-                }
+            insert(id);
+        }
+    }
+
+    private void insert(int id) {
+        String t = texts[id];
+        int h = hash(t, 0, t.length(), null, 0, 0);
+        long entry = ((long) h << 32) | (id + 1);
+        for (int i = spread(h); ; i = (i + 1) & mask) {
+            long e = table[i];
+            if (e == 0 || ((int) (e >>> 32) == h && texts[(int) e - 1].equals(t))) {
+                table[i] = entry; // a duplicate text: the later id wins
+                return;
             }
         }
     }
@@ -70,15 +68,17 @@ final class TextIndex {
         int len = (aTo - aFrom) + (b == null ? 0 : bTo - bFrom);
         int h = hash(a, aFrom, aTo, b, bFrom, bTo);
         for (int i = spread(h); ; i = (i + 1) & mask) {
-            int e = table[i];
+            long e = table[i];
             if (e == 0) {
                 return -1;
             }
-            int id = e - 1;
-            String t = texts[id];
-            if (hashes[id] == h && t.length() == len && t.regionMatches(0, a, aFrom, aTo - aFrom)
-                    && (b == null || t.regionMatches(aTo - aFrom, b, bFrom, bTo - bFrom))) {
-                return id;
+            if ((int) (e >>> 32) == h) {
+                int id = (int) e - 1;
+                String t = texts[id];
+                if (t.length() == len && t.regionMatches(0, a, aFrom, aTo - aFrom)
+                        && (b == null || t.regionMatches(aTo - aFrom, b, bFrom, bTo - bFrom))) {
+                    return id;
+                }
             }
         }
     }
