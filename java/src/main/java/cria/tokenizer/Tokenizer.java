@@ -8,6 +8,7 @@ import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
+import java.util.concurrent.atomic.AtomicReferenceArray;
 
 /**
  * Encodes text to token ids and decodes ids to text with the vocabulary stored in a GGUF file,
@@ -26,13 +27,15 @@ public final class Tokenizer {
     private final Vocab vocab;
     private final SpmEncoder spm;
     private final BpeEncoder bpe;
-    private final byte[][] pieces; // filled on demand: the bytes of each token rendered with specials
+    // Filled on demand: the bytes of each token rendered with specials. Atomic so that arrays made
+    // by one thread are seen whole by others.
+    private final AtomicReferenceArray<byte[]> pieces;
 
     private Tokenizer(Vocab vocab, SpmEncoder spm, BpeEncoder bpe) {
         this.vocab = vocab;
         this.spm = spm;
         this.bpe = bpe;
-        this.pieces = new byte[vocab.size()][];
+        this.pieces = new AtomicReferenceArray<>(vocab.size());
     }
 
     /**
@@ -159,10 +162,10 @@ public final class Tokenizer {
         if (!renderSpecial && (vocab.attrs[id] & (TokenAttr.UNKNOWN | TokenAttr.CONTROL)) != 0) {
             return EMPTY;
         }
-        byte[] p = pieces[id];
+        byte[] p = pieces.get(id);
         if (p == null) {
             p = computePiece(id);
-            pieces[id] = p;
+            pieces.set(id, p);
         }
         return p;
     }
