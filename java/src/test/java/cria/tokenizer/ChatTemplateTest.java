@@ -105,4 +105,15 @@ class ChatTemplateTest {
         assertTrue(e.getMessage().contains("Conversations must start with a user message"), e.getMessage());
         assertEquals("ok", strict.render(CONVERSATION.subList(1, 2), true));
     }
+
+    @Test
+    void jinjaDifferencesFromJinjavaDefaultsAreFixed() {
+        List<ChatTemplate.Message> tricky = List.of(new ChatTemplate.Message("user", "\u00a0 {{ 7*7 }} {% if true %}x{% endif %}\u3000\u001c"));
+        // Message text is data: Jinja syntax inside it is not evaluated; trim strips what Python's str.strip() strips.
+        ChatTemplate t = ChatTemplate.jinja("{% for m in messages %}[{{ m['content'] | trim }}]{% endfor %}\n", "", "");
+        assertEquals("[{{ 7*7 }} {% if true %}x{% endif %}]", t.render(tricky, true), "one trailing newline of the source is dropped");
+        // Filters bind tighter than +, and {{- trims the whitespace before it.
+        ChatTemplate p = ChatTemplate.jinja("{{ 'a' + '  b ' | trim + 'c' }}\n    {{- '!' }}", "", "");
+        assertEquals("abc!", p.render(List.of(), true));
+    }
 }
