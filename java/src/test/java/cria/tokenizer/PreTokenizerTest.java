@@ -2,6 +2,8 @@
 package cria.tokenizer;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.util.ArrayList;
 import java.util.List;
@@ -69,5 +71,29 @@ class PreTokenizerTest {
         StringBuilder sb = new StringBuilder("\"");
         s.codePoints().forEach(c -> sb.append(c >= 0x20 && c < 0x7F ? String.valueOf((char) c) : String.format("\\u{%X}", c)));
         return sb.append('"').toString();
+    }
+
+    @Test
+    void everyKnownPreTokenizerCompilesAndCoversTheText() {
+        String[] names = {"default", "llama-bpe", "llama3", "dbrx", "smaug-bpe", "chatglm-bpe", "deepseek-llm", "deepseek-coder",
+            "deepseek-v3", "falcon", "starcoder", "command-r", "gpt-2", "trillion", "stablelm2", "qwen2", "megrez", "qwen35",
+            "poro-chat", "bloom", "viking", "tekken", "gpt-4o", "llama4", "bailingmoe", "seed-coder", "exaone-moe"};
+        Random r = new Random(1);
+        for (String name : names) {
+            BpeFlavor f = BpeFlavor.of(name);
+            PreTokenizer pre = PreTokenizer.of(name, f.regexes());
+            for (int i = 0; i < 300; i++) {
+                String s = randomText(r);
+                int[] cps = Unicode.codePoints(s, 0, s.length());
+                IntList words = pre.split(cps);
+                int sum = 0;
+                for (int k = 0; k < words.size(); k++) {
+                    sum += words.get(k);
+                    assertTrue(words.get(k) > 0, name);
+                }
+                assertEquals(cps.length, sum, name + " covers " + escape(s));
+            }
+        }
+        assertNull(BpeFlavor.of("no-such-name"));
     }
 }
