@@ -25,6 +25,8 @@ import picocli.CommandLine.Command;
             BatchCommand.class,
             SynthCommand.class,
             PerplexityCommand.class,
+            TokenizeCommand.class,
+            TemplateCommand.class,
             CommandLine.HelpCommand.class,
         })
 public final class Main implements Runnable {

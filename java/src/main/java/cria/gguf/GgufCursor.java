@@ -81,12 +81,26 @@ final class GgufCursor {
     }
 
     String string(String what) {
+        return string(what, -1);
+    }
+
+    /**
+     * A string; {@code index >= 0} names an array element ("what[index]"). The name is only built
+     * on failure: vocabularies hold hundreds of thousands of strings.
+     */
+    String string(String what, int index) {
         long at = pos;
-        long len = u64("length of " + what);
-        if (len < 0 || len > MAX_STRING) {
-            throw fail(at, what + " claims a length of " + Long.toUnsignedString(len) + " bytes");
+        if (remaining() < 8) {
+            need(8, "length of " + name(what, index));
         }
-        need(len, what);
+        long len = seg.get(U64, pos);
+        pos += 8;
+        if (len < 0 || len > MAX_STRING) {
+            throw fail(at, name(what, index) + " claims a length of " + Long.toUnsignedString(len) + " bytes");
+        }
+        if (len > remaining()) {
+            need(len, name(what, index));
+        }
         byte[] b = new byte[(int) len];
         MemorySegment.copy(seg, ValueLayout.JAVA_BYTE, pos, b, 0, b.length);
         pos += len;
@@ -104,8 +118,12 @@ final class GgufCursor {
             CharBuffer cb = utf8.reset().decode(ByteBuffer.wrap(b));
             return cb.toString();
         } catch (CharacterCodingException e) {
-            throw fail(at, what + " is not valid UTF-8");
+            throw fail(at, name(what, index) + " is not valid UTF-8");
         }
+    }
+
+    private static String name(String what, int index) {
+        return index < 0 ? what : what + "[" + index + "]";
     }
 
     GgufValue value(String key) {
@@ -211,8 +229,9 @@ final class GgufCursor {
             }
             case STRING -> {
                 String[] a = new String[count];
+                String what = "metadata " + GgufValue.quote(key);
                 for (int i = 0; i < count; i++) {
-                    a[i] = string("metadata " + GgufValue.quote(key) + "[" + i + "]");
+                    a[i] = string(what, i);
                 }
                 yield a;
             }

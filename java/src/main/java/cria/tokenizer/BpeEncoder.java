@@ -1,11 +1,10 @@
 // Byte-level BPE (tokenizer.ggml.model = gpt2): pre-tokenize, map bytes to characters, apply ranked merges per word.
 package cria.tokenizer;
 
-import java.util.ArrayList;
-import java.util.HashMap;
-import java.util.List;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.FutureTask;
 
 /**
  * GPT-2 / Llama 3 style tokenization of one text fragment. The pre-tokenizer cuts the text into
@@ -22,53 +21,42 @@ final class BpeEncoder {
     private final Vocab vocab;
     private final PreTokenizer pre;
     private final boolean ignoreMerges;
-    private final LongIntMap ranks;         // (left id, right id) -> rank
-    private final int[] mergeResult;        // rank -> id of the merged string
-    private final List<String> extraTexts;  // texts of ids >= vocab size
-    private final int[] byteIds = new int[256];
-    private final Map<String, int[]> cache = new ConcurrentHashMap<>();
+    private final FutureTask<MergeTable> merges;
+    private final Map<String, int[]> cache = new ConcurrentHashMap<>(CACHE_LIMIT * 2);
 
-    BpeEncoder(Vocab vocab, String[] merges) {
+    /**
+     * The merge table is built on a background thread (it is most of the cost of loading a large
+     * vocabulary) while the caller goes on, e.g. to map the weights; the first encode waits for it.
+     */
+    BpeEncoder(Vocab vocab, String[] mergeList) {
         this.vocab = vocab;
         this.pre = PreTokenizer.of(vocab.flavor.name(), vocab.flavor.regexes());
         this.ignoreMerges = vocab.flavor.ignoreMerges();
-        Map<String, Integer> extra = new HashMap<>();
-        this.extraTexts = new ArrayList<>();
-        for (int b = 0; b < 256; b++) {
-            byteIds[b] = idOf(String.valueOf(ByteUnicode.charOf(b)), extra);
-        }
-        this.ranks = new LongIntMap(merges.length * 2);
-        this.mergeResult = new int[merges.length];
-        for (int r = 0; r < merges.length; r++) {
-            String m = merges[r];
-            int sp = m.indexOf(' ', 1); // the first piece is never empty, so a leading space belongs to it
-            if (sp < 0) {
-                mergeResult[r] = -1;
-                continue;
-            }
-            String a = m.substring(0, sp);
-            String b = m.substring(sp + 1);
-            long key = pair(idOf(a, extra), idOf(b, extra));
-            if (ranks.get(key) < 0) { // a repeated pair keeps its first (best) rank
-                ranks.put(key, r);
-            }
-            mergeResult[r] = idOf(a + b, extra);
-        }
+        this.merges = new FutureTask<>(() -> new MergeTable(vocab, mergeList));
+        Thread.ofPlatform().daemon().name("cria-bpe-merges").start(merges);
     }
 
-    private int idOf(String s, Map<String, Integer> extra) {
-        Integer id = vocab.ids.get(s);
-        if (id != null) {
-            return id;
+    private MergeTable merges() {
+        boolean interrupted = false;
+        try {
+            while (true) {
+                try {
+                    return merges.get();
+                } catch (InterruptedException e) {
+                    interrupted = true;
+                }
+            }
+        } catch (ExecutionException e) {
+            Throwable c = e.getCause();
+            if (c instanceof RuntimeException re) {
+                throw re;
+            }
+            throw new IllegalStateException(c);
+        } finally {
+            if (interrupted) {
+                Thread.currentThread().interrupt();
+            }
         }
-        return extra.computeIfAbsent(s, k -> {
-            extraTexts.add(k);
-            return vocab.size() + extraTexts.size() - 1;
-        });
-    }
-
-    private static long pair(int a, int b) {
-        return ((long) a << 32) | (b & 0xFFFFFFFFL);
     }
 
     /** Appends the tokens of one text fragment to {@code out}. */
@@ -102,13 +90,14 @@ final class BpeEncoder {
     }
 
     private int[] encodeWord(byte[] bytes, int n) {
+        MergeTable mt = merges();
         if (ignoreMerges) {
             char[] cs = new char[n];
             for (int i = 0; i < n; i++) {
                 cs[i] = ByteUnicode.charOf(bytes[i]);
             }
-            Integer whole = vocab.ids.get(new String(cs));
-            if (whole != null) {
+            int whole = vocab.index.get(new String(cs));
+            if (whole >= 0) {
                 return new int[] {whole};
             }
         }
@@ -116,14 +105,14 @@ final class BpeEncoder {
         int[] prev = new int[n];
         int[] next = new int[n];
         for (int i = 0; i < n; i++) {
-            id[i] = byteIds[bytes[i] & 0xFF];
+            id[i] = mt.byteId(bytes[i]);
             prev[i] = i - 1;
             next[i] = i + 1 < n ? i + 1 : -1;
         }
         // Queue entries are (rank << 32 | left index): the smallest is the lowest rank, then the leftmost.
         LongHeap heap = new LongHeap(n);
         for (int i = 0; i + 1 < n; i++) {
-            push(heap, id, i, i + 1);
+            push(heap, mt, id, i, i + 1);
         }
         while (!heap.isEmpty()) {
             long e = heap.pop();
@@ -131,20 +120,20 @@ final class BpeEncoder {
             int l = (int) e;
             int r = next[l];
             // Stale when the left symbol was merged away or either side changed since the pair was queued.
-            if (id[l] < 0 || r < 0 || ranks.get(pair(id[l], id[r])) != rank) {
+            if (id[l] < 0 || r < 0 || mt.rank(id[l], id[r]) != rank) {
                 continue;
             }
-            id[l] = mergeResult[rank];
+            id[l] = mt.result(rank);
             id[r] = -1;
             next[l] = next[r];
             if (next[r] >= 0) {
                 prev[next[r]] = l;
             }
             if (prev[l] >= 0) {
-                push(heap, id, prev[l], l);
+                push(heap, mt, id, prev[l], l);
             }
             if (next[l] >= 0) {
-                push(heap, id, l, next[l]);
+                push(heap, mt, id, l, next[l]);
             }
         }
         IntList out = new IntList(n);
@@ -153,7 +142,7 @@ final class BpeEncoder {
                 out.add(id[i]);
             } else {
                 // Not a token: fall back to the single byte characters that are tokens.
-                String s = extraTexts.get(id[i] - vocab.size());
+                String s = mt.extraText(id[i]);
                 for (int k = 0; k < s.length(); k++) {
                     int t = vocab.id(String.valueOf(s.charAt(k)));
                     if (t != Vocab.NONE) {
@@ -165,8 +154,8 @@ final class BpeEncoder {
         return out.toArray();
     }
 
-    private void push(LongHeap heap, int[] id, int l, int r) {
-        int rank = ranks.get(pair(id[l], id[r]));
+    private static void push(LongHeap heap, MergeTable mt, int[] id, int l, int r) {
+        int rank = mt.rank(id[l], id[r]);
         if (rank >= 0) {
             heap.push(((long) rank << 32) | l);
         }

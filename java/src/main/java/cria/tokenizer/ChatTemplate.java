@@ -3,8 +3,11 @@ package cria.tokenizer;
 
 import com.hubspot.jinjava.Jinjava;
 import com.hubspot.jinjava.JinjavaConfig;
+import com.hubspot.jinjava.LegacyOverrides;
+import com.hubspot.jinjava.interpret.JinjavaInterpreter;
 import com.hubspot.jinjava.interpret.RenderResult;
 import com.hubspot.jinjava.interpret.TemplateError;
+import com.hubspot.jinjava.lib.filter.Filter;
 import com.hubspot.jinjava.lib.fn.ELFunctionDefinition;
 import cria.CriaException;
 import cria.gguf.Metadata;
@@ -70,7 +73,10 @@ public final class ChatTemplate {
 
     /** A Jinja template with the given BOS/EOS texts. */
     public static ChatTemplate jinja(String source, String bos, String eos) {
-        return new ChatTemplate("jinja", source, null, bos, eos);
+        // Jinja2 (keep_trailing_newline off) drops one newline at the end of the template source.
+        String src = source.endsWith("\r\n") ? source.substring(0, source.length() - 2)
+                : source.endsWith("\n") ? source.substring(0, source.length() - 1) : source;
+        return new ChatTemplate("jinja", src, null, bos, eos);
     }
 
     /** A built-in format with the given BOS/EOS texts (e.g. {@code <s>}/{@code </s>}). */
@@ -154,10 +160,31 @@ public final class ChatTemplate {
                 if (j == null) {
                     // Jinjava logs through SLF4J; without a logging backend SLF4J would warn on stderr.
                     System.setProperty("slf4j.internal.verbosity", "ERROR");
-                    JinjavaConfig cfg = JinjavaConfig.newBuilder().withTrimBlocks(true).withLstripBlocks(true).build();
+                    // Jinja2 semantics where Jinjava differs by default (each checked against Jinja2 on
+                    // random conversations): message text is data, never re-rendered (nested
+                    // interpretation off); filters bind tighter than operators; {{- -}} trims; dict
+                    // keys and string escapes as in Python. (The Pyish object mapper is left off: it
+                    // escapes control characters in strings.)
+                    LegacyOverrides jinja2 = LegacyOverrides.newBuilder()
+                            .withUseNaturalOperatorPrecedence(true)
+                            .withParseWhitespaceControlStrictly(true)
+                            .withEvaluateMapKeys(true)
+                            .withIterateOverMapKeys(true)
+                            .withHandleBackslashInQuotesOnly(true)
+                            .withKeepNullableLoopValues(true)
+                            .withUseTrimmingForNotesAndExpressions(true)
+                            .build();
+                    JinjavaConfig cfg = JinjavaConfig.newBuilder()
+                            .withTrimBlocks(true).withLstripBlocks(true)
+                            .withNestedInterpretationEnabled(false)
+                            .withLegacyOverrides(jinja2)
+                            .build();
                     j = new Jinjava(cfg);
                     j.getGlobalContext().registerFunction(new ELFunctionDefinition("", "raise_exception",
                             ChatTemplate.class, "raiseException", String.class));
+                    j.getGlobalContext().registerFunction(new ELFunctionDefinition("", "strftime_now",
+                            ChatTemplate.class, "strftimeNow", String.class));
+                    j.getGlobalContext().registerFilter(new PythonTrim());
                     engine = j;
                 }
             }
@@ -170,6 +197,73 @@ public final class ChatTemplate {
         TemplateException(String message) {
             super(message);
         }
+    }
+
+    /** Python's {@code str.strip()} as Jinja2's {@code trim} filter does it (Java's trim knows fewer spaces). */
+    static final class PythonTrim implements Filter {
+        @Override
+        public String getName() {
+            return "trim";
+        }
+
+        @Override
+        public Object filter(Object var, JinjavaInterpreter interpreter, String... args) {
+            if (var == null) {
+                return "";
+            }
+            String s = var.toString();
+            int b = 0;
+            int e = s.length();
+            while (b < e && isPythonSpace(s.charAt(b))) {
+                b++;
+            }
+            while (e > b && isPythonSpace(s.charAt(e - 1))) {
+                e--;
+            }
+            return s.substring(b, e);
+        }
+
+        static boolean isPythonSpace(char c) {
+            return (c >= 0x09 && c <= 0x0D) || (c >= 0x1C && c <= 0x20) || c == 0x85 || c == 0xA0 || c == 0x1680
+                    || (c >= 0x2000 && c <= 0x200A) || c == 0x2028 || c == 0x2029 || c == 0x202F || c == 0x205F || c == 0x3000;
+        }
+    }
+
+    /** Called by templates as {@code strftime_now(format)} (Llama 3.1+ put today's date in the system prompt). */
+    public static String strftimeNow(String format) {
+        java.time.LocalDateTime now = java.time.LocalDateTime.now();
+        StringBuilder sb = new StringBuilder();
+        for (int i = 0; i < format.length(); i++) {
+            char c = format.charAt(i);
+            if (c != '%' || i + 1 == format.length()) {
+                sb.append(c);
+                continue;
+            }
+            char f = format.charAt(++i);
+            String pattern = switch (f) {
+                case 'd' -> "dd";
+                case 'm' -> "MM";
+                case 'Y' -> "yyyy";
+                case 'y' -> "yy";
+                case 'b' -> "MMM";
+                case 'B' -> "MMMM";
+                case 'a' -> "EEE";
+                case 'A' -> "EEEE";
+                case 'H' -> "HH";
+                case 'I' -> "hh";
+                case 'M' -> "mm";
+                case 'S' -> "ss";
+                case 'p' -> "a";
+                case 'j' -> "DDD";
+                default -> null;
+            };
+            if (pattern == null) {
+                sb.append(f == '%' ? "%" : "%" + f);
+            } else {
+                sb.append(java.time.format.DateTimeFormatter.ofPattern(pattern, java.util.Locale.ENGLISH).format(now));
+            }
+        }
+        return sb.toString();
     }
 
     /** Called by templates as {@code raise_exception(message)}. */

@@ -33,6 +33,20 @@ final class LongIntMap {
         }
     }
 
+    /** Puts a value unless the key is present (one probe sequence for both); returns whether it was put. */
+    boolean putIfAbsent(long key, int value) {
+        for (int i = slot(key); ; i = (i + 1) & mask) {
+            if (values[i] < 0) {
+                keys[i] = key;
+                values[i] = value;
+                return true;
+            }
+            if (keys[i] == key) {
+                return false;
+            }
+        }
+    }
+
     /** Puts a value (>= 0); the map must not be filled beyond the size given at construction. */
     void put(long key, int value) {
         for (int i = slot(key); ; i = (i + 1) & mask) {

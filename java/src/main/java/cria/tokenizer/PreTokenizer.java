@@ -205,7 +205,8 @@ final class PreTokenizer {
         return sb.toString();
     }
 
-    private static Step regexStep(String regex) {
+    /** A step that runs the regex with java.util.regex (on the collapsed text when it uses Unicode classes). */
+    static Step regexStep(String regex) {
         boolean collapsed = usesClasses(regex);
         if (collapsed && !regex.chars().allMatch(ch -> ch < 0x80)) {
             throw new IllegalArgumentException("regex mixes Unicode classes and non-ASCII characters: " + regex);

@@ -70,18 +70,21 @@ final class SpmEncoder {
             tryAdd(text, start, size, l, next[l], queue);
         }
         for (int i = 0; i != -1; i = next[i]) {
-            String piece = text.substring(start[i], start[i] + size[i]);
-            int id = vocab.id(piece);
+            int id = vocab.index.get(text, start[i], start[i] + size[i]);
             if (id != Vocab.NONE) {
                 out.add(id);
             } else {
-                for (byte b : piece.getBytes(StandardCharsets.UTF_8)) {
-                    int bt = byteTokens[b & 0xFF];
-                    if (bt != Vocab.NONE) {
-                        out.add(bt);
-                    } else if (vocab.unk != Vocab.NONE) {
-                        out.add(vocab.unk);
+                byte[] bytes = text.substring(start[i], start[i] + size[i]).getBytes(StandardCharsets.UTF_8);
+                boolean allBytes = true;
+                for (byte b : bytes) {
+                    allBytes &= byteTokens[b & 0xFF] != Vocab.NONE;
+                }
+                if (allBytes) {
+                    for (byte b : bytes) {
+                        out.add(byteTokens[b & 0xFF]);
                     }
+                } else if (vocab.unk != Vocab.NONE) {
+                    out.add(vocab.unk); // no byte tokens to spell it with: one unknown token for the piece
                 }
             }
         }
@@ -93,8 +96,8 @@ final class SpmEncoder {
         }
         int from = start[left];
         int n = size[left] + size[right];
-        Integer id = vocab.ids.get(text.substring(from, from + n));
-        if (id == null) {
+        int id = vocab.index.get(text, from, from + n);
+        if (id < 0) {
             return;
         }
         queue.add(new Bigram(left, right, vocab.scores[id], n));

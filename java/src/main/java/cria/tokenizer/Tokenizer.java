@@ -8,6 +8,7 @@ import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
+import java.util.concurrent.atomic.AtomicReferenceArray;
 
 /**
  * Encodes text to token ids and decodes ids to text with the vocabulary stored in a GGUF file,
@@ -26,13 +27,15 @@ public final class Tokenizer {
     private final Vocab vocab;
     private final SpmEncoder spm;
     private final BpeEncoder bpe;
-    private final byte[][] pieces; // filled on demand: the bytes of each token rendered with specials
+    // Filled on demand: the bytes of each token rendered with specials. Atomic so that arrays made
+    // by one thread are seen whole by others.
+    private final AtomicReferenceArray<byte[]> pieces;
 
     private Tokenizer(Vocab vocab, SpmEncoder spm, BpeEncoder bpe) {
         this.vocab = vocab;
         this.spm = spm;
         this.bpe = bpe;
-        this.pieces = new byte[vocab.size()][];
+        this.pieces = new AtomicReferenceArray<>(vocab.size());
     }
 
     /**
@@ -159,10 +162,10 @@ public final class Tokenizer {
         if (!renderSpecial && (vocab.attrs[id] & (TokenAttr.UNKNOWN | TokenAttr.CONTROL)) != 0) {
             return EMPTY;
         }
-        byte[] p = pieces[id];
+        byte[] p = pieces.get(id);
         if (p == null) {
             p = computePiece(id);
-            pieces[id] = p;
+            pieces.set(id, p);
         }
         return p;
     }
@@ -208,35 +211,40 @@ public final class Tokenizer {
     }
 
     /**
-     * Decodes ids to text: the pieces joined, then read as UTF-8 (bytes that do not form a character
-     * become U+FFFD). As llama.cpp does, the space SentencePiece puts before the first word is
-     * dropped from the first token. No other clean-up: text encoded without special parsing comes back unchanged.
+     * Decodes ids to text, as the inverse of {@link #encode}: the pieces joined, then read as UTF-8
+     * (bytes that do not form a character become U+FFFD). The space SentencePiece puts before the
+     * text at the start and after each special token is dropped again, so text encoded without
+     * special parsing, with or without BOS, comes back unchanged. See {@link #detokenize} for
+     * llama.cpp's exact variant.
      */
     public String decode(int[] ids, boolean renderSpecial) {
-        return new String(decodeBytes(ids, renderSpecial), StandardCharsets.UTF_8);
+        return new String(decodeBytes(ids, renderSpecial, true), StandardCharsets.UTF_8);
     }
 
     /**
-     * Decodes exactly as llama.cpp's {@code llama_detokenize(remove_special = false)}: like
-     * {@link #decode}, and for vocabularies that ask for it (clean_up_tokenization_spaces: GPT-2,
-     * Llama 3, Falcon, StarCoder...) the spaces before {@code ? ! . ,} and some contractions are removed.
+     * Decodes exactly as llama.cpp's {@code llama_detokenize(remove_special = false)}: only the first
+     * token loses SentencePiece's leading space (so a BOS first keeps the space after it), and for
+     * vocabularies that ask for it (clean_up_tokenization_spaces: GPT-2, Llama 3, Falcon, StarCoder...)
+     * the spaces before {@code ? ! . ,} and some contractions are removed.
      */
     public String detokenize(int[] ids, boolean renderSpecial) {
-        byte[] b = decodeBytes(ids, renderSpecial);
+        byte[] b = decodeBytes(ids, renderSpecial, false);
         if (vocab.cleanSpaces) {
             b = CleanSpaces.apply(b);
         }
         return new String(b, StandardCharsets.UTF_8);
     }
 
-    private byte[] decodeBytes(int[] ids, boolean renderSpecial) {
+    private byte[] decodeBytes(int[] ids, boolean renderSpecial, boolean inverse) {
         ByteArrayOutputStream out = new ByteArrayOutputStream(ids.length * 4);
         boolean removeSpace = vocab.addSpacePrefix;
+        int special = TokenAttr.CONTROL | TokenAttr.USER_DEFINED | TokenAttr.UNKNOWN;
         for (int id : ids) {
             byte[] p = piece(id, renderSpecial);
             int skip = removeSpace && p.length > 0 && p[0] == ' ' ? 1 : 0;
             out.write(p, skip, p.length - skip);
-            removeSpace = false;
+            // encode() adds the prefix space again after every special token; llama.cpp only strips it once.
+            removeSpace = inverse && vocab.addSpacePrefix && (vocab.attrs[id] & special) != 0;
         }
         return out.toByteArray();
     }

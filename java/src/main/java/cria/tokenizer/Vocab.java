@@ -6,10 +6,8 @@ import cria.gguf.Metadata;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.Comparator;
-import java.util.HashMap;
 import java.util.List;
 import java.util.Locale;
-import java.util.Map;
 import java.util.Optional;
 import java.util.TreeSet;
 
@@ -29,7 +27,7 @@ final class Vocab {
     final String[] texts;
     final float[] scores;
     final int[] attrs;
-    final Map<String, Integer> ids;
+    final TextIndex index;
     final int bos, eos, eot, eom, unk, pad;
     final boolean addBos, addEos, addSpacePrefix, cleanSpaces;
     final int[] eog;           // sorted
@@ -90,14 +88,13 @@ final class Vocab {
         texts = new String[n];
         scores = new float[n];
         attrs = new int[n];
-        ids = new HashMap<>(n * 2);
         for (int i = 0; i < n; i++) {
             String t = toks[i].isEmpty() ? "[EMPTY_" + i + "]" : toks[i];
             texts[i] = t;
-            ids.put(t, i);
             scores[i] = sc != null ? sc[i] : 0f;
             attrs[i] = tt != null ? TokenAttr.fromType(tt[i]) : TokenAttr.NORMAL;
         }
+        index = new TextIndex(texts);
 
         int[] special = {defBos, defEos, NONE, NONE, defUnk, NONE, NONE, NONE, NONE, NONE};
         String[] keys = {"bos", "eos", "eot", "eom", "unknown", "padding", "fim_pad", "fim_rep", "fim_sep", "fim_pre"};
@@ -110,50 +107,36 @@ final class Vocab {
         addBos = md.bool("tokenizer.ggml.add_bos_token").orElse(defAddBos);
         addEos = md.bool("tokenizer.ggml.add_eos_token").orElse(false);
 
-        // Text-based detection of end-of-turn and fill-in-the-middle tokens, as llama.cpp does it.
-        int eotId = special[2], eomId = special[3], fimPad = special[6], fimRep = special[7], fimSep = special[8];
-        TreeSet<Integer> eogSet = new TreeSet<>();
+        // Text-based detection of end-of-turn and fill-in-the-middle tokens, as llama.cpp does it
+        // (looked up by text rather than by scanning the vocabulary, which keeps loading fast).
+        int eotId = special[2] != NONE ? special[2] : markControl(firstOf(EOT_TEXTS));
+        int eomId = special[3] != NONE ? special[3] : markControl(firstOf("<|eom_id|>"));
+        int fimPad = special[6] != NONE ? special[6] : markControl(firstOf("<|fim_pad|>", "<fim-pad>", "<fim_pad>", "<PAD>", "[PAD]"));
+        int fimRep = special[7] != NONE ? special[7]
+                : markControl(firstOf("<|fim_repo|>", "<|repo_name|>", "<fim-repo>", "<REPO>", "<reponame>"));
+        int fimSep = special[8] != NONE ? special[8] : markControl(firstOf("<|file_sep|>"));
         for (int i = 0; i < n; i++) {
-            String t = texts[i];
-            if (eotId == NONE && isEotText(t)) {
-                eotId = i;
-                attrs[i] |= TokenAttr.CONTROL;
-            }
-            if (eomId == NONE && t.equals("<|eom_id|>")) {
-                eomId = i;
-                attrs[i] |= TokenAttr.CONTROL;
-            }
-            if (fimPad == NONE && (t.equals("<|fim_pad|>") || t.equals("<fim-pad>") || t.equals("<fim_pad>")
-                    || t.equals("<PAD>") || t.equals("[PAD]"))) {
-                fimPad = i;
-                attrs[i] |= TokenAttr.CONTROL;
-            }
-            if (fimRep == NONE && (t.equals("<|fim_repo|>") || t.equals("<|repo_name|>") || t.equals("<fim-repo>")
-                    || t.equals("<REPO>") || t.equals("<reponame>"))) {
-                fimRep = i;
-                attrs[i] |= TokenAttr.CONTROL;
-            }
-            if (fimSep == NONE && t.equals("<|file_sep|>")) {
-                fimSep = i;
-                attrs[i] |= TokenAttr.CONTROL;
-            }
-            if ((attrs[i] & TokenAttr.CONTROL) != 0 && (attrs[i] & TokenAttr.UNUSED) == 0 && t.contains("unused")) {
+            if ((attrs[i] & TokenAttr.CONTROL) != 0 && (attrs[i] & TokenAttr.UNUSED) == 0 && texts[i].contains("unused")) {
                 attrs[i] |= TokenAttr.UNUSED;
             }
         }
+        TreeSet<Integer> eogSet = new TreeSet<>();
         for (int id : new int[] {fimPad, fimRep, fimSep}) {
             if (id != NONE) {
                 eogSet.add(id);
             }
         }
-        for (int i = 0; i < n; i++) {
-            if (isEogText(texts[i])) {
-                eogSet.add(i);
-                attrs[i] |= TokenAttr.CONTROL;
+        for (String t : EOG_TEXTS) {
+            int id = index.get(t);
+            if (id >= 0) {
+                eogSet.add(id);
+                attrs[id] |= TokenAttr.CONTROL;
             }
-            String t = texts[i];
-            if (t.equals("<|channel|>") || t.equals("<|message|>") || t.equals("<|start|>") || t.equals("<|constrain|>")) {
-                attrs[i] = TokenAttr.USER_DEFINED; // gpt-oss: these always render
+        }
+        for (String t : new String[] {"<|channel|>", "<|message|>", "<|start|>", "<|constrain|>"}) {
+            int id = index.get(t);
+            if (id >= 0) {
+                attrs[id] = TokenAttr.USER_DEFINED; // gpt-oss: these always render
             }
         }
         for (int id : new int[] {special[1], eotId, eomId}) {
@@ -239,27 +222,36 @@ final class Vocab {
     }
 
     private void setAttr(String text, int attr, boolean on) {
-        Integer id = ids.get(text);
-        if (id != null) {
+        int id = index.get(text);
+        if (id >= 0) {
             attrs[id] = on ? attrs[id] | attr : attrs[id] & ~attr;
         }
     }
 
-    private static boolean isEotText(String t) {
-        return switch (t) {
-            case "<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>", "<|endoftext|>", "<|end_of_text|>", "<EOT>",
-                 "_<EOT>", "[EOT]", "<｜end▁of▁sentence｜>", "<end_of_utterance>" -> true;
-            default -> false;
-        };
+    private static final String[] EOT_TEXTS = {"<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>", "<|endoftext|>",
+        "<|end_of_text|>", "<EOT>", "_<EOT>", "[EOT]", "<｜end▁of▁sentence｜>", "<end_of_utterance>"};
+
+    private static final String[] EOG_TEXTS = {"<|eot_id|>", "<|im_end|>", "<|end|>", "<|return|>", "<|call|>", "<|flush|>",
+        "<|calls|>", "<end_of_turn>", "<|endoftext|>", "</s>", "<|eom_id|>", "<EOT>", "_<EOT>", "[EOT]", "[EOS]",
+        "<|end_of_text|>", "<end_of_utterance>", "<eos>", "<turn|>", "<|tool_response>", "<｜end▁of▁sentence｜>"};
+
+    /** The id of the first of these texts that is a token, or NONE. */
+    private int firstOf(String... candidates) {
+        for (String t : candidates) {
+            int id = index.get(t);
+            if (id >= 0) {
+                return id;
+            }
+        }
+        return NONE;
     }
 
-    private static boolean isEogText(String t) {
-        return switch (t) {
-            case "<|eot_id|>", "<|im_end|>", "<|end|>", "<|return|>", "<|call|>", "<|flush|>", "<|calls|>", "<end_of_turn>",
-                 "<|endoftext|>", "</s>", "<|eom_id|>", "<EOT>", "_<EOT>", "[EOT]", "[EOS]", "<|end_of_text|>",
-                 "<end_of_utterance>", "<eos>", "<turn|>", "<|tool_response>", "<｜end▁of▁sentence｜>" -> true;
-            default -> false;
-        };
+    // A token found by its end-of-turn-like text is treated as a control token even if the file says otherwise.
+    private int markControl(int id) {
+        if (id != NONE) {
+            attrs[id] |= TokenAttr.CONTROL;
+        }
+        return id;
     }
 
     int size() {
@@ -268,7 +260,6 @@ final class Vocab {
 
     /** The id of a token text, or {@link #NONE}. */
     int id(String text) {
-        Integer i = ids.get(text);
-        return i == null ? NONE : i;
+        return index.get(text);
     }
 }
