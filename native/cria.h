@@ -36,4 +36,12 @@ int64_t cria_matmul_scratch_bytes(int32_t k);
 int32_t cria_matmul(int32_t type, const uint8_t *w, int64_t wrb, int32_t r0, int32_t r1, int32_t k,
                     const void *x, int64_t xs, int32_t n, float *out, int64_t os, uint8_t *scratch);
 
+/* Bytes of scratch cria_attend needs. */
+int64_t cria_attend_scratch_bytes(int32_t len, int32_t group, int32_t head_dim);
+
+/* Attention of one query row's group of heads over len positions of a paged cache (see attention.c). */
+void cria_attend(const float *q, float *out, int32_t group, int32_t head_dim, const uint8_t *kbase, const uint8_t *vbase,
+                 int32_t f16, const int32_t *pages, int32_t page_size, int64_t page_bytes, int64_t slot_bytes,
+                 int32_t len, float scale, float *scratch);
+
 #endif

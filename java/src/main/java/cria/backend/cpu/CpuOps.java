@@ -313,9 +313,54 @@ final class CpuOps implements Ops {
         }
     }
 
+    private final MemorySegment[] attendScratch = new MemorySegment[64];
+
+    /** Attention in C: items are (entry, KV head) pairs, each attending with its whole group of query heads. */
+    private void attentionNative(HostBuf q, HostKvCache c, int layer, int heads, int kvHeads, int headDim, Batch batch, HostBuf out) {
+        boolean f16 = c.config().type() == KvCache.Type.F16;
+        int eb = f16 ? 2 : 4;
+        int group = heads / kvHeads;
+        float scale = (float) (1.0 / Math.sqrt(headDim));
+        int n = batch.size();
+        int items = n * kvHeads;
+        int pageSize = c.pageSize();
+        long slotBytes = (long) c.kvDim() * eb;
+        long pageBytes = pageSize * slotBytes;
+        long layerBase = c.index(layer, 0, 0) * eb;
+        int perSeq = c.config().maxPagesPerSequence();
+        MemorySegment table = MemorySegment.ofArray(c.pageTable());
+        int maxLen = 1;
+        for (int i = 0; i < n; i++) {
+            maxLen = Math.max(maxLen, batch.position(i) + 1);
+        }
+        long need = nk.attendScratchBytes(maxLen, group, headDim);
+        for (int t = 0; t < pool.threads(); t++) {
+            if (attendScratch[t] == null || attendScratch[t].byteSize() < need) {
+                attendScratch[t] = arena.allocate(Math.max(need, attendScratch[t] == null ? 0 : 2 * attendScratch[t].byteSize()), 64);
+            }
+        }
+        pool.run((th, nt) -> {
+            MemorySegment scratch = attendScratch[th];
+            for (int it = WorkerPool.split(items, th, nt); it < WorkerPool.split(items, th + 1, nt); it++) {
+                int i = it / kvHeads;
+                int kvh = it % kvHeads;
+                long qOff = q.rowOffset(i) + 4L * kvh * group * headDim;
+                long oOff = out.rowOffset(i) + 4L * kvh * group * headDim;
+                long kvOff = layerBase + (long) kvh * headDim * eb;
+                nk.attend(q.segment().asSlice(qOff), out.segment().asSlice(oOff), group, headDim, c.keys().asSlice(kvOff),
+                        c.values().asSlice(kvOff), f16, table.asSlice(4L * batch.sequence(i) * perSeq), pageSize, pageBytes,
+                        slotBytes, batch.position(i) + 1, scale, scratch);
+            }
+        });
+    }
+
     @Override
     public void attention(Buf qb, KvCache cache, int layer, int heads, int kvHeads, int headDim, Batch batch, Buf outb) {
         HostKvCache c = (HostKvCache) cache;
+        if (nk != null && heads / kvHeads <= 64) {
+            attentionNative((HostBuf) qb, c, layer, heads, kvHeads, headDim, batch, (HostBuf) outb);
+            return;
+        }
         HostBuf q = (HostBuf) qb;
         HostBuf out = (HostBuf) outb;
         boolean f16 = c.config().type() == KvCache.Type.F16;

@@ -33,6 +33,8 @@ final class NativeKernels {
     private final MethodHandle quantizeAct;
     private final MethodHandle scratchBytes;
     private final MethodHandle matmul;
+    private final MethodHandle attendScratch;
+    private final MethodHandle attend;
 
     private NativeKernels(Path path, SymbolLookup lib) throws Throwable {
         this.path = path;
@@ -45,6 +47,10 @@ final class NativeKernels {
         this.scratchBytes = linker.downcallHandle(find(lib, "cria_matmul_scratch_bytes"), FunctionDescriptor.of(L, I), critical);
         this.matmul = linker.downcallHandle(find(lib, "cria_matmul"),
                 FunctionDescriptor.of(I, I, A, L, I, I, I, A, L, I, A, L, A), critical);
+        this.attendScratch = linker.downcallHandle(find(lib, "cria_attend_scratch_bytes"), FunctionDescriptor.of(L, I, I, I), critical);
+        // heap access allowed: the page table is a Java int[]
+        this.attend = linker.downcallHandle(find(lib, "cria_attend"),
+                FunctionDescriptor.ofVoid(A, A, I, I, A, A, I, A, I, L, L, I, ValueLayout.JAVA_FLOAT, A), Linker.Option.critical(true));
         MethodHandle feat = linker.downcallHandle(find(lib, "cria_features"), FunctionDescriptor.of(I), critical);
         this.features = (int) feat.invokeExact();
     }
@@ -115,6 +121,23 @@ final class NativeKernels {
     void quantizeAct(MemorySegment x, long xStrideFloats, int n, int k, MemorySegment act, long actStrideBytes) {
         try {
             quantizeAct.invokeExact(x, xStrideFloats, n, k, act, actStrideBytes);
+        } catch (Throwable e) {
+            throw new IllegalStateException(e);
+        }
+    }
+
+    long attendScratchBytes(int len, int group, int headDim) {
+        try {
+            return (long) attendScratch.invokeExact(len, group, headDim);
+        } catch (Throwable e) {
+            throw new IllegalStateException(e);
+        }
+    }
+
+    void attend(MemorySegment q, MemorySegment out, int group, int headDim, MemorySegment k, MemorySegment v, boolean f16,
+                MemorySegment pages, int pageSize, long pageBytes, long slotBytes, int len, float scale, MemorySegment scratch) {
+        try {
+            attend.invokeExact(q, out, group, headDim, k, v, f16 ? 1 : 0, pages, pageSize, pageBytes, slotBytes, len, scale, scratch);
         } catch (Throwable e) {
             throw new IllegalStateException(e);
         }

@@ -1,0 +1,101 @@
+/* Attention of one query row over a paged KV cache (F16 or F32), all query heads of one KV head
+ * group at once so each key and value row is read once for the group. */
+#include "cria.h"
+#include <math.h>
+#include <string.h>
+#include "unpack.h"
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
+
+static inline void row_f32(const uint8_t *src, int f16, float *dst, int d) {
+    if (!f16) {
+        memcpy(dst, src, (size_t) d * 4);
+        return;
+    }
+    int i = 0;
+#if defined(__AVX512F__)
+    for (; i + 16 <= d; i += 16) {
+        _mm512_storeu_ps(dst + i, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *) (src + 2 * i))));
+    }
+#endif
+    for (; i < d; i++) {
+        dst[i] = f16f(src + 2 * i);
+    }
+}
+
+static inline float dot(const float *a, const float *b, int d) {
+    int i = 0;
+    float s = 0;
+#if defined(__AVX512F__)
+    __m512 acc = _mm512_setzero_ps();
+    for (; i + 16 <= d; i += 16) {
+        acc = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i), acc);
+    }
+    s = _mm512_reduce_add_ps(acc);
+#endif
+    for (; i < d; i++) {
+        s += a[i] * b[i];
+    }
+    return s;
+}
+
+static inline void axpy(float p, const float *x, float *y, int d) {
+    int i = 0;
+#if defined(__AVX512F__)
+    __m512 vp = _mm512_set1_ps(p);
+    for (; i + 16 <= d; i += 16) {
+        _mm512_storeu_ps(y + i, _mm512_fmadd_ps(vp, _mm512_loadu_ps(x + i), _mm512_loadu_ps(y + i)));
+    }
+#endif
+    for (; i < d; i++) {
+        y[i] += p * x[i];
+    }
+}
+
+int64_t cria_attend_scratch_bytes(int32_t len, int32_t group, int32_t head_dim) {
+    return 4 * ((int64_t) len * group + (int64_t) head_dim) + 256;
+}
+
+/*
+ * q, out: the group's query heads, consecutive, head_dim floats each. kbase/vbase: the first
+ * key/value of this KV head in page 0 of this layer (so position t is at
+ * base + pages[t / page_size] * page_bytes + (t % page_size) * slot_bytes). len: positions to attend.
+ */
+void cria_attend(const float *q, float *out, int32_t group, int32_t head_dim, const uint8_t *kbase, const uint8_t *vbase,
+                 int32_t f16, const int32_t *pages, int32_t page_size, int64_t page_bytes, int64_t slot_bytes,
+                 int32_t len, float scale, float *scratch) {
+    float *scores = scratch;                      /* [group][len] */
+    float *row = scratch + (int64_t) len * group; /* one key or value row as floats */
+    for (int t = 0; t < len; t++) {
+        const uint8_t *k = kbase + (int64_t) pages[t / page_size] * page_bytes + (int64_t) (t % page_size) * slot_bytes;
+        row_f32(k, f16, row, head_dim);
+        for (int g = 0; g < group; g++) {
+            scores[(int64_t) g * len + t] = dot(q + (int64_t) g * head_dim, row, head_dim) * scale;
+        }
+    }
+    for (int g = 0; g < group; g++) {
+        float *s = scores + (int64_t) g * len;
+        float max = -INFINITY;
+        for (int t = 0; t < len; t++) {
+            max = s[t] > max ? s[t] : max;
+        }
+        float sum = 0;
+        for (int t = 0; t < len; t++) {
+            s[t] = expf(s[t] - max);
+            sum += s[t];
+        }
+        float inv = 1.0f / sum;
+        for (int t = 0; t < len; t++) {
+            s[t] *= inv;
+        }
+        memset(out + (int64_t) g * head_dim, 0, (size_t) head_dim * 4);
+    }
+    for (int t = 0; t < len; t++) {
+        const uint8_t *v = vbase + (int64_t) pages[t / page_size] * page_bytes + (int64_t) (t % page_size) * slot_bytes;
+        row_f32(v, f16, row, head_dim);
+        for (int g = 0; g < group; g++) {
+            axpy(scores[(int64_t) g * len + t], row, out + (int64_t) g * head_dim, head_dim);
+        }
+    }
+}
