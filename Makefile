@@ -75,7 +75,7 @@ $(NATIVE_LIB): $(NATIVE_SRC)
 	@mkdir -p $(dir $@)
 	@if [ -z "$(wildcard native/*.c)" ]; then touch $@; else \
 	  echo "cc: native/*.c -> $@"; \
-	  $(CC) -O3 -march=native -Wall -fPIC -shared -o $@ $(wildcard native/*.c) -lm || \
+	  $(CC) -O3 -march=native -ffp-contract=off -Wall -fPIC -shared -o $@ $(wildcard native/*.c) -lm || \
 	  { echo "make: native library not built (C compiler failed); the pure-Java CPU path is used"; rm -f $@; }; fi
 
 target/java-home:

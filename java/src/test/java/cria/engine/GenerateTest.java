@@ -103,6 +103,36 @@ class GenerateTest {
     }
 
     @Test
+    void sessionsOnOneModelMayRunOnDifferentThreads() throws Exception {
+        GenerateOptions o = GenerateOptions.defaults().withMaxTokens(40).withSampler(SamplerParams.greedy()).withIgnoreEos(true);
+        try (Model m = Model.load(tiny(), ModelOptions.defaults().withBackend("cpu").withThreads(2))) {
+            String[] prompts = {"ab", "abc", "cab", "bca"};
+            String[] alone = new String[prompts.length];
+            for (int i = 0; i < prompts.length; i++) {
+                try (Session s = m.newSession(SessionOptions.defaults())) {
+                    alone[i] = s.generate(prompts[i], o, (id, t) -> true).text();
+                }
+            }
+            var pool = java.util.concurrent.Executors.newFixedThreadPool(prompts.length);
+            try {
+                java.util.List<java.util.concurrent.Future<String>> fs = new java.util.ArrayList<>();
+                for (String p : prompts) {
+                    fs.add(pool.submit(() -> {
+                        try (Session s = m.newSession(SessionOptions.defaults())) {
+                            return s.generate(p, o, (id, t) -> true).text();
+                        }
+                    }));
+                }
+                for (int i = 0; i < prompts.length; i++) {
+                    assertEquals(alone[i], fs.get(i).get(), prompts[i]);
+                }
+            } finally {
+                pool.shutdown();
+            }
+        }
+    }
+
+    @Test
     void cancellingFromTheListenerStops() {
         try (Model m = Model.load(tiny(), ModelOptions.defaults().withBackend("cpu"));
              Session s = m.newSession(SessionOptions.defaults())) {

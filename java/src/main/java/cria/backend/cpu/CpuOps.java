@@ -120,8 +120,7 @@ final class CpuOps implements Ops {
     private static int groupOf(GgmlType t) {
         return switch (t) {
             case F32, F16, BF16 -> 1;
-            case Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_XS -> 256;
-            default -> 64;
+            default -> 256; // the kernels take rows in chunks of 256 values
         };
     }
 
@@ -151,7 +150,7 @@ final class CpuOps implements Ops {
                 }
             });
         }
-        long scratchBytes = nk.scratchBytes(k);
+        long scratchBytes = nk.scratchBytes(k, n);
         for (int t = 0; t < nativeScratch.length; t++) {
             nativeScratch[t] = grow(nativeScratch[t], scratchBytes);
         }
@@ -162,9 +161,9 @@ final class CpuOps implements Ops {
         int allRows = total;
         MemorySegment a = act;
         pool.run((th, nt) -> {
-            // slices in multiples of 4 rows: the kernels unpack weights four rows at a time
-            int from = WorkerPool.split(allRows / 4, th, nt) * 4;
-            int to = th == nt - 1 ? allRows : WorkerPool.split(allRows / 4, th + 1, nt) * 4;
+            // slices in multiples of 16 rows: the kernels work on panels of 16 rows
+            int from = WorkerPool.split(allRows / 16, th, nt) * 16;
+            int to = th == nt - 1 ? allRows : WorkerPool.split(allRows / 16, th + 1, nt) * 16;
             int base = 0;
             for (int j = 0; j < ws.length && from < to; j++) {
                 Tensor t = ws[j].tensor();

@@ -44,7 +44,7 @@ final class NativeKernels {
         this.actRowBytes = linker.downcallHandle(find(lib, "cria_act_row_bytes"), FunctionDescriptor.of(L, I), critical);
         this.quantizeAct = linker.downcallHandle(find(lib, "cria_quantize_act"),
                 FunctionDescriptor.ofVoid(A, L, I, I, A, L), critical);
-        this.scratchBytes = linker.downcallHandle(find(lib, "cria_matmul_scratch_bytes"), FunctionDescriptor.of(L, I), critical);
+        this.scratchBytes = linker.downcallHandle(find(lib, "cria_matmul_scratch_bytes"), FunctionDescriptor.of(L, I, I), critical);
         this.matmul = linker.downcallHandle(find(lib, "cria_matmul"),
                 FunctionDescriptor.of(I, I, A, L, I, I, I, A, L, I, A, L, A), critical);
         this.attendScratch = linker.downcallHandle(find(lib, "cria_attend_scratch_bytes"), FunctionDescriptor.of(L, I, I, I), critical);
@@ -110,9 +110,9 @@ final class NativeKernels {
         }
     }
 
-    long scratchBytes(int k) {
+    long scratchBytes(int k, int n) {
         try {
-            return (long) scratchBytes.invokeExact(k);
+            return (long) scratchBytes.invokeExact(k, n);
         } catch (Throwable e) {
             throw new IllegalStateException(e);
         }

@@ -1,0 +1,185 @@
+/* Direct panel builders for the hot weight types: 16 full rows of a CH-value chunk go straight
+ * from ggml blocks to the transposed VNNI layout (4 values of 16 rows per 64-byte line), without
+ * the generic unpack-then-transpose round trip. Each produces exactly what make_chunk_of does
+ * for the same type (same bytes, same scales), so results do not depend on the path taken. */
+#ifndef CRIA_PANEL_H
+#define CRIA_PANEL_H
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VNNI__)
+#include <immintrin.h>
+#include <stdint.h>
+
+/* Column c (0..3) of rows 4q..4q+3 for each of 4 registers -> 4 registers of 16 rows. */
+static inline void lanes4x4(__m512i t[4]) {
+    __m512i a = _mm512_shuffle_i32x4(t[0], t[1], 0x44);
+    __m512i b = _mm512_shuffle_i32x4(t[0], t[1], 0xEE);
+    __m512i c = _mm512_shuffle_i32x4(t[2], t[3], 0x44);
+    __m512i d = _mm512_shuffle_i32x4(t[2], t[3], 0xEE);
+    t[0] = _mm512_shuffle_i32x4(a, c, 0x88);
+    t[1] = _mm512_shuffle_i32x4(a, c, 0xDD);
+    t[2] = _mm512_shuffle_i32x4(b, d, 0x88);
+    t[3] = _mm512_shuffle_i32x4(b, d, 0xDD);
+}
+
+/* 16 bytes at p + rr * stride for rows rr = 0..15 -> d[m] = bytes 4m..4m+3 of every row (lane = row). */
+static inline void gather16x16(const uint8_t *p, int64_t stride, __m512i d[4]) {
+    const __m512i idx = _mm512_set_epi32(15, 11, 7, 3, 14, 10, 6, 2, 13, 9, 5, 1, 12, 8, 4, 0);
+    for (int q = 0; q < 4; q++) {
+        const uint8_t *r = p + 4 * q * stride;
+        __m512i z = _mm512_castsi128_si512(_mm_loadu_si128((const __m128i *) r));
+        z = _mm512_inserti32x4(z, _mm_loadu_si128((const __m128i *) (r + stride)), 1);
+        z = _mm512_inserti32x4(z, _mm_loadu_si128((const __m128i *) (r + 2 * stride)), 2);
+        z = _mm512_inserti32x4(z, _mm_loadu_si128((const __m128i *) (r + 3 * stride)), 3);
+        /* lanes are rows, dwords are columns: make lanes columns */
+        d[q] = _mm512_permutexvar_epi32(idx, z);
+    }
+    lanes4x4(d);
+}
+
+/* The 16-bit float at p + rr * stride for each row, as 16 floats. */
+static inline __m512 gather_f16(const uint8_t *p, int64_t stride) {
+    const __m512i rows = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
+    __m512i v = _mm512_i32gather_epi32(_mm512_mullo_epi32(rows, _mm512_set1_epi32((int32_t) stride)), p, 1);
+    return _mm512_cvtph_ps(_mm512_cvtepi32_epi16(v));
+}
+
+/* The 32-bit word at p + rr * stride for each row. */
+static inline __m512i gather_u32(const uint8_t *p, int64_t stride) {
+    const __m512i rows = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
+    return _mm512_i32gather_epi32(_mm512_mullo_epi32(rows, _mm512_set1_epi32((int32_t) stride)), p, 1);
+}
+
+/* Q4_0: per block column, 16 bytes of nibbles per row. */
+static inline void panel_q4_0(const uint8_t *w, int64_t wrb, int k0, uint8_t *pw, float *ps, float *pm) {
+    const __m512i lo4 = _mm512_set1_epi8(15);
+    for (int j = 0; j < CH / 32; j++) {
+        const uint8_t *b = w + (int64_t) (k0 / 32 + j) * 18;
+        __m512i d[4];
+        gather16x16(b + 2, wrb, d);
+        for (int m = 0; m < 4; m++) {
+            _mm512_store_si512(pw + (8 * j + m) * 64, _mm512_and_si512(d[m], lo4));
+            _mm512_store_si512(pw + (8 * j + 4 + m) * 64, _mm512_and_si512(_mm512_srli_epi16(d[m], 4), lo4));
+        }
+        __m512 s = gather_f16(b, wrb);
+        __m512 m = _mm512_add_ps(_mm512_setzero_ps(), _mm512_mul_ps(_mm512_set1_ps(8.0f), s));
+        _mm512_store_ps(ps + (2 * j) * 16, s);
+        _mm512_store_ps(ps + (2 * j + 1) * 16, s);
+        _mm512_store_ps(pm + (2 * j) * 16, m);
+        _mm512_store_ps(pm + (2 * j + 1) * 16, m);
+    }
+}
+
+/* Q8_0: per block column, 32 signed bytes per row (two halves of 16). */
+static inline void panel_q8_0(const uint8_t *w, int64_t wrb, int k0, uint8_t *pw, float *ps, float *pm) {
+    const __m512i flip = _mm512_set1_epi8((char) 0x80);
+    for (int j = 0; j < CH / 32; j++) {
+        const uint8_t *b = w + (int64_t) (k0 / 32 + j) * 34;
+        for (int h = 0; h < 2; h++) {
+            __m512i d[4];
+            gather16x16(b + 2 + 16 * h, wrb, d);
+            for (int m = 0; m < 4; m++) {
+                _mm512_store_si512(pw + (8 * j + 4 * h + m) * 64, _mm512_xor_si512(d[m], flip));
+            }
+        }
+        __m512 s = gather_f16(b, wrb);
+        __m512 m = _mm512_add_ps(_mm512_setzero_ps(), _mm512_mul_ps(_mm512_set1_ps(128.0f), s));
+        _mm512_store_ps(ps + (2 * j) * 16, s);
+        _mm512_store_ps(ps + (2 * j + 1) * 16, s);
+        _mm512_store_ps(pm + (2 * j) * 16, m);
+        _mm512_store_ps(pm + (2 * j + 1) * 16, m);
+    }
+}
+
+/* Q4_K: one super-block (CH = 256 values); 6-bit scales and mins decoded for 16 rows at once. */
+static inline void panel_q4_k(const uint8_t *w, int64_t wrb, int k0, uint8_t *pw, float *ps, float *pm) {
+    const __m512i lo4 = _mm512_set1_epi8(15);
+    const uint8_t *b = w + (int64_t) (k0 / 256) * 144;
+    for (int g = 0; g < 4; g++) {
+        for (int h = 0; h < 2; h++) {
+            __m512i d[4];
+            gather16x16(b + 16 + 32 * g + 16 * h, wrb, d);
+            for (int m = 0; m < 4; m++) {
+                /* bytes 16h + 4m of the group: low nibbles are values 64g + 16h + 4m, high ones 64g + 32 + 16h + 4m */
+                _mm512_store_si512(pw + (16 * g + 4 * h + m) * 64, _mm512_and_si512(d[m], lo4));
+                _mm512_store_si512(pw + (16 * g + 8 + 4 * h + m) * 64, _mm512_and_si512(_mm512_srli_epi16(d[m], 4), lo4));
+            }
+        }
+    }
+    __m512i dd = gather_u32(b, wrb);
+    __m512 dv = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(dd));
+    __m512 dminv = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(dd, 16)));
+    __m512i s0 = gather_u32(b + 4, wrb), s1 = gather_u32(b + 8, wrb), s2 = gather_u32(b + 12, wrb);
+    const __m512i m63 = _mm512_set1_epi32(63), m15 = _mm512_set1_epi32(15), m3 = _mm512_set1_epi32(3);
+    for (int j = 0; j < 8; j++) {
+        __m512i sc, mn;
+        if (j < 4) {
+            sc = _mm512_and_si512(_mm512_srli_epi32(s0, 8 * j), m63);
+            mn = _mm512_and_si512(_mm512_srli_epi32(s1, 8 * j), m63);
+        } else {
+            int q = 8 * (j - 4);
+            __m512i x = _mm512_srli_epi32(s2, q);
+            sc = _mm512_or_si512(_mm512_and_si512(x, m15), _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(s0, q + 6), m3), 4));
+            mn = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi32(x, 4), m15), _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(s1, q + 6), m3), 4));
+        }
+        __m512 s = _mm512_mul_ps(dv, _mm512_cvtepi32_ps(sc));
+        __m512 m = _mm512_add_ps(_mm512_mul_ps(dminv, _mm512_cvtepi32_ps(mn)), _mm512_mul_ps(_mm512_setzero_ps(), s));
+        _mm512_store_ps(ps + (2 * j) * 16, s);
+        _mm512_store_ps(ps + (2 * j + 1) * 16, s);
+        _mm512_store_ps(pm + (2 * j) * 16, m);
+        _mm512_store_ps(pm + (2 * j + 1) * 16, m);
+    }
+}
+
+/* Q6_K: one super-block; 4 + 2 bit values, 16 signed 8-bit scales per row. */
+static inline void panel_q6_k(const uint8_t *w, int64_t wrb, int k0, uint8_t *pw, float *ps, float *pm) {
+    const __m512i lo4 = _mm512_set1_epi8(15), lo2 = _mm512_set1_epi8(3);
+    const uint8_t *b = w + (int64_t) (k0 / 256) * 210;
+    for (int half = 0; half < 2; half++) {
+        const uint8_t *ql = b + 64 * half, *qh = b + 128 + 32 * half;
+        for (int h = 0; h < 2; h++) { /* bytes 16h .. 16h + 15 of each 32-byte run */
+            __m512i l0[4], l1[4], hh[4];
+            gather16x16(ql + 16 * h, wrb, l0);
+            gather16x16(ql + 32 + 16 * h, wrb, l1);
+            gather16x16(qh + 16 * h, wrb, hh);
+            for (int m = 0; m < 4; m++) {
+                int l = 16 * h + 4 * m; /* value offset within each group of 32 */
+                __m512i q0 = _mm512_or_si512(_mm512_and_si512(l0[m], lo4), _mm512_slli_epi16(_mm512_and_si512(hh[m], lo2), 4));
+                __m512i q1 = _mm512_or_si512(_mm512_and_si512(l1[m], lo4),
+                        _mm512_slli_epi16(_mm512_and_si512(_mm512_srli_epi16(hh[m], 2), lo2), 4));
+                __m512i q2 = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(l0[m], 4), lo4),
+                        _mm512_slli_epi16(_mm512_and_si512(_mm512_srli_epi16(hh[m], 4), lo2), 4));
+                __m512i q3 = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(l1[m], 4), lo4),
+                        _mm512_slli_epi16(_mm512_and_si512(_mm512_srli_epi16(hh[m], 6), lo2), 4));
+                int base = 128 * half + l; /* value index in the super-block */
+                _mm512_store_si512(pw + (base / 4) * 64, q0);
+                _mm512_store_si512(pw + ((base + 32) / 4) * 64, q1);
+                _mm512_store_si512(pw + ((base + 64) / 4) * 64, q2);
+                _mm512_store_si512(pw + ((base + 96) / 4) * 64, q3);
+            }
+        }
+    }
+    /* d is the block's last two bytes: read the word that ends there, so no byte past the block is touched */
+    __m512 d = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(gather_u32(b + 206, wrb), 16)));
+    __m512 off = _mm512_set1_ps(32.0f);
+    for (int q = 0; q < 4; q++) {
+        __m512i sc4 = gather_u32(b + 192 + 4 * q, wrb);
+        for (int j = 0; j < 4; j++) {
+            __m512i v = _mm512_srai_epi32(_mm512_slli_epi32(sc4, 24 - 8 * j), 24); /* sign-extended byte j */
+            __m512 s = _mm512_mul_ps(d, _mm512_cvtepi32_ps(v));
+            _mm512_store_ps(ps + (4 * q + j) * 16, s);
+            _mm512_store_ps(pm + (4 * q + j) * 16, _mm512_add_ps(_mm512_setzero_ps(), _mm512_mul_ps(off, s)));
+        }
+    }
+}
+
+/* Builds the chunk for 16 full rows when the type has a direct builder; returns 0 otherwise. */
+static inline int panel_fast(int32_t type, const uint8_t *w, int64_t wrb, int k0, uint8_t *pw, float *ps, float *pm) {
+    switch (type) {
+        case T_Q4_0: panel_q4_0(w, wrb, k0, pw, ps, pm); return 1;
+        case T_Q8_0: panel_q8_0(w, wrb, k0, pw, ps, pm); return 1;
+        case T_Q4_K: panel_q4_k(w, wrb, k0, pw, ps, pm); return 1;
+        case T_Q6_K: panel_q6_k(w, wrb, k0, pw, ps, pm); return 1;
+        default: return 0;
+    }
+}
+#endif
+#endif
