@@ -96,8 +96,6 @@ static inline int __float_as_int(float f) { int u; std::memcpy(&u, &f, 4); retur
 static inline double __longlong_as_double(long long u) { double f; std::memcpy(&f, &u, 8); return f; }
 static inline long long __double_as_longlong(double f) { long long u; std::memcpy(&u, &f, 8); return u; }
 static inline float rsqrtf(float x) { return 1.0f / std::sqrt(x); }
-static inline float __expf(float x) { return std::exp(x); }
-static inline float __logf(float x) { return std::log(x); }
 static inline float __fdividef(float a, float b) { return a / b; }
 static inline float __saturatef(float x) { return x < 0 ? 0 : (x > 1 ? 1 : x); }
 static inline int __popc(unsigned x) { return __builtin_popcount(x); }

@@ -40,6 +40,7 @@ struct Fiber {
     int warp = 0;
     int lane = 0;
     State state = State::Ready;
+    unsigned wait_gen = 0;  // the barrier generation a waiting fiber waits to see change
 };
 
 struct Warp {
@@ -59,7 +60,15 @@ std::mutex g_lock;
 std::string g_error;
 bool g_failed = false;
 bool g_progress = false;
-bool g_reverse = false;
+int g_mode = 0;             // 0 forward, 1 reverse, 2 random order with random delays
+uint64_t g_rng = 0x9e3779b97f4a7c15ull;
+
+uint64_t next_random() {  // xorshift64*
+    g_rng ^= g_rng >> 12;
+    g_rng ^= g_rng << 25;
+    g_rng ^= g_rng >> 27;
+    return g_rng * 0x2545f4914f6cdd1dull;
+}
 const char* g_kernel = "";
 
 ucontext_t g_main;
@@ -129,6 +138,7 @@ void warp_barrier(Warp& w) {
         return;
     }
     g_cur->state = State::WaitWarp;
+    g_cur->wait_gen = gen;
     while (w.gen == gen && !g_failed) {
         yield();
     }
@@ -176,16 +186,43 @@ bool run_block(unsigned threads) {
     g_bar_arrived = 0;
     g_bar_acc = 0;
     std::fill(g_dyn_shared.begin(), g_dyn_shared.end(), kGuardByte);
+    // Random schedule: about half the warps of the block are slow (they run in one round of 16),
+    // so fast warps get far ahead of them between barriers, as a real GPU may let them.
+    std::vector<char> slow(warps, 0);
+    if (g_mode == 2) {
+        for (unsigned w = 0; w < warps; w++) {
+            slow[w] = (char) (next_random() & 1);
+        }
+    }
+    std::vector<unsigned> order(threads);
+    for (unsigned t = 0; t < threads; t++) {
+        order[t] = g_mode == 1 ? threads - 1 - t : t;
+    }
     for (;;) {
         bool any = false;
+        bool skipped = false;
         g_progress = false;
+        if (g_mode == 2) {  // a fresh random order each round
+            for (unsigned t = threads - 1; t > 0; t--) {
+                std::swap(order[t], order[next_random() % (t + 1)]);
+            }
+        }
         for (unsigned k = 0; k < threads; k++) {
-            unsigned t = g_reverse ? threads - 1 - k : k;
+            unsigned t = order[k];
             Fiber& f = g_fibers[t];
             if (f.state == State::Done) {
                 continue;
             }
             any = true;
+            // a fiber whose barrier has not opened would only yield again: skip the switch
+            if ((f.state == State::WaitBlock && g_bar_gen == f.wait_gen)
+                || (f.state == State::WaitWarp && g_warps[(size_t) f.warp].gen == f.wait_gen)) {
+                continue;
+            }
+            if (g_mode == 2 && slow[(size_t) f.warp] && (next_random() & 15) != 0) {
+                skipped = true;  // a slow warp mostly sits a round out: fast warps overtake it
+                continue;
+            }
             g_cur = &f;
             g_thread_idx = &f.tid;
             swapcontext(&g_main, &f.ctx);
@@ -198,7 +235,7 @@ bool run_block(unsigned threads) {
         if (!any) {
             return true;
         }
-        if (!g_progress) {
+        if (!g_progress && !skipped) {
             char buf[200];
             snprintf(buf, sizeof buf, "deadlock in block (%u,%u,%u): threads wait at different barriers",
                      g_block_idx.x, g_block_idx.y, g_block_idx.z);
@@ -264,6 +301,7 @@ void sync_threads() {
         return;
     }
     g_cur->state = State::WaitBlock;
+    g_cur->wait_gen = gen;
     while (g_bar_gen == gen && !g_failed) {
         yield();
     }
@@ -376,9 +414,14 @@ const char* emu_last_error() {
     return g_error.c_str();
 }
 
-/** Runs threads of each block in reverse order from now on (nonzero), to expose races the other way. */
-void emu_set_reverse(int reverse) {
-    g_reverse = reverse != 0;
+/**
+ * How threads are scheduled from now on: 0 in order, 1 in reverse, 2 in a random order in which
+ * random warps are slow (seeded), which lets fast warps overtake slow ones across barrier-free
+ * stretches and so exposes missing barriers that the fixed orders hide.
+ */
+void emu_set_schedule(int mode, long long seed) {
+    g_mode = mode;
+    g_rng = (uint64_t) seed * 0x9e3779b97f4a7c15ull + 1;
 }
 
 /** Allocates `bytes` of emulated device memory with guard zones; the content is 0xFF (NaN) bytes. */
