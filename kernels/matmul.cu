@@ -62,7 +62,9 @@ __device__ __forceinline__ void matmul_impl(const uint8_t* __restrict__ w, int r
     }
 #pragma unroll
     for (int i = 0; i < MM_NB; i++) {
-        acc[i] = warp_sum(acc[i]);
+        if (i < ni) {  // ni is the same in every lane: the shuffles stay converged
+            acc[i] = warp_sum(acc[i]);
+        }
     }
     if (lane == 0) {
 #pragma unroll

@@ -131,8 +131,8 @@ public final class CudaBackend implements Backend, DeviceSampler {
         }
         Gpu.MemInfo m = gpu.memInfo();
         if (need > m.free()) {
-            throw new CriaException("the model's weights need " + JCudaGpu.mib(need) + " MiB of GPU memory but "
-                    + JCudaGpu.mib(m.free()) + " MiB of " + JCudaGpu.mib(m.total()) + " are free on " + gpu.describe()
+            throw new CriaException("the model's weights need " + JCudaGpu.mib(need) + " MiB of GPU memory but only "
+                    + JCudaGpu.mib(m.free()) + " MiB are free (of " + JCudaGpu.mib(m.total()) + " MiB) on " + gpu.describe()
                     + "; use a smaller or more strongly quantized model, or --backend cpu");
         }
         for (CudaWeight w : pending) {
@@ -159,8 +159,9 @@ public final class CudaBackend implements Backend, DeviceSampler {
         commitWeights();
         Gpu.MemInfo m = gpu.memInfo();
         if (config.bytes() > m.free()) {
-            throw new CriaException("the KV cache needs " + JCudaGpu.mib(config.bytes()) + " MiB of GPU memory but "
-                    + JCudaGpu.mib(m.free()) + " MiB are free on " + gpu.describe() + "; lower --ctx");
+            throw new CriaException("the KV cache needs " + JCudaGpu.mib(config.bytes()) + " MiB of GPU memory but only "
+                    + JCudaGpu.mib(m.free()) + " MiB are free (of " + JCudaGpu.mib(m.total()) + " MiB) on " + gpu.describe()
+                    + "; lower --ctx");
         }
         return new CudaKvCache(gpu, config);
     }
