@@ -70,7 +70,7 @@ final class JCudaGpu implements Gpu {
 
     private final CUdevice device = new CUdevice();
     private final CUcontext context = new CUcontext();
-    private final CUstream stream = new CUstream();
+    private final Stream stream = new Stream();
     private final String description;
     private final int sms;
     private final Map<Long, CUdeviceptr> allocations = new HashMap<>();
@@ -148,6 +148,18 @@ final class JCudaGpu implements Gpu {
     private static String oneLine(Throwable e) {
         String m = e.getMessage() == null ? e.getClass().getSimpleName() : e.getMessage();
         return m.replace('\n', ' ').strip();
+    }
+
+    /** JCuda's stream object, with its CUstream handle readable (for cuBLAS). */
+    private static final class Stream extends CUstream {
+        long address() {
+            return getNativePointer();
+        }
+    }
+
+    /** The CUstream handle work is queued on (cuBLAS can be pointed at it). */
+    long streamHandle() {
+        return stream.address();
     }
 
     /** A device pointer object for an address (JCuda adds its byte offset to a null base). */
