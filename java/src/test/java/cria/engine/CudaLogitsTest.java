@@ -128,10 +128,74 @@ class CudaLogitsTest {
         double tol = ReferenceLogits.tolerance(m);
         System.out.printf("%-24s %-8s vs cpu %.2e, vs llama.cpp %.2e (limit %.0e), argmax agrees %d/%d%n", m, device, worstCpu,
                 worstRef, tol, agree, tokens.length);
-        assertTrue(worstCpu <= 1e-4, m + " on " + device + ": relative RMS difference from the CPU backend " + worstCpu + " > 1e-4");
+        // f32 rounding in another order, plus occasional one-ulp flips of f16 cache entries (see the llama3 test)
+        assertTrue(worstCpu <= 5e-4, m + " on " + device + ": relative RMS difference from the CPU backend " + worstCpu + " > 5e-4");
         assertTrue(worstRef <= tol, m + " on " + device + ": relative RMS error vs llama.cpp " + worstRef + " > " + tol);
         double need = ReferenceLogits.isFloatModel(m) ? 1.0 : 0.85;
         assertTrue(agree >= Math.ceil(need * tokens.length), m + " on " + device + ": argmax agrees at " + agree + "/" + tokens.length);
+    }
+
+    /**
+     * Logits rows of a long prompt fed in batches of {@code batch} (the last entry of each batch
+     * wants logits), then of {@code decode} single tokens: attention sees hundreds of positions,
+     * so decoding takes the split-and-merge path on a GPU.
+     */
+    static List<float[]> longContext(Backend backend, Path model, int[] tokens, int batch, int decode) {
+        List<float[]> rows = new ArrayList<>();
+        try (GgufFile f = GgufFile.open(model)) {
+            LlamaConfig c = LlamaConfig.from(f.metadata(), (int) f.tensor("token_embd.weight").rows());
+            Llama llama = new Llama(c, LlamaWeights.load(f, c, backend), backend);
+            try (KvCache cache = backend.kvCache(KvCache.Config.single(c.layers(), c.kvDim(), KvCache.Type.F16, 1024))) {
+                int seq = cache.newSequence();
+                cache.reserve(seq, tokens.length);
+                Llama.Scratch s = llama.newScratch(batch, 1);
+                Batch b = new Batch(batch);
+                int prefill = tokens.length - decode;
+                for (int from = 0; from < tokens.length; ) {
+                    int step = from < prefill ? Math.min(batch, prefill - from) : 1;
+                    b.clear();
+                    for (int i = from; i < from + step; i++) {
+                        b.add(tokens[i], i, seq, i == from + step - 1);
+                    }
+                    llama.forward(b, cache, s);
+                    float[] row = new float[c.vocab()];
+                    backend.download(s.logits(), 1, row);
+                    rows.add(row);
+                    from += step;
+                }
+            }
+        }
+        return rows;
+    }
+
+    @Test
+    void gpuMatchesCpuOnALongPromptOfASyntheticLlama3(@org.junit.jupiter.api.io.TempDir Path dir) {
+        try (Backend gpu = Devices.open(Devices.GPU)) {
+            Path file = cria.backend.cuda.SyntheticModels.llama3(dir.resolve("synthetic-llama3.gguf"), 3);
+            java.util.Random r = new java.util.Random(5);
+            int[] tokens = new int[616];
+            for (int i = 0; i < tokens.length; i++) {
+                tokens[i] = r.nextInt(cria.backend.cuda.SyntheticModels.VOCAB);
+            }
+            List<float[]> cuda = longContext(gpu, file, tokens, 200, 16);
+            List<float[]> cpu;
+            try (Backend b = new CpuBackend(0)) {
+                cpu = longContext(b, file, tokens, 200, 16);
+            }
+            double worst = 0;
+            int agree = 0;
+            for (int i = 0; i < cpu.size(); i++) {
+                worst = Math.max(worst, ReferenceLogits.relRms(cuda.get(i), cpu.get(i)));
+                agree += ReferenceLogits.argmax(cuda.get(i)) == ReferenceLogits.argmax(cpu.get(i)) ? 1 : 0;
+            }
+            System.out.printf("synthetic llama3 (vocab %d, 616 positions) gpu vs cpu: worst rel RMS %.2e, argmax agrees %d/%d%n",
+                    cria.backend.cuda.SyntheticModels.VOCAB, worst, agree, cpu.size());
+            // both backends round K and V to f16 in the cache: a 1e-6 difference upstream can flip a stored half by
+            // one ulp (5e-4 relative), which is why this bound is looser than float rounding alone (seen: 2.3e-4
+            // in the emulator over 16 decode steps; both backends stay within 5e-5 of ref over the first 4)
+            assertTrue(worst <= 2e-3, "synthetic llama3 on the GPU: relative RMS difference from the CPU " + worst);
+            assertTrue(agree >= cpu.size() - 1, "argmax agrees at " + agree + "/" + cpu.size());
+        }
     }
 
     @Test

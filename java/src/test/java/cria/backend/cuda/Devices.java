@@ -28,6 +28,7 @@ public final class Devices {
      */
     public static CudaBackend open(String device) {
         if (EMULATOR.equals(device)) {
+            Assumptions.assumeFalse(Boolean.getBoolean("cria.emu.skip"), "skipped: -Dcria.emu.skip (the emulator is not wanted here)");
             String why = EmuBuild.whyUnavailable();
             Assumptions.assumeTrue(why == null, () -> "skipped: " + why);
             return new CudaBackend(new EmuGpu());

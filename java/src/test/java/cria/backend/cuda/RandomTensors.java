@@ -16,7 +16,7 @@ import java.util.Random;
  * moderate random values (random bits there would be NaN or huge). The ref backend dequantizes
  * the very same bytes, so it is an exact oracle.
  */
-final class RandomTensors {
+public final class RandomTensors {
     private RandomTensors() {}
 
     private static final ValueLayout.OfShort LE16 = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
@@ -34,24 +34,29 @@ final class RandomTensors {
         };
     }
 
-    /** A {@code rows x cols} weight of type {@code t} (ggml shape [cols, rows]). */
-    static Tensor matrix(String name, GgmlType t, int rows, int cols, Random r) {
+    /** A {@code rows x cols} weight of type {@code t} (ggml shape [cols, rows]), values of order one. */
+    public static Tensor matrix(String name, GgmlType t, int rows, int cols, Random r) {
+        return matrix(name, t, rows, cols, r, 1.0);
+    }
+
+    /** As {@link #matrix(String, GgmlType, int, int, Random)} with every value scaled by about {@code scale}. */
+    public static Tensor matrix(String name, GgmlType t, int rows, int cols, Random r, double scale) {
         long bytes = rows * t.rowBytes(cols);
         MemorySegment s = Arena.ofAuto().allocate(Math.max(bytes, 1), 16);
         switch (t) {
             case F32 -> {
                 for (long i = 0; i < (long) rows * cols; i++) {
-                    s.set(LEF, 4 * i, (float) r.nextGaussian());
+                    s.set(LEF, 4 * i, (float) (r.nextGaussian() * scale));
                 }
             }
             case F16 -> {
                 for (long i = 0; i < (long) rows * cols; i++) {
-                    s.set(LE16, 2 * i, Half.floatToF16((float) r.nextGaussian()));
+                    s.set(LE16, 2 * i, Half.floatToF16((float) (r.nextGaussian() * scale)));
                 }
             }
             case BF16 -> {
                 for (long i = 0; i < (long) rows * cols; i++) {
-                    s.set(LE16, 2 * i, Half.floatToBf16((float) r.nextGaussian()));
+                    s.set(LE16, 2 * i, Half.floatToBf16((float) (r.nextGaussian() * scale)));
                 }
             }
             default -> {
@@ -62,7 +67,7 @@ final class RandomTensors {
                 for (long blk = 0; blk < bytes / t.typeSize(); blk++) {
                     for (int f : fields) {
                         // d in [0.01, 0.1), mins too: values of order one, both signs of d
-                        float v = (float) ((0.01 + 0.09 * r.nextDouble()) * (r.nextBoolean() ? 1 : -1));
+                        float v = (float) ((0.01 + 0.09 * r.nextDouble()) * scale * (r.nextBoolean() ? 1 : -1));
                         s.set(LE16, blk * t.typeSize() + f, Half.floatToF16(v));
                     }
                 }
