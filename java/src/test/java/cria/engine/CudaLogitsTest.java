@@ -18,7 +18,6 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.stream.Stream;
-import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.DynamicTest;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.TestFactory;
@@ -97,10 +96,10 @@ class CudaLogitsTest {
         Path file = dir.resolve("models/" + m + ".gguf");
         boolean emu = device.equals(Devices.EMULATOR);
         if (emu) {
-            Assumptions.assumeTrue(Files.size(file) <= EMULATOR_MAX_BYTES,
-                    "skipped: " + m + " is too large for the CPU emulator of the kernels; it runs on a GPU");
-            Assumptions.assumeTrue(EMULATOR_DEFAULT.contains(m) || Boolean.getBoolean("cria.emu.all"),
-                    "skipped: the emulator runs " + EMULATOR_DEFAULT + " by default (-Dcria.emu.all=true for every small model)");
+            cria.backend.cuda.Skips.unless(Files.size(file) <= EMULATOR_MAX_BYTES,
+                    "emulator logits: " + m + " is too large for the CPU emulator of the kernels; it runs on a GPU");
+            cria.backend.cuda.Skips.unless(EMULATOR_DEFAULT.contains(m) || Boolean.getBoolean("cria.emu.all"),
+                    "emulator logits: only " + EMULATOR_DEFAULT + " by default (-Dcria.emu.all=true runs every small model)");
         }
         ReferenceLogits ref = ReferenceLogits.read(dir.resolve("reference"), m);
         int[] tokens = ref.promptIds();
@@ -202,7 +201,8 @@ class CudaLogitsTest {
     void theEnginePathOnAGpu() throws Exception {
         Path file = SharedData.require("models/stories260K.gguf");
         ReferenceLogits ref = ReferenceLogits.read(file.getParent().getParent().resolve("reference"), "stories260K");
-        Assumptions.assumeTrue(CudaProbe.whyUnavailable() == null, () -> "skipped: " + CudaProbe.whyUnavailable());
+        cria.backend.cuda.Skips.unless(CudaProbe.whyUnavailable() == null, "GPU tests: no usable CUDA device: --backend cuda: "
+                + CudaProbe.whyUnavailable() + "; use --backend cpu");
         try (Model model = Model.load(file, ModelOptions.defaults().withBackend("cuda"));
              Session s = model.newSession(SessionOptions.defaults().withAllLogits(true).withContextLength(64))) {
             double[] worst = {0};

@@ -18,7 +18,6 @@ import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.util.List;
-import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import picocli.CommandLine;
@@ -28,7 +27,7 @@ class CudaSelectionTest {
 
     private static String noGpu() {
         String why = CudaProbe.whyUnavailable();
-        Assumptions.assumeTrue(why != null, "skipped: this host has a CUDA driver and device");
+        cria.backend.cuda.Skips.unless(why != null, "no-GPU selection tests: this host has a CUDA driver and device");
         return why;
     }
 
@@ -67,7 +66,7 @@ class CudaSelectionTest {
         CommandLine cl = new CommandLine(new Main());
         List<String> verbs = cl.getSubcommands().entrySet().stream()
                 .filter(e -> e.getValue().getCommandSpec().findOption("--backend") != null).map(e -> e.getKey()).sorted().toList();
-        Assumptions.assumeFalse(verbs.isEmpty(), "skipped: no cria verb takes --backend yet");
+        cria.backend.cuda.Skips.unless(!verbs.isEmpty(), "CLI --backend cuda test: no cria verb takes --backend yet");
         Path model = TestModels.tinyLlama(dir.resolve("tiny.gguf"), 1);
         for (String verb : verbs) {
             CliRunner.Result r = CliRunner.run(verb, "--backend", "cuda", model.toString());

@@ -6,7 +6,6 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import cria.tensor.Half;
 import java.lang.foreign.MemorySegment;
 import java.util.Random;
-import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.Test;
 
 class CublasTest {
@@ -14,7 +13,8 @@ class CublasTest {
     @Test
     void bf16GemmMatchesTheReference() {
         String lib = Cublas.findLoadable();
-        Assumptions.assumeTrue(lib != null, "skipped: no libcublas.so.13 or .12 on this host (tried " + Cublas.candidates(false) + " and the CUDA / Python-wheel folders)");
+        Skips.unless(lib != null, "cuBLAS test: no libcublas.so.13 or .12 on this host (tried " + Cublas.candidates(false)
+                + " and the CUDA / Python-wheel folders)");
         CudaBackend backend = Devices.open(Devices.GPU);
         try (backend; Cublas blas = Cublas.open()) {
             Gpu gpu = backend.gpu();

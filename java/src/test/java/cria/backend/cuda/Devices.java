@@ -9,7 +9,6 @@ import cria.engine.Backends;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.util.Random;
-import org.junit.jupiter.api.Assumptions;
 
 /**
  * Opens a {@link CudaBackend} on a named device for the tests, skipping (JUnit assumptions)
@@ -28,15 +27,15 @@ public final class Devices {
      */
     public static CudaBackend open(String device) {
         if (EMULATOR.equals(device)) {
-            Assumptions.assumeFalse(Boolean.getBoolean("cria.emu.skip"), "skipped: -Dcria.emu.skip (the emulator is not wanted here)");
+            Skips.unless(!Boolean.getBoolean("cria.emu.skip"), "emulator tests: -Dcria.emu.skip is set");
             String why = EmuBuild.whyUnavailable();
-            Assumptions.assumeTrue(why == null, () -> "skipped: " + why);
+            Skips.unless(why == null, "emulator tests: " + why);
             return new CudaBackend(new EmuGpu());
         }
         try {
             return (CudaBackend) Backends.create("cuda", 0, null);
         } catch (CriaException e) {
-            Assumptions.abort("skipped: no usable CUDA device: " + e.getMessage());
+            Skips.unless(false, "GPU tests: no usable CUDA device: " + e.getMessage());
             throw e;
         }
     }

@@ -21,7 +21,6 @@ import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 import java.util.stream.Stream;
 import java.util.zip.ZipFile;
-import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -36,7 +35,7 @@ class KernelSourcesTest {
 
     static Path kernels() {
         Path root = EmuBuild.root();
-        Assumptions.assumeTrue(root != null, "skipped: kernels/ not found from " + System.getProperty("user.dir"));
+        Skips.unless(root != null, "kernel source tests: kernels/ not found from " + System.getProperty("user.dir"));
         return root.resolve("kernels");
     }
 
@@ -108,7 +107,7 @@ class KernelSourcesTest {
 
     @Test
     void fatbinsAreOnTheClassPathAndInTheJarWhenNvccIsHere() throws IOException, InterruptedException {
-        Assumptions.assumeTrue(nvccPresent(), "skipped: nvcc is not on the PATH, so the build made no CUDA kernels");
+        Skips.unless(nvccPresent(), "fatbin tests: nvcc is not on the PATH, so the build made no CUDA kernels");
         Path jar = EmuBuild.root().resolve("target/cria.jar");
         for (String family : Kernels.families().keySet()) {
             String res = Fatbins.resource(family);
@@ -129,9 +128,9 @@ class KernelSourcesTest {
 
     @Test
     void fatbinsHoldCodeForEveryTargetArchitecture() throws IOException, InterruptedException {
-        Assumptions.assumeTrue(nvccPresent(), "skipped: nvcc is not on the PATH, so the build made no CUDA kernels");
+        Skips.unless(nvccPresent(), "fatbin tests: nvcc is not on the PATH, so the build made no CUDA kernels");
         for (String family : Kernels.families().keySet()) {
-            Assumptions.assumeTrue(Fatbins.present(family), "skipped: " + Fatbins.resource(family) + " is not on the class path");
+            Skips.unless(Fatbins.present(family), "fatbin tests: " + Fatbins.resource(family) + " is not on the class path");
             Path fatbin = Files.createTempFile("cria-" + family, ".fatbin");
             fatbin.toFile().deleteOnExit();
             Files.write(fatbin, Fatbins.read(family));
