@@ -40,6 +40,16 @@ class CudaSelectionTest {
     }
 
     @Test
+    void jcudaWithoutADriverIsAOneLineErrorNotACrash() {
+        noGpu();
+        // bypasses the probe: JCuda's native library links against libcuda.so.1, absent here
+        CriaException e = assertThrows(CriaException.class, cria.backend.cuda.CudaBackend::open);
+        assertTrue(e.getMessage().contains("--backend cpu") && !e.getMessage().contains("\n") && e.getMessage().length() < 300,
+                e.getMessage());
+        System.out.println("without a driver, CudaBackend.open() says: " + e.getMessage());
+    }
+
+    @Test
     void autoFallsBackToTheCpuWithOneLogLine() {
         String why = noGpu();
         ByteArrayOutputStream bytes = new ByteArrayOutputStream();

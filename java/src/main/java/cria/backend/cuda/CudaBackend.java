@@ -49,7 +49,8 @@ public final class CudaBackend implements Backend, DeviceSampler {
         try {
             gpu = JCudaGpu.open(index);
         } catch (LinkageError e) {
-            throw new CriaException("the CUDA driver binding (JCuda) could not be loaded (" + e + "); use --backend cpu", e);
+            throw new CriaException("the CUDA driver binding (JCuda) could not be loaded (" + JCudaGpu.linkReason(e)
+                    + "); use --backend cpu", e);
         }
         try {
             return new CudaBackend(gpu);

@@ -24,7 +24,7 @@ final class CudaKvCache extends KvCache {
     CudaKvCache(Gpu gpu, Config config) {
         super(config);
         this.gpu = gpu;
-        long half = config.bytes() / 2;
+        long half = (config.bytes() / 2 + 255) / 256 * 256;  // whole words for the memset
         this.tableInts = config.maxSequences() * config.maxPagesPerSequence();
         long k = 0;
         long v = 0;

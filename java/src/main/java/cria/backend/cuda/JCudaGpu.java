@@ -89,7 +89,7 @@ final class JCudaGpu implements Gpu {
         try {
             JCudaDriver.setExceptionsEnabled(true);
         } catch (LinkageError e) {
-            throw new CriaException("the CUDA driver could not be loaded by JCuda (" + oneLine(e)
+            throw new CriaException("the CUDA driver could not be loaded by JCuda (" + linkReason(e)
                     + "); check that libcuda.so.1 is installed and on the library path, or use --backend cpu", e);
         }
         try {
@@ -145,9 +145,26 @@ final class JCudaGpu implements Gpu {
         }
     }
 
-    private static String oneLine(Throwable e) {
+    private static final java.util.regex.Pattern MISSING_LIB =
+            java.util.regex.Pattern.compile("([\\w.+-]+\\.so[\\w.]*): cannot open shared object file");
+
+    /**
+     * The gist of a native-library failure. JCuda's own message nests whole stack traces; the
+     * dynamic loader's "libX: cannot open shared object file" is what a person needs.
+     */
+    static String linkReason(Throwable e) {
         String m = e.getMessage() == null ? e.getClass().getSimpleName() : e.getMessage();
-        return m.replace('\n', ' ').strip();
+        java.util.regex.Matcher missing = MISSING_LIB.matcher(m);
+        if (missing.find()) {
+            return missing.group(1) + " not found";
+        }
+        m = m.replace('\n', ' ').replace('\t', ' ');
+        int nested = m.indexOf("---(start");
+        if (nested > 0) {
+            m = m.substring(0, nested);
+        }
+        m = m.strip();
+        return m.length() > 200 ? m.substring(0, 200) + "..." : m;
     }
 
     /** JCuda's stream object, with its CUstream handle readable (for cuBLAS). */
