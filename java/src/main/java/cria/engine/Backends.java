@@ -36,7 +36,7 @@ public final class Backends {
                     try {
                         yield openCuda();
                     } catch (CriaException e) {
-                        why = e.getMessage();
+                        why = e.getMessage().replaceFirst("[;,]? (or )?use --backend cpu$", "");
                     }
                 }
                 if (log != null) {

@@ -22,6 +22,9 @@ public final class CudaCeilings {
             System.out.println("device: " + gpu.describe());
             copy(gpu, 1L << 30);
             gemm(gpu, n);
+        } catch (cria.CriaException e) {
+            System.err.println("cria: " + e.getMessage());
+            System.exit(1);
         }
     }
 
