@@ -1,5 +1,5 @@
-// Token selection on the device so that only token ids cross to the host: greedy argmax, and top-k
-// followed by top-p, min-p, temperature and a draw with a host-supplied uniform (cria.sample.Sampler's chain).
+// Token selection on the device so that only token ids cross to the host: greedy argmax, softmax with a
+// temperature, and top-k then top-p, min-p, temperature and a draw with a host-supplied uniform (cria.sample.Sampler's chain).
 // Family "sample"; launcher: cria.backend.cuda.SampleKernels.
 #include "common.cuh"
 
@@ -44,6 +44,30 @@ extern "C" __global__ void __launch_bounds__(SAMPLE_THREADS) sample_argmax(const
             }
         }
         out[blockIdx.x] = bi < vocab ? bi : 0;
+    }
+}
+
+// Probabilities of row blockIdx.x at a temperature: out[j] = exp((l[j] - max) / t) / sum, for
+// perplexity and log-probabilities without downloading logits. out may be logits.
+// Entry point: (logits[rows][stride], stride, vocab, invTemperature, out[rows][outStride],
+// outStride); grid rows, block SAMPLE_THREADS.
+extern "C" __global__ void __launch_bounds__(SAMPLE_THREADS) sample_softmax(const float* logits, int stride, int vocab, float invTemperature, float* out, int outStride) {
+    __shared__ float red[32];
+    const float* row = logits + (size_t) blockIdx.x * stride;
+    float* o = out + (size_t) blockIdx.x * outStride;
+    float mx = -INFINITY;
+    for (int j = threadIdx.x; j < vocab; j += blockDim.x) {
+        mx = fmaxf(mx, row[j]);
+    }
+    mx = block_max(mx, red);
+    float sum = 0.0f;
+    for (int j = threadIdx.x; j < vocab; j += blockDim.x) {
+        sum += expf((row[j] - mx) * invTemperature);
+    }
+    // block_sum's barriers also order every read of row above before the writes below (out may be logits)
+    const float inv = 1.0f / block_sum(sum, red);
+    for (int j = threadIdx.x; j < vocab; j += blockDim.x) {
+        o[j] = expf((row[j] - mx) * invTemperature) * inv;
     }
 }
 

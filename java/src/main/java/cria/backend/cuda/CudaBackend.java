@@ -239,6 +239,16 @@ public final class CudaBackend implements Backend, DeviceSampler {
     }
 
     @Override
+    public void softmax(Buf logits, int rows, int vocab, float temperature, Buf probs) {
+        CudaBuf in = logitsBuf(logits, rows, vocab, rows);
+        CudaBuf out = (CudaBuf) probs;
+        if (!(temperature > 0) || rows > out.rows() || vocab > out.cols()) {
+            throw new IllegalArgumentException("softmax of " + rows + " x " + vocab + " at temperature " + temperature + " into " + out);
+        }
+        kernels.sample.softmax(in.ptr(), in.cols(), vocab, rows, temperature, out.ptr(), out.cols());
+    }
+
+    @Override
     public void close() {
         if (!closed) {
             closed = true;

@@ -39,4 +39,10 @@ public interface DeviceSampler {
      */
     void sample(Buf logits, int rows, int vocab, float temperature, int topK, float topP, float minP, double[] uniforms,
                 int[] out);
+
+    /**
+     * Writes softmax(logits / temperature) of rows [0, rows) into {@code probs} (which may be
+     * {@code logits}), for log-probabilities and perplexity without downloading logits.
+     */
+    void softmax(Buf logits, int rows, int vocab, float temperature, Buf probs);
 }

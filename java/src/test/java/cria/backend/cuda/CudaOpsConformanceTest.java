@@ -426,6 +426,28 @@ class CudaOpsConformanceTest {
             float[] row = java.util.Arrays.copyOfRange(logits, r * vocab, (r + 1) * vocab);
             assertEquals(cria.sample.Sampler.argmax(row), got[r], "argmax of row " + r + where());
         }
+        Buf probs = cuda.allocate("probs", rows, vocab);
+        Devices.poison(cuda, probs);
+        cuda.softmax(buf, rows, vocab, 0.7f, probs);
+        float[] prob = down(cuda, probs, rows);
+        float[] exact = new float[rows * vocab];
+        for (int r = 0; r < rows; r++) {
+            double max = Double.NEGATIVE_INFINITY;
+            double sum = 0;
+            for (int j = 0; j < vocab; j++) {
+                max = Math.max(max, logits[r * vocab + j]);
+            }
+            for (int j = 0; j < vocab; j++) {
+                sum += Math.exp((logits[r * vocab + j] - max) / 0.7);
+            }
+            for (int j = 0; j < vocab; j++) {
+                exact[r * vocab + j] = (float) (Math.exp((logits[r * vocab + j] - max) / 0.7) / sum);
+            }
+        }
+        double e = Devices.relErr(prob, exact, prob.length);
+        if (!(e < 1e-5)) {
+            fail("softmax at temperature 0.7: relative error " + e + where());
+        }
         cria.sample.SamplerParams base = cria.sample.SamplerParams.defaults();
         cria.sample.SamplerParams[] settings = {
             base,                                                  // t 0.8, k 40, p 0.95, min-p 0.05
