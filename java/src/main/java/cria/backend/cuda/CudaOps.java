@@ -7,7 +7,6 @@ import cria.backend.KvCache;
 import cria.backend.Ops;
 import cria.backend.Rope;
 import cria.backend.Weight;
-import cria.gguf.GgmlType;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.util.Arrays;
@@ -303,10 +302,5 @@ final class CudaOps implements Ops {
             dev = gatherDev;
         }
         k.eltwise.gather(x.ptr(), x.cols(), dev, m, x.cols(), out.ptr(), out.cols());
-    }
-
-    /** The weight type a matmul or embed kernel exists for (for messages). */
-    static boolean supports(GgmlType t) {
-        return CudaTypes.supported(t);
     }
 }

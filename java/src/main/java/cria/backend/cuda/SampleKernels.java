@@ -1,4 +1,4 @@
-// Launcher of kernels/sample.cu: argmax and top-k sampling of logits rows on the device.
+// Launcher of kernels/sample.cu: argmax, softmax and top-k sampling of logits rows on the device.
 package cria.backend.cuda;
 
 import java.util.List;
