@@ -4,6 +4,7 @@ package cria.engine;
 import cria.CriaException;
 import cria.backend.Backend;
 import cria.backend.cpu.CpuBackend;
+import cria.backend.cuda.CudaBackend;
 import cria.backend.ref.RefBackend;
 import java.util.function.Consumer;
 
@@ -22,16 +23,43 @@ public final class Backends {
         return switch (name) {
             case "cpu" -> new CpuBackend(threads);
             case "ref" -> new RefBackend();
-            case "cuda" -> throw new CriaException("--backend cuda: " + CudaProbe.whyUnavailable()
-                    + "; use --backend cpu");
+            case "cuda" -> {
+                String why = CudaProbe.whyUnavailable();
+                if (why != null) {
+                    throw new CriaException("--backend cuda: " + why + "; use --backend cpu");
+                }
+                yield openCuda();
+            }
             case "auto" -> {
                 String why = CudaProbe.whyUnavailable();
-                if (log != null && why != null) {
+                if (why == null) {
+                    try {
+                        yield openCuda();
+                    } catch (CriaException e) {
+                        why = e.getMessage().replaceFirst("[;,]? (or )?use --backend cpu$", "");
+                    }
+                }
+                if (log != null) {
                     log.accept("cria: using the CPU backend (" + why + ")");
                 }
                 yield new CpuBackend(threads);
             }
             default -> throw new CriaException("unknown backend '" + name + "'; choose one of " + NAMES);
         };
+    }
+
+    /**
+     * Opens the CUDA backend. Only called once CudaProbe found a driver and a device: JCuda's
+     * natives link against libcuda.so.1. Whatever still goes wrong (an old driver, no kernels in
+     * this build, a broken install) becomes one line.
+     */
+    private static Backend openCuda() {
+        try {
+            return CudaBackend.open();
+        } catch (CriaException e) {
+            throw e;
+        } catch (RuntimeException | LinkageError e) {
+            throw new CriaException("the CUDA backend could not start (" + e + "); use --backend cpu", e);
+        }
     }
 }

@@ -13,7 +13,10 @@ final class CudaProbe {
         "/usr/local/cuda/compat", "/usr/lib/wsl/lib",
     };
 
-    /** Null when a driver and a device node are present; else the reason in a few words. */
+    /**
+     * Null when a driver and a device node are present (JCuda may then be loaded); else the
+     * reason in a few words: which of the two is missing.
+     */
     static String whyUnavailable() {
         boolean driver = false;
         for (String d : DRIVER_DIRS) {
@@ -30,6 +33,9 @@ final class CudaProbe {
                 }
             }
         }
+        if (!driver) {
+            driver = inLoaderCache("libcuda.so.1");
+        }
         boolean device = Files.exists(Path.of("/dev/nvidia0")) || Files.exists(Path.of("/dev/dxg"));
         if (!driver && !device) {
             return "no NVIDIA GPU or CUDA driver on this host";
@@ -40,6 +46,26 @@ final class CudaProbe {
         if (!device) {
             return "the CUDA driver is installed but no NVIDIA device is visible (/dev/nvidia0 missing)";
         }
-        return "the CUDA backend is not built into this version of Cria";
+        return null;
+    }
+
+    /** True when the dynamic loader's cache (ldconfig) names the library, wherever it lives. */
+    private static boolean inLoaderCache(String soname) {
+        try {
+            byte[] cache = Files.readAllBytes(Path.of("/etc/ld.so.cache"));
+            byte[] want = soname.getBytes(java.nio.charset.StandardCharsets.US_ASCII);
+            outer:
+            for (int i = 0; i + want.length <= cache.length; i++) {
+                for (int j = 0; j < want.length; j++) {
+                    if (cache[i + j] != want[j]) {
+                        continue outer;
+                    }
+                }
+                return true;
+            }
+        } catch (java.io.IOException | RuntimeException e) {
+            // no cache (or unreadable): the directory checks above decide
+        }
+        return false;
     }
 }

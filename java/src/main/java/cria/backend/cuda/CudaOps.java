@@ -1,0 +1,306 @@
+// The CUDA implementation of every op: checks shapes on the host, then queues one kernel (or two) per op.
+package cria.backend.cuda;
+
+import cria.backend.Batch;
+import cria.backend.Buf;
+import cria.backend.KvCache;
+import cria.backend.Ops;
+import cria.backend.Rope;
+import cria.backend.Weight;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.util.Arrays;
+import java.util.IdentityHashMap;
+import java.util.Map;
+
+/**
+ * Ops on device buffers. Work is queued on the backend's stream and never waited for here; data
+ * reaches the host only through {@link CudaBackend#download}. The batch (tokens, positions,
+ * sequences, logit rows) crosses once per step: {@link #beginStep} copies it through pinned
+ * memory into one device array, and every op of the step reads it there. An op given a batch
+ * other than the current step's uploads it first, so ops also work without beginStep (tests);
+ * {@link #endStep} forgets the batch, so a reused Batch object is uploaded afresh next step.
+ * Semantics are {@code cria.backend.ref.RefOps}'s, within float rounding.
+ */
+final class CudaOps implements Ops {
+    private final CudaBackend backend;
+    private final Gpu gpu;
+    private final Kernels k;
+    private final Map<Rope, Long> ropeTables = new IdentityHashMap<>();
+
+    // the current step's batch on the device: tokens, positions, sequences, logit rows; cap ints each
+    private Batch current;
+    private int batchCap;
+    private long batchDev;
+    private Gpu.Staging batchStaging;
+    // rows given to gather() that are not the current step's logit rows
+    private int gatherCap;
+    private long gatherDev;
+    private Gpu.Staging gatherStaging;
+
+    CudaOps(CudaBackend backend, Gpu gpu, Kernels kernels) {
+        this.backend = backend;
+        this.gpu = gpu;
+        this.k = kernels;
+    }
+
+    private static CudaBuf buf(Buf b) {
+        return (CudaBuf) b;
+    }
+
+    private CudaWeight weight(Weight w) {
+        CudaWeight cw = (CudaWeight) w;
+        if (!cw.isResident()) {
+            backend.commitWeights();
+        }
+        return cw;
+    }
+
+    private static void check(boolean ok, String what) {
+        if (!ok) {
+            throw new IllegalArgumentException(what);
+        }
+    }
+
+    // ---- the batch on the device -------------------------------------------------------------
+
+    @Override
+    public void beginStep(Batch batch, KvCache cache) {
+        upload(batch);
+        if (cache != null) {
+            ((CudaKvCache) cache).syncTable();
+        }
+    }
+
+    @Override
+    public void endStep() {
+        current = null;
+    }
+
+    private void upload(Batch b) {
+        if (b.capacity() > batchCap) {
+            if (batchDev != 0) {
+                batchStaging.awaitIdle();
+                gpu.synchronize();
+                gpu.free(batchDev);
+            }
+            batchCap = b.capacity();
+            batchDev = gpu.malloc(16L * batchCap, "the batch");
+            batchStaging = gpu.staging(16L * batchCap);
+        }
+        batchStaging.awaitIdle();
+        MemorySegment s = batchStaging.segment();
+        long cap = 4L * batchCap;
+        MemorySegment.copy(b.tokens(), 0, s, ValueLayout.JAVA_INT, 0, b.size());
+        MemorySegment.copy(b.positions(), 0, s, ValueLayout.JAVA_INT, cap, b.size());
+        MemorySegment.copy(b.sequences(), 0, s, ValueLayout.JAVA_INT, 2 * cap, b.size());
+        MemorySegment.copy(b.logitEntries(), 0, s, ValueLayout.JAVA_INT, 3 * cap, b.logitCount());
+        gpu.uploadAsync(batchDev, batchStaging, 0, 4 * cap);
+        current = b;
+    }
+
+    private void need(Batch b) {
+        if (b != current) {
+            upload(b);
+        }
+    }
+
+    private long tokens() {
+        return batchDev;
+    }
+
+    private long positions() {
+        return batchDev + 4L * batchCap;
+    }
+
+    private long sequences() {
+        return batchDev + 8L * batchCap;
+    }
+
+    private long logitRows() {
+        return batchDev + 12L * batchCap;
+    }
+
+    // ---- ops ---------------------------------------------------------------------------------
+
+    @Override
+    public void embed(Weight table, Batch batch, Buf x) {
+        CudaWeight t = weight(table);
+        CudaBuf out = buf(x);
+        int n = batch.size();
+        for (int i = 0; i < n; i++) {
+            int tok = batch.token(i);
+            if (tok < 0 || tok >= t.rows()) {
+                throw new IllegalArgumentException("token id " + tok + " outside the vocabulary of " + t.rows());
+            }
+        }
+        check(out.cols() == t.cols() && out.rows() >= n, "embed into " + out + " from " + t);
+        if (n == 0) {
+            return;
+        }
+        need(batch);
+        k.embed.embed(t.type(), t.ptr(), t.cols(), tokens(), n, out.ptr(), out.cols());
+    }
+
+    @Override
+    public void rmsnorm(Buf xb, Weight w, float eps, int n, Buf outb) {
+        CudaBuf x = buf(xb);
+        CudaBuf out = buf(outb);
+        CudaWeight g = weight(w);
+        check(RmsnormKernels.supports(g.type()), "rmsnorm weight " + g + ": expected F32, F16 or BF16");
+        check(g.cols() == x.cols() && out.cols() == x.cols() && x.rows() >= n && out.rows() >= n,
+                "rmsnorm of " + x + " into " + out + " with " + g);
+        if (n > 0) {
+            k.rmsnorm.rmsnorm(x.ptr(), x.cols(), g.type(), g.ptr(), eps, x.cols(), n, out.ptr(), out.cols());
+        }
+    }
+
+    @Override
+    public void matmul(Buf xb, int n, Weight[] ws, Buf[] outs) {
+        CudaBuf x = buf(xb);
+        check(ws.length == outs.length, "matmul: " + ws.length + " weights, " + outs.length + " outputs");
+        for (int j = 0; j < ws.length; j++) {
+            CudaWeight w = weight(ws[j]);
+            CudaBuf out = buf(outs[j]);
+            check(x.cols() >= w.cols() && x.rows() >= n && out.cols() >= w.rows() && out.rows() >= n,
+                    "matmul of " + x + " by " + w + " into " + out);
+            if (n > 0) {
+                k.matmul.matmul(w.type(), w.ptr(), w.rows(), w.cols(), x.ptr(), x.cols(), n, out.ptr(), out.cols());
+            }
+        }
+    }
+
+    /** The rope's inverse frequencies on the device, uploaded once per Rope object. */
+    private long invFreq(Rope rope) {
+        Long p = ropeTables.get(rope);
+        if (p == null) {
+            double[] f = rope.inverseFrequencies();
+            p = backend.persistent(8L * Math.max(1, f.length), "the rope frequencies");
+            gpu.upload(p, MemorySegment.ofArray(f), 8L * f.length);
+            ropeTables.put(rope, p);
+        }
+        return p;
+    }
+
+    @Override
+    public void rope(Buf qb, Buf kb, int headDim, Batch batch, Rope rope) {
+        CudaBuf q = buf(qb);
+        CudaBuf kk = buf(kb);
+        int n = batch.size();
+        check(q.cols() % headDim == 0 && kk.cols() % headDim == 0 && rope.dims() <= headDim && rope.dims() % 2 == 0,
+                "rope of " + q + " and " + kk + " with head size " + headDim + " and " + rope.dims() + " rotated dims");
+        check(q.rows() >= n && kk.rows() >= n, "rope of " + n + " rows in " + q + ", " + kk);
+        if (n == 0 || rope.dims() == 0) {
+            return;
+        }
+        need(batch);
+        k.rope.rope(rope.neox(), q.ptr(), q.cols(), q.cols() / headDim, kk.ptr(), kk.cols(), kk.cols() / headDim, headDim,
+                rope.dims(), positions(), invFreq(rope), n);
+    }
+
+    @Override
+    public void storeKv(KvCache cache, int layer, Buf kb, Buf vb, Batch batch) {
+        CudaKvCache c = (CudaKvCache) cache;
+        CudaBuf kk = buf(kb);
+        CudaBuf v = buf(vb);
+        int n = batch.size();
+        check(kk.cols() >= c.kvDim() && v.cols() >= c.kvDim() && kk.rows() >= n && v.rows() >= n,
+                "storeKv of " + kk + ", " + v + " into a cache of kvDim " + c.kvDim());
+        check(layer >= 0 && layer < c.config().layers(), "storeKv into layer " + layer);
+        for (int i = 0; i < n; i++) {
+            int pos = batch.position(i);
+            if (pos < 0 || pos >= c.capacity(batch.sequence(i))) {
+                throw new IllegalArgumentException("position " + pos + " of sequence " + batch.sequence(i)
+                        + " has no page; reserve it in the cache first");
+            }
+        }
+        if (n == 0) {
+            return;
+        }
+        need(batch);
+        c.syncTable();
+        KvCache.Config g = c.config();
+        k.storeKv.store(c.isF16(), c.keys(), c.values(), kk.ptr(), kk.cols(), v.ptr(), v.cols(), c.kvDim(), positions(),
+                sequences(), c.table(), g.maxPagesPerSequence(), g.pageSize(), g.pages(), layer, n);
+    }
+
+    @Override
+    public void attention(Buf qb, KvCache cache, int layer, int heads, int kvHeads, int headDim, Batch batch, Buf outb) {
+        CudaKvCache c = (CudaKvCache) cache;
+        CudaBuf q = buf(qb);
+        CudaBuf out = buf(outb);
+        int n = batch.size();
+        check(kvHeads > 0 && heads % kvHeads == 0, heads + " query heads cannot share " + kvHeads + " KV heads");
+        check(headDim > 0 && headDim <= AttentionKernels.MAX_HEAD_DIM, "head size " + headDim
+                + " is beyond the CUDA attention kernel's " + AttentionKernels.MAX_HEAD_DIM);
+        check(c.kvDim() == kvHeads * headDim, "cache kvDim " + c.kvDim() + " != " + kvHeads + " x " + headDim);
+        check(q.cols() >= heads * headDim && out.cols() >= heads * headDim && q.rows() >= n && out.rows() >= n,
+                "attention of " + q + " into " + out);
+        int maxLen = 0;
+        for (int i = 0; i < n; i++) {
+            int pos = batch.position(i);
+            if (pos < 0 || pos >= c.capacity(batch.sequence(i))) {
+                throw new IllegalArgumentException("position " + pos + " of sequence " + batch.sequence(i) + " has no page");
+            }
+            maxLen = Math.max(maxLen, pos + 1);
+        }
+        if (n == 0) {
+            return;
+        }
+        need(batch);
+        c.syncTable();
+        KvCache.Config g = c.config();
+        k.attention.attention(new AttentionKernels.Call(q.ptr(), q.cols(), c.isF16(), c.keys(), c.values(), positions(),
+                sequences(), c.table(), g.maxPagesPerSequence(), g.pageSize(), g.pages(), layer, c.kvDim(), heads, kvHeads,
+                headDim, n, maxLen, out.ptr(), out.cols()));
+    }
+
+    @Override
+    public void swiglu(Buf ab, Buf bb, int n) {
+        CudaBuf a = buf(ab);
+        CudaBuf b = buf(bb);
+        check(a.cols() == b.cols() && a.rows() >= n && b.rows() >= n, "swiglu of " + a + " and " + b);
+        k.eltwise.swiglu(a.ptr(), b.ptr(), Math.multiplyExact(n, a.cols()));
+    }
+
+    @Override
+    public void add(Buf xb, Buf yb, int n) {
+        CudaBuf x = buf(xb);
+        CudaBuf y = buf(yb);
+        check(x.cols() == y.cols() && x.rows() >= n && y.rows() >= n, "add of " + y + " to " + x);
+        k.eltwise.add(x.ptr(), y.ptr(), Math.multiplyExact(n, x.cols()));
+    }
+
+    @Override
+    public void gather(Buf xb, int[] rows, int m, Buf outb) {
+        CudaBuf x = buf(xb);
+        CudaBuf out = buf(outb);
+        check(out.cols() == x.cols() && out.rows() >= m, "gather from " + x + " into " + out);
+        for (int j = 0; j < m; j++) {
+            check(rows[j] >= 0 && rows[j] < x.rows(), "gather of row " + rows[j] + " from " + x);
+        }
+        if (m == 0) {
+            return;
+        }
+        long dev;
+        if (current != null && m == current.logitCount() && Arrays.equals(rows, 0, m, current.logitEntries(), 0, m)) {
+            dev = logitRows();  // the forward pass gathers exactly the step's logit rows: already there
+        } else {
+            if (m > gatherCap) {
+                if (gatherDev != 0) {
+                    gatherStaging.awaitIdle();
+                    gpu.synchronize();
+                    gpu.free(gatherDev);
+                }
+                gatherCap = Math.max(m, 64);
+                gatherDev = gpu.malloc(4L * gatherCap, "gather rows");
+                gatherStaging = gpu.staging(4L * gatherCap);
+            }
+            gatherStaging.awaitIdle();
+            MemorySegment.copy(rows, 0, gatherStaging.segment(), ValueLayout.JAVA_INT, 0, m);
+            gpu.uploadAsync(gatherDev, gatherStaging, 0, 4L * m);
+            dev = gatherDev;
+        }
+        k.eltwise.gather(x.ptr(), x.cols(), dev, m, x.cols(), out.ptr(), out.cols());
+    }
+}

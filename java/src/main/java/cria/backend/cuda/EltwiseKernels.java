@@ -1,0 +1,50 @@
+// Launcher of kernels/eltwise.cu: swiglu, residual add, gather of rows.
+package cria.backend.cuda;
+
+import java.util.List;
+
+/** Element-wise kernels over contiguous floats (256 threads, grid-stride) and a row gather. */
+final class EltwiseKernels extends Launcher {
+    static final String FAMILY = "eltwise";
+    static final KernelSpec SWIGLU = new KernelSpec(FAMILY, "eltwise_swiglu", "ppi");
+    static final KernelSpec ADD = new KernelSpec(FAMILY, "eltwise_add", "ppi");
+    static final KernelSpec GATHER = new KernelSpec(FAMILY, "eltwise_gather", "pipipi");
+    static final int THREADS = 256;
+
+    static List<KernelSpec> specs() {
+        return List.of(SWIGLU, ADD, GATHER);
+    }
+
+    EltwiseKernels(Gpu gpu) {
+        super(gpu, FAMILY, specs());
+    }
+
+    /** Blocks for a grid-stride pass over {@code count} floats, four per thread. */
+    private static int grid(int count) {
+        return Math.max(1, Math.min(65535, ceilDiv(count, 4L * THREADS)));
+    }
+
+    /** a = silu(a) * b over {@code count} floats. */
+    void swiglu(long a, long b, int count) {
+        if (count > 0) {
+            args.reset().ptr(a).ptr(b).i32(count);
+            launch(SWIGLU, grid(count), 1, 1, THREADS, 0);
+        }
+    }
+
+    /** x += y over {@code count} floats. */
+    void add(long x, long y, int count) {
+        if (count > 0) {
+            args.reset().ptr(x).ptr(y).i32(count);
+            launch(ADD, grid(count), 1, 1, THREADS, 0);
+        }
+    }
+
+    /** out[j] = x[rows[j]] for j in [0, m), {@code cols} floats per row. */
+    void gather(long x, int xStride, long rows, int m, int cols, long out, int outStride) {
+        if (m > 0) {
+            args.reset().ptr(x).i32(xStride).ptr(rows).i32(cols).ptr(out).i32(outStride);
+            launch(GATHER, ceilDiv(cols, THREADS), m, 1, THREADS, 0);
+        }
+    }
+}

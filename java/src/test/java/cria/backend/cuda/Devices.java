@@ -1,0 +1,101 @@
+// The CUDA test devices: the CPU emulator of the kernels (wherever g++ and libffi are) and a real GPU (when present).
+package cria.backend.cuda;
+
+import cria.CriaException;
+import cria.backend.Backend;
+import cria.backend.Buf;
+import cria.backend.HostBuf;
+import cria.engine.Backends;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.util.Random;
+
+/**
+ * Opens a {@link CudaBackend} on a named device for the tests, skipping (JUnit assumptions)
+ * with the reason when it is not there, and moves test data in and out of device buffers.
+ */
+public final class Devices {
+    private Devices() {}
+
+    /** The device names tests are parameterized over. */
+    public static final String EMULATOR = "emulator";
+    public static final String GPU = "gpu";
+
+    /**
+     * A CUDA backend on {@code device}; skips the calling test when that device is unavailable.
+     * The GPU is reached the way the engine reaches it ({@code --backend cuda}).
+     */
+    public static CudaBackend open(String device) {
+        if (EMULATOR.equals(device)) {
+            Skips.unless(!Boolean.getBoolean("cria.emu.skip"), "emulator tests: -Dcria.emu.skip is set");
+            String why = EmuBuild.whyUnavailable();
+            Skips.unless(why == null, "emulator tests: " + why);
+            return new CudaBackend(new EmuGpu());
+        }
+        try {
+            return (CudaBackend) Backends.create("cuda", 0, null);
+        } catch (CriaException e) {
+            Skips.unless(false, "GPU tests: no usable CUDA device: " + e.getMessage());
+            throw e;
+        }
+    }
+
+    /** A public handle on the emulated backend for tests in other packages (the engine's); skips when unavailable. */
+    public static Backend emulator() {
+        return open(EMULATOR);
+    }
+
+    /** Writes rows x cols floats into a buffer of either backend. */
+    static void put(Backend b, Buf buf, float[] v) {
+        if (buf instanceof HostBuf h) {
+            MemorySegment.copy(v, 0, h.segment(), ValueLayout.JAVA_FLOAT, 0, v.length);
+        } else {
+            CudaBackend c = (CudaBackend) b;
+            c.gpu().upload(((CudaBuf) buf).ptr(), MemorySegment.ofArray(v), 4L * v.length);
+        }
+    }
+
+    /** Fills a device buffer with NaN, so that an element a kernel fails to write shows. */
+    static void poison(CudaBackend c, Buf buf) {
+        CudaBuf b = (CudaBuf) buf;
+        c.gpu().memset32(b.ptr(), 0x7fc00000, (long) b.rows() * b.cols());
+    }
+
+    static float[] gaussian(Random r, int n, double scale) {
+        float[] a = new float[n];
+        for (int i = 0; i < n; i++) {
+            a[i] = (float) (r.nextGaussian() * scale);
+        }
+        return a;
+    }
+
+    /** ||a - b|| / ||b|| over the first n values; infinite when a holds a NaN. */
+    static double relErr(float[] a, float[] b, int n) {
+        double num = 0;
+        double den = 0;
+        for (int i = 0; i < n; i++) {
+            if (Float.isNaN(a[i]) != Float.isNaN(b[i])) {
+                return Double.POSITIVE_INFINITY;
+            }
+            double d = (double) a[i] - b[i];
+            num += d * d;
+            den += (double) b[i] * b[i];
+        }
+        return den == 0 ? Math.sqrt(num) : Math.sqrt(num / den);
+    }
+
+    /** Index of the first element that differs by more than tol relative to the RMS of b, or -1. */
+    static int firstBad(float[] a, float[] b, int n, double tol) {
+        double den = 0;
+        for (int i = 0; i < n; i++) {
+            den += (double) b[i] * b[i];
+        }
+        double rms = Math.sqrt(den / Math.max(1, n));
+        for (int i = 0; i < n; i++) {
+            if (!(Math.abs((double) a[i] - b[i]) <= tol * Math.max(rms, 1e-30))) {
+                return i;
+            }
+        }
+        return -1;
+    }
+}

@@ -1,0 +1,75 @@
+// Writes a llama3-shaped GGUF with random quantized weights (128K vocabulary, rope factors): a realistic model for GPU runs.
+package cria.backend.cuda;
+
+import cria.gguf.GgmlType;
+import cria.gguf.GgufValue;
+import cria.gguf.GgufWriter;
+import cria.gguf.Metadata;
+import cria.tensor.Tensor;
+import java.lang.foreign.MemorySegment;
+import java.nio.file.Path;
+import java.util.Random;
+
+/**
+ * Too large to carry to a device machine (the real one is 36 MB), quick to make there: random
+ * block bytes (no quantizer run) in llama3's layout, Q4_K and Q6_K like a Q4_K_M file, f32 norms,
+ * rope base 500000 with per-frequency factors. The tests compare backends on it, not llama.cpp.
+ */
+public final class SyntheticModels {
+    private SyntheticModels() {}
+
+    public static final int VOCAB = 128256;
+
+    public static Path llama3(Path file, long seed) {
+        int dim = 256, layers = 2, heads = 4, kvHeads = 2, headDim = 64, ffn = 768;
+        Random r = new Random(seed);
+        Metadata md = new Metadata(file.toString());
+        md.put("general.architecture", GgufValue.ofString("llama"));
+        md.put("general.name", GgufValue.ofString("synthetic llama3-shaped model"));
+        md.put("llama.context_length", GgufValue.ofU32(2048));
+        md.put("llama.embedding_length", GgufValue.ofU32(dim));
+        md.put("llama.block_count", GgufValue.ofU32(layers));
+        md.put("llama.feed_forward_length", GgufValue.ofU32(ffn));
+        md.put("llama.attention.head_count", GgufValue.ofU32(heads));
+        md.put("llama.attention.head_count_kv", GgufValue.ofU32(kvHeads));
+        md.put("llama.attention.layer_norm_rms_epsilon", GgufValue.ofF32(1e-5f));
+        md.put("llama.rope.freq_base", GgufValue.ofF32(500000f));
+        md.put("llama.rope.dimension_count", GgufValue.ofU32(headDim));
+        GgufWriter w = new GgufWriter(md);
+        double s = 0.01;  // block scales of ~1e-3: weights of order 0.1 to 1
+        add(w, RandomTensors.matrix("token_embd.weight", GgmlType.Q4_K, VOCAB, dim, r, s));
+        add(w, RandomTensors.matrix("output.weight", GgmlType.Q6_K, VOCAB, dim, r, s));
+        add(w, norm("output_norm.weight", dim, r));
+        float[] factors = new float[headDim / 2];
+        for (int i = 0; i < factors.length; i++) {
+            factors[i] = i < 8 ? 1f : (i < 24 ? 1f + (i - 8) * 0.45f : 8f);  // llama3's shape: 1 .. 8
+        }
+        w.addTensor("rope_freqs.weight", GgmlType.F32, new long[] {factors.length}, MemorySegment.ofArray(factors));
+        for (int l = 0; l < layers; l++) {
+            String p = "blk." + l + ".";
+            add(w, norm(p + "attn_norm.weight", dim, r));
+            add(w, RandomTensors.matrix(p + "attn_q.weight", GgmlType.Q4_K, heads * headDim, dim, r, s));
+            add(w, RandomTensors.matrix(p + "attn_k.weight", GgmlType.Q4_K, kvHeads * headDim, dim, r, s));
+            add(w, RandomTensors.matrix(p + "attn_v.weight", GgmlType.Q6_K, kvHeads * headDim, dim, r, s));
+            add(w, RandomTensors.matrix(p + "attn_output.weight", GgmlType.Q4_K, dim, heads * headDim, r, s));
+            add(w, norm(p + "ffn_norm.weight", dim, r));
+            add(w, RandomTensors.matrix(p + "ffn_gate.weight", GgmlType.Q4_K, ffn, dim, r, s));
+            add(w, RandomTensors.matrix(p + "ffn_up.weight", GgmlType.Q4_K, ffn, dim, r, s));
+            add(w, RandomTensors.matrix(p + "ffn_down.weight", GgmlType.Q6_K, dim, ffn, r, s));
+        }
+        w.write(file);
+        return file;
+    }
+
+    private static Tensor norm(String name, int dim, Random r) {
+        float[] v = new float[dim];
+        for (int i = 0; i < dim; i++) {
+            v[i] = 1f + 0.1f * (float) r.nextGaussian();
+        }
+        return new Tensor(name, GgmlType.F32, new long[] {dim}, MemorySegment.ofArray(v));
+    }
+
+    private static void add(GgufWriter w, Tensor t) {
+        w.addTensor(t.name(), t.type(), t.shape(), t.data());
+    }
+}

@@ -1,0 +1,213 @@
+// End to end: logits of every ../shared model on the CUDA backend (a GPU, or the kernel emulator for small models) vs the CPU backend and llama.cpp.
+package cria.engine;
+
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import cria.SharedData;
+import cria.backend.Backend;
+import cria.backend.Batch;
+import cria.backend.KvCache;
+import cria.backend.cpu.CpuBackend;
+import cria.backend.cuda.Devices;
+import cria.gguf.GgufFile;
+import cria.model.Llama;
+import cria.model.LlamaConfig;
+import cria.model.LlamaWeights;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.DynamicTest;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.TestFactory;
+
+/**
+ * Each model's reference prompt in one prefill step (all logits) and then token by token
+ * (decode, which takes attention's split path on a GPU), on CUDA and on the CPU backend. CUDA
+ * must agree with the CPU to float rounding, and with llama.cpp within the issue's tolerance.
+ * The emulator runs only the small models (the CPU emulation of a 128K-token output matrix takes
+ * minutes); the GPU runs all.
+ */
+class CudaLogitsTest {
+    private static final long EMULATOR_MAX_BYTES = 12L << 20;
+    /** Models the emulator runs by default (f32 with tiny heads and ffn 172, BF16, mixed Q4_K/Q6_K); -Dcria.emu.all=true runs all small ones. */
+    private static final List<String> EMULATOR_DEFAULT = List.of("stories260K", "synth-tok512-BF16", "synth-tok512-Q4_K_M");
+
+    /**
+     * Logits of every prompt token: first in one batch, then (second array) one token per step
+     * for the first {@code decode} tokens (the rest of that array stays zero).
+     */
+    static float[][][] logits(Backend backend, Path model, int[] tokens, int decode) {
+        try (GgufFile f = GgufFile.open(model)) {
+            LlamaConfig c = LlamaConfig.from(f.metadata(), (int) f.tensor("token_embd.weight").rows());
+            Llama llama = new Llama(c, LlamaWeights.load(f, c, backend), backend);
+            int n = tokens.length;
+            float[][][] out = new float[2][n][c.vocab()];
+            for (int mode = 0; mode < 2; mode++) {
+                try (KvCache cache = backend.kvCache(KvCache.Config.single(c.layers(), c.kvDim(), KvCache.Type.F16, 64))) {
+                    int seq = cache.newSequence();
+                    cache.reserve(seq, n);
+                    int step = mode == 0 ? n : 1;
+                    Llama.Scratch s = llama.newScratch(step, step);
+                    Batch b = new Batch(step);
+                    float[] buf = new float[step * c.vocab()];
+                    for (int from = 0; from < (mode == 0 ? n : Math.min(decode, n)); from += step) {
+                        b.clear();
+                        for (int i = from; i < from + step; i++) {
+                            b.add(tokens[i], i, seq, true);
+                        }
+                        llama.forward(b, cache, s);
+                        backend.download(s.logits(), step, buf);
+                        for (int i = 0; i < step; i++) {
+                            System.arraycopy(buf, i * c.vocab(), out[mode][from + i], 0, c.vocab());
+                        }
+                    }
+                }
+            }
+            return out;
+        }
+    }
+
+    static List<String> models() throws Exception {
+        return ReferenceLogitsTest.models();
+    }
+
+    @TestFactory
+    Stream<DynamicTest> emulatorMatchesCpuOnSmallModels() throws Exception {
+        return tests(Devices.EMULATOR);
+    }
+
+    @TestFactory
+    Stream<DynamicTest> gpuMatchesCpuOnEveryModel() throws Exception {
+        return tests(Devices.GPU);
+    }
+
+    private Stream<DynamicTest> tests(String device) throws Exception {
+        Path dir = SharedData.require();
+        List<DynamicTest> tests = new ArrayList<>();
+        for (String m : models()) {
+            tests.add(DynamicTest.dynamicTest(m + " on " + device, () -> check(dir, m, device)));
+        }
+        return tests.stream();
+    }
+
+    static void check(Path dir, String m, String device) throws Exception {
+        Path file = dir.resolve("models/" + m + ".gguf");
+        boolean emu = device.equals(Devices.EMULATOR);
+        if (emu) {
+            cria.backend.cuda.Skips.unless(Files.size(file) <= EMULATOR_MAX_BYTES,
+                    "emulator logits: " + m + " is too large for the CPU emulator of the kernels; it runs on a GPU");
+            cria.backend.cuda.Skips.unless(EMULATOR_DEFAULT.contains(m) || Boolean.getBoolean("cria.emu.all"),
+                    "emulator logits: only " + EMULATOR_DEFAULT + " by default (-Dcria.emu.all=true runs every small model)");
+        }
+        ReferenceLogits ref = ReferenceLogits.read(dir.resolve("reference"), m);
+        int[] tokens = ref.promptIds();
+        int decode = emu ? 4 : tokens.length;  // token-by-token steps (slow in the emulator)
+        float[][][] cuda;
+        try (Backend b = emu ? Devices.emulator() : Devices.open(Devices.GPU)) {
+            cuda = logits(b, file, tokens, decode);
+        }
+        float[][][] cpu;
+        try (Backend b = new CpuBackend(2)) {
+            cpu = logits(b, file, tokens, decode);
+        }
+        double worstCpu = 0;
+        double worstRef = 0;
+        int agree = 0;
+        for (int mode = 0; mode < 2; mode++) {
+            for (int i = 0; i < (mode == 0 ? tokens.length : decode); i++) {
+                worstCpu = Math.max(worstCpu, ReferenceLogits.relRms(cuda[mode][i], cpu[mode][i]));
+                worstRef = Math.max(worstRef, ReferenceLogits.relRms(cuda[mode][i], ref.logits()[i]));
+                if (mode == 0 && ReferenceLogits.argmax(cuda[mode][i]) == ReferenceLogits.argmax(ref.logits()[i])) {
+                    agree++;
+                }
+            }
+        }
+        double tol = ReferenceLogits.tolerance(m);
+        System.out.printf("%-24s %-8s vs cpu %.2e, vs llama.cpp %.2e (limit %.0e), argmax agrees %d/%d%n", m, device, worstCpu,
+                worstRef, tol, agree, tokens.length);
+        // f32 rounding in another order, plus occasional one-ulp flips of f16 cache entries (see the llama3 test)
+        assertTrue(worstCpu <= 5e-4, m + " on " + device + ": relative RMS difference from the CPU backend " + worstCpu + " > 5e-4");
+        assertTrue(worstRef <= tol, m + " on " + device + ": relative RMS error vs llama.cpp " + worstRef + " > " + tol);
+        double need = ReferenceLogits.isFloatModel(m) ? 1.0 : 0.85;
+        assertTrue(agree >= Math.ceil(need * tokens.length), m + " on " + device + ": argmax agrees at " + agree + "/" + tokens.length);
+    }
+
+    /**
+     * Logits rows of a long prompt fed in batches of {@code batch} (the last entry of each batch
+     * wants logits), then of {@code decode} single tokens: attention sees hundreds of positions,
+     * so decoding takes the split-and-merge path on a GPU.
+     */
+    static List<float[]> longContext(Backend backend, Path model, int[] tokens, int batch, int decode) {
+        List<float[]> rows = new ArrayList<>();
+        try (GgufFile f = GgufFile.open(model)) {
+            LlamaConfig c = LlamaConfig.from(f.metadata(), (int) f.tensor("token_embd.weight").rows());
+            Llama llama = new Llama(c, LlamaWeights.load(f, c, backend), backend);
+            try (KvCache cache = backend.kvCache(KvCache.Config.single(c.layers(), c.kvDim(), KvCache.Type.F16, 1024))) {
+                int seq = cache.newSequence();
+                cache.reserve(seq, tokens.length);
+                Llama.Scratch s = llama.newScratch(batch, 1);
+                Batch b = new Batch(batch);
+                int prefill = tokens.length - decode;
+                for (int from = 0; from < tokens.length; ) {
+                    int step = from < prefill ? Math.min(batch, prefill - from) : 1;
+                    b.clear();
+                    for (int i = from; i < from + step; i++) {
+                        b.add(tokens[i], i, seq, i == from + step - 1);
+                    }
+                    llama.forward(b, cache, s);
+                    float[] row = new float[c.vocab()];
+                    backend.download(s.logits(), 1, row);
+                    rows.add(row);
+                    from += step;
+                }
+            }
+        }
+        return rows;
+    }
+
+    @Test
+    void gpuMatchesCpuOnALongPromptOfASyntheticLlama3(@org.junit.jupiter.api.io.TempDir Path dir) {
+        try (Backend gpu = Devices.open(Devices.GPU)) {
+            Path file = cria.backend.cuda.SyntheticModels.llama3(dir.resolve("synthetic-llama3.gguf"), 3);
+            java.util.Random r = new java.util.Random(5);
+            int[] tokens = new int[616];
+            for (int i = 0; i < tokens.length; i++) {
+                tokens[i] = r.nextInt(cria.backend.cuda.SyntheticModels.VOCAB);
+            }
+            List<float[]> cuda = longContext(gpu, file, tokens, 200, 16);
+            List<float[]> cpu;
+            try (Backend b = new CpuBackend(0)) {
+                cpu = longContext(b, file, tokens, 200, 16);
+            }
+            double worst = 0;
+            int agree = 0;
+            for (int i = 0; i < cpu.size(); i++) {
+                worst = Math.max(worst, ReferenceLogits.relRms(cuda.get(i), cpu.get(i)));
+                agree += ReferenceLogits.argmax(cuda.get(i)) == ReferenceLogits.argmax(cpu.get(i)) ? 1 : 0;
+            }
+            System.out.printf("synthetic llama3 (vocab %d, 616 positions) gpu vs cpu: worst rel RMS %.2e, argmax agrees %d/%d%n",
+                    cria.backend.cuda.SyntheticModels.VOCAB, worst, agree, cpu.size());
+            // both backends round K and V to f16 in the cache: a 1e-6 difference upstream can flip a stored half by
+            // one ulp (5e-4 relative), which is why this bound is looser than float rounding alone (seen: 2.3e-4
+            // in the emulator over 16 decode steps; both backends stay within 5e-5 of ref over the first 4)
+            assertTrue(worst <= 2e-3, "synthetic llama3 on the GPU: relative RMS difference from the CPU " + worst);
+            assertTrue(agree >= cpu.size() - 1, "argmax agrees at " + agree + "/" + cpu.size());
+        }
+    }
+
+    @Test
+    void theEnginePathOnAGpu() throws Exception {
+        Path file = SharedData.require("models/stories260K.gguf");
+        ReferenceLogits ref = ReferenceLogits.read(file.getParent().getParent().resolve("reference"), "stories260K");
+        cria.backend.cuda.Skips.unless(CudaProbe.whyUnavailable() == null, "GPU tests: no usable CUDA device: --backend cuda: "
+                + CudaProbe.whyUnavailable() + "; use --backend cpu");
+        try (Model model = Model.load(file, ModelOptions.defaults().withBackend("cuda"));
+             Session s = model.newSession(SessionOptions.defaults().withAllLogits(true).withContextLength(64))) {
+            double[] worst = {0};
+            s.evalAll(ref.promptIds(), (i, l) -> worst[0] = Math.max(worst[0], ReferenceLogits.relRms(l, ref.logits()[i])));
+            assertTrue(worst[0] <= ReferenceLogits.tolerance("stories260K"), "stories260K via Model/Session on cuda: " + worst[0]);
+        }
+    }
+}
