@@ -44,4 +44,12 @@ void cria_attend(const float *q, float *out, int32_t group, int32_t head_dim, co
                  int32_t f16, const int32_t *pages, int32_t page_size, int64_t page_bytes, int64_t slot_bytes,
                  int32_t len, float scale, float *scratch);
 
+/* Row-wise ops (eltwise.c). */
+void cria_rmsnorm(const float *x, int64_t xs, float *out, int64_t os, int32_t n, int32_t d, const float *w, float eps);
+void cria_swiglu(float *a, const float *b, int64_t count);
+void cria_add(float *x, const float *y, int64_t count);
+void cria_rope(float *x, int64_t xs, int32_t n, int32_t heads, int32_t head_dim, int32_t dims, int32_t neox,
+               const int32_t *pos, const double *inv, float *cs);
+void cria_store_row(const float *src, uint8_t *dst, int32_t d, int32_t f16);
+
 #endif

@@ -267,11 +267,20 @@ static int32_t matmul_quant(int32_t type, const uint8_t *w, int64_t wrb, int32_t
     }
     panel_buf p = panel_at(scratch, n);
     act_row xr[MAXT];
+    int chunks = k / CH;
     for (int32_t r = r0; r < r1; r += PR) {
         int nr = r1 - r < PR ? r1 - r : PR;
         memset(p.acc, 0, (size_t) n * PR * 4);
         memset(p.mins, 0, (size_t) n * PR * 4);
+        /* The panel's 16 rows are one contiguous run of memory, and so is the next panel: ask for
+         * it while this one is computed (16 short row streams defeat the hardware prefetcher). */
+        int next = r + PR < r1 ? (r1 - r - PR < PR ? r1 - r - PR : PR) : 0;
+        const char *pf = (const char *) (w + (int64_t) (r + PR) * wrb);
+        int64_t pfBytes = (int64_t) next * wrb, pfStep = (pfBytes / chunks + 63) & ~(int64_t) 63, pfDone = 0;
         for (int k0 = 0; k0 < k; k0 += CH) {
+            for (int64_t e = pfDone + pfStep; pfDone < e && pfDone < pfBytes; pfDone += 64) {
+                __builtin_prefetch(pf + pfDone, 0, 3);
+            }
 #if CRIA_VNNI
             if (nr < PR || !panel_fast(type, w + (int64_t) r * wrb, wrb, k0, p.w, p.s, p.m))
 #endif

@@ -82,6 +82,12 @@ final class CpuOps implements Ops {
     public void rmsnorm(Buf xb, Weight w, float eps, int n, Buf outb) {
         HostBuf x = (HostBuf) xb;
         HostBuf out = (HostBuf) outb;
+        if (nk != null) {
+            MemorySegment g = floats(w);
+            rowsOf(n, (lo, hi) -> nk.rmsnorm(x.segment().asSlice(x.rowOffset(lo)), x.cols(), out.segment().asSlice(out.rowOffset(lo)),
+                    out.cols(), hi - lo, x.cols(), g, eps));
+            return;
+        }
         Tensor g = w.tensor();
         int d = x.cols();
         pool.run((th, nt) -> {
@@ -95,6 +101,37 @@ final class CpuOps implements Ops {
                     out.segment().set(FLOAT, oo + 4L * c, x.segment().get(FLOAT, off + 4L * c) * scale * gr[c]);
                 }
             }
+        });
+    }
+
+    /** Work over rows: few rows run on the calling thread (no hand-off), more are split over the pool. */
+    private void rowsOf(int n, java.util.function.BiConsumer<Integer, Integer> body) {
+        if (n <= 2) {
+            body.accept(0, n);
+            return;
+        }
+        pool.run((th, nt) -> {
+            int lo = WorkerPool.split(n, th, nt);
+            int hi = WorkerPool.split(n, th + 1, nt);
+            if (lo < hi) {
+                body.accept(lo, hi);
+            }
+        });
+    }
+
+    private final java.util.Map<Weight, MemorySegment> floatVectors = new java.util.IdentityHashMap<>();
+
+    /** A 1-D weight as floats: the mapped data itself for F32, else converted once. */
+    private MemorySegment floats(Weight w) {
+        Tensor t = w.tensor();
+        if (t.type() == GgmlType.F32) {
+            return t.data();
+        }
+        return floatVectors.computeIfAbsent(w, k -> {
+            float[] v = t.dequantizeRow(0);
+            MemorySegment seg = arena.allocate(4L * v.length, 64);
+            MemorySegment.copy(v, 0, seg, FLOAT, 0, v.length);
+            return seg;
         });
     }
 
@@ -250,6 +287,16 @@ final class CpuOps implements Ops {
         HostBuf k = (HostBuf) kb;
         int n = batch.size();
         int half = rope.dims() / 2;
+        if (nk != null) {
+            MemorySegment invSeg = MemorySegment.ofArray(inv);
+            MemorySegment pos = MemorySegment.ofArray(batch.positions());
+            for (HostBuf x : new HostBuf[] {q, k}) {
+                rowsOf(n, (lo, hi) -> nk.rope(x.segment().asSlice(x.rowOffset(lo)), x.cols(), hi - lo, x.cols() / headDim, headDim,
+                        rope.dims(), rope.neox(), pos.asSlice(4L * lo), invSeg,
+                        MemorySegment.ofArray(new float[2 * half])));
+            }
+            return;
+        }
         pool.run((th, nt) -> {
             float[] cs = row(th, 2 * half);
             for (int i = WorkerPool.split(n, th, nt); i < WorkerPool.split(n, th + 1, nt); i++) {
@@ -293,6 +340,17 @@ final class CpuOps implements Ops {
         boolean f16 = c.config().type() == KvCache.Type.F16;
         int d = c.kvDim();
         int n = batch.size();
+        if (nk != null) {
+            int eb = f16 ? 2 : 4;
+            rowsOf(n, (lo, hi) -> {
+                for (int i = lo; i < hi; i++) {
+                    long at = c.positionIndex(layer, batch.sequence(i), batch.position(i)) * eb;
+                    nk.storeRow(k.segment().asSlice(k.rowOffset(i)), c.keys().asSlice(at), d, f16);
+                    nk.storeRow(v.segment().asSlice(v.rowOffset(i)), c.values().asSlice(at), d, f16);
+                }
+            });
+            return;
+        }
         pool.run((th, nt) -> {
             for (int i = WorkerPool.split(n, th, nt); i < WorkerPool.split(n, th + 1, nt); i++) {
                 long at = c.positionIndex(layer, batch.sequence(i), batch.position(i));
@@ -419,6 +477,10 @@ final class CpuOps implements Ops {
         HostBuf a = (HostBuf) ab;
         HostBuf b = (HostBuf) bb;
         int cols = a.cols();
+        if (nk != null) {
+            rowsOf(n, (lo, hi) -> nk.swiglu(a.segment().asSlice(a.rowOffset(lo)), b.segment().asSlice(b.rowOffset(lo)), (long) (hi - lo) * cols));
+            return;
+        }
         pool.run((th, nt) -> {
             long total = (long) n * cols;
             long from = total * th / nt;
@@ -436,6 +498,10 @@ final class CpuOps implements Ops {
     public void add(Buf xb, Buf yb, int n) {
         HostBuf x = (HostBuf) xb;
         HostBuf y = (HostBuf) yb;
+        if (nk != null) {
+            nk.add(x.segment(), y.segment(), (long) n * x.cols());
+            return;
+        }
         long total = (long) n * x.cols();
         MemorySegment xs = x.segment();
         MemorySegment ys = y.segment();

@@ -34,6 +34,11 @@ final class NativeKernels {
     private final MethodHandle scratchBytes;
     private final MethodHandle matmul;
     private final MethodHandle attendScratch;
+    private final MethodHandle rmsnorm;
+    private final MethodHandle swiglu;
+    private final MethodHandle add;
+    private final MethodHandle rope;
+    private final MethodHandle storeRow;
     private final MethodHandle attend;
 
     private NativeKernels(Path path, SymbolLookup lib) throws Throwable {
@@ -51,6 +56,12 @@ final class NativeKernels {
         // heap access allowed: the page table is a Java int[]
         this.attend = linker.downcallHandle(find(lib, "cria_attend"),
                 FunctionDescriptor.ofVoid(A, A, I, I, A, A, I, A, I, L, L, I, ValueLayout.JAVA_FLOAT, A), Linker.Option.critical(true));
+        Linker.Option heap = Linker.Option.critical(true);
+        this.rmsnorm = linker.downcallHandle(find(lib, "cria_rmsnorm"), FunctionDescriptor.ofVoid(A, L, A, L, I, I, A, ValueLayout.JAVA_FLOAT), heap);
+        this.swiglu = linker.downcallHandle(find(lib, "cria_swiglu"), FunctionDescriptor.ofVoid(A, A, L), critical);
+        this.add = linker.downcallHandle(find(lib, "cria_add"), FunctionDescriptor.ofVoid(A, A, L), critical);
+        this.rope = linker.downcallHandle(find(lib, "cria_rope"), FunctionDescriptor.ofVoid(A, L, I, I, I, I, I, A, A, A), heap);
+        this.storeRow = linker.downcallHandle(find(lib, "cria_store_row"), FunctionDescriptor.ofVoid(A, A, I, I), critical);
         MethodHandle feat = linker.downcallHandle(find(lib, "cria_features"), FunctionDescriptor.of(I), critical);
         this.features = (int) feat.invokeExact();
     }
@@ -138,6 +149,47 @@ final class NativeKernels {
                 MemorySegment pages, int pageSize, long pageBytes, long slotBytes, int len, float scale, MemorySegment scratch) {
         try {
             attend.invokeExact(q, out, group, headDim, k, v, f16 ? 1 : 0, pages, pageSize, pageBytes, slotBytes, len, scale, scratch);
+        } catch (Throwable e) {
+            throw new IllegalStateException(e);
+        }
+    }
+
+    void rmsnorm(MemorySegment x, long xs, MemorySegment out, long os, int n, int d, MemorySegment w, float eps) {
+        try {
+            rmsnorm.invokeExact(x, xs, out, os, n, d, w, eps);
+        } catch (Throwable e) {
+            throw new IllegalStateException(e);
+        }
+    }
+
+    void swiglu(MemorySegment a, MemorySegment b, long count) {
+        try {
+            swiglu.invokeExact(a, b, count);
+        } catch (Throwable e) {
+            throw new IllegalStateException(e);
+        }
+    }
+
+    void add(MemorySegment x, MemorySegment y, long count) {
+        try {
+            add.invokeExact(x, y, count);
+        } catch (Throwable e) {
+            throw new IllegalStateException(e);
+        }
+    }
+
+    void rope(MemorySegment x, long xs, int n, int heads, int headDim, int dims, boolean neox, MemorySegment pos,
+              MemorySegment inv, MemorySegment cs) {
+        try {
+            rope.invokeExact(x, xs, n, heads, headDim, dims, neox ? 1 : 0, pos, inv, cs);
+        } catch (Throwable e) {
+            throw new IllegalStateException(e);
+        }
+    }
+
+    void storeRow(MemorySegment src, MemorySegment dst, int d, boolean f16) {
+        try {
+            storeRow.invokeExact(src, dst, d, f16 ? 1 : 0);
         } catch (Throwable e) {
             throw new IllegalStateException(e);
         }
