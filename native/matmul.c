@@ -42,6 +42,7 @@ int32_t cria_supports(int32_t type) {
  * depends on what else is in the batch. The chunk stays in L1 while every input uses it.
  */
 #define CH 256
+#define FCH 64 /* float path: values per chunk */
 
 typedef struct {
     uint8_t *u;   /* [PR][CH] unpacked rows */
@@ -56,7 +57,7 @@ typedef struct {
 
 int64_t cria_matmul_scratch_bytes(int32_t k, int32_t n) {
     int64_t quant = 2 * (int64_t) PR * CH + 4 * (int64_t) PR * (CH / 16) * 4 + 2 * (int64_t) n * PR * 4;
-    int64_t flt = (int64_t) k * 4;
+    int64_t flt = (int64_t) k * 4 + 2 * FCH * 64 + 2 * (int64_t) n * 64;
     return (quant > flt ? quant : flt) + 512;
 }
 
@@ -346,22 +347,143 @@ static inline float dot_f32(const float *a, const float *b, int k) {
     return s;
 }
 
+/*
+ * Float weights (F32, F16, BF16) with float inputs, the same panel idea: 16 rows are converted to
+ * float and transposed so that one register holds one value of all 16 rows; each input value is
+ * broadcast and multiplied into one accumulator per input, in order of k (so results do not
+ * depend on the batch). Up to 8 inputs share each weight line; chunks of FCH values are reused
+ * by every input while they sit in L1.
+ */
+static inline __m512 load_row16(int32_t type, const uint8_t *p, __mmask16 m) {
+    if (type == T_F32) {
+        return _mm512_maskz_loadu_ps(m, p);
+    }
+    __m256i h = _mm256_maskz_loadu_epi16(m, p);
+    if (type == T_F16) {
+        return _mm512_cvtph_ps(h);
+    }
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+}
+
+#if CRIA_VNNI
+#define FTILE(T)                                                                                          \
+    static void ftile##T(const float *wt, int kc, const float *x0, int64_t xs, float *ab) {              \
+        __m512 a[T];                                                                                      \
+        for (int t = 0; t < T; t++) {                                                                     \
+            a[t] = _mm512_load_ps(ab + t * 16);                                                           \
+        }                                                                                                 \
+        for (int j = 0; j < kc; j++) {                                                                    \
+            __m512 wv = _mm512_load_ps(wt + j * 16);                                                      \
+            for (int t = 0; t < T; t++) {                                                                 \
+                a[t] = _mm512_fmadd_ps(wv, _mm512_set1_ps(x0[(int64_t) t * xs + j]), a[t]);              \
+            }                                                                                             \
+        }                                                                                                 \
+        for (int t = 0; t < T; t++) {                                                                     \
+            _mm512_store_ps(ab + t * 16, a[t]);                                                           \
+        }                                                                                                 \
+    }
+FTILE(1)
+FTILE(2)
+FTILE(4)
+FTILE(8)
+
+/* Two panels (32 rows) by 8 inputs: each broadcast input value feeds two FMAs. Same order per output. */
+static void ftile8x2(const float *wa, const float *wb, int kc, const float *x0, int64_t xs, float *aa, float *ab) {
+    __m512 a[8], b[8];
+    for (int t = 0; t < 8; t++) {
+        a[t] = _mm512_load_ps(aa + t * 16);
+        b[t] = _mm512_load_ps(ab + t * 16);
+    }
+    for (int j = 0; j < kc; j++) {
+        __m512 va = _mm512_load_ps(wa + j * 16), vb = _mm512_load_ps(wb + j * 16);
+        for (int t = 0; t < 8; t++) {
+            __m512 xv = _mm512_set1_ps(x0[(int64_t) t * xs + j]);
+            a[t] = _mm512_fmadd_ps(va, xv, a[t]);
+            b[t] = _mm512_fmadd_ps(vb, xv, b[t]);
+        }
+    }
+    for (int t = 0; t < 8; t++) {
+        _mm512_store_ps(aa + t * 16, a[t]);
+        _mm512_store_ps(ab + t * 16, b[t]);
+    }
+}
+#endif
+
 static int32_t matmul_float(int32_t type, const uint8_t *w, int64_t wrb, int32_t r0, int32_t r1, int32_t k,
                             const float *x, int64_t xs, int32_t n, float *out, int64_t os, uint8_t *scratch) {
+#if CRIA_VNNI
+    int eb = type == T_F32 ? 4 : 2;
+    float *wt = (float *) (((uintptr_t) scratch + 63) & ~(uintptr_t) 63); /* [2][FCH][16] */
+    float *acc = wt + 2 * FCH * 16;                                         /* [2][n][16] */
+    for (int32_t r = r0; r < r1;) {
+        /* two panels at once when both are full and the batch is big enough to use them */
+        int pairs = (n >= 8 && r1 - r >= 32) ? 2 : 1;
+        int nr = pairs == 2 ? 32 : (r1 - r < 16 ? r1 - r : 16);
+        memset(acc, 0, (size_t) pairs * n * 64);
+        for (int k0 = 0; k0 < k; k0 += FCH) {
+            int kc = k - k0 < FCH ? k - k0 : FCH;
+            for (int pnl = 0; pnl < pairs; pnl++) {
+                int pr = r + 16 * pnl, pn = nr - 16 * pnl < 16 ? nr - 16 * pnl : 16;
+                float *wp = wt + pnl * FCH * 16;
+                for (int c = 0; c < kc; c += 16) {
+                    __mmask16 m = (__mmask16) (kc - c >= 16 ? 0xffff : (1u << (kc - c)) - 1);
+                    __m512i v[16];
+                    for (int rr = 0; rr < 16; rr++) {
+                        v[rr] = rr < pn ? _mm512_castps_si512(load_row16(type, w + (int64_t) (pr + rr) * wrb + (int64_t) (k0 + c) * eb, m))
+                                        : _mm512_setzero_si512();
+                    }
+                    transpose16(v);
+                    for (int j = 0; j < 16; j++) {
+                        _mm512_store_si512(wp + (c + j) * 16, v[j]);
+                    }
+                }
+            }
+            for (int i = 0; i < n;) {
+                int t = n - i >= 8 ? 8 : n - i >= 4 ? 4 : n - i >= 2 ? 2 : 1;
+                const float *x0 = x + (int64_t) i * xs + k0;
+                if (pairs == 2 && t == 8) {
+                    ftile8x2(wt, wt + FCH * 16, kc, x0, xs, acc + (int64_t) i * 16, acc + ((int64_t) n + i) * 16);
+                } else {
+                    for (int pnl = 0; pnl < pairs; pnl++) {
+                        const float *wp = wt + pnl * FCH * 16;
+                        float *ab = acc + ((int64_t) pnl * n + i) * 16;
+                        switch (t) {
+                            case 8: ftile8(wp, kc, x0, xs, ab); break;
+                            case 4: ftile4(wp, kc, x0, xs, ab); break;
+                            case 2: ftile2(wp, kc, x0, xs, ab); break;
+                            default: ftile1(wp, kc, x0, xs, ab); break;
+                        }
+                    }
+                }
+                i += t;
+            }
+        }
+        for (int pnl = 0; pnl < pairs; pnl++) {
+            int pn = nr - 16 * pnl < 16 ? nr - 16 * pnl : 16;
+            __mmask16 keep = (__mmask16) ((1u << pn) - 1);
+            for (int i = 0; i < n; i++) {
+                _mm512_mask_storeu_ps(out + (int64_t) i * os + r + 16 * pnl, keep, _mm512_load_ps(acc + ((int64_t) pnl * n + i) * 16));
+            }
+        }
+        r += nr;
+    }
+    return 0;
+#else
+    /* portable: the same order (one accumulator, k ascending, fused multiply-add) */
     float *row = (float *) scratch;
     for (int32_t r = r0; r < r1; r++) {
-        const float *wr;
-        if (type == T_F32) {
-            wr = (const float *) (w + (int64_t) r * wrb);
-        } else {
-            to_float(type, w + (int64_t) r * wrb, row, k);
-            wr = row;
-        }
+        to_float(type, w + (int64_t) r * wrb, row, k);
         for (int32_t i = 0; i < n; i++) {
-            out[(int64_t) i * os + r] = dot_f32(wr, x + (int64_t) i * xs, k);
+            const float *xi = x + (int64_t) i * xs;
+            float a = 0;
+            for (int j = 0; j < k; j++) {
+                a = fmaf(row[j], xi[j], a);
+            }
+            out[(int64_t) i * os + r] = a;
         }
     }
     return 0;
+#endif
 }
 
 int32_t cria_matmul(int32_t type, const uint8_t *w, int64_t wrb, int32_t r0, int32_t r1, int32_t k,
