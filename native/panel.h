@@ -104,10 +104,13 @@ static inline void panel_q4_k(const uint8_t *w, int64_t wrb, int k0, uint8_t *pw
             }
         }
     }
-    __m512i dd = gather_u32(b, wrb);
+    /* the block's first 16 bytes for all 16 rows: d and dmin, then the 12 bytes of packed scales */
+    __m512i head[4];
+    gather16x16(b, wrb, head);
+    __m512i dd = head[0];
     __m512 dv = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(dd));
     __m512 dminv = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(dd, 16)));
-    __m512i s0 = gather_u32(b + 4, wrb), s1 = gather_u32(b + 8, wrb), s2 = gather_u32(b + 12, wrb);
+    __m512i s0 = head[1], s1 = head[2], s2 = head[3];
     const __m512i m63 = _mm512_set1_epi32(63), m15 = _mm512_set1_epi32(15), m3 = _mm512_set1_epi32(3);
     for (int j = 0; j < 8; j++) {
         __m512i sc, mn;
@@ -160,8 +163,10 @@ static inline void panel_q6_k(const uint8_t *w, int64_t wrb, int k0, uint8_t *pw
     /* d is the block's last two bytes: read the word that ends there, so no byte past the block is touched */
     __m512 d = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(gather_u32(b + 206, wrb), 16)));
     __m512 off = _mm512_set1_ps(32.0f);
+    __m512i scales[4];
+    gather16x16(b + 192, wrb, scales);
     for (int q = 0; q < 4; q++) {
-        __m512i sc4 = gather_u32(b + 192 + 4 * q, wrb);
+        __m512i sc4 = scales[q];
         for (int j = 0; j < 4; j++) {
             __m512i v = _mm512_srai_epi32(_mm512_slli_epi32(sc4, 24 - 8 * j), 24); /* sign-extended byte j */
             __m512 s = _mm512_mul_ps(d, _mm512_cvtepi32_ps(v));

@@ -179,13 +179,7 @@ final class CpuOps implements Ops {
         if (quantized) {
             act = grow(act, actStride * n);
             MemorySegment a = act;
-            pool.run((th, nt) -> {
-                int lo = WorkerPool.split(n, th, nt);
-                int hi = WorkerPool.split(n, th + 1, nt);
-                if (lo < hi) {
-                    nk.quantizeAct(x.segment().asSlice(x.rowOffset(lo)), x.cols(), hi - lo, k, a.asSlice(actStride * lo), actStride);
-                }
-            });
+            rowsOf(n, (lo, hi) -> nk.quantizeAct(x.segment().asSlice(x.rowOffset(lo)), x.cols(), hi - lo, k, a.asSlice(actStride * lo), actStride));
         }
         long scratchBytes = nk.scratchBytes(k, n);
         for (int t = 0; t < nativeScratch.length; t++) {
@@ -396,7 +390,9 @@ final class CpuOps implements Ops {
                 attendScratch[t] = arena.allocate(Math.max(need, attendScratch[t] == null ? 0 : 2 * attendScratch[t].byteSize()), 64);
             }
         }
-        pool.run((th, nt) -> {
+        // short contexts are cheaper on the calling thread than handed over
+        long work = (long) items * maxLen * group * headDim;
+        WorkerPool.Task task = (th, nt) -> {
             MemorySegment scratch = attendScratch[th];
             for (int it = WorkerPool.split(items, th, nt); it < WorkerPool.split(items, th + 1, nt); it++) {
                 int i = it / kvHeads;
@@ -408,7 +404,12 @@ final class CpuOps implements Ops {
                         c.values().asSlice(kvOff), f16, table.asSlice(4L * batch.sequence(i) * perSeq), pageSize, pageBytes,
                         slotBytes, batch.position(i) + 1, scale, scratch);
             }
-        });
+        };
+        if (work < (1 << 16)) {
+            task.run(0, 1);
+        } else {
+            pool.run(task);
+        }
     }
 
     @Override
