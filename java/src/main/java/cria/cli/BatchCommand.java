@@ -117,6 +117,7 @@ final class BatchCommand extends Verb {
             ArrayDeque<Job> window = new ArrayDeque<>();
             Map<Integer, String> ready = new HashMap<>();
             int nextToWrite = 0;
+            BatchGenerator.Stats stats;
             try (BatchGenerator gen = new BatchGenerator(model, bo)) {
                 int submitted = 0;
                 while (submitted < todo.size() || !window.isEmpty()) {
@@ -151,8 +152,11 @@ final class BatchCommand extends Verb {
                     double secs = (System.nanoTime() - t0) / 1e9;
                     progress.status(String.format(Locale.ROOT, "%.1f tokens/s", generated / Math.max(secs, 1e-9)));
                 }
+                stats = gen.stats();
             }
             progress.finish();
+            err().println(String.format(Locale.ROOT, "cria: %d forward steps: %d prompt tokens, %d generated; decode-only steps ran %.1f tokens/s",
+                    stats.steps(), stats.promptTokens(), stats.generatedTokens(), stats.decodeTokensPerSecond()));
         }
         double secs = (System.nanoTime() - t0) / 1e9;
         err().println(String.format(Locale.ROOT, "cria: %d prompts (%d errors) in %.1f s, %d tokens generated, %.1f tokens/s; results in %s",

@@ -38,7 +38,13 @@ public final class BatchGenerator implements AutoCloseable {
     }
 
     /** Aggregate counters (read them after {@link #close()} or as a snapshot). */
-    public record Stats(long steps, long promptTokens, long generatedTokens, long busyNanos) {}
+    public record Stats(long steps, long promptTokens, long generatedTokens, long busyNanos, long decodeSteps,
+                        long decodeTokens, long decodeNanos) {
+        /** Tokens per second of the steps that carried only decode tokens (llama-batched-bench's S_TG). */
+        public double decodeTokensPerSecond() {
+            return decodeNanos == 0 ? 0 : decodeTokens * 1e9 / decodeNanos;
+        }
+    }
 
     private static final int PAGE = 16;
 
@@ -59,6 +65,9 @@ public final class BatchGenerator implements AutoCloseable {
     private long promptTokens;
     private long generatedTokens;
     private long busyNanos;
+    private long decodeSteps;
+    private long decodeTokens;
+    private long decodeNanos;
 
     private record Pending(int[] prompt, GenerateOptions options, TokenListener listener, CompletableFuture<Generation> result) {}
 
@@ -131,7 +140,7 @@ public final class BatchGenerator implements AutoCloseable {
     }
 
     public synchronized Stats stats() {
-        return new Stats(steps, promptTokens, generatedTokens, busyNanos);
+        return new Stats(steps, promptTokens, generatedTokens, busyNanos, decodeSteps, decodeTokens, decodeNanos);
     }
 
     private void loop() {
@@ -262,10 +271,16 @@ public final class BatchGenerator implements AutoCloseable {
             }
         }
         synchronized (this) {
+            long took = System.nanoTime() - t0;
             steps++;
             promptTokens += prompts;
             generatedTokens += generated;
-            busyNanos += System.nanoTime() - t0;
+            busyNanos += took;
+            if (prompts == 0) {
+                decodeSteps++;
+                decodeTokens += generated;
+                decodeNanos += took;
+            }
         }
     }
 
