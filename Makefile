@@ -28,20 +28,19 @@ NVCC_ARCHS := -gencode arch=compute_80,code=sm_80 -gencode arch=compute_86,code=
 NATIVE_SRC := $(wildcard native/*.c) $(wildcard native/*.h)
 NATIVE_LIB := target/native/libcria.so
 DEMO_MODEL := target/demo/cria-demo.gguf
+AOT := target/cria.aot
 
 .PHONY: all build run test bench kernels native clean help
 
 all: build ## build everything: CUDA kernels (when nvcc is here), the native CPU library, the jar
 
-build: $(JAR) $(NATIVE_LIB) target/java-home ## the same as all
+build: $(JAR) $(NATIVE_LIB) target/java-home $(AOT) ## the same as all
 	@[ -n "$(NVCC)" ] || echo "make: nvcc not found: CUDA kernels not built; the CPU path works and --backend cuda will say so"
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' Makefile | sed 's/:.*## /\t/'
 
 run: build ## build, make a small random-weight demo model, generate text with it, say how to run a real GGUF
-	@mkdir -p $(dir $(DEMO_MODEL))
-	@[ -f $(DEMO_MODEL) ] || ./cria synth --like tiny --type Q8_0 --seed 1 -o $(DEMO_MODEL)
 	@echo "== ./cria generate -m $(DEMO_MODEL) -p 'Once upon a time' -n 48 --seed 7"
 	@echo "== (a model Cria made itself with RANDOM weights: the text below is meaningless by design)"
 	@./cria generate -m $(DEMO_MODEL) -p "Once upon a time" -n 48 --seed 7
@@ -80,3 +79,13 @@ $(NATIVE_LIB): $(NATIVE_SRC)
 
 target/java-home:
 	@mkdir -p target && echo "$(JAVA_HOME)" > $@
+
+$(DEMO_MODEL): $(JAR) target/java-home
+	@mkdir -p $(dir $@)
+	@./cria synth --like tiny --type Q8_0 --seed 1 -o $@ > /dev/null 2>&1 || { echo "make: could not make the demo model"; exit 1; }
+
+# JDK 25's ahead-of-time cache: classes loaded and linked, and method profiles, from one training
+# run, so that every later start is faster. The launcher uses it only while it matches the jar.
+$(AOT): $(JAR) $(NATIVE_LIB) $(DEMO_MODEL)
+	@CRIA_AOT_TRAIN=$@ ./cria generate -m $(DEMO_MODEL) -p "Once upon a time" -n 8 --seed 1 > /dev/null 2>&1 \
+	  || { echo "make: the start-up cache was not made (Cria works without it, only starts slower)"; rm -f $@; }

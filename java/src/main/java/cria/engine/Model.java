@@ -52,7 +52,9 @@ public final class Model implements AutoCloseable {
 
     /** Loads a model, sending log lines (backend choice, details when verbose) to {@code log} (may be null). */
     public static Model load(Path path, ModelOptions options, Consumer<String> log) {
+        long t0 = System.nanoTime();
         GgufFile file = GgufFile.open(path);
+        prefault(file);
         Backend backend = null;
         try {
             GgufTensorInfo emb = file.tensor("token_embd.weight");
@@ -67,7 +69,8 @@ public final class Model implements AutoCloseable {
             backend = Backends.create(options.backend(), options.threads(), log);
             LlamaWeights weights = LlamaWeights.load(file, config, backend);
             if (log != null && options.verbose()) {
-                log.accept("cria: " + config.summary() + "; backend " + backend.describe());
+                log.accept(String.format(java.util.Locale.ROOT, "cria: %s; backend %s; loaded in %.0f ms", config.summary(),
+                        backend.describe(), (System.nanoTime() - t0) / 1e6));
             }
             return new Model(file, config, backend, new Llama(config, weights, backend), tokenizer);
         } catch (RuntimeException | Error e) {
@@ -77,6 +80,33 @@ public final class Model implements AutoCloseable {
             file.close();
             throw e;
         }
+    }
+
+    /**
+     * Touches every page of the tensor data on a background thread, so that the first forward
+     * pass does not stop on hundreds of thousands of page faults (the mapping is lazy). It runs
+     * while the tokenizer and the backend are set up, on a core that is otherwise idle then, and
+     * stops quietly if the file is closed first.
+     */
+    private static void prefault(GgufFile file) {
+        java.lang.foreign.MemorySegment seg = file.segment();
+        long start = file.dataOffset();
+        Thread t = new Thread(() -> {
+            try {
+                long sum = 0;
+                for (long off = start; off < seg.byteSize(); off += 4096) {
+                    sum += seg.get(java.lang.foreign.ValueLayout.JAVA_BYTE, off);
+                }
+                if (sum == 42) {
+                    Thread.onSpinWait(); // keeps the reads from being optimized away
+                }
+            } catch (RuntimeException closed) {
+                // the model was closed while warming up: nothing to do
+            }
+        }, "cria-prefault");
+        t.setDaemon(true);
+        t.setPriority(Thread.MIN_PRIORITY);
+        t.start();
     }
 
     private static void checkMemory(GgufFile file) {
