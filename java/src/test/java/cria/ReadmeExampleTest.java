@@ -51,7 +51,10 @@ class ReadmeExampleTest {
         }
         List<String> lines = captured.toString(StandardCharsets.UTF_8).lines().toList();
         String last = lines.get(lines.size() - 1);
-        assertTrue(last.matches("\\[\\d+ tokens, [0-9.]+ tokens/s, (STOP|LENGTH)]"), "last line: " + last);
-        assertTrue(captured.size() > last.length() + 2, "some text was streamed before the summary");
+        java.util.regex.Matcher m = java.util.regex.Pattern.compile("\\[(\\d+) tokens, [0-9.]+ tokens/s, (STOP|LENGTH)]").matcher(last);
+        assertTrue(m.matches(), "last line: " + last);
+        // a random model may end at once with an end-of-sequence token; otherwise text was streamed
+        boolean endedAtOnce = m.group(2).equals("STOP") && m.group(1).equals("1");
+        assertTrue(endedAtOnce || captured.size() > last.length() + 2, "some text was streamed before the summary");
     }
 }

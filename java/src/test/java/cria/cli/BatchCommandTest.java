@@ -88,7 +88,8 @@ class BatchCommandTest {
         for (JsonNode n : res) {
             byKey.put(n.get("id").isNull() ? "line" + n.get("line").asInt() : n.get("id").asText(), n);
         }
-        assertEquals("length", byKey.get("1").get("finish_reason").asText());
+        assertTrue(List.of("stop", "length").contains(byKey.get("1").get("finish_reason").asText()));
+        assertTrue(byKey.get("1").get("tokens").asInt() <= 3);
         assertTrue(byKey.get("line2").get("error").asText().contains("not valid JSON"));
         assertTrue(byKey.get("3").get("error").asText().contains("unknown field 'colour'"));
         assertTrue(byKey.get("4").get("error").asText().contains("does not fit the context"));
