@@ -53,8 +53,11 @@ run: build ## build, make a small random-weight demo model, generate text with i
 test: build ## run the whole test suite (tests that need ../shared or a GPU skip and say why)
 	$(MVN) test
 
-bench: build ## run the benchmarks (see BENCHMARKS.md)
-	@echo "no benchmarks yet"
+bench: build ## JMH microbenchmarks of the CPU matrix products (whole models: ./cria bench, see BENCHMARKS.md)
+	@$(MVN) -q test-compile dependency:build-classpath -Dmdep.outputFile=target/test-classpath.txt -Dmdep.includeScope=test
+	"$(JAVA_HOME)/bin/java" --enable-native-access=ALL-UNNAMED --add-modules jdk.incubator.vector -Dcria.native.dir=target/native \
+	  -cp "target/test-classes:target/classes:$$(cat target/test-classpath.txt)" org.openjdk.jmh.Main \
+	  $(or $(BENCH_ARGS),-f 1 -wi 3 -w 1s -i 5 -r 1s) cria.bench
 
 kernels: $(FATBINS) ## compile each kernels/<family>.cu into a fatbin (sm_80..sm_90 + PTX) for the jar
 
