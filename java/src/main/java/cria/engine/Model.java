@@ -52,10 +52,22 @@ public final class Model implements AutoCloseable {
 
     /** Loads a model, sending log lines (backend choice, details when verbose) to {@code log} (may be null). */
     public static Model load(Path path, ModelOptions options, Consumer<String> log) {
+        return load(path, options, log, null);
+    }
+
+    /**
+     * Loads a model onto a backend the caller made (for tests, or programs that manage backends
+     * themselves). The model takes ownership: closing it closes the backend.
+     */
+    public static Model load(Path path, Backend backend, Consumer<String> log) {
+        return load(path, ModelOptions.defaults(), log, backend);
+    }
+
+    private static Model load(Path path, ModelOptions options, Consumer<String> log, Backend given) {
         long t0 = System.nanoTime();
         GgufFile file = GgufFile.open(path);
         prefault(file);
-        Backend backend = null;
+        Backend backend = given;
         try {
             GgufTensorInfo emb = file.tensor("token_embd.weight");
             int vocabRows = emb == null ? 0 : (int) Math.min(Integer.MAX_VALUE, emb.rows());
@@ -66,7 +78,9 @@ public final class Model implements AutoCloseable {
                 throw new CriaException(path + ": the vocabulary has " + tokenizer.vocabSize() + " tokens but the model only "
                         + config.vocab() + " embedding rows");
             }
-            backend = Backends.create(options.backend(), options.threads(), log);
+            if (backend == null) {
+                backend = Backends.create(options.backend(), options.threads(), log);
+            }
             LlamaWeights weights = LlamaWeights.load(file, config, backend);
             if (log != null && options.verbose()) {
                 log.accept(String.format(java.util.Locale.ROOT, "cria: %s; backend %s; loaded in %.0f ms", config.summary(),

@@ -3,6 +3,7 @@ package cria.engine;
 
 import cria.CriaException;
 import cria.backend.Batch;
+import cria.backend.DeviceSampler;
 import cria.backend.KvCache;
 import cria.model.Llama;
 import cria.model.LlamaConfig;
@@ -127,6 +128,46 @@ public final class Session implements AutoCloseable {
         run(tokens, true, sink);
     }
 
+    /**
+     * The backend's own sampler when it has one and these settings allow it (no penalties, greedy or
+     * top-k within its range): only token ids then cross to the host. {@code -Dcria.deviceSampling=false} turns it off.
+     */
+    private DeviceSampler deviceSampler(GenerateOptions o) {
+        if (!(model.backend() instanceof DeviceSampler ds) || "false".equals(System.getProperty("cria.deviceSampling"))) {
+            return null;
+        }
+        cria.sample.SamplerParams p = o.sampler();
+        boolean penalties = p.repeatPenalty() != 1f || p.frequencyPenalty() != 0f || p.presencePenalty() != 0f;
+        return !penalties && ds.supports(p.temperature(), p.topK()) ? ds : null;
+    }
+
+    private int sampleOnDevice(DeviceSampler ds, cria.sample.Sampler sampler, GenerateOptions o) {
+        cria.sample.SamplerParams p = o.sampler();
+        int vocab = model.config().vocab();
+        if (p.isGreedy()) {
+            ds.argmax(scratch.logits(), 1, vocab, pick);
+        } else {
+            uniform[0] = sampler.drawUniform();
+            ds.sample(scratch.logits(), 1, vocab, p.temperature(), p.topK(), p.topP(), p.minP(), uniform, pick);
+        }
+        return pick[0];
+    }
+
+    private final int[] pick = new int[1];
+    private final double[] uniform = new double[1];
+
+    /** Appends tokens; the last one's logits stay in the backend (row 0 of the logits buffer). */
+    private void evalOnDevice(int[] tokens) {
+        download = false;
+        try {
+            run(tokens, false, null);
+        } finally {
+            download = true;
+        }
+    }
+
+    private boolean download = true;
+
     private void run(int[] tokens, boolean all, LogitsSink sink) {
         int vocab = model.config().vocab();
         if (position + tokens.length > contextLength) {
@@ -150,7 +191,7 @@ public final class Session implements AutoCloseable {
             }
             llama.forward(batch, cache, scratch);
             int m = batch.logitCount();
-            if (m > 0) {
+            if (m > 0 && download) {
                 model.backend().download(scratch.logits(), m, logits);
                 if (sink != null) {
                     for (int j = 0; j < m; j++) {
@@ -204,12 +245,21 @@ public final class Session implements AutoCloseable {
         if (toEval.length == 0 && position == 0) {
             throw new CriaException("nothing to generate from: the prompt is empty and the model adds no BOS token");
         }
-        float[] logits = toEval.length > 0 ? eval(toEval) : last;
+        DeviceSampler ds = deviceSampler(options);
+        float[] logits = last;
+        if (toEval.length > 0) {
+            if (ds != null) {
+                evalOnDevice(toEval);
+            } else {
+                logits = eval(toEval);
+            }
+        }
+        boolean onDevice = ds != null && toEval.length > 0; // the logits of this step are on the device only
         long t1 = System.nanoTime();
         TokenStream stream = new TokenStream(tok, model.config().vocab(), options, listener, history, historyLen);
         while (true) {
             int before = stream.count();
-            boolean more = stream.next(logits, 0);
+            boolean more = onDevice ? stream.nextToken(sampleOnDevice(ds, stream.sampler(), options)) : stream.next(logits, 0);
             if (stream.count() > before) { // a token was sampled: it joins the sequence, evaluated by the next eval
                 one1[0] = stream.last();
                 remember(one1);
@@ -221,7 +271,12 @@ public final class Session implements AutoCloseable {
                 stream.finish(Generation.FinishReason.LENGTH);
                 break;
             }
-            logits = eval(one1);
+            if (ds != null) {
+                evalOnDevice(one1);
+                onDevice = true;
+            } else {
+                logits = eval(one1);
+            }
         }
         stream.finish(Generation.FinishReason.LENGTH);
         long t2 = System.nanoTime();

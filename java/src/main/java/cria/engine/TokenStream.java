@@ -55,7 +55,19 @@ final class TokenStream {
         if (reason != null) {
             return false;
         }
-        int id = sampler.sample(logits, off);
+        return nextToken(sampler.sample(logits, off));
+    }
+
+    /** The sampler (for samplers elsewhere: {@link Sampler#drawUniform()}). */
+    Sampler sampler() {
+        return sampler;
+    }
+
+    /** As {@link #next}, with the token already chosen (by a device sampler using this stream's draws). */
+    boolean nextToken(int id) {
+        if (reason != null) {
+            return false;
+        }
         sampler.accept(id);
         if (n == out.length) {
             out = Arrays.copyOf(out, out.length * 2);

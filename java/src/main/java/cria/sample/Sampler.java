@@ -39,6 +39,19 @@ public final class Sampler {
         return p;
     }
 
+    /** True when a penalty is set (repetition, frequency or presence). */
+    public boolean hasPenalties() {
+        return p.repeatPenalty() != 1f || p.frequencyPenalty() != 0f || p.presencePenalty() != 0f;
+    }
+
+    /**
+     * The uniform number in [0, 1) that {@link #sample} would draw next (none when greedy: 0),
+     * consuming it: for samplers that run elsewhere (a GPU) but must follow this seed exactly.
+     */
+    public double drawUniform() {
+        return p.isGreedy() ? 0 : random.nextDouble();
+    }
+
     /** Records a token (prompt or generated) for the penalties. */
     public void accept(int token) {
         if (p.repeatLastN() == 0) {

@@ -4,6 +4,7 @@ package cria.backend.cuda;
 import cria.CriaException;
 import cria.backend.Backend;
 import cria.backend.Buf;
+import cria.backend.DeviceSampler;
 import cria.backend.KvCache;
 import cria.backend.Ops;
 import cria.backend.Weight;

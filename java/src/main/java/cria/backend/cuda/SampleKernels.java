@@ -11,7 +11,7 @@ final class SampleKernels extends Launcher {
     static final KernelSpec SOFTMAX = new KernelSpec(FAMILY, "sample_softmax", "piifpi");
     static final int THREADS = 1024;
     /** Largest k of sample_topk (kernels/sample.cu's TOPK_MAX). */
-    static final int MAX_K = 1024;
+    static final int MAX_K = cria.backend.DeviceSampler.MAX_TOP_K;
 
     static List<KernelSpec> specs() {
         return List.of(ARGMAX, TOPK, SOFTMAX);

@@ -1,7 +1,5 @@
 // A backend capability: choose tokens from logits where they are, so only token ids cross to the host.
-package cria.backend.cuda;
-
-import cria.backend.Buf;
+package cria.backend;
 
 /**
  * Token selection on the device. It reproduces {@code cria.sample.Sampler} exactly (same
@@ -12,13 +10,13 @@ import cria.backend.Buf;
  * its {@code Sampler} would have drawn ({@code SplittableRandom.nextDouble()}), so a seed gives
  * the same tokens on every backend (up to ulp-level ties between the host's and the device's
  * {@code exp}).
- * <p>Intended use by the engine, per step: {@code if (backend instanceof DeviceSampler ds &&
- * ds.supports(...)) ds.sample(...) else download + Sampler.sample}.
+ * <p>{@code cria.engine.Session} uses it per generated token when the settings allow (see there);
+ * batches still sample on the host (their rows may each have other settings).
  */
 public interface DeviceSampler {
 
     /** Largest top-k handled on the device. */
-    int MAX_TOP_K = SampleKernels.MAX_K;
+    int MAX_TOP_K = 1024;
 
     /**
      * True when {@link #sample} matches the host sampler for these settings: temperature &lt;= 0
