@@ -20,11 +20,21 @@ public final class SharedData {
         return Files.isDirectory(d.resolve("models")) ? d : null;
     }
 
-    /** The folder; skips the calling test when it is absent. */
+    private static final String ABSENT = "reference data ../shared is absent (it sits beside the checkout on CI and dev machines)";
+    private static boolean told;
+
+    /** The folder; skips the calling test when it is absent (saying so once on the console). */
     public static Path require() {
         Path d = dir();
-        Assumptions.assumeTrue(d != null,
-                "skipped: reference data ../shared is absent (it sits beside the checkout on CI and dev machines)");
+        if (d == null) {
+            synchronized (SharedData.class) {
+                if (!told) {
+                    told = true;
+                    System.out.println("[skipped] tests that compare with llama.cpp: " + ABSENT);
+                }
+            }
+        }
+        Assumptions.assumeTrue(d != null, "skipped: " + ABSENT);
         return d;
     }
 

@@ -185,34 +185,51 @@ final class CpuOps implements Ops {
         for (int t = 0; t < nativeScratch.length; t++) {
             nativeScratch[t] = grow(nativeScratch[t], scratchBytes);
         }
-        int total = 0;
-        for (Weight w : ws) {
-            total += w.rows();
-        }
-        int allRows = total;
+        // Work is handed out in chunks of 64 rows from a shared counter: a thread the host slows
+        // down takes fewer chunks instead of holding the others up at the end.
+        int[] firstChunk = chunkStarts(ws);
+        int chunks = firstChunk[ws.length];
         MemorySegment a = act;
+        next.set(0);
         pool.run((th, nt) -> {
-            // slices in multiples of 16 rows: the kernels work on panels of 16 rows
-            int from = WorkerPool.split(allRows / 16, th, nt) * 16;
-            int to = th == nt - 1 ? allRows : WorkerPool.split(allRows / 16, th + 1, nt) * 16;
-            int base = 0;
-            for (int j = 0; j < ws.length && from < to; j++) {
+            int c;
+            while ((c = next.getAndIncrement()) < chunks) {
+                int j = 0;
+                while (firstChunk[j + 1] <= c) {
+                    j++;
+                }
                 Tensor t = ws[j].tensor();
                 int rows = Math.toIntExact(t.rows());
-                int lo = Math.max(from, base) - base;
-                int hi = Math.min(to, base + rows) - base;
-                if (lo < hi) {
-                    HostBuf out = (HostBuf) outs[j];
-                    boolean q = t.type().isQuantized();
-                    int rc = nk.matmul(t.type().id(), t.data(), t.rowBytes(), lo, hi, k, q ? a : x.segment(),
-                            q ? actStride : x.cols(), n, out.segment(), out.cols(), nativeScratch[th]);
-                    if (rc != 0) {
-                        throw new IllegalStateException("native matmul refused " + t);
-                    }
+                int lo = (c - firstChunk[j]) * CHUNK_ROWS;
+                int hi = Math.min(rows, lo + CHUNK_ROWS);
+                HostBuf out = (HostBuf) outs[j];
+                boolean q = t.type().isQuantized();
+                int rc = nk.matmul(t.type().id(), t.data(), t.rowBytes(), lo, hi, k, q ? a : x.segment(),
+                        q ? actStride : x.cols(), n, out.segment(), out.cols(), nativeScratch[th]);
+                if (rc != 0) {
+                    throw new IllegalStateException("native matmul refused " + t);
                 }
-                base += rows;
             }
         });
+    }
+
+    private static final int CHUNK_ROWS = 64;
+    private final java.util.concurrent.atomic.AtomicInteger next = new java.util.concurrent.atomic.AtomicInteger();
+    private final int[][] chunkStartsCache = new int[4][];
+
+    /** Prefix sums of each weight's 64-row chunks (index ws.length holds the total), without allocating per call. */
+    private int[] chunkStarts(Weight[] ws) {
+        int[] out = ws.length < chunkStartsCache.length ? chunkStartsCache[ws.length] : null;
+        if (out == null) {
+            out = new int[ws.length + 1];
+            if (ws.length < chunkStartsCache.length) {
+                chunkStartsCache[ws.length] = out;
+            }
+        }
+        for (int j = 0; j < ws.length; j++) {
+            out[j + 1] = out[j] + (ws[j].rows() + CHUNK_ROWS - 1) / CHUNK_ROWS;
+        }
+        return out;
     }
 
     @Override
