@@ -27,6 +27,7 @@ final class CudaOps implements Ops {
     private final Gpu gpu;
     private final Kernels k;
     private final Map<Rope, Long> ropeTables = new IdentityHashMap<>();
+    final CudaTuning tuning = new CudaTuning();
 
     // the current step's batch on the device: tokens, positions, sequences, logit rows; cap ints each
     private Batch current;
@@ -159,12 +160,24 @@ final class CudaOps implements Ops {
     public void matmul(Buf xb, int n, Weight[] ws, Buf[] outs) {
         CudaBuf x = buf(xb);
         check(ws.length == outs.length, "matmul: " + ws.length + " weights, " + outs.length + " outputs");
+        boolean mma = tuning.mma && n >= tuning.mmaMinBatch;
+        long xh = 0;
+        int converted = -1;  // the columns x was last converted to f16 with
         for (int j = 0; j < ws.length; j++) {
             CudaWeight w = weight(ws[j]);
             CudaBuf out = buf(outs[j]);
             check(x.cols() >= w.cols() && x.rows() >= n && out.cols() >= w.rows() && out.rows() >= n,
                     "matmul of " + x + " by " + w + " into " + out);
-            if (n > 0) {
+            if (n == 0) {
+                continue;
+            }
+            if (mma && GemmKernels.supports(w.type())) {
+                if (converted != w.cols()) {  // q, k, v (gate, up) share one conversion
+                    xh = k.gemm.convert(x.ptr(), x.cols(), w.cols(), n);
+                    converted = w.cols();
+                }
+                k.gemm.gemm(w.type(), w.ptr(), w.rows(), w.cols(), xh, n, out.ptr(), out.cols());
+            } else {
                 k.matmul.matmul(w.type(), w.ptr(), w.rows(), w.cols(), x.ptr(), x.cols(), n, out.ptr(), out.cols());
             }
         }

@@ -13,6 +13,7 @@ import static jcuda.driver.JCudaDriver.cuEventCreate;
 import static jcuda.driver.JCudaDriver.cuEventDestroy;
 import static jcuda.driver.JCudaDriver.cuEventRecord;
 import static jcuda.driver.JCudaDriver.cuEventSynchronize;
+import static jcuda.driver.JCudaDriver.cuFuncSetAttribute;
 import static jcuda.driver.JCudaDriver.cuInit;
 import static jcuda.driver.JCudaDriver.cuLaunchKernel;
 import static jcuda.driver.JCudaDriver.cuMemAlloc;
@@ -49,6 +50,7 @@ import jcuda.driver.CUdevice_attribute;
 import jcuda.driver.CUdeviceptr;
 import jcuda.driver.CUevent;
 import jcuda.driver.CUfunction;
+import jcuda.driver.CUfunction_attribute;
 import jcuda.driver.CUmodule;
 import jcuda.driver.CUstream;
 import jcuda.driver.JCudaDriver;
@@ -76,6 +78,7 @@ final class JCudaGpu implements Gpu {
     private final Map<Long, CUdeviceptr> allocations = new HashMap<>();
     private final List<PinnedStaging> stagings = new ArrayList<>();
     private final List<CUmodule> modules = new ArrayList<>();
+    private final Map<CUfunction, Integer> sharedOptIn = new java.util.IdentityHashMap<>();
     private volatile Thread boundThread;
     private String lastKernel = "(none)";
     private boolean closed;
@@ -400,6 +403,11 @@ final class JCudaGpu implements Gpu {
             };
         }
         lastKernel = spec.name();
+        if (sharedBytes > 48 * 1024 && sharedOptIn.getOrDefault((CUfunction) function, 0) < sharedBytes) {
+            // above 48 KiB a kernel must opt in to its dynamic shared memory, once
+            cuFuncSetAttribute((CUfunction) function, CUfunction_attribute.CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, sharedBytes);
+            sharedOptIn.put((CUfunction) function, sharedBytes);
+        }
         try {
             cuLaunchKernel((CUfunction) function, gridX, gridY, gridZ, block, 1, 1, sharedBytes, stream, Pointer.to(params), null);
         } catch (CudaException e) {

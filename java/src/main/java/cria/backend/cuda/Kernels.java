@@ -16,6 +16,7 @@ final class Kernels {
     final AttentionKernels attention;
     final EltwiseKernels eltwise;
     final SampleKernels sample;
+    final GemmKernels gemm;
 
     Kernels(Gpu gpu) {
         embed = new EmbedKernels(gpu);
@@ -26,6 +27,7 @@ final class Kernels {
         attention = new AttentionKernels(gpu);
         eltwise = new EltwiseKernels(gpu);
         sample = new SampleKernels(gpu);
+        gemm = new GemmKernels(gpu);
     }
 
     /** Every family and the entry points its launcher declares (the build and the tests check both against kernels/). */
@@ -39,6 +41,7 @@ final class Kernels {
         m.put(AttentionKernels.FAMILY, AttentionKernels.specs());
         m.put(EltwiseKernels.FAMILY, EltwiseKernels.specs());
         m.put(SampleKernels.FAMILY, SampleKernels.specs());
+        m.put(GemmKernels.FAMILY, GemmKernels.specs());
         return m;
     }
 
