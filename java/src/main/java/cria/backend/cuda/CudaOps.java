@@ -31,6 +31,7 @@ final class CudaOps implements Ops {
 
     // the current step's batch on the device: tokens, positions, sequences, logit rows; cap ints each
     private Batch current;
+    private boolean stepActive;  // between beginStep and endStep: the batch does not change
     private int batchCap;
     private long batchDev;
     private Gpu.Staging batchStaging;
@@ -68,6 +69,7 @@ final class CudaOps implements Ops {
     @Override
     public void beginStep(Batch batch, KvCache cache) {
         upload(batch);
+        stepActive = true;
         if (cache != null) {
             ((CudaKvCache) cache).syncTable();
         }
@@ -76,6 +78,8 @@ final class CudaOps implements Ops {
     @Override
     public void endStep() {
         current = null;
+        stepActive = false;
+        k.flash.forget();
     }
 
     private void upload(Batch b) {
@@ -98,6 +102,7 @@ final class CudaOps implements Ops {
         MemorySegment.copy(b.logitEntries(), 0, s, ValueLayout.JAVA_INT, 3 * cap, b.logitCount());
         gpu.uploadAsync(batchDev, batchStaging, 0, 4 * cap);
         current = b;
+        k.flash.forget();  // its tiles described another batch
     }
 
     private void need(Batch b) {
@@ -263,6 +268,13 @@ final class CudaOps implements Ops {
         need(batch);
         c.syncTable();
         KvCache.Config g = c.config();
+        if (tuning.flash && n >= tuning.flashMinBatch
+                && FlashKernels.supports(c.isF16(), heads, kvHeads, headDim, q.cols(), out.cols())) {
+            k.flash.attention(new FlashKernels.Call(q.ptr(), q.cols(), c.keys(), c.values(), positions(), sequences(), c.table(),
+                    g.maxPagesPerSequence(), g.pageSize(), g.pages(), layer, c.kvDim(), heads, kvHeads, headDim, batch, n,
+                    out.ptr(), out.cols()), stepActive && batch == current);
+            return;
+        }
         k.attention.attention(new AttentionKernels.Call(q.ptr(), q.cols(), c.isF16(), c.keys(), c.values(), positions(),
                 sequences(), c.table(), g.maxPagesPerSequence(), g.pageSize(), g.pages(), layer, c.kvDim(), heads, kvHeads,
                 headDim, n, maxLen, out.ptr(), out.cols()));

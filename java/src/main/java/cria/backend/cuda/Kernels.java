@@ -17,6 +17,7 @@ final class Kernels {
     final EltwiseKernels eltwise;
     final SampleKernels sample;
     final GemmKernels gemm;
+    final FlashKernels flash;
 
     Kernels(Gpu gpu) {
         embed = new EmbedKernels(gpu);
@@ -28,6 +29,7 @@ final class Kernels {
         eltwise = new EltwiseKernels(gpu);
         sample = new SampleKernels(gpu);
         gemm = new GemmKernels(gpu);
+        flash = new FlashKernels(gpu);
     }
 
     /** Every family and the entry points its launcher declares (the build and the tests check both against kernels/). */
@@ -42,6 +44,7 @@ final class Kernels {
         m.put(EltwiseKernels.FAMILY, EltwiseKernels.specs());
         m.put(SampleKernels.FAMILY, SampleKernels.specs());
         m.put(GemmKernels.FAMILY, GemmKernels.specs());
+        m.put(FlashKernels.FAMILY, FlashKernels.specs());
         return m;
     }
 
