@@ -174,11 +174,13 @@ public final class CudaBackend implements Backend, DeviceSampler {
         if (rows > b.rows() || dst.length < floats) {
             throw new IllegalArgumentException("download of " + rows + " rows of " + b + " into " + dst.length + " floats");
         }
+        ops.flush();
         gpu.download(b.ptr(), MemorySegment.ofArray(dst), 4 * floats);
     }
 
     @Override
     public void sync() {
+        ops.flush();
         gpu.synchronize();
     }
 
@@ -210,6 +212,7 @@ public final class CudaBackend implements Backend, DeviceSampler {
     @Override
     public void argmax(Buf logits, int rows, int vocab, int[] out) {
         CudaBuf b = logitsBuf(logits, rows, vocab, out.length);
+        ops.flush();
         sampleBuffers(rows);
         kernels.sample.argmax(b.ptr(), b.cols(), vocab, rows, sampleIds);
         gpu.download(sampleIds, MemorySegment.ofArray(out), 4L * rows);
@@ -229,6 +232,7 @@ public final class CudaBackend implements Backend, DeviceSampler {
         if (uniforms.length < rows) {
             throw new IllegalArgumentException(uniforms.length + " draws for " + rows + " rows");
         }
+        ops.flush();
         sampleBuffers(rows);
         uniformStaging.awaitIdle();
         MemorySegment.copy(uniforms, 0, uniformStaging.segment(), ValueLayout.JAVA_DOUBLE, 0, rows);
@@ -245,6 +249,7 @@ public final class CudaBackend implements Backend, DeviceSampler {
         if (!(temperature > 0) || rows > out.rows() || vocab > out.cols()) {
             throw new IllegalArgumentException("softmax of " + rows + " x " + vocab + " at temperature " + temperature + " into " + out);
         }
+        ops.flush();
         kernels.sample.softmax(in.ptr(), in.cols(), vocab, rows, temperature, out.ptr(), out.cols());
     }
 

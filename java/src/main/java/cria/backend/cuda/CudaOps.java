@@ -21,6 +21,12 @@ import java.util.Map;
  * other than the current step's uploads it first, so ops also work without beginStep (tests);
  * {@link #endStep} forgets the batch, so a reused Batch object is uploaded afresh next step.
  * Semantics are {@code cria.backend.ref.RefOps}'s, within float rounding.
+ * <p>Fusion: a product and a rope are held back one op ({@link #flush} launches them). When the
+ * next op consumes exactly their output, one kernel does both: rope then storeKv of the same k
+ * (ropekv), a one-weight product then add into another buffer (gemv with the add), a gate/up
+ * product then swiglu of its two outputs (gemv with SwiGLU). Every output of the separate ops is
+ * still written, so the results are the same; anything else (another op, a download, endStep)
+ * launches what is held first.
  */
 final class CudaOps implements Ops {
     private final CudaBackend backend;
@@ -28,6 +34,14 @@ final class CudaOps implements Ops {
     private final Kernels k;
     private final Map<Rope, Long> ropeTables = new IdentityHashMap<>();
     final CudaTuning tuning = new CudaTuning();
+    private final Products products;
+    // at most one op held back for fusion with the next
+    private PendingRope pendingRope;
+    private PendingMatmul pendingMatmul;
+
+    private record PendingRope(CudaBuf q, CudaBuf k, int headDim, Batch batch, Rope rope) {}
+
+    private record PendingMatmul(CudaBuf x, int n, CudaWeight[] ws, CudaBuf[] outs) {}
 
     // the current step's batch on the device: tokens, positions, sequences, logit rows; cap ints each
     private Batch current;
@@ -44,6 +58,23 @@ final class CudaOps implements Ops {
         this.backend = backend;
         this.gpu = gpu;
         this.k = kernels;
+        this.products = new Products(kernels, tuning);
+    }
+
+    /** Launches the op held back for fusion, if any (before anything reads its output). */
+    void flush() {
+        if (pendingRope != null) {
+            PendingRope p = pendingRope;
+            pendingRope = null;
+            need(p.batch());
+            k.rope.rope(p.rope().neox(), p.q().ptr(), p.q().cols(), p.q().cols() / p.headDim(), p.k().ptr(), p.k().cols(),
+                    p.k().cols() / p.headDim(), p.headDim(), p.rope().dims(), positions(), invFreq(p.rope()), p.batch().size());
+        }
+        if (pendingMatmul != null) {
+            PendingMatmul p = pendingMatmul;
+            pendingMatmul = null;
+            products.run(p.x(), p.n(), p.ws(), p.outs());
+        }
     }
 
     private static CudaBuf buf(Buf b) {
@@ -68,6 +99,7 @@ final class CudaOps implements Ops {
 
     @Override
     public void beginStep(Batch batch, KvCache cache) {
+        flush();
         upload(batch);
         stepActive = true;
         if (cache != null) {
@@ -77,6 +109,7 @@ final class CudaOps implements Ops {
 
     @Override
     public void endStep() {
+        flush();
         current = null;
         stepActive = false;
         k.flash.forget();
@@ -131,6 +164,7 @@ final class CudaOps implements Ops {
 
     @Override
     public void embed(Weight table, Batch batch, Buf x) {
+        flush();
         CudaWeight t = weight(table);
         CudaBuf out = buf(x);
         int n = batch.size();
@@ -150,6 +184,7 @@ final class CudaOps implements Ops {
 
     @Override
     public void rmsnorm(Buf xb, Weight w, float eps, int n, Buf outb) {
+        flush();
         CudaBuf x = buf(xb);
         CudaBuf out = buf(outb);
         CudaWeight g = weight(w);
@@ -163,28 +198,24 @@ final class CudaOps implements Ops {
 
     @Override
     public void matmul(Buf xb, int n, Weight[] ws, Buf[] outs) {
+        flush();
         CudaBuf x = buf(xb);
         check(ws.length == outs.length, "matmul: " + ws.length + " weights, " + outs.length + " outputs");
-        boolean mma = tuning.mma && n >= tuning.mmaMinBatch;
-        long xh = 0;
-        int converted = -1;  // the columns x was last converted to f16 with
+        CudaWeight[] w = new CudaWeight[ws.length];
+        CudaBuf[] o = new CudaBuf[outs.length];
         for (int j = 0; j < ws.length; j++) {
-            CudaWeight w = weight(ws[j]);
-            CudaBuf out = buf(outs[j]);
-            check(x.cols() >= w.cols() && x.rows() >= n && out.cols() >= w.rows() && out.rows() >= n,
-                    "matmul of " + x + " by " + w + " into " + out);
-            if (n == 0) {
-                continue;
-            }
-            if (mma && GemmKernels.supports(w.type())) {
-                if (converted != w.cols()) {  // q, k, v (gate, up) share one conversion
-                    xh = k.gemm.convert(x.ptr(), x.cols(), w.cols(), n);
-                    converted = w.cols();
-                }
-                k.gemm.gemm(w.type(), w.ptr(), w.rows(), w.cols(), xh, n, out.ptr(), out.cols());
-            } else {
-                k.matmul.matmul(w.type(), w.ptr(), w.rows(), w.cols(), x.ptr(), x.cols(), n, out.ptr(), out.cols());
-            }
+            w[j] = weight(ws[j]);
+            o[j] = buf(outs[j]);
+            check(x.cols() >= w[j].cols() && x.rows() >= n && o[j].cols() >= w[j].rows() && o[j].rows() >= n,
+                    "matmul of " + x + " by " + w[j] + " into " + o[j]);
+        }
+        if (n == 0) {
+            return;
+        }
+        if (tuning.fuse && (ws.length == 1 || ws.length == 2)) {
+            pendingMatmul = new PendingMatmul(x, n, w, o);  // the next op may be its add or swiglu
+        } else {
+            products.run(x, n, w, o);
         }
     }
 
@@ -208,12 +239,14 @@ final class CudaOps implements Ops {
         check(q.cols() % headDim == 0 && kk.cols() % headDim == 0 && rope.dims() <= headDim && rope.dims() % 2 == 0,
                 "rope of " + q + " and " + kk + " with head size " + headDim + " and " + rope.dims() + " rotated dims");
         check(q.rows() >= n && kk.rows() >= n, "rope of " + n + " rows in " + q + ", " + kk);
+        flush();
         if (n == 0 || rope.dims() == 0) {
             return;
         }
-        need(batch);
-        k.rope.rope(rope.neox(), q.ptr(), q.cols(), q.cols() / headDim, kk.ptr(), kk.cols(), kk.cols() / headDim, headDim,
-                rope.dims(), positions(), invFreq(rope), n);
+        pendingRope = new PendingRope(q, kk, headDim, batch, rope);
+        if (!tuning.fuse) {
+            flush();
+        }
     }
 
     @Override
@@ -232,6 +265,19 @@ final class CudaOps implements Ops {
                         + " has no page; reserve it in the cache first");
             }
         }
+        PendingRope pr = pendingRope;
+        if (pr != null && pr.k() == kk && pr.batch() == batch && kk.cols() == c.kvDim() && n > 0) {
+            pendingRope = null;  // one kernel: rope q and k, then store k and v
+            need(batch);
+            c.syncTable();
+            KvCache.Config g = c.config();
+            k.ropeKv.ropeStore(new RopeKvKernels.Call(pr.rope().neox(), pr.q().ptr(), pr.q().cols(), pr.q().cols() / pr.headDim(),
+                    kk.ptr(), kk.cols(), kk.cols() / pr.headDim(), v.ptr(), v.cols(), pr.headDim(), pr.rope().dims(), positions(),
+                    invFreq(pr.rope()), n, c.isF16(), c.keys(), c.values(), sequences(), c.table(), g.maxPagesPerSequence(),
+                    g.pageSize(), g.pages(), layer, c.kvDim()));
+            return;
+        }
+        flush();
         if (n == 0) {
             return;
         }
@@ -244,6 +290,7 @@ final class CudaOps implements Ops {
 
     @Override
     public void attention(Buf qb, KvCache cache, int layer, int heads, int kvHeads, int headDim, Batch batch, Buf outb) {
+        flush();
         CudaKvCache c = (CudaKvCache) cache;
         CudaBuf q = buf(qb);
         CudaBuf out = buf(outb);
@@ -285,6 +332,14 @@ final class CudaOps implements Ops {
         CudaBuf a = buf(ab);
         CudaBuf b = buf(bb);
         check(a.cols() == b.cols() && a.rows() >= n && b.rows() >= n, "swiglu of " + a + " and " + b);
+        PendingMatmul pm = pendingMatmul;
+        if (pm != null && pm.ws().length == 2 && pm.outs()[0] == a && pm.outs()[1] == b && pm.n() == n
+                && products.canSwiglu(pm.x(), n, pm.ws()[0], pm.ws()[1], a, b)) {
+            pendingMatmul = null;
+            products.runSwiglu(pm.x(), n, pm.ws()[0], pm.ws()[1], a, b);
+            return;
+        }
+        flush();
         k.eltwise.swiglu(a.ptr(), b.ptr(), Math.multiplyExact(n, a.cols()));
     }
 
@@ -293,11 +348,19 @@ final class CudaOps implements Ops {
         CudaBuf x = buf(xb);
         CudaBuf y = buf(yb);
         check(x.cols() == y.cols() && x.rows() >= n && y.rows() >= n, "add of " + y + " to " + x);
+        PendingMatmul pm = pendingMatmul;
+        if (pm != null && pm.ws().length == 1 && pm.outs()[0] == y && pm.n() == n && products.canAdd(pm.x(), n, pm.ws()[0], y, x)) {
+            pendingMatmul = null;
+            products.runAdd(pm.x(), n, pm.ws()[0], y, x);
+            return;
+        }
+        flush();
         k.eltwise.add(x.ptr(), y.ptr(), Math.multiplyExact(n, x.cols()));
     }
 
     @Override
     public void gather(Buf xb, int[] rows, int m, Buf outb) {
+        flush();
         CudaBuf x = buf(xb);
         CudaBuf out = buf(outb);
         check(out.cols() == x.cols() && out.rows() >= m, "gather from " + x + " into " + out);

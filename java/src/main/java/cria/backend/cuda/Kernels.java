@@ -18,6 +18,8 @@ final class Kernels {
     final SampleKernels sample;
     final GemmKernels gemm;
     final FlashKernels flash;
+    final GemvKernels gemv;
+    final RopeKvKernels ropeKv;
 
     Kernels(Gpu gpu) {
         embed = new EmbedKernels(gpu);
@@ -30,6 +32,8 @@ final class Kernels {
         sample = new SampleKernels(gpu);
         gemm = new GemmKernels(gpu);
         flash = new FlashKernels(gpu);
+        gemv = new GemvKernels(gpu);
+        ropeKv = new RopeKvKernels(gpu);
     }
 
     /** Every family and the entry points its launcher declares (the build and the tests check both against kernels/). */
@@ -45,6 +49,8 @@ final class Kernels {
         m.put(SampleKernels.FAMILY, SampleKernels.specs());
         m.put(GemmKernels.FAMILY, GemmKernels.specs());
         m.put(FlashKernels.FAMILY, FlashKernels.specs());
+        m.put(GemvKernels.FAMILY, GemvKernels.specs());
+        m.put(RopeKvKernels.FAMILY, RopeKvKernels.specs());
         return m;
     }
 
