@@ -22,7 +22,8 @@ import java.util.List;
  * <p>Open it with {@link #open()} only after {@code cria.engine.CudaProbe} found a driver.
  */
 public final class CudaBackend implements Backend, DeviceSampler {
-    private final Gpu gpu;
+    private final Gpu device;
+    private final LaunchRecorder gpu;
     private final Kernels kernels;
     private final CudaOps ops;
     private final List<CudaWeight> pending = new ArrayList<>();
@@ -61,14 +62,36 @@ public final class CudaBackend implements Backend, DeviceSampler {
     }
 
     /** A backend on any {@link Gpu} (tests pass an emulator). */
-    CudaBackend(Gpu gpu) {
-        this.gpu = gpu;
+    CudaBackend(Gpu device) {
+        this.device = device;
+        this.gpu = new LaunchRecorder(device);  // everything is queued through it, so decode steps can become graphs
         this.kernels = new Kernels(gpu);
         this.ops = new CudaOps(this, gpu, kernels);
     }
 
+    /** The device as the backend uses it (through the launch recorder). */
     Gpu gpu() {
         return gpu;
+    }
+
+    /** The device itself (JCudaGpu on a GPU). */
+    Gpu device() {
+        return device;
+    }
+
+    /** The ops' kernel switches (tests and the kernel benchmark set them). */
+    CudaTuning tuning() {
+        return ops.tuning;
+    }
+
+    /** The ops as their class (tests reach the step's device batch through it). */
+    CudaOps cudaOps() {
+        return ops;
+    }
+
+    /** The CUDA-graph cache of decode steps. */
+    DecodeGraphs graphs() {
+        return ops.graphs();
     }
 
     Kernels kernels() {
@@ -257,6 +280,7 @@ public final class CudaBackend implements Backend, DeviceSampler {
     public void close() {
         if (!closed) {
             closed = true;
+            ops.graphs().close();
             gpu.close();
         }
     }

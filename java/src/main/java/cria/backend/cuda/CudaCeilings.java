@@ -75,7 +75,8 @@ public final class CudaCeilings {
             gpu.upload(dst, MemorySegment.ofArray(host), 2 * elems);
         }
         try (Cublas blas = Cublas.open()) {
-            if (gpu instanceof JCudaGpu j) {
+            Gpu dev = gpu instanceof LaunchRecorder rec ? rec.device() : gpu;
+            if (dev instanceof JCudaGpu j) {
                 blas.setStream(j.streamHandle());
             }
             for (int w = 0; w < 3; w++) {

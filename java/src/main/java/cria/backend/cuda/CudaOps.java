@@ -11,6 +11,7 @@ import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.util.Arrays;
 import java.util.IdentityHashMap;
+import java.util.List;
 import java.util.Map;
 
 /**
@@ -30,8 +31,9 @@ import java.util.Map;
  */
 final class CudaOps implements Ops {
     private final CudaBackend backend;
-    private final Gpu gpu;
+    private final LaunchRecorder gpu;
     private final Kernels k;
+    private final DecodeGraphs graphs;
     private final Map<Rope, Long> ropeTables = new IdentityHashMap<>();
     final CudaTuning tuning = new CudaTuning();
     private final Products products;
@@ -54,11 +56,16 @@ final class CudaOps implements Ops {
     private long gatherDev;
     private Gpu.Staging gatherStaging;
 
-    CudaOps(CudaBackend backend, Gpu gpu, Kernels kernels) {
+    CudaOps(CudaBackend backend, LaunchRecorder gpu, Kernels kernels) {
         this.backend = backend;
         this.gpu = gpu;
         this.k = kernels;
+        this.graphs = new DecodeGraphs(gpu.device(), tuning);
         this.products = new Products(kernels, tuning);
+    }
+
+    DecodeGraphs graphs() {
+        return graphs;
     }
 
     /** Launches the op held back for fusion, if any (before anything reads its output). */
@@ -105,11 +112,18 @@ final class CudaOps implements Ops {
         if (cache != null) {
             ((CudaKvCache) cache).syncTable();
         }
+        if (tuning.graphs && batch.size() <= tuning.graphMaxBatch) {
+            gpu.startRecording();  // the step's launches become (or replay) a CUDA graph at endStep
+        }
     }
 
     @Override
     public void endStep() {
         flush();
+        List<LaunchRecorder.Launch> step = gpu.stopRecording();
+        if (step != null && !step.isEmpty()) {
+            graphs.run(step);
+        }
         current = null;
         stepActive = false;
         k.flash.forget();
@@ -148,11 +162,11 @@ final class CudaOps implements Ops {
         return batchDev;
     }
 
-    private long positions() {
+    long positions() {
         return batchDev + 4L * batchCap;
     }
 
-    private long sequences() {
+    long sequences() {
         return batchDev + 8L * batchCap;
     }
 
@@ -322,9 +336,11 @@ final class CudaOps implements Ops {
                     out.ptr(), out.cols()), stepActive && batch == current);
             return;
         }
+        // while a step is recorded for a graph the launch must not depend on the lengths: fixed splits
+        int fixed = gpu.isRecording() ? k.attention.stableSplits(n, heads, g.maxPositions()) : 0;
         k.attention.attention(new AttentionKernels.Call(q.ptr(), q.cols(), c.isF16(), c.keys(), c.values(), positions(),
                 sequences(), c.table(), g.maxPagesPerSequence(), g.pageSize(), g.pages(), layer, c.kvDim(), heads, kvHeads,
-                headDim, n, maxLen, out.ptr(), out.cols()));
+                headDim, n, maxLen, out.ptr(), out.cols()), fixed);
     }
 
     @Override

@@ -1,7 +1,9 @@
 // The decode kernels against ref: staged gemv of every type, and the fused forms (product + add, gate/up + SwiGLU, rope + KV store).
 package cria.backend.cuda;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import cria.backend.Batch;
 import cria.backend.Buf;
@@ -9,7 +11,12 @@ import cria.backend.KvCache;
 import cria.backend.Rope;
 import cria.backend.Weight;
 import cria.gguf.GgmlType;
+import cria.gguf.GgufFile;
+import cria.model.Llama;
+import cria.model.LlamaConfig;
+import cria.model.LlamaWeights;
 import cria.tensor.Tensor;
+import java.nio.file.Path;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
 
@@ -157,6 +164,93 @@ class CudaDecodeTest {
                     p.ref.ops().attention(q.r(), rc, 1, qHeads, kHeads, headDim, batch, att.r());
                     p.same("attention after rope + store " + what, att, n, 1e-5);
                 }
+            }
+        }
+    }
+
+    /** Logits of a 12-token prompt in one step, then of each of 6 decode steps, on a backend. */
+    static float[][] promptThenDecode(CudaBackend backend, Path model, int[] tokens) {
+        try (GgufFile f = GgufFile.open(model)) {
+            LlamaConfig c = LlamaConfig.from(f.metadata(), (int) f.tensor("token_embd.weight").rows());
+            Llama llama = new Llama(c, LlamaWeights.load(f, c, backend), backend);
+            int prompt = 12;
+            float[][] out = new float[1 + tokens.length - prompt][c.vocab()];
+            try (KvCache cache = backend.kvCache(KvCache.Config.single(c.layers(), c.kvDim(), KvCache.Type.F16, 64))) {
+                int seq = cache.newSequence();
+                cache.reserve(seq, tokens.length);
+                Llama.Scratch s = llama.newScratch(prompt, 1);
+                Batch b = new Batch(prompt);
+                for (int i = 0; i < prompt; i++) {
+                    b.add(tokens[i], i, seq, i == prompt - 1);
+                }
+                llama.forward(b, cache, s);
+                backend.download(s.logits(), 1, out[0]);
+                for (int i = prompt; i < tokens.length; i++) {
+                    b.clear();
+                    b.add(tokens[i], i, seq, true);
+                    llama.forward(b, cache, s);
+                    backend.download(s.logits(), 1, out[1 + i - prompt]);
+                }
+            }
+            return out;
+        }
+    }
+
+    @ParameterizedTest(name = "{0}")
+    @ValueSource(strings = {Devices.EMULATOR, Devices.GPU})
+    void decodeStepsReplayedAsGraphsGiveTheSameLogits(String device) {
+        Path model = cria.SharedData.require("models/synth-tok512-Q4_K_M.gguf");
+        int[] tokens = new int[18];
+        java.util.Random r = new java.util.Random(3);
+        for (int i = 0; i < tokens.length; i++) {
+            tokens[i] = 1 + r.nextInt(500);
+        }
+        float[][] plain;
+        try (CudaBackend b = Devices.open(device)) {
+            plain = promptThenDecode(b, model, tokens);
+        }
+        try (CudaBackend b = Devices.open(device)) {
+            b.tuning().graphs = true;
+            float[][] graphed = promptThenDecode(b, model, tokens);
+            for (int i = 0; i < plain.length; i++) {
+                assertArrayEquals(plain[i], graphed[i], "logits of step " + i + " with decode steps as CUDA graphs");
+            }
+            // the prompt step is too large to record; the first decode step may allocate (not recorded), the
+            // next is captured, the rest replay it: positions and tokens change only in device memory
+            assertTrue(b.graphs().captures() >= 1 && b.graphs().captures() <= 2, "captures: " + b.graphs().captures());
+            assertTrue(b.graphs().replays() >= 4, "replays: " + b.graphs().replays());
+        }
+    }
+
+    @ParameterizedTest(name = "{0}")
+    @ValueSource(strings = {Devices.EMULATOR, Devices.GPU})
+    void attentionWithFixedSplitsCutsEachEntryOnTheDevice(String device) throws Exception {
+        try (OpPairs p = new OpPairs(device)) {
+            int heads = 8;
+            int kvHeads = 2;
+            int headDim = 64;
+            KvCache.Config config = new KvCache.Config(2, kvHeads * headDim, KvCache.Type.F16, 16, 40, 3, 256);
+            KvCache cc = p.later(p.cuda.kvCache(config));
+            KvCache rc = p.later(p.ref.kvCache(config));
+            int[] seqs = CudaPrefillTest.fill(p, cc, rc, 2, new int[] {200, 3});
+            Batch batch = new Batch(3);
+            batch.add(0, 199, seqs[0], false);
+            batch.add(0, 2, seqs[1], false);   // shorter than the splits: most of its spans are empty
+            batch.add(0, 77, seqs[0], false);
+            int n = batch.size();
+            OpPairs.Pair q = p.pair("q", n, heads * headDim, p.gaussian(n * heads * headDim, 1));
+            OpPairs.Pair out = p.pair("att", n, heads * headDim, null);
+            p.ref.ops().attention(q.r(), rc, 1, heads, kvHeads, headDim, batch, out.r());
+            for (int splits : new int[] {1, 5, 16}) {
+                Devices.poison(p.cuda, out.c());
+                p.cuda.ops().beginStep(batch, cc);
+                CudaKvCache c = (CudaKvCache) cc;
+                p.cuda.kernels().attention.attention(new AttentionKernels.Call(((CudaBuf) q.c()).ptr(), q.c().cols(), true, c.keys(),
+                        c.values(), p.cuda.cudaOps().positions(), p.cuda.cudaOps().sequences(), c.table(), config.maxPagesPerSequence(),
+                        config.pageSize(), config.pages(), 1, c.kvDim(), heads, kvHeads, headDim, n, 200, ((CudaBuf) out.c()).ptr(),
+                        out.c().cols()), splits);
+                p.cuda.ops().endStep();
+                p.same("attention with " + splits + " fixed splits", out, n, 1e-5);
             }
         }
     }
