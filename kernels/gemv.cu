@@ -29,27 +29,39 @@ __device__ __forceinline__ float gv_silu_mul(float g, float u) {
     return g / (1.0f + expf(-g)) * u;
 }
 
-// Adds x_i[32 gc .. 32 gc + 31] . v to acc (x row 16-byte aligned: xStride % 4 == 0).
+// The 32 values of a chunk of an f32 row (16-byte aligned), zeros past `left` (only float rows end mid-chunk).
 template <bool PARTIAL>
-__device__ __forceinline__ float gv_dot(const float* __restrict__ xr, const float* v, int left) {
-    float s = 0.0f;
+__device__ __forceinline__ void gv_load(const float* __restrict__ p, int left, float* v) {
     if (!PARTIAL || left >= CRIA_CHUNK) {
 #pragma unroll
         for (int k = 0; k < CRIA_CHUNK / 8; k++) {
-            float xv[8];
-            load_f8(xr + 8 * k, xv);
-#pragma unroll
-            for (int j = 0; j < 8; j++) {
-                s += v[8 * k + j] * xv[j];
-            }
+            load_f8(p + 8 * k, v + 8 * k);
         }
     } else {
 #pragma unroll
-        for (int j = 0; j < CRIA_CHUNK; j++) {
-            if (j < left) {  // unrolled: v stays in registers
-                s += v[j] * xr[j];
-            }
+        for (int j = 0; j < CRIA_CHUNK; j++) {  // unrolled: v stays in registers
+            v[j] = j < left ? p[j] : 0.0f;
         }
+    }
+}
+
+// v . (x_i chunk), times the norm weights' chunk when g is given (x row 16-byte aligned: xStride % 4 == 0).
+template <bool PARTIAL>
+__device__ __forceinline__ float gv_dot(const float* __restrict__ xr, const float* __restrict__ g, const float* v, int left) {
+    float xv[CRIA_CHUNK];
+    gv_load<PARTIAL>(xr, left, xv);
+    if (g != nullptr) {
+        float gv[CRIA_CHUNK];
+        gv_load<PARTIAL>(g, left, gv);
+#pragma unroll
+        for (int j = 0; j < CRIA_CHUNK; j++) {
+            xv[j] *= gv[j];
+        }
+    }
+    float s = 0.0f;
+#pragma unroll
+    for (int j = 0; j < CRIA_CHUNK; j++) {
+        s += v[j] * xv[j];
     }
     return s;
 }
@@ -57,11 +69,16 @@ __device__ __forceinline__ float gv_dot(const float* __restrict__ xr, const floa
 // mode 0: out_j = W_j x for up to three weights (their rows concatenated over the grid, R rows per warp);
 // mode 1: out0 = W0 x and res += out0; mode 2: W0 gate, W1 up (same shape): out0 = silu(gate) * up, out1 = up,
 // a warp taking R / 2 rows of each.
+// With normW (f32), x is first RMS-normalized: every warp covers all of x once, so it sums the squares of
+// the values it loads anyway and multiplies them by the norm weights on the way in; the products are
+// scaled by 1 / sqrt(mean + eps) at the end. Warp 0 of block 0 also writes the normalized rows to
+// normOut (what rmsnorm would have written; never x itself).
 template <class D>
 __device__ __forceinline__ void gemv_impl(const uint8_t* w0, const uint8_t* w1, const uint8_t* w2, int rows0, int rows1,
                                           int rows2, int cols, const float* __restrict__ x, int xStride, int n, float* out0,
                                           float* out1, float* out2, int outStride0, int outStride1, int outStride2, float* res,
-                                          int resStride, int mode) {
+                                          int resStride, int mode, const float* __restrict__ normW, float eps,
+                                          float* normOut, int normOutStride) {
     using S = GvShape<D>;
     constexpr int R = S::R;
     constexpr bool PARTIAL = D::BLOCK == 1;  // only float rows can end inside a chunk
@@ -140,6 +157,11 @@ __device__ __forceinline__ void gemv_impl(const uint8_t* w0, const uint8_t* w1, 
         }
     };
 
+    float ss[GV_NB];  // sums of squares of x (norm)
+#pragma unroll
+    for (int i = 0; i < GV_NB; i++) {
+        ss[i] = 0.0f;
+    }
     float acc[R][GV_NB];
 #pragma unroll
     for (int r = 0; r < R; r++) {
@@ -174,16 +196,14 @@ __device__ __forceinline__ void gemv_impl(const uint8_t* w0, const uint8_t* w1, 
                 if (n == 1) {
                     float v[CRIA_CHUNK];
                     float xv[CRIA_CHUNK];
-                    const float* xr = x + CRIA_CHUNK * gc;
-                    if (!PARTIAL || left >= CRIA_CHUNK) {
-#pragma unroll
-                        for (int k = 0; k < CRIA_CHUNK / 8; k++) {
-                            load_f8(xr + 8 * k, xv + 8 * k);
-                        }
-                    } else {
+                    gv_load<PARTIAL>(x + CRIA_CHUNK * gc, left, xv);
+                    if (normW != nullptr) {
+                        float gv[CRIA_CHUNK];
+                        gv_load<PARTIAL>(normW + CRIA_CHUNK * gc, left, gv);
 #pragma unroll
                         for (int j = 0; j < CRIA_CHUNK; j++) {
-                            xv[j] = j < left ? xr[j] : 0.0f;
+                            ss[0] += xv[j] * xv[j];
+                            xv[j] *= gv[j];
                         }
                     }
 #pragma unroll
@@ -199,6 +219,20 @@ __device__ __forceinline__ void gemv_impl(const uint8_t* w0, const uint8_t* w1, 
                         }
                     }
                 } else {
+                    const float* g = normW != nullptr ? normW + CRIA_CHUNK * gc : nullptr;
+                    if (g != nullptr) {
+#pragma unroll
+                        for (int i = 0; i < GV_NB; i++) {
+                            if (i < n) {
+                                float xv[CRIA_CHUNK];
+                                gv_load<PARTIAL>(x + (size_t) i * xStride + CRIA_CHUNK * gc, left, xv);
+#pragma unroll
+                                for (int j = 0; j < CRIA_CHUNK; j++) {
+                                    ss[i] += xv[j] * xv[j];
+                                }
+                            }
+                        }
+                    }
 #pragma unroll
                     for (int r = 0; r < R; r++) {
                         if (ok[r]) {
@@ -207,7 +241,7 @@ __device__ __forceinline__ void gemv_impl(const uint8_t* w0, const uint8_t* w1, 
 #pragma unroll
                             for (int i = 0; i < GV_NB; i++) {
                                 if (i < n) {
-                                    acc[r][i] += gv_dot<PARTIAL>(x + (size_t) i * xStride + CRIA_CHUNK * gc, v, left);
+                                    acc[r][i] += gv_dot<PARTIAL>(x + (size_t) i * xStride + CRIA_CHUNK * gc, g, v, left);
                                 }
                             }
                         }
@@ -225,6 +259,25 @@ __device__ __forceinline__ void gemv_impl(const uint8_t* w0, const uint8_t* w1, 
         for (int i = 0; i < GV_NB; i++) {
             if (i < n) {  // uniform over the warp: the shuffles stay converged
                 acc[r][i] = warp_sum(acc[r][i]);
+            }
+        }
+    }
+    if (normW != nullptr) {
+#pragma unroll
+        for (int i = 0; i < GV_NB; i++) {
+            if (i < n) {
+                const float scale = 1.0f / sqrtf(warp_sum(ss[i]) / (float) cols + eps);  // as rmsnorm.cu
+#pragma unroll
+                for (int r = 0; r < R; r++) {
+                    acc[r][i] *= scale;
+                }
+                if (normOut != nullptr && blockIdx.x == 0 && warp == 0) {
+                    const float* xr = x + (size_t) i * xStride;
+                    float* o = normOut + (size_t) i * normOutStride;
+                    for (int c = lane; c < cols; c += CRIA_WARP) {
+                        o[c] = xr[c] * scale * normW[c];
+                    }
+                }
             }
         }
     }
@@ -265,22 +318,23 @@ __device__ __forceinline__ void gemv_impl(const uint8_t* w0, const uint8_t* w1, 
 }
 
 // Entry points: (w0, w1, w2, rows0, rows1, rows2, cols, x[n][xStride], xStride, n, out0, out1, out2, outStride0,
-// outStride1, outStride2, res[n][resStride], resStride, mode); n <= GV_NB, xStride % 4 == 0; grid
+// outStride1, outStride2, res[n][resStride], resStride, mode, normW[cols] or null, eps, normOut[n][normOutStride]
+// or null, normOutStride); n <= GV_NB, xStride % 4 == 0; grid
 // ceil(warps / GV_WARPS) with warps = sum_j ceil(rows_j / R) (modes 0, 1) or ceil(rows0 / (R / 2)) (mode 2),
 // block GV_WARPS * 32, dynamic shared GV_WARPS * GV_SLICE bytes.
-#define GV_PASS w0, w1, w2, rows0, rows1, rows2, cols, x, xStride, n, out0, out1, out2, outStride0, outStride1, outStride2, res, resStride, mode
-extern "C" __global__ void __launch_bounds__(GV_WARPS * 32) gemv_f32(const uint8_t* w0, const uint8_t* w1, const uint8_t* w2, int rows0, int rows1, int rows2, int cols, const float* x, int xStride, int n, float* out0, float* out1, float* out2, int outStride0, int outStride1, int outStride2, float* res, int resStride, int mode) { gemv_impl<DeqF32>(GV_PASS); }
-extern "C" __global__ void __launch_bounds__(GV_WARPS * 32) gemv_f16(const uint8_t* w0, const uint8_t* w1, const uint8_t* w2, int rows0, int rows1, int rows2, int cols, const float* x, int xStride, int n, float* out0, float* out1, float* out2, int outStride0, int outStride1, int outStride2, float* res, int resStride, int mode) { gemv_impl<DeqF16>(GV_PASS); }
-extern "C" __global__ void __launch_bounds__(GV_WARPS * 32) gemv_bf16(const uint8_t* w0, const uint8_t* w1, const uint8_t* w2, int rows0, int rows1, int rows2, int cols, const float* x, int xStride, int n, float* out0, float* out1, float* out2, int outStride0, int outStride1, int outStride2, float* res, int resStride, int mode) { gemv_impl<DeqBF16>(GV_PASS); }
-extern "C" __global__ void __launch_bounds__(GV_WARPS * 32) gemv_q4_0(const uint8_t* w0, const uint8_t* w1, const uint8_t* w2, int rows0, int rows1, int rows2, int cols, const float* x, int xStride, int n, float* out0, float* out1, float* out2, int outStride0, int outStride1, int outStride2, float* res, int resStride, int mode) { gemv_impl<DeqQ4_0>(GV_PASS); }
-extern "C" __global__ void __launch_bounds__(GV_WARPS * 32) gemv_q4_1(const uint8_t* w0, const uint8_t* w1, const uint8_t* w2, int rows0, int rows1, int rows2, int cols, const float* x, int xStride, int n, float* out0, float* out1, float* out2, int outStride0, int outStride1, int outStride2, float* res, int resStride, int mode) { gemv_impl<DeqQ4_1>(GV_PASS); }
-extern "C" __global__ void __launch_bounds__(GV_WARPS * 32) gemv_q5_0(const uint8_t* w0, const uint8_t* w1, const uint8_t* w2, int rows0, int rows1, int rows2, int cols, const float* x, int xStride, int n, float* out0, float* out1, float* out2, int outStride0, int outStride1, int outStride2, float* res, int resStride, int mode) { gemv_impl<DeqQ5_0>(GV_PASS); }
-extern "C" __global__ void __launch_bounds__(GV_WARPS * 32) gemv_q5_1(const uint8_t* w0, const uint8_t* w1, const uint8_t* w2, int rows0, int rows1, int rows2, int cols, const float* x, int xStride, int n, float* out0, float* out1, float* out2, int outStride0, int outStride1, int outStride2, float* res, int resStride, int mode) { gemv_impl<DeqQ5_1>(GV_PASS); }
-extern "C" __global__ void __launch_bounds__(GV_WARPS * 32) gemv_q8_0(const uint8_t* w0, const uint8_t* w1, const uint8_t* w2, int rows0, int rows1, int rows2, int cols, const float* x, int xStride, int n, float* out0, float* out1, float* out2, int outStride0, int outStride1, int outStride2, float* res, int resStride, int mode) { gemv_impl<DeqQ8_0>(GV_PASS); }
-extern "C" __global__ void __launch_bounds__(GV_WARPS * 32) gemv_q2_k(const uint8_t* w0, const uint8_t* w1, const uint8_t* w2, int rows0, int rows1, int rows2, int cols, const float* x, int xStride, int n, float* out0, float* out1, float* out2, int outStride0, int outStride1, int outStride2, float* res, int resStride, int mode) { gemv_impl<DeqQ2_K>(GV_PASS); }
-extern "C" __global__ void __launch_bounds__(GV_WARPS * 32) gemv_q3_k(const uint8_t* w0, const uint8_t* w1, const uint8_t* w2, int rows0, int rows1, int rows2, int cols, const float* x, int xStride, int n, float* out0, float* out1, float* out2, int outStride0, int outStride1, int outStride2, float* res, int resStride, int mode) { gemv_impl<DeqQ3_K>(GV_PASS); }
-extern "C" __global__ void __launch_bounds__(GV_WARPS * 32) gemv_q4_k(const uint8_t* w0, const uint8_t* w1, const uint8_t* w2, int rows0, int rows1, int rows2, int cols, const float* x, int xStride, int n, float* out0, float* out1, float* out2, int outStride0, int outStride1, int outStride2, float* res, int resStride, int mode) { gemv_impl<DeqQ4_K>(GV_PASS); }
-extern "C" __global__ void __launch_bounds__(GV_WARPS * 32) gemv_q5_k(const uint8_t* w0, const uint8_t* w1, const uint8_t* w2, int rows0, int rows1, int rows2, int cols, const float* x, int xStride, int n, float* out0, float* out1, float* out2, int outStride0, int outStride1, int outStride2, float* res, int resStride, int mode) { gemv_impl<DeqQ5_K>(GV_PASS); }
-extern "C" __global__ void __launch_bounds__(GV_WARPS * 32) gemv_q6_k(const uint8_t* w0, const uint8_t* w1, const uint8_t* w2, int rows0, int rows1, int rows2, int cols, const float* x, int xStride, int n, float* out0, float* out1, float* out2, int outStride0, int outStride1, int outStride2, float* res, int resStride, int mode) { gemv_impl<DeqQ6_K>(GV_PASS); }
-extern "C" __global__ void __launch_bounds__(GV_WARPS * 32) gemv_iq4_nl(const uint8_t* w0, const uint8_t* w1, const uint8_t* w2, int rows0, int rows1, int rows2, int cols, const float* x, int xStride, int n, float* out0, float* out1, float* out2, int outStride0, int outStride1, int outStride2, float* res, int resStride, int mode) { gemv_impl<DeqIQ4_NL>(GV_PASS); }
-extern "C" __global__ void __launch_bounds__(GV_WARPS * 32) gemv_iq4_xs(const uint8_t* w0, const uint8_t* w1, const uint8_t* w2, int rows0, int rows1, int rows2, int cols, const float* x, int xStride, int n, float* out0, float* out1, float* out2, int outStride0, int outStride1, int outStride2, float* res, int resStride, int mode) { gemv_impl<DeqIQ4_XS>(GV_PASS); }
+#define GV_PASS w0, w1, w2, rows0, rows1, rows2, cols, x, xStride, n, out0, out1, out2, outStride0, outStride1, outStride2, res, resStride, mode, normW, eps, normOut, normOutStride
+extern "C" __global__ void __launch_bounds__(GV_WARPS * 32) gemv_f32(const uint8_t* w0, const uint8_t* w1, const uint8_t* w2, int rows0, int rows1, int rows2, int cols, const float* x, int xStride, int n, float* out0, float* out1, float* out2, int outStride0, int outStride1, int outStride2, float* res, int resStride, int mode, const float* normW, float eps, float* normOut, int normOutStride) { gemv_impl<DeqF32>(GV_PASS); }
+extern "C" __global__ void __launch_bounds__(GV_WARPS * 32) gemv_f16(const uint8_t* w0, const uint8_t* w1, const uint8_t* w2, int rows0, int rows1, int rows2, int cols, const float* x, int xStride, int n, float* out0, float* out1, float* out2, int outStride0, int outStride1, int outStride2, float* res, int resStride, int mode, const float* normW, float eps, float* normOut, int normOutStride) { gemv_impl<DeqF16>(GV_PASS); }
+extern "C" __global__ void __launch_bounds__(GV_WARPS * 32) gemv_bf16(const uint8_t* w0, const uint8_t* w1, const uint8_t* w2, int rows0, int rows1, int rows2, int cols, const float* x, int xStride, int n, float* out0, float* out1, float* out2, int outStride0, int outStride1, int outStride2, float* res, int resStride, int mode, const float* normW, float eps, float* normOut, int normOutStride) { gemv_impl<DeqBF16>(GV_PASS); }
+extern "C" __global__ void __launch_bounds__(GV_WARPS * 32) gemv_q4_0(const uint8_t* w0, const uint8_t* w1, const uint8_t* w2, int rows0, int rows1, int rows2, int cols, const float* x, int xStride, int n, float* out0, float* out1, float* out2, int outStride0, int outStride1, int outStride2, float* res, int resStride, int mode, const float* normW, float eps, float* normOut, int normOutStride) { gemv_impl<DeqQ4_0>(GV_PASS); }
+extern "C" __global__ void __launch_bounds__(GV_WARPS * 32) gemv_q4_1(const uint8_t* w0, const uint8_t* w1, const uint8_t* w2, int rows0, int rows1, int rows2, int cols, const float* x, int xStride, int n, float* out0, float* out1, float* out2, int outStride0, int outStride1, int outStride2, float* res, int resStride, int mode, const float* normW, float eps, float* normOut, int normOutStride) { gemv_impl<DeqQ4_1>(GV_PASS); }
+extern "C" __global__ void __launch_bounds__(GV_WARPS * 32) gemv_q5_0(const uint8_t* w0, const uint8_t* w1, const uint8_t* w2, int rows0, int rows1, int rows2, int cols, const float* x, int xStride, int n, float* out0, float* out1, float* out2, int outStride0, int outStride1, int outStride2, float* res, int resStride, int mode, const float* normW, float eps, float* normOut, int normOutStride) { gemv_impl<DeqQ5_0>(GV_PASS); }
+extern "C" __global__ void __launch_bounds__(GV_WARPS * 32) gemv_q5_1(const uint8_t* w0, const uint8_t* w1, const uint8_t* w2, int rows0, int rows1, int rows2, int cols, const float* x, int xStride, int n, float* out0, float* out1, float* out2, int outStride0, int outStride1, int outStride2, float* res, int resStride, int mode, const float* normW, float eps, float* normOut, int normOutStride) { gemv_impl<DeqQ5_1>(GV_PASS); }
+extern "C" __global__ void __launch_bounds__(GV_WARPS * 32) gemv_q8_0(const uint8_t* w0, const uint8_t* w1, const uint8_t* w2, int rows0, int rows1, int rows2, int cols, const float* x, int xStride, int n, float* out0, float* out1, float* out2, int outStride0, int outStride1, int outStride2, float* res, int resStride, int mode, const float* normW, float eps, float* normOut, int normOutStride) { gemv_impl<DeqQ8_0>(GV_PASS); }
+extern "C" __global__ void __launch_bounds__(GV_WARPS * 32) gemv_q2_k(const uint8_t* w0, const uint8_t* w1, const uint8_t* w2, int rows0, int rows1, int rows2, int cols, const float* x, int xStride, int n, float* out0, float* out1, float* out2, int outStride0, int outStride1, int outStride2, float* res, int resStride, int mode, const float* normW, float eps, float* normOut, int normOutStride) { gemv_impl<DeqQ2_K>(GV_PASS); }
+extern "C" __global__ void __launch_bounds__(GV_WARPS * 32) gemv_q3_k(const uint8_t* w0, const uint8_t* w1, const uint8_t* w2, int rows0, int rows1, int rows2, int cols, const float* x, int xStride, int n, float* out0, float* out1, float* out2, int outStride0, int outStride1, int outStride2, float* res, int resStride, int mode, const float* normW, float eps, float* normOut, int normOutStride) { gemv_impl<DeqQ3_K>(GV_PASS); }
+extern "C" __global__ void __launch_bounds__(GV_WARPS * 32) gemv_q4_k(const uint8_t* w0, const uint8_t* w1, const uint8_t* w2, int rows0, int rows1, int rows2, int cols, const float* x, int xStride, int n, float* out0, float* out1, float* out2, int outStride0, int outStride1, int outStride2, float* res, int resStride, int mode, const float* normW, float eps, float* normOut, int normOutStride) { gemv_impl<DeqQ4_K>(GV_PASS); }
+extern "C" __global__ void __launch_bounds__(GV_WARPS * 32) gemv_q5_k(const uint8_t* w0, const uint8_t* w1, const uint8_t* w2, int rows0, int rows1, int rows2, int cols, const float* x, int xStride, int n, float* out0, float* out1, float* out2, int outStride0, int outStride1, int outStride2, float* res, int resStride, int mode, const float* normW, float eps, float* normOut, int normOutStride) { gemv_impl<DeqQ5_K>(GV_PASS); }
+extern "C" __global__ void __launch_bounds__(GV_WARPS * 32) gemv_q6_k(const uint8_t* w0, const uint8_t* w1, const uint8_t* w2, int rows0, int rows1, int rows2, int cols, const float* x, int xStride, int n, float* out0, float* out1, float* out2, int outStride0, int outStride1, int outStride2, float* res, int resStride, int mode, const float* normW, float eps, float* normOut, int normOutStride) { gemv_impl<DeqQ6_K>(GV_PASS); }
+extern "C" __global__ void __launch_bounds__(GV_WARPS * 32) gemv_iq4_nl(const uint8_t* w0, const uint8_t* w1, const uint8_t* w2, int rows0, int rows1, int rows2, int cols, const float* x, int xStride, int n, float* out0, float* out1, float* out2, int outStride0, int outStride1, int outStride2, float* res, int resStride, int mode, const float* normW, float eps, float* normOut, int normOutStride) { gemv_impl<DeqIQ4_NL>(GV_PASS); }
+extern "C" __global__ void __launch_bounds__(GV_WARPS * 32) gemv_iq4_xs(const uint8_t* w0, const uint8_t* w1, const uint8_t* w2, int rows0, int rows1, int rows2, int cols, const float* x, int xStride, int n, float* out0, float* out1, float* out2, int outStride0, int outStride1, int outStride2, float* res, int resStride, int mode, const float* normW, float eps, float* normOut, int normOutStride) { gemv_impl<DeqIQ4_XS>(GV_PASS); }

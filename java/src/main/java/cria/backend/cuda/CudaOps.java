@@ -25,7 +25,8 @@ import java.util.Map;
  * <p>Fusion: a product and a rope are held back one op ({@link #flush} launches them). When the
  * next op consumes exactly their output, one kernel does both: rope then storeKv of the same k
  * (ropekv), a one-weight product then add into another buffer (gemv with the add), a gate/up
- * product then swiglu of its two outputs (gemv with SwiGLU). Every output of the separate ops is
+ * product then swiglu of its two outputs (gemv with SwiGLU). An rmsnorm (f32 weights, not in
+ * place) is held back too and folded into the gemv that reads its output. Every output of the separate ops is
  * still written, so the results are the same; anything else (another op, a download, endStep)
  * launches what is held first.
  */
@@ -40,10 +41,12 @@ final class CudaOps implements Ops {
     // at most one op held back for fusion with the next
     private PendingRope pendingRope;
     private PendingMatmul pendingMatmul;
+    private Products.Norm pendingNorm;
 
     private record PendingRope(CudaBuf q, CudaBuf k, int headDim, Batch batch, Rope rope) {}
 
-    private record PendingMatmul(CudaBuf x, int n, CudaWeight[] ws, CudaBuf[] outs) {}
+    /** A product of x (with norm: x is the norm's output, computed on the way in). */
+    private record PendingMatmul(CudaBuf x, int n, CudaWeight[] ws, CudaBuf[] outs, Products.Norm norm) {}
 
     // the current step's batch on the device: tokens, positions, sequences, logit rows; cap ints each
     private Batch current;
@@ -77,10 +80,15 @@ final class CudaOps implements Ops {
             k.rope.rope(p.rope().neox(), p.q().ptr(), p.q().cols(), p.q().cols() / p.headDim(), p.k().ptr(), p.k().cols(),
                     p.k().cols() / p.headDim(), p.headDim(), p.rope().dims(), positions(), invFreq(p.rope()), p.batch().size());
         }
+        if (pendingNorm != null) {
+            Products.Norm m = pendingNorm;
+            pendingNorm = null;
+            products.runNorm(m);
+        }
         if (pendingMatmul != null) {
             PendingMatmul p = pendingMatmul;
             pendingMatmul = null;
-            products.run(p.x(), p.n(), p.ws(), p.outs());
+            products.run(p.x(), p.n(), p.ws(), p.outs(), p.norm());
         }
     }
 
@@ -205,6 +213,10 @@ final class CudaOps implements Ops {
         check(RmsnormKernels.supports(g.type()), "rmsnorm weight " + g + ": expected F32, F16 or BF16");
         check(g.cols() == x.cols() && out.cols() == x.cols() && x.rows() >= n && out.rows() >= n,
                 "rmsnorm of " + x + " into " + out + " with " + g);
+        if (n > 0 && tuning.fuse && n <= GemvKernels.MAX_BATCH && Products.foldable(g, x, out)) {
+            pendingNorm = new Products.Norm(x, g, eps, out, n);  // the next product may read x through it
+            return;
+        }
         if (n > 0) {
             k.rmsnorm.rmsnorm(x.ptr(), x.cols(), g.type(), g.ptr(), eps, x.cols(), n, out.ptr(), out.cols());
         }
@@ -212,8 +224,13 @@ final class CudaOps implements Ops {
 
     @Override
     public void matmul(Buf xb, int n, Weight[] ws, Buf[] outs) {
-        flush();
         CudaBuf x = buf(xb);
+        Products.Norm norm = null;
+        if (pendingNorm != null && pendingNorm.out() == x && pendingNorm.n() == n) {
+            norm = pendingNorm;  // x = rmsnorm(...): the product computes it on the way in
+            pendingNorm = null;
+        }
+        flush();
         check(ws.length == outs.length, "matmul: " + ws.length + " weights, " + outs.length + " outputs");
         CudaWeight[] w = new CudaWeight[ws.length];
         CudaBuf[] o = new CudaBuf[outs.length];
@@ -224,12 +241,15 @@ final class CudaOps implements Ops {
                     "matmul of " + x + " by " + w[j] + " into " + o[j]);
         }
         if (n == 0) {
+            if (norm != null) {
+                products.runNorm(norm);
+            }
             return;
         }
         if (tuning.fuse && (ws.length == 1 || ws.length == 2)) {
-            pendingMatmul = new PendingMatmul(x, n, w, o);  // the next op may be its add or swiglu
+            pendingMatmul = new PendingMatmul(x, n, w, o, norm);  // the next op may be its add or swiglu
         } else {
-            products.run(x, n, w, o);
+            products.run(x, n, w, o, norm);
         }
     }
 
@@ -350,9 +370,9 @@ final class CudaOps implements Ops {
         check(a.cols() == b.cols() && a.rows() >= n && b.rows() >= n, "swiglu of " + a + " and " + b);
         PendingMatmul pm = pendingMatmul;
         if (pm != null && pm.ws().length == 2 && pm.outs()[0] == a && pm.outs()[1] == b && pm.n() == n
-                && products.canSwiglu(pm.x(), n, pm.ws()[0], pm.ws()[1], a, b)) {
+                && products.canSwiglu(pm.x(), n, pm.ws()[0], pm.ws()[1], a, b, pm.norm())) {
             pendingMatmul = null;
-            products.runSwiglu(pm.x(), n, pm.ws()[0], pm.ws()[1], a, b);
+            products.runSwiglu(pm.x(), n, pm.ws()[0], pm.ws()[1], a, b, pm.norm());
             return;
         }
         flush();
@@ -365,9 +385,9 @@ final class CudaOps implements Ops {
         CudaBuf y = buf(yb);
         check(x.cols() == y.cols() && x.rows() >= n && y.rows() >= n, "add of " + y + " to " + x);
         PendingMatmul pm = pendingMatmul;
-        if (pm != null && pm.ws().length == 1 && pm.outs()[0] == y && pm.n() == n && products.canAdd(pm.x(), n, pm.ws()[0], y, x)) {
+        if (pm != null && pm.ws().length == 1 && pm.outs()[0] == y && pm.n() == n && products.canAdd(pm.x(), n, pm.ws()[0], y, x, pm.norm())) {
             pendingMatmul = null;
-            products.runAdd(pm.x(), n, pm.ws()[0], y, x);
+            products.runAdd(pm.x(), n, pm.ws()[0], y, x, pm.norm());
             return;
         }
         flush();

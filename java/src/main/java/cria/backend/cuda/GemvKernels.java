@@ -25,7 +25,7 @@ final class GemvKernels extends Launcher {
 
     static {
         for (GgmlType t : CudaTypes.all()) {
-            SPECS.put(t, new KernelSpec(FAMILY, FAMILY + "_" + CudaTypes.suffix(t), "pppiiiipiipppiiipii"));
+            SPECS.put(t, new KernelSpec(FAMILY, FAMILY + "_" + CudaTypes.suffix(t), "pppiiiipiipppiiipii" + "pfpi"));
         }
     }
 
@@ -53,11 +53,22 @@ final class GemvKernels extends Launcher {
     record Part(long w, int rows, long out, int outStride) {}
 
     /**
+     * RMS normalization of x folded into the product: f32 norm weights, eps, and where the
+     * normalized rows go (what the rmsnorm op writes; must not be x).
+     */
+    record Norm(long weight, float eps, long out, int outStride) {}
+
+    /**
      * out_j = W_j x for up to three weights of one type and column count in one launch (mode
      * {@link #PLAIN}); with {@link #ADD} (one weight) also res += out; with {@link #SWIGLU} (gate,
      * up) out0 = silu(gate x) * (up x) and out1 = up x.
      */
     void gemv(GgmlType type, int cols, long x, int xStride, int n, Part[] parts, int mode, long res, int resStride) {
+        gemv(type, cols, x, xStride, n, parts, mode, res, resStride, null);
+    }
+
+    /** As above; with {@code norm}, x is RMS-normalized first (the kernel sums its squares on the way). */
+    void gemv(GgmlType type, int cols, long x, int xStride, int n, Part[] parts, int mode, long res, int resStride, Norm norm) {
         int r = rowsPerWarp(type);
         long warps = 0;
         if (mode == SWIGLU) {
@@ -78,7 +89,8 @@ final class GemvKernels extends Launcher {
         Part p2 = parts.length > 2 ? parts[2] : new Part(0, 0, 0, 0);
         args.reset().ptr(p0.w()).ptr(p1.w()).ptr(p2.w()).i32(p0.rows()).i32(p1.rows()).i32(p2.rows()).i32(cols).ptr(x)
                 .i32(xStride).i32(n).ptr(p0.out()).ptr(p1.out()).ptr(p2.out()).i32(p0.outStride()).i32(p1.outStride())
-                .i32(p2.outStride()).ptr(res).i32(resStride).i32(mode);
+                .i32(p2.outStride()).ptr(res).i32(resStride).i32(mode).ptr(norm == null ? 0 : norm.weight())
+                .f32(norm == null ? 0f : norm.eps()).ptr(norm == null ? 0 : norm.out()).i32(norm == null ? 0 : norm.outStride());
         launch(SPECS.get(type), ceilDiv(warps, WARPS), 1, 1, WARPS * 32, WARPS * SLICE);
     }
 }

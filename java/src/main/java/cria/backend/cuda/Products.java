@@ -9,6 +9,9 @@ package cria.backend.cuda;
  * launch); the rest, and F32 prompt batches, to kernels/matmul.cu.
  */
 final class Products {
+    /** x = rmsnorm(src) * weight, held back so that the product that reads x can do it on the way in. */
+    record Norm(CudaBuf src, CudaWeight weight, float eps, CudaBuf out, int n) {}
+
     private final Kernels k;
     private final CudaTuning tuning;
 
@@ -34,18 +37,42 @@ final class Products {
         return true;
     }
 
+    /** Runs a held-back rmsnorm on its own. */
+    void runNorm(Norm m) {
+        k.rmsnorm.rmsnorm(m.src().ptr(), m.src().cols(), m.weight().type(), m.weight().ptr(), m.eps(), m.src().cols(), m.n(),
+                m.out().ptr(), m.out().cols());
+    }
+
+    /** The source rows a gemv reads: x itself, or the norm's input when the norm is folded in. */
+    private static CudaBuf input(CudaBuf x, Norm norm) {
+        return norm == null ? x : norm.src();
+    }
+
+    private static GemvKernels.Norm gemvNorm(Norm norm) {
+        return norm == null ? null : new GemvKernels.Norm(norm.weight().ptr(), norm.eps(), norm.out().ptr(), norm.out().cols());
+    }
+
     /** out[j] = W[j] x for rows [0, n) (shapes already checked). */
     void run(CudaBuf x, int n, CudaWeight[] ws, CudaBuf[] outs) {
+        run(x, n, ws, outs, null);
+    }
+
+    /** As above, x being {@code norm}'s output when norm is given (folded into a gemv, or run first). */
+    void run(CudaBuf x, int n, CudaWeight[] ws, CudaBuf[] outs, Norm norm) {
         if (n == 0) {
             return;
         }
-        if (oneGemv(x, n, ws)) {
+        if (oneGemv(x, n, ws) && apart(norm, outs)) {
             GemvKernels.Part[] parts = new GemvKernels.Part[ws.length];
             for (int j = 0; j < ws.length; j++) {
                 parts[j] = new GemvKernels.Part(ws[j].ptr(), ws[j].rows(), outs[j].ptr(), outs[j].cols());
             }
-            k.gemv.gemv(ws[0].type(), ws[0].cols(), x.ptr(), x.cols(), n, parts, GemvKernels.PLAIN, 0, 0);
+            CudaBuf in = input(x, norm);
+            k.gemv.gemv(ws[0].type(), ws[0].cols(), in.ptr(), in.cols(), n, parts, GemvKernels.PLAIN, 0, 0, gemvNorm(norm));
             return;
+        }
+        if (norm != null) {
+            runNorm(norm);
         }
         boolean mma = tuning.mma && n >= tuning.mmaMinBatch;
         long xh = 0;
@@ -70,26 +97,47 @@ final class Products {
     }
 
     /** True when {@code out = W x; res += out} can run as one kernel (out exactly W's rows wide, res shaped as out). */
-    boolean canAdd(CudaBuf x, int n, CudaWeight w, CudaBuf out, CudaBuf res) {
-        return tuning.fuse && gemv(w, x, n) && out.cols() == w.rows() && res.cols() == out.cols() && res != out && res != x;
+    boolean canAdd(CudaBuf x, int n, CudaWeight w, CudaBuf out, CudaBuf res, Norm norm) {
+        return tuning.fuse && gemv(w, x, n) && out.cols() == w.rows() && res.cols() == out.cols() && res != out && res != x
+                && apart(norm, out, res);
     }
 
-    void runAdd(CudaBuf x, int n, CudaWeight w, CudaBuf out, CudaBuf res) {
-        k.gemv.gemv(w.type(), w.cols(), x.ptr(), x.cols(), n,
+    /** True when no buffer the kernel writes is one the folded norm reads or writes. */
+    private static boolean apart(Norm norm, CudaBuf... written) {
+        if (norm == null) {
+            return true;
+        }
+        for (CudaBuf b : written) {
+            if (b == norm.src() || b == norm.out()) {
+                return false;
+            }
+        }
+        return true;
+    }
+
+    void runAdd(CudaBuf x, int n, CudaWeight w, CudaBuf out, CudaBuf res, Norm norm) {
+        CudaBuf in = input(x, norm);
+        k.gemv.gemv(w.type(), w.cols(), in.ptr(), in.cols(), n,
                 new GemvKernels.Part[] {new GemvKernels.Part(w.ptr(), w.rows(), out.ptr(), out.cols())}, GemvKernels.ADD, res.ptr(),
-                res.cols());
+                res.cols(), gemvNorm(norm));
     }
 
     /** True when {@code a = silu(G x) * (U x); b = U x} can run as one kernel (a, b exactly the weights' rows wide). */
-    boolean canSwiglu(CudaBuf x, int n, CudaWeight gate, CudaWeight up, CudaBuf a, CudaBuf b) {
+    boolean canSwiglu(CudaBuf x, int n, CudaWeight gate, CudaWeight up, CudaBuf a, CudaBuf b, Norm norm) {
         return tuning.fuse && gemv(gate, x, n) && gemv(up, x, n) && gate.type() == up.type() && gate.rows() == up.rows()
                 && gate.cols() == up.cols() && GemvKernels.rowsPerWarp(gate.type()) >= 2 && a.cols() == gate.rows()
-                && b.cols() == up.rows() && a != b;
+                && b.cols() == up.rows() && a != b && apart(norm, a, b);
     }
 
-    void runSwiglu(CudaBuf x, int n, CudaWeight gate, CudaWeight up, CudaBuf a, CudaBuf b) {
-        k.gemv.gemv(gate.type(), gate.cols(), x.ptr(), x.cols(), n, new GemvKernels.Part[] {
+    void runSwiglu(CudaBuf x, int n, CudaWeight gate, CudaWeight up, CudaBuf a, CudaBuf b, Norm norm) {
+        CudaBuf in = input(x, norm);
+        k.gemv.gemv(gate.type(), gate.cols(), in.ptr(), in.cols(), n, new GemvKernels.Part[] {
             new GemvKernels.Part(gate.ptr(), gate.rows(), a.ptr(), a.cols()),
-            new GemvKernels.Part(up.ptr(), up.rows(), b.ptr(), b.cols())}, GemvKernels.SWIGLU, 0, 0);
+            new GemvKernels.Part(up.ptr(), up.rows(), b.ptr(), b.cols())}, GemvKernels.SWIGLU, 0, 0, gemvNorm(norm));
+    }
+
+    /** True when a norm over rows of {@code cols} values can be folded into a gemv (f32 weights of that width). */
+    static boolean foldable(CudaWeight normWeight, CudaBuf src, CudaBuf out) {
+        return normWeight.type() == cria.gguf.GgmlType.F32 && src != out && src.cols() == out.cols() && src.cols() % 4 == 0;
     }
 }

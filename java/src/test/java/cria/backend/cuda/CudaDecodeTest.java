@@ -254,4 +254,49 @@ class CudaDecodeTest {
             }
         }
     }
+
+    @ParameterizedTest(name = "{0}")
+    @ValueSource(strings = {Devices.EMULATOR, Devices.GPU})
+    void rmsnormFoldedIntoTheNextProductWritesWhatTheSeparateOpsWrite(String device) throws Exception {
+        try (OpPairs p = new OpPairs(device)) {
+            for (GgmlType t : new GgmlType[] {GgmlType.Q4_0, GgmlType.F16, GgmlType.Q6_K}) {
+                int dim = colsFor(t);  // gemv-eligible widths: the norm is folded, not run first
+                Tensor g = RandomTensors.matrix("norm", GgmlType.F32, 1, dim, p.random);
+                Tensor wq = RandomTensors.matrix("q", t, 40, dim, p.random);
+                Tensor wk = RandomTensors.matrix("k", t, 24, dim, p.random);
+                Tensor gate = RandomTensors.matrix("gate", t, 48, dim, p.random);
+                Tensor up = RandomTensors.matrix("up", t, 48, dim, p.random);
+                for (int n : new int[] {1, 3}) {
+                    String what = t + " dim " + dim + " n " + n;
+                    OpPairs.Pair x = p.pair("x", n, dim, p.gaussian(n * dim, 3));
+                    OpPairs.Pair xb = p.pair("xb", n, dim, null);
+                    OpPairs.Pair q = p.pair("q", n, 40, null);
+                    OpPairs.Pair k = p.pair("k", n, 24, null);
+                    p.cuda.ops().rmsnorm(x.c(), p.cuda.weight(g), 1e-5f, n, xb.c());
+                    p.cuda.ops().matmul(xb.c(), n, new Weight[] {p.cuda.weight(wq), p.cuda.weight(wk)}, new Buf[] {q.c(), k.c()});
+                    p.ref.ops().rmsnorm(x.r(), p.ref.weight(g), 1e-5f, n, xb.r());
+                    p.ref.ops().matmul(xb.r(), n, new Weight[] {p.ref.weight(wq), p.ref.weight(wk)}, new Buf[] {q.r(), k.r()});
+                    p.same("norm folded into two products: q " + what, q, n, 2e-5);
+                    p.same("norm folded into two products: k " + what, k, n, 2e-5);
+                    p.same("norm folded into two products: the normalized rows " + what, xb, n, 1e-6);
+                    // norm, gate/up, swiglu: one kernel
+                    OpPairs.Pair a = p.pair("a", n, 48, null);
+                    OpPairs.Pair b = p.pair("b", n, 48, null);
+                    Devices.poison(p.cuda, xb.c());
+                    p.cuda.ops().rmsnorm(x.c(), p.cuda.weight(g), 1e-5f, n, xb.c());
+                    p.cuda.ops().matmul(xb.c(), n, new Weight[] {p.cuda.weight(gate), p.cuda.weight(up)}, new Buf[] {a.c(), b.c()});
+                    p.cuda.ops().swiglu(a.c(), b.c(), n);
+                    p.ref.ops().matmul(xb.r(), n, new Weight[] {p.ref.weight(gate), p.ref.weight(up)}, new Buf[] {a.r(), b.r()});
+                    p.ref.ops().swiglu(a.r(), b.r(), n);
+                    p.same("norm + gate/up + swiglu: a " + what, a, n, 2e-5);
+                    p.same("norm + gate/up + swiglu: b " + what, b, n, 2e-5);
+                    p.same("norm + gate/up + swiglu: the normalized rows " + what, xb, n, 1e-6);
+                    // a norm whose output is read by something else first runs on its own
+                    Devices.poison(p.cuda, xb.c());
+                    p.cuda.ops().rmsnorm(x.c(), p.cuda.weight(g), 1e-5f, n, xb.c());
+                    p.same("a held-back norm, then a download " + what, xb, n, 1e-6);
+                }
+            }
+        }
+    }
 }

@@ -206,4 +206,55 @@ class LaunchersTest {
         assertEquals(1, dev.launches.size());
         assertEquals(null, rec.stopRecording());
     }
+
+    @Test
+    void aDecodeLayerRunsAsSixFusedLaunches() {
+        RecordingGpu gpu = new RecordingGpu(1L << 30, 132);
+        CudaBackend b = new CudaBackend(gpu);
+        int dim = 4096;
+        int ffn = 14336;
+        Weight norm = b.weight(fake("attn_norm", GgmlType.F32, 1, dim));
+        Weight wq = b.weight(fake("q", GgmlType.Q4_0, dim, dim));
+        Weight wk = b.weight(fake("k", GgmlType.Q4_0, 1024, dim));
+        Weight wv = b.weight(fake("v", GgmlType.Q4_0, 1024, dim));
+        Weight wo = b.weight(fake("o", GgmlType.Q4_0, dim, dim));
+        Weight gate = b.weight(fake("gate", GgmlType.Q4_0, ffn, dim));
+        Weight up = b.weight(fake("up", GgmlType.Q4_0, ffn, dim));
+        Weight down = b.weight(fake("down", GgmlType.Q4_0, dim, ffn));
+        Buf x = b.allocate("x", 1, dim);
+        Buf xb = b.allocate("xb", 1, dim);
+        Buf q = b.allocate("q", 1, dim);
+        Buf k = b.allocate("k", 1, 1024);
+        Buf v = b.allocate("v", 1, 1024);
+        Buf att = b.allocate("att", 1, dim);
+        Buf o = b.allocate("o", 1, dim);
+        Buf hb = b.allocate("hb", 1, ffn);
+        Buf hb2 = b.allocate("hb2", 1, ffn);
+        KvCache cache = b.kvCache(KvCache.Config.single(1, 1024, KvCache.Type.F16, 64));
+        int seq = cache.newSequence();
+        cache.reserve(seq, 8);
+        Batch batch = new Batch(1);
+        batch.add(1, 5, seq, true);
+        cria.backend.Rope rope = new cria.backend.Rope(128, 500000f, 1f, null, false);
+        b.ops().beginStep(batch, cache);
+        int before = gpu.launches.size();
+        b.ops().rmsnorm(x, norm, 1e-5f, 1, xb);
+        b.ops().matmul(xb, 1, new Weight[] {wq, wk, wv}, new Buf[] {q, k, v});
+        b.ops().rope(q, k, 128, batch, rope);
+        b.ops().storeKv(cache, 0, k, v, batch);
+        b.ops().attention(q, cache, 0, 32, 8, 128, batch, att);
+        b.ops().matmul(att, 1, new Weight[] {wo}, new Buf[] {o});
+        b.ops().add(x, o, 1);
+        b.ops().rmsnorm(x, norm, 1e-5f, 1, xb);
+        b.ops().matmul(xb, 1, new Weight[] {gate, up}, new Buf[] {hb, hb2});
+        b.ops().swiglu(hb, hb2, 1);
+        b.ops().matmul(hb, 1, new Weight[] {down}, new Buf[] {o});
+        b.ops().add(x, o, 1);
+        b.ops().endStep();
+        java.util.List<String> names = gpu.launches.subList(before, gpu.launches.size()).stream()
+                .map(RecordingGpu.Launch::kernel).toList();
+        // attention over 6 positions: one span, no merge
+        assertEquals(java.util.List.of("gemv_q4_0", "ropekv_norm_f16", "attention_f16", "gemv_q4_0", "gemv_q4_0", "gemv_q4_0"), names);
+        b.close();
+    }
 }
