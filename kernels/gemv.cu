@@ -1,4 +1,4 @@
-// Decode products (a few rows of x) reading ggml blocks through shared memory with 16-byte cp.async loads, several
+// Decode products (one row of x) reading ggml blocks through shared memory with 16-byte cp.async loads, several
 // weight rows per warp; epilogues that fuse the residual add or SwiGLU. Family "gemv"; launcher: cria.backend.cuda.GemvKernels.
 #include "quant.cuh"
 #include "mma.cuh"
@@ -7,12 +7,11 @@
 // values; M = 1 or 2 so that a window is whole blocks and whole 16-byte pieces): the lanes copy a
 // window of all R rows into the warp's slice of shared memory with cp.async, STAGES windows in
 // flight, then lane l decodes chunks l, l + 32, ... of each row there (the quant.cuh decoders) and
-// dots them with x. With one input row, x's chunk is loaded once and used for all R rows. Warps never
+// dots them with x, whose chunk is loaded once for all R rows. Batches of several rows take matmul.cu. Warps never
 // wait for each other: each has its own staging slice, and only warp-level barriers are used.
 // Rows must be whole 16-byte pieces (row bytes % 16 == 0; the launcher checks and otherwise uses matmul).
 #define GV_WARPS 4
 #define GV_SLICE 12288  // staging bytes per warp: 48 KiB per block
-#define GV_NB 8         // largest batch
 
 template <class D>
 struct GvShape {
@@ -43,27 +42,6 @@ __device__ __forceinline__ void gv_load(const float* __restrict__ p, int left, f
             v[j] = j < left ? p[j] : 0.0f;
         }
     }
-}
-
-// v . (x_i chunk), times the norm weights' chunk when g is given (x row 16-byte aligned: xStride % 4 == 0).
-template <bool PARTIAL>
-__device__ __forceinline__ float gv_dot(const float* __restrict__ xr, const float* __restrict__ g, const float* v, int left) {
-    float xv[CRIA_CHUNK];
-    gv_load<PARTIAL>(xr, left, xv);
-    if (g != nullptr) {
-        float gv[CRIA_CHUNK];
-        gv_load<PARTIAL>(g, left, gv);
-#pragma unroll
-        for (int j = 0; j < CRIA_CHUNK; j++) {
-            xv[j] *= gv[j];
-        }
-    }
-    float s = 0.0f;
-#pragma unroll
-    for (int j = 0; j < CRIA_CHUNK; j++) {
-        s += v[j] * xv[j];
-    }
-    return s;
 }
 
 // mode 0: out_j = W_j x for up to three weights (their rows concatenated over the grid, R rows per warp);
@@ -157,18 +135,11 @@ __device__ __forceinline__ void gemv_impl(const uint8_t* w0, const uint8_t* w1, 
         }
     };
 
-    float ss[GV_NB];  // sums of squares of x (norm)
-#pragma unroll
-    for (int i = 0; i < GV_NB; i++) {
-        ss[i] = 0.0f;
-    }
-    float acc[R][GV_NB];
+    float ss = 0.0f;  // sum of squares of x (norm)
+    float acc[R];
 #pragma unroll
     for (int r = 0; r < R; r++) {
-#pragma unroll
-        for (int i = 0; i < GV_NB; i++) {
-            acc[r][i] = 0.0f;
-        }
+        acc[r] = 0.0f;
     }
 #pragma unroll
     for (int s = 0; s < S::STAGES - 1; s++) {
@@ -193,58 +164,28 @@ __device__ __forceinline__ void gemv_impl(const uint8_t* w0, const uint8_t* w1, 
             const int gc = win * S::CW + c;
             if (gc < chunks) {
                 const int left = cols - CRIA_CHUNK * gc;
-                if (n == 1) {
-                    float v[CRIA_CHUNK];
-                    float xv[CRIA_CHUNK];
-                    gv_load<PARTIAL>(x + CRIA_CHUNK * gc, left, xv);
-                    if (normW != nullptr) {
-                        float gv[CRIA_CHUNK];
-                        gv_load<PARTIAL>(normW + CRIA_CHUNK * gc, left, gv);
+                float xv[CRIA_CHUNK];  // x's chunk, loaded once for all R rows
+                gv_load<PARTIAL>(x + CRIA_CHUNK * gc, left, xv);
+                if (normW != nullptr) {
+                    float gv[CRIA_CHUNK];
+                    gv_load<PARTIAL>(normW + CRIA_CHUNK * gc, left, gv);
+#pragma unroll
+                    for (int j = 0; j < CRIA_CHUNK; j++) {
+                        ss += xv[j] * xv[j];
+                        xv[j] *= gv[j];
+                    }
+                }
+#pragma unroll
+                for (int r = 0; r < R; r++) {
+                    if (ok[r]) {
+                        float v[CRIA_CHUNK];
+                        D::chunk(st + r * S::W, c, colsLeft, v);
+                        float s = 0.0f;
 #pragma unroll
                         for (int j = 0; j < CRIA_CHUNK; j++) {
-                            ss[0] += xv[j] * xv[j];
-                            xv[j] *= gv[j];
+                            s += v[j] * xv[j];
                         }
-                    }
-#pragma unroll
-                    for (int r = 0; r < R; r++) {
-                        if (ok[r]) {
-                            D::chunk(st + r * S::W, c, colsLeft, v);
-                            float s = 0.0f;
-#pragma unroll
-                            for (int j = 0; j < CRIA_CHUNK; j++) {
-                                s += v[j] * xv[j];
-                            }
-                            acc[r][0] += s;
-                        }
-                    }
-                } else {
-                    const float* g = normW != nullptr ? normW + CRIA_CHUNK * gc : nullptr;
-                    if (g != nullptr) {
-#pragma unroll
-                        for (int i = 0; i < GV_NB; i++) {
-                            if (i < n) {
-                                float xv[CRIA_CHUNK];
-                                gv_load<PARTIAL>(x + (size_t) i * xStride + CRIA_CHUNK * gc, left, xv);
-#pragma unroll
-                                for (int j = 0; j < CRIA_CHUNK; j++) {
-                                    ss[i] += xv[j] * xv[j];
-                                }
-                            }
-                        }
-                    }
-#pragma unroll
-                    for (int r = 0; r < R; r++) {
-                        if (ok[r]) {
-                            float v[CRIA_CHUNK];
-                            D::chunk(st + r * S::W, c, colsLeft, v);
-#pragma unroll
-                            for (int i = 0; i < GV_NB; i++) {
-                                if (i < n) {
-                                    acc[r][i] += gv_dot<PARTIAL>(x + (size_t) i * xStride + CRIA_CHUNK * gc, g, v, left);
-                                }
-                            }
-                        }
+                        acc[r] += s;
                     }
                 }
             }
@@ -255,62 +196,41 @@ __device__ __forceinline__ void gemv_impl(const uint8_t* w0, const uint8_t* w1, 
 
 #pragma unroll
     for (int r = 0; r < R; r++) {
-#pragma unroll
-        for (int i = 0; i < GV_NB; i++) {
-            if (i < n) {  // uniform over the warp: the shuffles stay converged
-                acc[r][i] = warp_sum(acc[r][i]);
-            }
-        }
+        acc[r] = warp_sum(acc[r]);
     }
     if (normW != nullptr) {
+        const float scale = 1.0f / sqrtf(warp_sum(ss) / (float) cols + eps);  // as rmsnorm.cu
 #pragma unroll
-        for (int i = 0; i < GV_NB; i++) {
-            if (i < n) {
-                const float scale = 1.0f / sqrtf(warp_sum(ss[i]) / (float) cols + eps);  // as rmsnorm.cu
-#pragma unroll
-                for (int r = 0; r < R; r++) {
-                    acc[r][i] *= scale;
-                }
-                if (normOut != nullptr && blockIdx.x == 0 && warp == 0) {
-                    const float* xr = x + (size_t) i * xStride;
-                    float* o = normOut + (size_t) i * normOutStride;
-                    for (int c = lane; c < cols; c += CRIA_WARP) {
-                        o[c] = xr[c] * scale * normW[c];
-                    }
-                }
+        for (int r = 0; r < R; r++) {
+            acc[r] *= scale;
+        }
+        if (normOut != nullptr && blockIdx.x == 0 && warp == 0) {
+            for (int c = lane; c < cols; c += CRIA_WARP) {
+                normOut[c] = x[c] * scale * normW[c];
             }
         }
     }
     if (lane != 0) {
         return;
     }
+    if (mode == 2) {
+        if constexpr (R >= 2) {
 #pragma unroll
-    for (int i = 0; i < GV_NB; i++) {
-        if (i >= n) {
-            break;
-        }
-        if (mode == 2) {
-            if constexpr (R >= 2) {
-#pragma unroll
-                for (int r = 0; r < H; r++) {
-                    if (ok[r]) {
-                        const float g = acc[r][i];
-                        const float u = acc[r + H][i];
-                        out0[(size_t) i * outStride0 + row0 + r] = gv_silu_mul(g, u);
-                        out1[(size_t) i * outStride1 + row0 + r] = u;
-                    }
+            for (int r = 0; r < H; r++) {
+                if (ok[r]) {
+                    out0[row0 + r] = gv_silu_mul(acc[r], acc[r + H]);
+                    out1[row0 + r] = acc[r + H];
                 }
             }
-        } else {
-            float* out = which == 0 ? out0 : (which == 1 ? out1 : out2);
-            const int os = which == 0 ? outStride0 : (which == 1 ? outStride1 : outStride2);
+        }
+    } else {
+        float* out = which == 0 ? out0 : (which == 1 ? out1 : out2);
 #pragma unroll
-            for (int r = 0; r < R; r++) {
-                if (ok[r]) {
-                    out[(size_t) i * os + row0 + r] = acc[r][i];
-                    if (mode == 1) {
-                        res[(size_t) i * resStride + row0 + r] += acc[r][i];
-                    }
+        for (int r = 0; r < R; r++) {
+            if (ok[r]) {
+                out[row0 + r] = acc[r];
+                if (mode == 1) {
+                    res[row0 + r] += acc[r];
                 }
             }
         }
@@ -319,7 +239,7 @@ __device__ __forceinline__ void gemv_impl(const uint8_t* w0, const uint8_t* w1, 
 
 // Entry points: (w0, w1, w2, rows0, rows1, rows2, cols, x[n][xStride], xStride, n, out0, out1, out2, outStride0,
 // outStride1, outStride2, res[n][resStride], resStride, mode, normW[cols] or null, eps, normOut[n][normOutStride]
-// or null, normOutStride); n <= GV_NB, xStride % 4 == 0; grid
+// or null, normOutStride); n == 1 (the strides are unused), x 16-byte aligned; grid
 // ceil(warps / GV_WARPS) with warps = sum_j ceil(rows_j / R) (modes 0, 1) or ceil(rows0 / (R / 2)) (mode 2),
 // block GV_WARPS * 32, dynamic shared GV_WARPS * GV_SLICE bytes.
 #define GV_PASS w0, w1, w2, rows0, rows1, rows2, cols, x, xStride, n, out0, out1, out2, outStride0, outStride1, outStride2, res, resStride, mode, normW, eps, normOut, normOutStride

@@ -10,14 +10,15 @@ import java.util.Map;
 /**
  * gemv_&lt;type&gt;: {@link #WARPS} warps per block, {@link #rowsPerWarp} weight rows per warp (the
  * kernel's GvShape&lt;D&gt;::R, mirrored here), {@link #SLICE} bytes of staging per warp. Eligible
- * when a weight row is whole 16-byte pieces, the batch has at most {@link #MAX_BATCH} rows and x's
- * rows are 16-byte aligned ({@link #eligible}); otherwise the matmul kernels run.
+ * when a weight row is whole 16-byte pieces and there is one row of x ({@link #eligible});
+ * otherwise the matmul kernels run. (Several rows per launch doubled the kernel's code and its
+ * compile time; batches of a few decode rows are the matmul kernel's.)
  */
 final class GemvKernels extends Launcher {
     static final String FAMILY = "gemv";
     static final int WARPS = 4;
     static final int SLICE = 12288;
-    static final int MAX_BATCH = 8;
+    static final int MAX_BATCH = 1;  // one row of x (decoding one sequence); batches take matmul
     static final int PLAIN = 0;
     static final int ADD = 1;
     static final int SWIGLU = 2;

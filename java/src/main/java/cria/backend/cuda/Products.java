@@ -4,7 +4,7 @@ package cria.backend.cuda;
 /**
  * The product strategies of {@link CudaOps#matmul} and its fused forms. Batches of
  * {@link CudaTuning#mmaMinBatch} rows or more go to kernels/gemm.cu (all weights of a call share
- * one f16 conversion of x); batches of up to {@link GemvKernels#MAX_BATCH} rows go to
+ * one f16 conversion of x); a single row ({@link GemvKernels#MAX_BATCH}) goes to
  * kernels/gemv.cu when the rows are whole 16-byte pieces (weights of one type and width in one
  * launch); the rest, and F32 prompt batches, to kernels/matmul.cu.
  */
