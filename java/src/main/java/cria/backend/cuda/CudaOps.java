@@ -64,6 +64,7 @@ final class CudaOps implements Ops {
         this.gpu = gpu;
         this.k = kernels;
         this.graphs = new DecodeGraphs(gpu.device(), tuning);
+        gpu.beforeQueue(this::flush);  // a copy, download or free never overtakes an op held back for fusion
         this.products = new Products(kernels, tuning);
     }
 

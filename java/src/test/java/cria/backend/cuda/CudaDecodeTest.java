@@ -291,10 +291,11 @@ class CudaDecodeTest {
                     p.same("norm + gate/up + swiglu: a " + what, a, n, 2e-5);
                     p.same("norm + gate/up + swiglu: b " + what, b, n, 2e-5);
                     p.same("norm + gate/up + swiglu: the normalized rows " + what, xb, n, 1e-6);
-                    // a norm whose output is read by something else first runs on its own
+                    // a norm whose output is read by something else first runs on its own, before a later write to x
                     Devices.poison(p.cuda, xb.c());
                     p.cuda.ops().rmsnorm(x.c(), p.cuda.weight(g), 1e-5f, n, xb.c());
-                    p.same("a held-back norm, then a download " + what, xb, n, 1e-6);
+                    Devices.put(p.cuda, x.c(), p.gaussian(n * dim, 1));
+                    p.same("a held-back norm, then an upload into its input, then a download " + what, xb, n, 1e-6);
                 }
             }
         }
