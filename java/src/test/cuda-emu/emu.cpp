@@ -456,44 +456,6 @@ void check_align(const void* p, int a, const char* file, int line) {
     }
 }
 
-float half_to_float(uint16_t h) {
-    uint32_t sign = (uint32_t) (h & 0x8000u) << 16;
-    uint32_t e = (h >> 10) & 0x1fu;
-    uint32_t m = h & 0x3ffu;
-    uint32_t bits;
-    if (e == 0) {
-        float v = std::ldexp((float) m, -24);
-        return sign ? -v : v;
-    } else if (e == 31) {
-        bits = sign | 0x7f800000u | (m << 13);
-    } else {
-        bits = sign | ((e + 112) << 23) | (m << 13);
-    }
-    float f;
-    std::memcpy(&f, &bits, 4);
-    return f;
-}
-
-uint16_t float_to_half(float f) {
-    uint32_t x;
-    std::memcpy(&x, &f, 4);
-    uint32_t sign = (x >> 16) & 0x8000u;
-    uint32_t ax = x & 0x7fffffffu;
-    if (ax > 0x7f800000u) {
-        return (uint16_t) (sign | 0x7e00u | ((ax >> 13) & 0x3ffu));
-    }
-    if (ax >= 0x477ff000u) {  // 65520 and up round to infinity
-        return (uint16_t) (sign | 0x7c00u);
-    }
-    if (ax >= 0x38800000u) {  // normal half
-        ax += 0xfffu + ((ax >> 13) & 1u);
-        return (uint16_t) (sign | ((ax - 0x38000000u) >> 13));
-    }
-    float a;
-    std::memcpy(&a, &ax, 4);
-    return (uint16_t) (sign | (uint32_t) std::nearbyint(a * 16777216.0f));  // subnormal: units of 2^-24
-}
-
 }  // namespace cria_emu
 
 using namespace cria_emu;

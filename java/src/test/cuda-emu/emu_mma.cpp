@@ -1,5 +1,5 @@
 // Test-only emulation of the tensor-core and asynchronous-copy instructions kernels/mma.cuh wraps:
-// mma.sync m16n8k16 (f16/bf16 in, f32 accumulate), ldmatrix (x1/x2/x4, .trans) and cp.async with its groups.
+// mma.sync m16n8k16 (f16/bf16 in, f32 accumulate), ldmatrix (x1/x2/x4, .trans), cp.async with its groups; f16 conversions.
 //
 // Fragment layouts follow the PTX ISA ("Matrix Fragments for mma.m16n8k16 with floating point type";
 // "ldmatrix"). With groupID g = lane / 4 and t = lane % 4:
@@ -52,6 +52,45 @@ void land(const Copy& c) {
 }
 
 }  // namespace
+
+float half_to_float(uint16_t h) {
+    uint32_t sign = (uint32_t) (h & 0x8000u) << 16;
+    uint32_t e = (h >> 10) & 0x1fu;
+    uint32_t m = h & 0x3ffu;
+    uint32_t bits;
+    if (e == 0) {
+        float v = std::ldexp((float) m, -24);
+        return sign ? -v : v;
+    } else if (e == 31) {
+        bits = sign | 0x7f800000u | (m << 13);
+    } else {
+        bits = sign | ((e + 112) << 23) | (m << 13);
+    }
+    float f;
+    std::memcpy(&f, &bits, 4);
+    return f;
+}
+
+uint16_t float_to_half(float f) {
+    uint32_t x;
+    std::memcpy(&x, &f, 4);
+    uint32_t sign = (x >> 16) & 0x8000u;
+    uint32_t ax = x & 0x7fffffffu;
+    if (ax > 0x7f800000u) {
+        return (uint16_t) (sign | 0x7e00u | ((ax >> 13) & 0x3ffu));
+    }
+    if (ax >= 0x477ff000u) {  // 65520 and up round to infinity
+        return (uint16_t) (sign | 0x7c00u);
+    }
+    if (ax >= 0x38800000u) {  // normal half
+        ax += 0xfffu + ((ax >> 13) & 1u);
+        return (uint16_t) (sign | ((ax - 0x38000000u) >> 13));
+    }
+    float a;
+    std::memcpy(&a, &ax, 4);
+    return (uint16_t) (sign | (uint32_t) std::nearbyint(a * 16777216.0f));  // subnormal: units of 2^-24
+}
+
 
 void mma_m16n8k16(float* d, const uint32_t* a, const uint32_t* b, bool bf16) {
     const int me = lane_id();
