@@ -71,7 +71,7 @@ $(JAR): $(SOURCES) $(FATBINS)
 
 $(KDIR)/%.fatbin: kernels/%.cu $(KERNEL_HDRS)
 	@mkdir -p $(dir $@)
-	$(NVCC) -std=c++17 -O3 --fatbin $(NVCC_ARCHS) -Ikernels -o $@ $<
+	$(NVCC) -std=c++17 -O3 --threads 0 --fatbin $(NVCC_ARCHS) -Ikernels -o $@ $<
 
 $(NATIVE_LIB): $(NATIVE_SRC)
 	@mkdir -p $(dir $@)

@@ -12,7 +12,8 @@ __device__ __forceinline__ float kv_at(const uint16_t* p, size_t i) { return h2f
 __device__ __forceinline__ float kv_at(const float* p, size_t i) { return p[i]; }
 
 // Block (s, h, i): query head h of batch entry i over positions [s * span, min(len, (s+1) * span))
-// of its sequence, len = position(i) + 1. The span is walked in tiles of ATT_TILE positions with
+// of its sequence, len = position(i) + 1. span 0 means ceil(len / splits) for each entry: the launch
+// then stays the same as the sequence grows (a CUDA graph can replay it). The span is walked in tiles of ATT_TILE positions with
 // an online softmax: m is the running maximum score, l the running sum of exp(score - m), acc the
 // running sum of exp(score - m) * V. Warp w scores positions w, w + 4, ... of a tile (lanes split
 // the head's dimensions); thread t owns output dimensions t and t + ATT_THREADS.
@@ -38,8 +39,9 @@ __device__ __forceinline__ void attention_impl(const float* __restrict__ q, int 
     const int warps = ATT_THREADS / CRIA_WARP;
     const int len = positions[i] + 1;
     const int kvh = h / (heads / kvHeads);
-    const int t0 = s * span;
-    const int t1 = imin(len, t0 + span);
+    const int sp = span > 0 ? span : (len + gridDim.x - 1) / gridDim.x;  // 0: this entry's length over the splits
+    const int t0 = s * sp;
+    const int t1 = imin(len, t0 + sp);
     const int* pageOf = table + (size_t) sequences[i] * maxPagesPerSeq;
     const size_t layerPages = (size_t) layer * pages;
 

@@ -10,6 +10,15 @@
 #include <stdint.h>
 #endif
 
+// Dynamic shared memory (the launch's sharedBytes), as a T* named `name`, 128-byte aligned.
+#ifdef CRIA_EMU
+#define CRIA_DYN_SMEM(T, name) T* name = reinterpret_cast<T*>(cria_emu::dynamic_shared())
+#else
+#define CRIA_DYN_SMEM(T, name)                                   \
+    extern __shared__ __align__(128) unsigned char cria_dyn_smem[]; \
+    T* name = reinterpret_cast<T*>(cria_dyn_smem)
+#endif
+
 // Every block size the launchers use is a multiple of the warp size; reductions rely on it.
 #define CRIA_WARP 32
 #define CRIA_FULL_MASK 0xffffffffu

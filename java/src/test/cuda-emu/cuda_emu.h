@@ -50,6 +50,23 @@ void check_align(const void* p, int a, const char* file, int line);
 float half_to_float(uint16_t h);
 uint16_t float_to_half(float f);
 
+// Warp internals for emu_mma.cpp (tensor-core and asynchronous-copy emulation).
+int lane_id();
+int thread_linear();
+void warp_rendezvous();  // every lane of the running fiber's warp meets here
+void async_block_start(unsigned threads);
+void async_thread_exit(int linear);
+
+// Tensor cores: mma.sync.aligned.m16n8k16.row.col.f32.{f16,bf16}.{f16,bf16}.f32 (d += a b, PTX fragment
+// layouts), ldmatrix.sync.aligned.m8n8.x{1,2,4}[.trans].shared.b16. Warp-collective, like the real ones.
+void mma_m16n8k16(float* d, const uint32_t* a, const uint32_t* b, bool bf16);
+void ldmatrix(uint32_t* r, int count, bool trans, const void* row);
+// cp.async.cg.shared.global of 16 bytes (src_bytes < 16 zero-fills the rest), commit_group, wait_group.
+// Copies land as late as the PTX rules allow (at the wait that covers them), so a read without a wait sees stale bytes.
+void cp_async(void* dst, const void* src, int bytes, int src_bytes);
+void cp_async_commit();
+void cp_async_wait(int pending);
+
 template <class T>
 inline T shfl(T v, int lane, int mode, int width) {
     static_assert(sizeof(T) <= 8, "shuffle of a value wider than 8 bytes");

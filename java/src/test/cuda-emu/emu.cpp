@@ -30,6 +30,7 @@ namespace {
 constexpr size_t kStack = 256 * 1024;
 constexpr size_t kGuard = 256;            // bytes of 0xFF before and after every allocation
 constexpr unsigned char kGuardByte = 0xFF;  // reads past an end give NaN (f32 and f16) or -1
+constexpr unsigned kMaxDynamicShared = 101376; // 99 KiB: the opt-in limit of sm_86 and sm_89 (sm_80 163, sm_90 227)
 
 enum class State { Ready, Running, WaitBlock, WaitWarp, Done };
 
@@ -161,6 +162,7 @@ void fiber_main() {
     g_progress = true;
     ffi_arg ret;
     ffi_call(&g_cif, FFI_FN(g_fn), &ret, g_values.data());
+    async_thread_exit(f.linear);
     f.state = State::Done;
     g_progress = true;
     g_alive--;
@@ -256,6 +258,7 @@ bool run_block(unsigned threads) {
         init_context(f, s);
     }
     g_alive = threads;
+    async_block_start(threads);
     g_bar_gen = 0;
     g_bar_arrived = 0;
     g_bar_acc = 0;
@@ -430,51 +433,27 @@ unsigned ballot(int pred) {
 }
 
 void* dynamic_shared() {
-    return g_dyn_shared.data();
+    // 128-byte aligned, as the device aligns dynamic shared memory at least this much
+    uintptr_t p = (uintptr_t) g_dyn_shared.data();
+    return reinterpret_cast<void*>((p + 127) & ~(uintptr_t) 127);
+}
+
+int lane_id() {
+    return g_cur->lane;
+}
+
+int thread_linear() {
+    return g_cur->linear;
+}
+
+void warp_rendezvous() {
+    warp_barrier(g_warps[(size_t) g_cur->warp]);
 }
 
 void check_align(const void* p, int a, const char* file, int line) {
     if (((uintptr_t) p) % (uintptr_t) a != 0) {
         fail("%s:%d: %d-byte aligned access at misaligned address %p (%s)", file, line, a, p, where().c_str());
     }
-}
-
-float half_to_float(uint16_t h) {
-    uint32_t sign = (uint32_t) (h & 0x8000u) << 16;
-    uint32_t e = (h >> 10) & 0x1fu;
-    uint32_t m = h & 0x3ffu;
-    uint32_t bits;
-    if (e == 0) {
-        float v = std::ldexp((float) m, -24);
-        return sign ? -v : v;
-    } else if (e == 31) {
-        bits = sign | 0x7f800000u | (m << 13);
-    } else {
-        bits = sign | ((e + 112) << 23) | (m << 13);
-    }
-    float f;
-    std::memcpy(&f, &bits, 4);
-    return f;
-}
-
-uint16_t float_to_half(float f) {
-    uint32_t x;
-    std::memcpy(&x, &f, 4);
-    uint32_t sign = (x >> 16) & 0x8000u;
-    uint32_t ax = x & 0x7fffffffu;
-    if (ax > 0x7f800000u) {
-        return (uint16_t) (sign | 0x7e00u | ((ax >> 13) & 0x3ffu));
-    }
-    if (ax >= 0x477ff000u) {  // 65520 and up round to infinity
-        return (uint16_t) (sign | 0x7c00u);
-    }
-    if (ax >= 0x38800000u) {  // normal half
-        ax += 0xfffu + ((ax >> 13) & 1u);
-        return (uint16_t) (sign | ((ax - 0x38000000u) >> 13));
-    }
-    float a;
-    std::memcpy(&a, &ax, 4);
-    return (uint16_t) (sign | (uint32_t) std::nearbyint(a * 16777216.0f));  // subnormal: units of 2^-24
 }
 
 }  // namespace cria_emu
@@ -569,15 +548,16 @@ int emu_launch(void* fn, const char* name, unsigned gx, unsigned gy, unsigned gz
         g_error = buf;
         return -1;
     }
-    if (shmem > 48 * 1024) {
-        g_error = std::string(name) + ": more than 48 KiB of dynamic shared memory without an opt-in";
+    if (shmem > kMaxDynamicShared) {
+        g_error = std::string(name) + ": " + std::to_string(shmem) + " bytes of dynamic shared memory, more than the "
+                + std::to_string(kMaxDynamicShared) + " that every target (sm_86/sm_89 included) allows a block";
         return -1;
     }
     g_fn = fn;
     g_threads = threads;
     g_grid_dim = uint3e{gx, gy, gz};
     g_block_dim = uint3e{bx, by, bz};
-    g_dyn_shared.assign(shmem + 16, kGuardByte);
+    g_dyn_shared.assign(shmem + 128, kGuardByte);
     for (unsigned z = 0; z < gz; z++) {
         for (unsigned y = 0; y < gy; y++) {
             for (unsigned x = 0; x < gx; x++) {

@@ -22,6 +22,7 @@ import picocli.CommandLine.Command;
             GenerateCommand.class,
             LogitsCommand.class,
             BenchCommand.class,
+            KernelsCommand.class,
             BatchCommand.class,
             SynthCommand.class,
             PerplexityCommand.class,

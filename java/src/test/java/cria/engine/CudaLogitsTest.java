@@ -25,7 +25,9 @@ import org.junit.jupiter.api.TestFactory;
 /**
  * Each model's reference prompt in one prefill step (all logits) and then token by token
  * (decode, which takes attention's split path on a GPU), on CUDA and on the CPU backend. CUDA
- * must agree with the CPU to float rounding, and with llama.cpp within the issue's tolerance.
+ * must agree with the CPU to float rounding where both compute in f32, else within the issue's
+ * tolerance (the tensor cores' f16 operands, the CPU's 8-bit activations), and with llama.cpp
+ * within the issue's tolerance.
  * The emulator runs only the small models (the CPU emulation of a 128K-token output matrix takes
  * minutes); the GPU runs all.
  */
@@ -114,12 +116,12 @@ class CudaLogitsTest {
         try (Backend b = new CpuBackend(2, false)) {
             cpu = logits(b, file, tokens, decode);
         }
-        double worstCpu = 0;
+        double[] worstCpu = new double[2];  // prefill, decode
         double worstRef = 0;
         int agree = 0;
         for (int mode = 0; mode < 2; mode++) {
             for (int i = 0; i < (mode == 0 ? tokens.length : decode); i++) {
-                worstCpu = Math.max(worstCpu, ReferenceLogits.relRms(cuda[mode][i], cpu[mode][i]));
+                worstCpu[mode] = Math.max(worstCpu[mode], ReferenceLogits.relRms(cuda[mode][i], cpu[mode][i]));
                 worstRef = Math.max(worstRef, ReferenceLogits.relRms(cuda[mode][i], ref.logits()[i]));
                 if (mode == 0 && ReferenceLogits.argmax(cuda[mode][i]) == ReferenceLogits.argmax(ref.logits()[i])) {
                     agree++;
@@ -127,10 +129,17 @@ class CudaLogitsTest {
             }
         }
         double tol = ReferenceLogits.tolerance(m);
-        System.out.printf("%-24s %-8s vs cpu %.2e, vs llama.cpp %.2e (limit %.0e), argmax agrees %d/%d%n", m, device, worstCpu,
-                worstRef, tol, agree, tokens.length);
-        // f32 rounding in another order, plus occasional one-ulp flips of f16 cache entries (see the llama3 test)
-        assertTrue(worstCpu <= 5e-4, m + " on " + device + ": relative RMS difference from the CPU backend " + worstCpu + " > 5e-4");
+        System.out.printf("%-24s %-8s vs cpu %.2e prefill, %.2e decode; vs llama.cpp %.2e (limit %.0e), argmax agrees %d/%d%n", m,
+                device, worstCpu[0], worstCpu[1], worstRef, tol, agree, tokens.length);
+        // Where both backends compute in f32 (float weights, one token per step: the CPU's float kernels and
+        // CUDA's gemv), they agree to f32 rounding plus occasional one-ulp flips of f16 cache entries. A
+        // prompt batch runs on the tensor cores with f16 operands, and the CPU meets quantized weights with
+        // 8-bit activations: there the bound is the tolerance, as against llama.cpp.
+        double decodeBound = ReferenceLogits.isFloatModel(m) ? 5e-4 : tol;
+        assertTrue(worstCpu[1] <= decodeBound, m + " on " + device + ": decode logits differ from the CPU backend's by "
+                + worstCpu[1] + " > " + decodeBound);
+        assertTrue(worstCpu[0] <= tol, m + " on " + device + ": prompt logits differ from the CPU backend's by " + worstCpu[0]
+                + " > " + tol);
         assertTrue(worstRef <= tol, m + " on " + device + ": relative RMS error vs llama.cpp " + worstRef + " > " + tol);
         double need = ReferenceLogits.isFloatModel(m) ? 1.0 : 0.85;
         assertTrue(agree >= Math.ceil(need * tokens.length), m + " on " + device + ": argmax agrees at " + agree + "/" + tokens.length);
@@ -191,10 +200,11 @@ class CudaLogitsTest {
             }
             System.out.printf("synthetic llama3 (vocab %d, 616 positions) gpu vs cpu: worst rel RMS %.2e, argmax agrees %d/%d%n",
                     cria.backend.cuda.SyntheticModels.VOCAB, worst, agree, cpu.size());
-            // both backends round K and V to f16 in the cache: a 1e-6 difference upstream can flip a stored half by
-            // one ulp (5e-4 relative), which is why this bound is looser than float rounding alone (seen: 2.3e-4
-            // in the emulator over 16 decode steps; both backends stay within 5e-5 of ref over the first 4)
-            assertTrue(worst <= 2e-3, "synthetic llama3 on the GPU: relative RMS difference from the CPU " + worst);
+            // Q4_K/Q6_K weights: the CPU meets them with 8-bit activations and the prompt batches of 200 run on the
+            // tensor cores with f16 operands, so the bound is the tolerance for quantized models (before
+            // either, with f32 on both sides: 2.3e-4 in the emulator over 16 decode steps)
+            double tol = ReferenceLogits.tolerance("synthetic-llama3-Q4_K_M");
+            assertTrue(worst <= tol, "synthetic llama3 on the GPU: relative RMS difference from the CPU " + worst + " > " + tol);
             assertTrue(agree >= cpu.size() - 1, "argmax agrees at " + agree + "/" + cpu.size());
         }
     }

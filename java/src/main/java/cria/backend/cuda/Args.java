@@ -13,6 +13,24 @@ final class Args {
     private long[] slots = new long[24];
     private final StringBuilder sig = new StringBuilder(24);
 
+    /** A copy of the slots and signature (the launch recorder keeps launches past the launcher's next reset). */
+    Args copy() {
+        Args a = new Args();
+        a.slots = Arrays.copyOf(slots, Math.max(size(), 1));
+        a.sig.append(sig);
+        return a;
+    }
+
+    /** True when both hold the same arguments. */
+    boolean sameAs(Args o) {
+        return sig.toString().contentEquals(o.sig) && Arrays.equals(slots, 0, size(), o.slots, 0, o.size());
+    }
+
+    /** A hash of the arguments, consistent with {@link #sameAs}. */
+    int hash() {
+        return 31 * sig.toString().hashCode() + Arrays.hashCode(Arrays.copyOf(slots, size()));
+    }
+
     /** Empties the list for the next launch. */
     Args reset() {
         sig.setLength(0);

@@ -57,11 +57,37 @@ final class AttentionKernels extends Launcher {
                 int maxPagesPerSeq, int pageSize, int pages, int layer, int kvDim, int heads, int kvHeads, int headDim,
                 int n, int maxLen, long out, int outStride) {}
 
+    /**
+     * Splits that depend on the batch shape alone (not on the lengths): for launches that must not
+     * change from token to token. The kernel then cuts each entry's positions into that many spans itself.
+     */
+    int stableSplits(int n, int heads, int maxPositions) {
+        if (forcedSplits > 0) {
+            return forcedSplits;
+        }
+        long blocks = (long) n * heads;
+        long target = 2L * sms;
+        int byWork = blocks >= target ? 1 : (int) ((target + blocks - 1) / blocks);
+        return Math.max(1, Math.min(byWork, Math.max(1, maxPositions / MIN_SPAN)));
+    }
+
     void attention(Call c) {
+        attention(c, 0);
+    }
+
+    /** Queues the attention; {@code fixedSplits} > 0 uses that many splits with spans computed per entry on the device. */
+    void attention(Call c, int fixedSplits) {
         float scale = (float) (1.0 / Math.sqrt(c.headDim()));
-        int splits = splits(c.n(), c.heads(), c.maxLen());
-        int span = ceilDiv(c.maxLen(), splits);
-        splits = ceilDiv(c.maxLen(), span);
+        int splits;
+        int span;
+        if (fixedSplits > 0) {
+            splits = fixedSplits;
+            span = 0;
+        } else {
+            splits = splits(c.n(), c.heads(), c.maxLen());
+            span = ceilDiv(c.maxLen(), splits);
+            splits = ceilDiv(c.maxLen(), span);
+        }
         long part = 0;
         if (splits > 1) {
             long need = (long) c.n() * c.heads() * splits * (c.headDim() + 2);

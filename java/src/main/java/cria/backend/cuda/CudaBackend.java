@@ -23,7 +23,8 @@ import java.util.List;
  * <p>Open it with {@link #open()} only after {@code cria.engine.CudaProbe} found a driver.
  */
 public final class CudaBackend implements Backend, DeviceSampler {
-    private final Gpu gpu;
+    private final Gpu device;
+    private final LaunchRecorder gpu;
     private final Kernels kernels;
     private final CudaOps ops;
     private final List<CudaWeight> pending = new ArrayList<>();
@@ -62,14 +63,36 @@ public final class CudaBackend implements Backend, DeviceSampler {
     }
 
     /** A backend on any {@link Gpu} (tests pass an emulator). */
-    CudaBackend(Gpu gpu) {
-        this.gpu = gpu;
+    CudaBackend(Gpu device) {
+        this.device = device;
+        this.gpu = new LaunchRecorder(device);  // everything is queued through it, so decode steps can become graphs
         this.kernels = new Kernels(gpu);
         this.ops = new CudaOps(this, gpu, kernels);
     }
 
+    /** The device as the backend uses it (through the launch recorder). */
     Gpu gpu() {
         return gpu;
+    }
+
+    /** The device itself (JCudaGpu on a GPU). */
+    Gpu device() {
+        return device;
+    }
+
+    /** The ops' kernel switches (tests and the kernel benchmark set them). */
+    CudaTuning tuning() {
+        return ops.tuning;
+    }
+
+    /** The ops as their class (tests reach the step's device batch through it). */
+    CudaOps cudaOps() {
+        return ops;
+    }
+
+    /** The CUDA-graph cache of decode steps. */
+    DecodeGraphs graphs() {
+        return ops.graphs();
     }
 
     Kernels kernels() {
@@ -175,11 +198,13 @@ public final class CudaBackend implements Backend, DeviceSampler {
         if (rows > b.rows() || dst.length < floats) {
             throw new IllegalArgumentException("download of " + rows + " rows of " + b + " into " + dst.length + " floats");
         }
+        ops.flush();
         gpu.download(b.ptr(), MemorySegment.ofArray(dst), 4 * floats);
     }
 
     @Override
     public void sync() {
+        ops.flush();
         gpu.synchronize();
     }
 
@@ -211,6 +236,7 @@ public final class CudaBackend implements Backend, DeviceSampler {
     @Override
     public void argmax(Buf logits, int rows, int vocab, int[] out) {
         CudaBuf b = logitsBuf(logits, rows, vocab, out.length);
+        ops.flush();
         sampleBuffers(rows);
         kernels.sample.argmax(b.ptr(), b.cols(), vocab, rows, sampleIds);
         gpu.download(sampleIds, MemorySegment.ofArray(out), 4L * rows);
@@ -230,6 +256,7 @@ public final class CudaBackend implements Backend, DeviceSampler {
         if (uniforms.length < rows) {
             throw new IllegalArgumentException(uniforms.length + " draws for " + rows + " rows");
         }
+        ops.flush();
         sampleBuffers(rows);
         uniformStaging.awaitIdle();
         MemorySegment.copy(uniforms, 0, uniformStaging.segment(), ValueLayout.JAVA_DOUBLE, 0, rows);
@@ -246,6 +273,7 @@ public final class CudaBackend implements Backend, DeviceSampler {
         if (!(temperature > 0) || rows > out.rows() || vocab > out.cols()) {
             throw new IllegalArgumentException("softmax of " + rows + " x " + vocab + " at temperature " + temperature + " into " + out);
         }
+        ops.flush();
         kernels.sample.softmax(in.ptr(), in.cols(), vocab, rows, temperature, out.ptr(), out.cols());
     }
 
@@ -253,6 +281,7 @@ public final class CudaBackend implements Backend, DeviceSampler {
     public void close() {
         if (!closed) {
             closed = true;
+            ops.graphs().close();
             gpu.close();
         }
     }

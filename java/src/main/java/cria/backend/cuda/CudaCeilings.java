@@ -20,11 +20,17 @@ public final class CudaCeilings {
         try (CudaBackend backend = CudaBackend.open()) {
             Gpu gpu = backend.gpu();
             System.out.println("device: " + gpu.describe());
-            copy(gpu, 1L << 30);
-            gemm(gpu, n);
+            copy(gpu, 1L << 30, System.out);
+            gemm(gpu, n, System.out);
         } catch (cria.CriaException e) {
             System.err.println("cria: " + e.getMessage());
             System.exit(1);
+        }
+    }
+
+    private static void say(java.io.PrintStream log, String line) {
+        if (log != null) {
+            log.println(line);
         }
     }
 
@@ -34,7 +40,8 @@ public final class CudaCeilings {
         return s[s.length / 2];
     }
 
-    static void copy(Gpu gpu, long bytes) {
+    /** Device-to-device copy bandwidth in GB/s (bytes read plus written), the median of 9 timings of 10 copies. */
+    static double copy(Gpu gpu, long bytes, java.io.PrintStream log) {
         long a = gpu.malloc(bytes, "copy source");
         long b = gpu.malloc(bytes, "copy target");
         gpu.memset32(a, 0x3f800000, bytes / 4);
@@ -50,17 +57,19 @@ public final class CudaCeilings {
             t[i] = (System.nanoTime() - t0) / 10e9;
         }
         double sec = median(t);
-        System.out.printf(Locale.ROOT, "copy: %.0f GB/s (%d MiB read + written in %.3f ms)%n", 2.0 * bytes / sec / 1e9, bytes >> 20,
-                sec * 1e3);
+        say(log, String.format(Locale.ROOT, "copy: %.0f GB/s (%d MiB read + written in %.3f ms)", 2.0 * bytes / sec / 1e9, bytes >> 20,
+                sec * 1e3));
         gpu.free(a);
         gpu.free(b);
+        return 2.0 * bytes / sec / 1e9;
     }
 
-    static void gemm(Gpu gpu, int n) {
+    /** The bf16 GEMM rate of cuBLAS in TFLOP/s on random n x n x n operands, or NaN without cuBLAS. */
+    static double gemm(Gpu gpu, int n, java.io.PrintStream log) {
         String found = Cublas.findLoadable();
         if (found == null) {
-            System.out.println("gemm: skipped, no libcublas.so.13 or .12 found (tried " + Cublas.candidates(true) + ")");
-            return;
+            say(log, "gemm: skipped, no libcublas.so.13 or .12 found (tried " + Cublas.candidates(true) + ")");
+            return Double.NaN;
         }
         long elems = (long) n * n;
         long a = gpu.malloc(2 * elems, "gemm A");
@@ -75,7 +84,8 @@ public final class CudaCeilings {
             gpu.upload(dst, MemorySegment.ofArray(host), 2 * elems);
         }
         try (Cublas blas = Cublas.open()) {
-            if (gpu instanceof JCudaGpu j) {
+            Gpu dev = gpu instanceof LaunchRecorder rec ? rec.device() : gpu;
+            if (dev instanceof JCudaGpu j) {
                 blas.setStream(j.streamHandle());
             }
             for (int w = 0; w < 3; w++) {
@@ -94,13 +104,14 @@ public final class CudaCeilings {
                 t[i] = (System.nanoTime() - t0) / 5e9;
             }
             double sec = median(t);
-            System.out.printf(Locale.ROOT, "gemm: %.0f TFLOP/s bf16 (n=%d, %.3f ms, cuBLAS %d from %s)%n",
-                    2.0 * n * n * n / sec / 1e12, n, sec * 1e3, blas.version(), blas.source());
+            say(log, String.format(Locale.ROOT, "gemm: %.0f TFLOP/s bf16 (n=%d, %.3f ms, cuBLAS %d from %s)",
+                    2.0 * n * n * n / sec / 1e12, n, sec * 1e3, blas.version(), blas.source()));
             float[] probe = new float[1];
             gpu.download(c, MemorySegment.ofArray(probe), 4);
             if (!Float.isFinite(probe[0])) {
-                System.out.println("gemm: WARNING: non-finite result " + probe[0]);
+                say(log, "gemm: WARNING: non-finite result " + probe[0]);
             }
+            return 2.0 * n * n * n / sec / 1e12;
         } finally {
             gpu.free(a);
             gpu.free(b);

@@ -11,6 +11,7 @@ import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.util.Arrays;
 import java.util.IdentityHashMap;
+import java.util.List;
 import java.util.Map;
 
 /**
@@ -21,15 +22,35 @@ import java.util.Map;
  * other than the current step's uploads it first, so ops also work without beginStep (tests);
  * {@link #endStep} forgets the batch, so a reused Batch object is uploaded afresh next step.
  * Semantics are {@code cria.backend.ref.RefOps}'s, within float rounding.
+ * <p>Fusion: a product and a rope are held back one op ({@link #flush} launches them). When the
+ * next op consumes exactly their output, one kernel does both: rope then storeKv of the same k
+ * (ropekv), a one-weight product then add into another buffer (gemv with the add), a gate/up
+ * product then swiglu of its two outputs (gemv with SwiGLU). An rmsnorm (f32 weights, not in
+ * place) is held back too and folded into the gemv that reads its output. Every output of the separate ops is
+ * still written, so the results are the same; anything else (another op, a download, endStep)
+ * launches what is held first.
  */
 final class CudaOps implements Ops {
     private final CudaBackend backend;
-    private final Gpu gpu;
+    private final LaunchRecorder gpu;
     private final Kernels k;
+    private final DecodeGraphs graphs;
     private final Map<Rope, Long> ropeTables = new IdentityHashMap<>();
+    final CudaTuning tuning = new CudaTuning();
+    private final Products products;
+    // at most one op held back for fusion with the next
+    private PendingRope pendingRope;
+    private PendingMatmul pendingMatmul;
+    private Products.Norm pendingNorm;
+
+    private record PendingRope(CudaBuf q, CudaBuf k, int headDim, Batch batch, Rope rope) {}
+
+    /** A product of x (with norm: x is the norm's output, computed on the way in). */
+    private record PendingMatmul(CudaBuf x, int n, CudaWeight[] ws, CudaBuf[] outs, Products.Norm norm) {}
 
     // the current step's batch on the device: tokens, positions, sequences, logit rows; cap ints each
     private Batch current;
+    private boolean stepActive;  // between beginStep and endStep: the batch does not change
     private int batchCap;
     private long batchDev;
     private Gpu.Staging batchStaging;
@@ -38,10 +59,38 @@ final class CudaOps implements Ops {
     private long gatherDev;
     private Gpu.Staging gatherStaging;
 
-    CudaOps(CudaBackend backend, Gpu gpu, Kernels kernels) {
+    CudaOps(CudaBackend backend, LaunchRecorder gpu, Kernels kernels) {
         this.backend = backend;
         this.gpu = gpu;
         this.k = kernels;
+        this.graphs = new DecodeGraphs(gpu.device(), tuning);
+        gpu.beforeQueue(this::flush);  // a copy, download or free never overtakes an op held back for fusion
+        this.products = new Products(kernels, tuning);
+    }
+
+    DecodeGraphs graphs() {
+        return graphs;
+    }
+
+    /** Launches the op held back for fusion, if any (before anything reads its output). */
+    void flush() {
+        if (pendingRope != null) {
+            PendingRope p = pendingRope;
+            pendingRope = null;
+            need(p.batch());
+            k.rope.rope(p.rope().neox(), p.q().ptr(), p.q().cols(), p.q().cols() / p.headDim(), p.k().ptr(), p.k().cols(),
+                    p.k().cols() / p.headDim(), p.headDim(), p.rope().dims(), positions(), invFreq(p.rope()), p.batch().size());
+        }
+        if (pendingNorm != null) {
+            Products.Norm m = pendingNorm;
+            pendingNorm = null;
+            products.runNorm(m);
+        }
+        if (pendingMatmul != null) {
+            PendingMatmul p = pendingMatmul;
+            pendingMatmul = null;
+            products.run(p.x(), p.n(), p.ws(), p.outs(), p.norm());
+        }
     }
 
     private static CudaBuf buf(Buf b) {
@@ -66,15 +115,27 @@ final class CudaOps implements Ops {
 
     @Override
     public void beginStep(Batch batch, KvCache cache) {
+        flush();
         upload(batch);
+        stepActive = true;
         if (cache != null) {
             ((CudaKvCache) cache).syncTable();
+        }
+        if (tuning.graphs && batch.size() <= tuning.graphMaxBatch) {
+            gpu.startRecording();  // the step's launches become (or replay) a CUDA graph at endStep
         }
     }
 
     @Override
     public void endStep() {
+        flush();
+        List<LaunchRecorder.Launch> step = gpu.stopRecording();
+        if (step != null && !step.isEmpty()) {
+            graphs.run(step);
+        }
         current = null;
+        stepActive = false;
+        k.flash.forget();
     }
 
     private void upload(Batch b) {
@@ -97,6 +158,7 @@ final class CudaOps implements Ops {
         MemorySegment.copy(b.logitEntries(), 0, s, ValueLayout.JAVA_INT, 3 * cap, b.logitCount());
         gpu.uploadAsync(batchDev, batchStaging, 0, 4 * cap);
         current = b;
+        k.flash.forget();  // its tiles described another batch
     }
 
     private void need(Batch b) {
@@ -109,11 +171,11 @@ final class CudaOps implements Ops {
         return batchDev;
     }
 
-    private long positions() {
+    long positions() {
         return batchDev + 4L * batchCap;
     }
 
-    private long sequences() {
+    long sequences() {
         return batchDev + 8L * batchCap;
     }
 
@@ -125,6 +187,7 @@ final class CudaOps implements Ops {
 
     @Override
     public void embed(Weight table, Batch batch, Buf x) {
+        flush();
         CudaWeight t = weight(table);
         CudaBuf out = buf(x);
         int n = batch.size();
@@ -144,12 +207,17 @@ final class CudaOps implements Ops {
 
     @Override
     public void rmsnorm(Buf xb, Weight w, float eps, int n, Buf outb) {
+        flush();
         CudaBuf x = buf(xb);
         CudaBuf out = buf(outb);
         CudaWeight g = weight(w);
         check(RmsnormKernels.supports(g.type()), "rmsnorm weight " + g + ": expected F32, F16 or BF16");
         check(g.cols() == x.cols() && out.cols() == x.cols() && x.rows() >= n && out.rows() >= n,
                 "rmsnorm of " + x + " into " + out + " with " + g);
+        if (n > 0 && tuning.fuse && n <= GemvKernels.MAX_BATCH && Products.foldable(g, x, out)) {
+            pendingNorm = new Products.Norm(x, g, eps, out, n);  // the next product may read x through it
+            return;
+        }
         if (n > 0) {
             k.rmsnorm.rmsnorm(x.ptr(), x.cols(), g.type(), g.ptr(), eps, x.cols(), n, out.ptr(), out.cols());
         }
@@ -158,15 +226,31 @@ final class CudaOps implements Ops {
     @Override
     public void matmul(Buf xb, int n, Weight[] ws, Buf[] outs) {
         CudaBuf x = buf(xb);
+        Products.Norm norm = null;
+        if (pendingNorm != null && pendingNorm.out() == x && pendingNorm.n() == n) {
+            norm = pendingNorm;  // x = rmsnorm(...): the product computes it on the way in
+            pendingNorm = null;
+        }
+        flush();
         check(ws.length == outs.length, "matmul: " + ws.length + " weights, " + outs.length + " outputs");
+        CudaWeight[] w = new CudaWeight[ws.length];
+        CudaBuf[] o = new CudaBuf[outs.length];
         for (int j = 0; j < ws.length; j++) {
-            CudaWeight w = weight(ws[j]);
-            CudaBuf out = buf(outs[j]);
-            check(x.cols() >= w.cols() && x.rows() >= n && out.cols() >= w.rows() && out.rows() >= n,
-                    "matmul of " + x + " by " + w + " into " + out);
-            if (n > 0) {
-                k.matmul.matmul(w.type(), w.ptr(), w.rows(), w.cols(), x.ptr(), x.cols(), n, out.ptr(), out.cols());
+            w[j] = weight(ws[j]);
+            o[j] = buf(outs[j]);
+            check(x.cols() >= w[j].cols() && x.rows() >= n && o[j].cols() >= w[j].rows() && o[j].rows() >= n,
+                    "matmul of " + x + " by " + w[j] + " into " + o[j]);
+        }
+        if (n == 0) {
+            if (norm != null) {
+                products.runNorm(norm);
             }
+            return;
+        }
+        if (tuning.fuse && (ws.length == 1 || ws.length == 2)) {
+            pendingMatmul = new PendingMatmul(x, n, w, o, norm);  // the next op may be its add or swiglu
+        } else {
+            products.run(x, n, w, o, norm);
         }
     }
 
@@ -190,12 +274,14 @@ final class CudaOps implements Ops {
         check(q.cols() % headDim == 0 && kk.cols() % headDim == 0 && rope.dims() <= headDim && rope.dims() % 2 == 0,
                 "rope of " + q + " and " + kk + " with head size " + headDim + " and " + rope.dims() + " rotated dims");
         check(q.rows() >= n && kk.rows() >= n, "rope of " + n + " rows in " + q + ", " + kk);
+        flush();
         if (n == 0 || rope.dims() == 0) {
             return;
         }
-        need(batch);
-        k.rope.rope(rope.neox(), q.ptr(), q.cols(), q.cols() / headDim, kk.ptr(), kk.cols(), kk.cols() / headDim, headDim,
-                rope.dims(), positions(), invFreq(rope), n);
+        pendingRope = new PendingRope(q, kk, headDim, batch, rope);
+        if (!tuning.fuse) {
+            flush();
+        }
     }
 
     @Override
@@ -214,6 +300,19 @@ final class CudaOps implements Ops {
                         + " has no page; reserve it in the cache first");
             }
         }
+        PendingRope pr = pendingRope;
+        if (pr != null && pr.k() == kk && pr.batch() == batch && kk.cols() == c.kvDim() && n > 0) {
+            pendingRope = null;  // one kernel: rope q and k, then store k and v
+            need(batch);
+            c.syncTable();
+            KvCache.Config g = c.config();
+            k.ropeKv.ropeStore(new RopeKvKernels.Call(pr.rope().neox(), pr.q().ptr(), pr.q().cols(), pr.q().cols() / pr.headDim(),
+                    kk.ptr(), kk.cols(), kk.cols() / pr.headDim(), v.ptr(), v.cols(), pr.headDim(), pr.rope().dims(), positions(),
+                    invFreq(pr.rope()), n, c.isF16(), c.keys(), c.values(), sequences(), c.table(), g.maxPagesPerSequence(),
+                    g.pageSize(), g.pages(), layer, c.kvDim()));
+            return;
+        }
+        flush();
         if (n == 0) {
             return;
         }
@@ -226,6 +325,7 @@ final class CudaOps implements Ops {
 
     @Override
     public void attention(Buf qb, KvCache cache, int layer, int heads, int kvHeads, int headDim, Batch batch, Buf outb) {
+        flush();
         CudaKvCache c = (CudaKvCache) cache;
         CudaBuf q = buf(qb);
         CudaBuf out = buf(outb);
@@ -250,9 +350,18 @@ final class CudaOps implements Ops {
         need(batch);
         c.syncTable();
         KvCache.Config g = c.config();
+        if (tuning.flash && n >= tuning.flashMinBatch
+                && FlashKernels.supports(c.isF16(), heads, kvHeads, headDim, q.cols(), out.cols())) {
+            k.flash.attention(new FlashKernels.Call(q.ptr(), q.cols(), c.keys(), c.values(), positions(), sequences(), c.table(),
+                    g.maxPagesPerSequence(), g.pageSize(), g.pages(), layer, c.kvDim(), heads, kvHeads, headDim, batch, n,
+                    out.ptr(), out.cols()), stepActive && batch == current);
+            return;
+        }
+        // while a step is recorded for a graph the launch must not depend on the lengths: fixed splits
+        int fixed = gpu.isRecording() ? k.attention.stableSplits(n, heads, g.maxPositions()) : 0;
         k.attention.attention(new AttentionKernels.Call(q.ptr(), q.cols(), c.isF16(), c.keys(), c.values(), positions(),
                 sequences(), c.table(), g.maxPagesPerSequence(), g.pageSize(), g.pages(), layer, c.kvDim(), heads, kvHeads,
-                headDim, n, maxLen, out.ptr(), out.cols()));
+                headDim, n, maxLen, out.ptr(), out.cols()), fixed);
     }
 
     @Override
@@ -260,6 +369,14 @@ final class CudaOps implements Ops {
         CudaBuf a = buf(ab);
         CudaBuf b = buf(bb);
         check(a.cols() == b.cols() && a.rows() >= n && b.rows() >= n, "swiglu of " + a + " and " + b);
+        PendingMatmul pm = pendingMatmul;
+        if (pm != null && pm.ws().length == 2 && pm.outs()[0] == a && pm.outs()[1] == b && pm.n() == n
+                && products.canSwiglu(pm.x(), n, pm.ws()[0], pm.ws()[1], a, b, pm.norm())) {
+            pendingMatmul = null;
+            products.runSwiglu(pm.x(), n, pm.ws()[0], pm.ws()[1], a, b, pm.norm());
+            return;
+        }
+        flush();
         k.eltwise.swiglu(a.ptr(), b.ptr(), Math.multiplyExact(n, a.cols()));
     }
 
@@ -268,11 +385,19 @@ final class CudaOps implements Ops {
         CudaBuf x = buf(xb);
         CudaBuf y = buf(yb);
         check(x.cols() == y.cols() && x.rows() >= n && y.rows() >= n, "add of " + y + " to " + x);
+        PendingMatmul pm = pendingMatmul;
+        if (pm != null && pm.ws().length == 1 && pm.outs()[0] == y && pm.n() == n && products.canAdd(pm.x(), n, pm.ws()[0], y, x, pm.norm())) {
+            pendingMatmul = null;
+            products.runAdd(pm.x(), n, pm.ws()[0], y, x, pm.norm());
+            return;
+        }
+        flush();
         k.eltwise.add(x.ptr(), y.ptr(), Math.multiplyExact(n, x.cols()));
     }
 
     @Override
     public void gather(Buf xb, int[] rows, int m, Buf outb) {
+        flush();
         CudaBuf x = buf(xb);
         CudaBuf out = buf(outb);
         check(out.cols() == x.cols() && out.rows() >= m, "gather from " + x + " into " + out);

@@ -69,6 +69,27 @@ interface Gpu extends AutoCloseable {
     /** Waits for everything queued. */
     void synchronize();
 
+    /**
+     * Starts capturing: launches queued from now on are recorded into a graph instead of run, until
+     * {@link #endCapture}. Nothing but launches may be queued while capturing.
+     */
+    void beginCapture();
+
+    /** Ends the capture and returns the graph, ready to launch (an opaque handle). */
+    Object endCapture();
+
+    /** Queues a captured graph: its launches run again, with the arguments they were captured with. */
+    void launchGraph(Object graph);
+
+    /** Releases a captured graph. */
+    void destroyGraph(Object graph);
+
+    /**
+     * Milliseconds the device spends on the work {@code queue} queues (device events around it on
+     * a device; the host's clock in an emulator). Waits for the work.
+     */
+    double time(Runnable queue);
+
     @Override
     void close();
 

@@ -11,8 +11,14 @@ import static jcuda.driver.JCudaDriver.cuDevicePrimaryCtxRetain;
 import static jcuda.driver.JCudaDriver.cuDriverGetVersion;
 import static jcuda.driver.JCudaDriver.cuEventCreate;
 import static jcuda.driver.JCudaDriver.cuEventDestroy;
+import static jcuda.driver.JCudaDriver.cuEventElapsedTime;
 import static jcuda.driver.JCudaDriver.cuEventRecord;
 import static jcuda.driver.JCudaDriver.cuEventSynchronize;
+import static jcuda.driver.JCudaDriver.cuFuncSetAttribute;
+import static jcuda.driver.JCudaDriver.cuGraphDestroy;
+import static jcuda.driver.JCudaDriver.cuGraphExecDestroy;
+import static jcuda.driver.JCudaDriver.cuGraphInstantiate;
+import static jcuda.driver.JCudaDriver.cuGraphLaunch;
 import static jcuda.driver.JCudaDriver.cuInit;
 import static jcuda.driver.JCudaDriver.cuLaunchKernel;
 import static jcuda.driver.JCudaDriver.cuMemAlloc;
@@ -28,6 +34,8 @@ import static jcuda.driver.JCudaDriver.cuMemsetD32Async;
 import static jcuda.driver.JCudaDriver.cuModuleGetFunction;
 import static jcuda.driver.JCudaDriver.cuModuleLoadData;
 import static jcuda.driver.JCudaDriver.cuModuleUnload;
+import static jcuda.driver.JCudaDriver.cuStreamBeginCapture;
+import static jcuda.driver.JCudaDriver.cuStreamEndCapture;
 import static jcuda.driver.JCudaDriver.cuStreamCreate;
 import static jcuda.driver.JCudaDriver.cuStreamDestroy;
 import static jcuda.driver.JCudaDriver.cuStreamSynchronize;
@@ -49,8 +57,12 @@ import jcuda.driver.CUdevice_attribute;
 import jcuda.driver.CUdeviceptr;
 import jcuda.driver.CUevent;
 import jcuda.driver.CUfunction;
+import jcuda.driver.CUfunction_attribute;
+import jcuda.driver.CUgraph;
+import jcuda.driver.CUgraphExec;
 import jcuda.driver.CUmodule;
 import jcuda.driver.CUstream;
+import jcuda.driver.CUstreamCaptureMode;
 import jcuda.driver.JCudaDriver;
 
 /**
@@ -76,6 +88,9 @@ final class JCudaGpu implements Gpu {
     private final Map<Long, CUdeviceptr> allocations = new HashMap<>();
     private final List<PinnedStaging> stagings = new ArrayList<>();
     private final List<CUmodule> modules = new ArrayList<>();
+    private final Map<CUfunction, Integer> sharedOptIn = new java.util.IdentityHashMap<>();
+    private final List<CUgraphExec> graphs = new ArrayList<>();
+    private boolean capturing;
     private volatile Thread boundThread;
     private String lastKernel = "(none)";
     private boolean closed;
@@ -400,19 +415,93 @@ final class JCudaGpu implements Gpu {
             };
         }
         lastKernel = spec.name();
+        if (sharedBytes > 48 * 1024 && sharedOptIn.getOrDefault((CUfunction) function, 0) < sharedBytes) {
+            // above 48 KiB a kernel must opt in to its dynamic shared memory, once
+            cuFuncSetAttribute((CUfunction) function, CUfunction_attribute.CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, sharedBytes);
+            sharedOptIn.put((CUfunction) function, sharedBytes);
+        }
         try {
             cuLaunchKernel((CUfunction) function, gridX, gridY, gridZ, block, 1, 1, sharedBytes, stream, Pointer.to(params), null);
         } catch (CudaException e) {
             throw new IllegalStateException("CUDA launch of " + spec.name() + " (grid " + gridX + "x" + gridY + "x" + gridZ
                     + ", block " + block + ", shared " + sharedBytes + " bytes, args " + args + ") failed: " + e.getMessage(), e);
         }
-        if (SYNC_EACH_LAUNCH) {
+        if (SYNC_EACH_LAUNCH && !capturing) {
             try {
                 cuStreamSynchronize(stream);
             } catch (CudaException e) {
                 throw new IllegalStateException("CUDA kernel " + spec.name() + " (grid " + gridX + "x" + gridY + "x" + gridZ
                         + ", block " + block + ", args " + args + ") failed: " + e.getMessage(), e);
             }
+        }
+    }
+
+    @Override
+    public void beginCapture() {
+        bind();
+        // relaxed: other threads' unrelated CUDA calls (cuBLAS handles, allocations) stay legal meanwhile
+        cuStreamBeginCapture(stream, CUstreamCaptureMode.CU_STREAM_CAPTURE_MODE_RELAXED);
+        capturing = true;
+    }
+
+    @Override
+    public Object endCapture() {
+        bind();
+        CUgraph g = new CUgraph();
+        try {
+            cuStreamEndCapture(stream, g);
+        } finally {
+            capturing = false;
+        }
+        CUgraphExec e = new CUgraphExec();
+        try {
+            cuGraphInstantiate(e, g, 0);
+        } finally {
+            cuGraphDestroy(g);
+        }
+        graphs.add(e);
+        return e;
+    }
+
+    @Override
+    public void launchGraph(Object graph) {
+        bind();
+        lastKernel = "a CUDA graph";
+        cuGraphLaunch((CUgraphExec) graph, stream);
+        if (SYNC_EACH_LAUNCH) {
+            synchronize();
+        }
+    }
+
+    @Override
+    public void destroyGraph(Object graph) {
+        if (closed) {
+            return;
+        }
+        bind();
+        if (graphs.remove((CUgraphExec) graph)) {
+            cuGraphExecDestroy((CUgraphExec) graph);
+        }
+    }
+
+    @Override
+    public double time(Runnable queue) {
+        bind();
+        CUevent a = new CUevent();
+        CUevent b = new CUevent();
+        cuEventCreate(a, 0);
+        cuEventCreate(b, 0);
+        try {
+            cuEventRecord(a, stream);
+            queue.run();
+            cuEventRecord(b, stream);
+            cuEventSynchronize(b);
+            float[] ms = {0};
+            cuEventElapsedTime(ms, a, b);
+            return ms[0];
+        } finally {
+            cuEventDestroy(a);
+            cuEventDestroy(b);
         }
     }
 
@@ -451,6 +540,10 @@ final class JCudaGpu implements Gpu {
             s.release();
         }
         stagings.clear();
+        for (CUgraphExec g : graphs) {
+            cuGraphExecDestroy(g);
+        }
+        graphs.clear();
         for (CUmodule m : modules) {
             cuModuleUnload(m);
         }

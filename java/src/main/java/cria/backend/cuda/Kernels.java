@@ -16,6 +16,10 @@ final class Kernels {
     final AttentionKernels attention;
     final EltwiseKernels eltwise;
     final SampleKernels sample;
+    final GemmKernels gemm;
+    final FlashKernels flash;
+    final GemvKernels gemv;
+    final RopeKvKernels ropeKv;
 
     Kernels(Gpu gpu) {
         embed = new EmbedKernels(gpu);
@@ -26,6 +30,10 @@ final class Kernels {
         attention = new AttentionKernels(gpu);
         eltwise = new EltwiseKernels(gpu);
         sample = new SampleKernels(gpu);
+        gemm = new GemmKernels(gpu);
+        flash = new FlashKernels(gpu);
+        gemv = new GemvKernels(gpu);
+        ropeKv = new RopeKvKernels(gpu);
     }
 
     /** Every family and the entry points its launcher declares (the build and the tests check both against kernels/). */
@@ -39,6 +47,10 @@ final class Kernels {
         m.put(AttentionKernels.FAMILY, AttentionKernels.specs());
         m.put(EltwiseKernels.FAMILY, EltwiseKernels.specs());
         m.put(SampleKernels.FAMILY, SampleKernels.specs());
+        m.put(GemmKernels.FAMILY, GemmKernels.specs());
+        m.put(FlashKernels.FAMILY, FlashKernels.specs());
+        m.put(GemvKernels.FAMILY, GemvKernels.specs());
+        m.put(RopeKvKernels.FAMILY, RopeKvKernels.specs());
         return m;
     }
 

@@ -85,16 +85,13 @@ class CudaOpsConformanceTest {
         return a;
     }
 
-    /** Compares rows [0, n) of a pair; on failure names the first wrong element as (row, col). */
+    /** Compares rows [0, n) of a pair ({@link Compare}, as {@code cria kernels} does); on failure names the first wrong element. */
     private void same(String what, Pair p, int n, double tol) {
         float[] got = down(cuda, p.c(), n);
         float[] want = down(ref, p.r(), n);
-        double e = Devices.relErr(got, want, got.length);
-        int bad = Devices.firstBad(got, want, got.length, Math.max(tol * 50, 1e-4));
-        if (!(e <= tol) || bad >= 0) {
-            int at = bad >= 0 ? bad : 0;
-            fail(what + ": relative error " + e + " (limit " + tol + "); first bad element row " + at / p.c().cols()
-                    + " col " + at % p.c().cols() + ": cuda " + got[at] + " vs ref " + want[at] + where());
+        String bad = Compare.check(got, want, got.length, p.c().cols(), tol);
+        if (bad != null) {
+            fail(what + ": " + bad + where());
         }
     }
 

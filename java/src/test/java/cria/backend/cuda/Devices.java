@@ -69,33 +69,13 @@ public final class Devices {
         return a;
     }
 
-    /** ||a - b|| / ||b|| over the first n values; infinite when a holds a NaN. */
+    /** ||a - b|| / ||b|| over the first n values ({@link Compare#relErr}). */
     static double relErr(float[] a, float[] b, int n) {
-        double num = 0;
-        double den = 0;
-        for (int i = 0; i < n; i++) {
-            if (Float.isNaN(a[i]) != Float.isNaN(b[i])) {
-                return Double.POSITIVE_INFINITY;
-            }
-            double d = (double) a[i] - b[i];
-            num += d * d;
-            den += (double) b[i] * b[i];
-        }
-        return den == 0 ? Math.sqrt(num) : Math.sqrt(num / den);
+        return Compare.relErr(a, b, n);
     }
 
-    /** Index of the first element that differs by more than tol relative to the RMS of b, or -1. */
+    /** Index of the first element off by more than tol times the RMS of b ({@link Compare#firstBad}), or -1. */
     static int firstBad(float[] a, float[] b, int n, double tol) {
-        double den = 0;
-        for (int i = 0; i < n; i++) {
-            den += (double) b[i] * b[i];
-        }
-        double rms = Math.sqrt(den / Math.max(1, n));
-        for (int i = 0; i < n; i++) {
-            if (!(Math.abs((double) a[i] - b[i]) <= tol * Math.max(rms, 1e-30))) {
-                return i;
-            }
-        }
-        return -1;
+        return Compare.firstBad(a, b, n, tol);
     }
 }

@@ -10,7 +10,7 @@ import java.util.concurrent.TimeUnit;
 import java.util.stream.Stream;
 
 /**
- * target/cuda-emu/libcriaemu.so from java/src/test/cuda-emu/emu.cpp and every kernels/*.cu,
+ * target/cuda-emu/libcriaemu.so from java/src/test/cuda-emu/*.cpp and every kernels/*.cu,
  * rebuilt when a source is newer. Needs g++ and libffi's header; without them the emulator
  * tests are skipped with {@link #whyUnavailable()}.
  */
@@ -55,7 +55,9 @@ final class EmuBuild {
         }
         Path emuDir = root.resolve("java/src/test/cuda-emu");
         List<Path> sources = new ArrayList<>();
-        sources.add(emuDir.resolve("emu.cpp"));
+        try (Stream<Path> s = Files.list(emuDir)) {
+            s.filter(p -> p.toString().endsWith(".cpp")).sorted().forEach(sources::add);
+        }
         try (Stream<Path> s = Files.list(root.resolve("kernels"))) {
             s.filter(p -> p.toString().endsWith(".cu")).sorted().forEach(sources::add);
         }

@@ -35,6 +35,7 @@ final class EmuGpu implements Gpu {
     private final MemorySegment argBuf = arena.allocate(8 * 64, 8);
     private long used;
     private boolean closed;
+    private java.util.List<Runnable> capture;  // launches of the graph being captured
 
     private static synchronized void bind(Path path) {
         if (lib != null) {
@@ -156,6 +157,7 @@ final class EmuGpu implements Gpu {
 
     @Override
     public void memset32(long ptr, int value, long count) {
+        notCapturing("memset32");
         seg(ptr, 4 * count).fill((byte) 0);
         if (value != 0) {
             MemorySegment s = seg(ptr, 4 * count);
@@ -167,6 +169,7 @@ final class EmuGpu implements Gpu {
 
     @Override
     public void upload(long dst, MemorySegment src, long bytes) {
+        notCapturing("upload");
         MemorySegment.copy(src, 0, seg(dst, bytes), 0, bytes);
     }
 
@@ -186,16 +189,19 @@ final class EmuGpu implements Gpu {
 
     @Override
     public void uploadAsync(long dst, Staging src, long srcOffset, long bytes) {
+        notCapturing("uploadAsync");
         MemorySegment.copy(src.segment(), srcOffset, seg(dst, bytes), 0, bytes);
     }
 
     @Override
     public void download(long src, MemorySegment dst, long bytes) {
+        notCapturing("download");
         MemorySegment.copy(seg(src, bytes), 0, dst, 0, bytes);
     }
 
     @Override
     public void copy(long dst, long src, long bytes) {
+        notCapturing("copy");
         MemorySegment.copy(seg(src, bytes), 0, seg(dst, bytes), 0, bytes);
     }
 
@@ -209,8 +215,54 @@ final class EmuGpu implements Gpu {
         return lib.find(name).orElseThrow(() -> new CriaException("kernel " + name + " is missing from the emulator library"));
     }
 
+    private void notCapturing(String what) {
+        if (capture != null) {
+            throw new IllegalStateException(what + " while a graph is being captured (only launches may be captured)");
+        }
+    }
+
+    @Override
+    public void beginCapture() {
+        notCapturing("beginCapture");
+        capture = new java.util.ArrayList<>();
+    }
+
+    @Override
+    public Object endCapture() {
+        if (capture == null) {
+            throw new IllegalStateException("endCapture without beginCapture");
+        }
+        java.util.List<Runnable> g = java.util.List.copyOf(capture);
+        capture = null;
+        return g;
+    }
+
+    @Override
+    @SuppressWarnings("unchecked")
+    public void launchGraph(Object graph) {
+        notCapturing("launchGraph");
+        for (Runnable r : (java.util.List<Runnable>) graph) {
+            r.run();
+        }
+    }
+
+    @Override
+    public void destroyGraph(Object graph) {}
+
+    @Override
+    public double time(Runnable queue) {
+        long t0 = System.nanoTime();
+        queue.run();
+        return (System.nanoTime() - t0) / 1e6;
+    }
+
     @Override
     public void launch(Object function, KernelSpec spec, int gridX, int gridY, int gridZ, int block, int sharedBytes, Args args) {
+        if (capture != null) {  // as a device does: the arguments as they are now, run later
+            Args copy = args.copy();
+            capture.add(() -> launch(function, spec, gridX, gridY, gridZ, block, sharedBytes, copy));
+            return;
+        }
         if (!spec.signature().equals(args.signature())) {
             throw new IllegalStateException("launcher bug: kernel " + spec.name() + " takes (" + spec.signature()
                     + ") but was given (" + args.signature() + ")");

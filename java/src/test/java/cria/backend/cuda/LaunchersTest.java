@@ -151,4 +151,110 @@ class LaunchersTest {
         assertFalse(gatherArgs.equals(gpu.last().args()));
         b.ops().endStep();
     }
+
+    @Test
+    void gemvRowsPerWarpAndGrids() {
+        assertEquals(4, GemvKernels.rowsPerWarp(GgmlType.Q4_0));   // 576-byte windows
+        assertEquals(4, GemvKernels.rowsPerWarp(GgmlType.Q4_K));
+        assertEquals(2, GemvKernels.rowsPerWarp(GgmlType.Q8_0));   // 1088
+        assertEquals(2, GemvKernels.rowsPerWarp(GgmlType.Q6_K));   // two 840-byte halves: 1680
+        assertEquals(2, GemvKernels.rowsPerWarp(GgmlType.F16));    // 2048
+        assertEquals(1, GemvKernels.rowsPerWarp(GgmlType.F32));    // 4096
+        assertTrue(GemvKernels.eligible(GgmlType.Q6_K, 4096, 1, 4096));
+        assertFalse(GemvKernels.eligible(GgmlType.Q6_K, 768, 1, 768));  // 630-byte rows: not whole 16-byte pieces
+        assertFalse(GemvKernels.eligible(GgmlType.Q4_0, 4096, 9, 4096));
+        RecordingGpu gpu = new RecordingGpu(1L << 30, 132);
+        GemvKernels g = new GemvKernels(gpu);
+        g.gemv(GgmlType.Q4_0, 4096, 1, 4096, 1, new GemvKernels.Part[] {new GemvKernels.Part(2, 4096, 3, 4096),
+            new GemvKernels.Part(4, 1024, 5, 1024), new GemvKernels.Part(6, 1025, 7, 1025)}, GemvKernels.PLAIN, 0, 0);
+        assertEquals((1024 + 256 + 257 + 3) / 4, gpu.last().gridX());  // warps of 4 rows, 4 warps per block
+        assertEquals(4 * GemvKernels.SLICE, gpu.last().shared());
+        g.gemv(GgmlType.Q6_K, 4096, 1, 4096, 1, new GemvKernels.Part[] {new GemvKernels.Part(2, 14336, 3, 14336),
+            new GemvKernels.Part(4, 14336, 5, 14336)}, GemvKernels.SWIGLU, 0, 0);
+        assertEquals(14336 / 4, gpu.last().gridX());  // one gate and one up row per warp
+        GemmKernels m = new GemmKernels(gpu);
+        m.gemm(GgmlType.Q4_K, 1, 4096, 4096, 2, 512, 3, 4096);
+        assertEquals("gemm_q4_k_128", gpu.last().kernel());
+        assertEquals(4, gpu.last().gridX());
+        assertEquals(32, gpu.last().gridY());
+        assertTrue(gpu.last().shared() <= 99 * 1024, "fits the 99 KiB of sm_86/sm_89");
+    }
+
+    @Test
+    void theRecorderKeepsLaunchesUntilSomethingElseIsQueued() {
+        RecordingGpu dev = new RecordingGpu(1L << 30, 4);
+        LaunchRecorder rec = new LaunchRecorder(dev);
+        EltwiseKernels k = new EltwiseKernels(rec);
+        rec.startRecording();
+        k.add(1, 2, 10);
+        k.add(3, 4, 10);
+        assertTrue(dev.launches.isEmpty(), "kept, not queued");
+        java.util.List<LaunchRecorder.Launch> step = rec.stopRecording();
+        assertEquals(2, step.size());
+        DecodeGraphs graphs = new DecodeGraphs(dev, new CudaTuning());
+        graphs.run(step);
+        rec.startRecording();
+        k.add(1, 2, 10);
+        k.add(3, 4, 10);
+        graphs.run(rec.stopRecording());  // the same launches with the same arguments: replayed
+        assertEquals(1, graphs.captures());
+        assertEquals(1, graphs.replays());
+        assertEquals(2, dev.graphLaunches);
+        rec.startRecording();
+        k.add(1, 2, 10);
+        rec.upload(5, MemorySegment.ofArray(new float[1]), 4);  // not a launch: what was kept goes first
+        assertEquals(1, dev.launches.size());
+        assertEquals(null, rec.stopRecording());
+    }
+
+    @Test
+    void aDecodeLayerRunsAsSixFusedLaunches() {
+        RecordingGpu gpu = new RecordingGpu(1L << 30, 132);
+        CudaBackend b = new CudaBackend(gpu);
+        int dim = 4096;
+        int ffn = 14336;
+        Weight norm = b.weight(fake("attn_norm", GgmlType.F32, 1, dim));
+        Weight wq = b.weight(fake("q", GgmlType.Q4_0, dim, dim));
+        Weight wk = b.weight(fake("k", GgmlType.Q4_0, 1024, dim));
+        Weight wv = b.weight(fake("v", GgmlType.Q4_0, 1024, dim));
+        Weight wo = b.weight(fake("o", GgmlType.Q4_0, dim, dim));
+        Weight gate = b.weight(fake("gate", GgmlType.Q4_0, ffn, dim));
+        Weight up = b.weight(fake("up", GgmlType.Q4_0, ffn, dim));
+        Weight down = b.weight(fake("down", GgmlType.Q4_0, dim, ffn));
+        Buf x = b.allocate("x", 1, dim);
+        Buf xb = b.allocate("xb", 1, dim);
+        Buf q = b.allocate("q", 1, dim);
+        Buf k = b.allocate("k", 1, 1024);
+        Buf v = b.allocate("v", 1, 1024);
+        Buf att = b.allocate("att", 1, dim);
+        Buf o = b.allocate("o", 1, dim);
+        Buf hb = b.allocate("hb", 1, ffn);
+        Buf hb2 = b.allocate("hb2", 1, ffn);
+        KvCache cache = b.kvCache(KvCache.Config.single(1, 1024, KvCache.Type.F16, 64));
+        int seq = cache.newSequence();
+        cache.reserve(seq, 8);
+        Batch batch = new Batch(1);
+        batch.add(1, 5, seq, true);
+        cria.backend.Rope rope = new cria.backend.Rope(128, 500000f, 1f, null, false);
+        b.ops().beginStep(batch, cache);
+        int before = gpu.launches.size();
+        b.ops().rmsnorm(x, norm, 1e-5f, 1, xb);
+        b.ops().matmul(xb, 1, new Weight[] {wq, wk, wv}, new Buf[] {q, k, v});
+        b.ops().rope(q, k, 128, batch, rope);
+        b.ops().storeKv(cache, 0, k, v, batch);
+        b.ops().attention(q, cache, 0, 32, 8, 128, batch, att);
+        b.ops().matmul(att, 1, new Weight[] {wo}, new Buf[] {o});
+        b.ops().add(x, o, 1);
+        b.ops().rmsnorm(x, norm, 1e-5f, 1, xb);
+        b.ops().matmul(xb, 1, new Weight[] {gate, up}, new Buf[] {hb, hb2});
+        b.ops().swiglu(hb, hb2, 1);
+        b.ops().matmul(hb, 1, new Weight[] {down}, new Buf[] {o});
+        b.ops().add(x, o, 1);
+        b.ops().endStep();
+        java.util.List<String> names = gpu.launches.subList(before, gpu.launches.size()).stream()
+                .map(RecordingGpu.Launch::kernel).toList();
+        // attention over 6 positions: one span, no merge
+        assertEquals(java.util.List.of("gemv_q4_0", "ropekv_norm_f16", "attention_f16", "gemv_q4_0", "gemv_q4_0", "gemv_q4_0"), names);
+        b.close();
+    }
 }

@@ -100,11 +100,41 @@ final class RecordingGpu implements Gpu {
             throw new IllegalStateException("kernel " + spec.name() + " takes (" + spec.signature() + ") but was given ("
                     + args.signature() + ")");
         }
-        launches.add(new Launch(spec.name(), gridX, gridY, gridZ, block, sharedBytes, args.toString()));
+        Launch l = new Launch(spec.name(), gridX, gridY, gridZ, block, sharedBytes, args.toString());
+        (capture != null ? capture : launches).add(l);
     }
 
     @Override
     public void synchronize() {}
+
+    private List<Launch> capture;
+    int graphLaunches;
+
+    @Override
+    public void beginCapture() {
+        capture = new ArrayList<>();
+    }
+
+    @Override
+    public Object endCapture() {
+        List<Launch> g = capture;
+        capture = null;
+        return g;
+    }
+
+    @Override
+    public void launchGraph(Object graph) {
+        graphLaunches++;
+    }
+
+    @Override
+    public void destroyGraph(Object graph) {}
+
+    @Override
+    public double time(Runnable queue) {
+        queue.run();
+        return 0;
+    }
 
     @Override
     public void close() {}
