@@ -260,6 +260,27 @@ static void tile(const panel_buf *p, int k0, act_row *x, int nt, float *acc, flo
 }
 #endif
 
+/* Software prefetch, one row stream at a time: each of the panel's rows reads its own run of
+ * blocks, and 16 short interleaved runs defeat the hardware prefetcher. Asks for chunk `c` of every
+ * row (PF_AHEAD chunks ahead of the one being computed), wrapping into the next panel's rows. */
+#define PF_AHEAD 2
+static inline void prefetch_ahead(const uint8_t *w, int64_t wrb, int32_t r, int nr, int32_t r1, int c, int chunks, int64_t cb) {
+    if (c >= chunks) {
+        c -= chunks;
+        r += PR;
+        nr = r1 - r < PR ? r1 - r : PR;
+        if (c >= chunks) {
+            return;
+        }
+    }
+    for (int rr = 0; rr < nr; rr++) {
+        uintptr_t a = (uintptr_t) (w + (int64_t) (r + rr) * wrb + c * cb);
+        for (uintptr_t o = a & ~(uintptr_t) 63; o < a + cb; o += 64) {
+            __builtin_prefetch((const void *) o, 0, 3);
+        }
+    }
+}
+
 static int32_t matmul_quant(int32_t type, const uint8_t *w, int64_t wrb, int32_t r0, int32_t r1, int32_t k,
                             const uint8_t *x, int64_t xs, int32_t n, float *out, int64_t os, uint8_t *scratch) {
     kind kd;
@@ -273,15 +294,8 @@ static int32_t matmul_quant(int32_t type, const uint8_t *w, int64_t wrb, int32_t
         int nr = r1 - r < PR ? r1 - r : PR;
         memset(p.acc, 0, (size_t) n * PR * 4);
         memset(p.mins, 0, (size_t) n * PR * 4);
-        /* The panel's 16 rows are one contiguous run of memory, and so is the next panel: ask for
-         * it while this one is computed (16 short row streams defeat the hardware prefetcher). */
-        int next = r + PR < r1 ? (r1 - r - PR < PR ? r1 - r - PR : PR) : 0;
-        const char *pf = (const char *) (w + (int64_t) (r + PR) * wrb);
-        int64_t pfBytes = (int64_t) next * wrb, pfStep = (pfBytes / chunks + 63) & ~(int64_t) 63, pfDone = 0;
         for (int k0 = 0; k0 < k; k0 += CH) {
-            for (int64_t e = pfDone + pfStep; pfDone < e && pfDone < pfBytes; pfDone += 64) {
-                __builtin_prefetch(pf + pfDone, 0, 3);
-            }
+            prefetch_ahead(w, wrb, r, nr, r1, k0 / CH + PF_AHEAD, chunks, (int64_t) (CH / kd.group) * kd.bytes);
 #if CRIA_VNNI
             if (nr < PR || !panel_fast(type, w + (int64_t) r * wrb, wrb, k0, p.w, p.s, p.m))
 #endif
@@ -409,12 +423,41 @@ static void ftile8x2(const float *wa, const float *wb, int kc, const float *x0, 
 }
 #endif
 
+/* One input (decode): 16 rows at a time, each transposed column used at once (nothing goes through
+ * scratch). Every row's sum is the same single chain in ascending k as ftile1's, so results are
+ * identical to the batched path's. (Measured: two or four panels interleaved, or software prefetch
+ * of the row streams, read memory no faster here.) */
+static void float_gemv(int32_t type, const uint8_t *w, int64_t wrb, int32_t r, int32_t nr, int32_t k, const float *x, float *out) {
+    int eb = type == T_F32 ? 4 : 2;
+    __m512 a = _mm512_setzero_ps();
+    for (int c = 0; c < k; c += 16) {
+        int kc = k - c < 16 ? k - c : 16;
+        __mmask16 m = (__mmask16) (kc == 16 ? 0xffff : (1u << kc) - 1);
+        const uint8_t *wp = w + (int64_t) r * wrb + (int64_t) c * eb;
+        __m512i v[16];
+        for (int rr = 0; rr < 16; rr++) {
+            v[rr] = rr < nr ? _mm512_castps_si512(load_row16(type, wp + (int64_t) rr * wrb, m)) : _mm512_setzero_si512();
+        }
+        transpose16(v);
+        for (int j = 0; j < kc; j++) {
+            a = _mm512_fmadd_ps(_mm512_castsi512_ps(v[j]), _mm512_set1_ps(x[c + j]), a);
+        }
+    }
+    _mm512_mask_storeu_ps(out + r, (__mmask16) ((1u << nr) - 1), a);
+}
+
 static int32_t matmul_float(int32_t type, const uint8_t *w, int64_t wrb, int32_t r0, int32_t r1, int32_t k,
                             const float *x, int64_t xs, int32_t n, float *out, int64_t os, uint8_t *scratch) {
 #if CRIA_VNNI
     int eb = type == T_F32 ? 4 : 2;
     float *wt = (float *) (((uintptr_t) scratch + 63) & ~(uintptr_t) 63); /* [2][FCH][16] */
     float *acc = wt + 2 * FCH * 16;                                         /* [2][n][16] */
+    if (n == 1) {
+        for (int32_t r = r0; r < r1; r += 16) {
+            float_gemv(type, w, wrb, r, r1 - r < 16 ? r1 - r : 16, k, x, out);
+        }
+        return 0;
+    }
     for (int32_t r = r0; r < r1;) {
         /* two panels at once when both are full and the batch is big enough to use them */
         int pairs = (n >= 8 && r1 - r >= 32) ? 2 : 1;
