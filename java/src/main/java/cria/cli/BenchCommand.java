@@ -48,6 +48,11 @@ final class BenchCommand extends Verb {
             description = "llama-bench -o json results to set beside these (comma-separated files are averaged)")
     List<java.nio.file.Path> compare;
 
+    @Option(names = "--from", paramLabel = "CRIA.json", split = ",",
+            description = "with --compare: take Cria's numbers from earlier 'cria bench -o json' runs (comma-separated files"
+                    + " are averaged) instead of measuring now, so that a chart shows runs made side by side")
+    List<java.nio.file.Path> from;
+
     @Option(names = "--png", paramLabel = "FILE", description = "with --compare: also draw the comparison as a PNG bar chart")
     java.nio.file.Path png;
 
@@ -111,6 +116,15 @@ final class BenchCommand extends Verb {
         for (int[] t : tests) {
             longest = Math.max(longest, t[0] + t[1]);
         }
+        if (from != null && !from.isEmpty()) {
+            if (compare == null || compare.isEmpty()) {
+                throw new CriaException("--from needs --compare (it only sets earlier results beside llama.cpp's)");
+            }
+            java.util.Map<String, Double> mine = new java.util.LinkedHashMap<>();
+            BenchCompare.read(from).forEach((k, v) -> mine.put(k, BenchCompare.mean(v)));
+            BenchCompare.report(out(), title(), mine, BenchCompare.read(compare), png);
+            return 0;
+        }
         List<Result> results = new ArrayList<>();
         try (Model model = Model.load(modelArgs.model, modelArgs.modelOptions(), err()::println);
              Session s = model.newSession(modelArgs.sessionOptions().withContextLength(Math.max(modelArgs.ctx, longest)))) {
@@ -138,12 +152,15 @@ final class BenchCommand extends Verb {
                 for (Result r : results) {
                     mine.put(r.nPrompt() > 0 ? "pp" + r.nPrompt() : "tg" + r.nGen(), Result.mean(r.ts()));
                 }
-                BenchCompare.report(format.equals("json") ? err() : out(), modelArgs.model.getFileName() + ", "
-                        + (modelArgs.threads > 0 ? modelArgs.threads : Runtime.getRuntime().availableProcessors()) + " threads",
-                        mine, BenchCompare.read(compare), png);
+                BenchCompare.report(format.equals("json") ? err() : out(), title(), mine, BenchCompare.read(compare), png);
             }
         }
         return 0;
+    }
+
+    private String title() {
+        return modelArgs.model.getFileName() + ", "
+                + (modelArgs.threads > 0 ? modelArgs.threads : Runtime.getRuntime().availableProcessors()) + " threads";
     }
 
     private static long prompt(Session s, int n, int vocab, int bos, Random rnd) {

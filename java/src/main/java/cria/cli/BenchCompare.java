@@ -18,7 +18,7 @@ import org.knowm.xchart.CategoryChart;
 import org.knowm.xchart.CategoryChartBuilder;
 import org.knowm.xchart.style.Styler;
 
-/** Reads llama-bench {@code -o json} output and sets it beside Cria's numbers for the same tests. */
+/** Reads llama-bench {@code -o json} output (or Cria's, which has the same fields) and sets it beside Cria's numbers. */
 final class BenchCompare {
     private BenchCompare() {}
 
@@ -32,7 +32,7 @@ final class BenchCompare {
             } catch (NoSuchFileException e) {
                 throw new CriaException(f + ": no such file");
             } catch (IOException e) {
-                throw new CriaException(f + ": not llama-bench JSON (" + Main.oneLine(e.getMessage()) + ")");
+                throw new CriaException(f + ": not llama-bench or cria bench JSON (" + Main.oneLine(e.getMessage()) + ")");
             }
             if (root == null || !root.isArray()) {
                 throw new CriaException(f + ": expected the JSON array llama-bench -o json prints");
