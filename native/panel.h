@@ -89,18 +89,32 @@ static inline void panel_q8_0(const uint8_t *w, int64_t wrb, int k0, uint8_t *pw
     }
 }
 
-/* Q4_K: one super-block (CH = 256 values); 6-bit scales and mins decoded for 16 rows at once. */
-static inline void panel_q4_k(const uint8_t *w, int64_t wrb, int k0, uint8_t *pw, float *ps, float *pm) {
+/* Q4_K and Q5_K: one super-block (CH = 256 values); 6-bit scales and mins decoded for 16 rows at
+ * once. Q5_K adds a fifth bit per value from qh (bit 2g of byte l for value 64g + l, bit 2g + 1
+ * for value 64g + 32 + l) and keeps its 4-bit parts 32 bytes further on. */
+static inline __attribute__((always_inline)) void panel_q45_k(const int five, const uint8_t *w, int64_t wrb, int k0,
+                                                               uint8_t *pw, float *ps, float *pm) {
     const __m512i lo4 = _mm512_set1_epi8(15);
-    const uint8_t *b = w + (int64_t) (k0 / 256) * 144;
-    for (int g = 0; g < 4; g++) {
-        for (int h = 0; h < 2; h++) {
+    const __m512i one = _mm512_set1_epi8(1);
+    const uint8_t *b = w + (int64_t) (k0 / 256) * (five ? 176 : 144);
+    const uint8_t *qs = b + (five ? 48 : 16);
+    for (int h = 0; h < 2; h++) {
+        __m512i qh[4];
+        if (five) {
+            gather16x16(b + 16 + 16 * h, wrb, qh);
+        }
+        for (int g = 0; g < 4; g++) {
             __m512i d[4];
-            gather16x16(b + 16 + 32 * g + 16 * h, wrb, d);
+            gather16x16(qs + 32 * g + 16 * h, wrb, d);
             for (int m = 0; m < 4; m++) {
                 /* bytes 16h + 4m of the group: low nibbles are values 64g + 16h + 4m, high ones 64g + 32 + 16h + 4m */
-                _mm512_store_si512(pw + (16 * g + 4 * h + m) * 64, _mm512_and_si512(d[m], lo4));
-                _mm512_store_si512(pw + (16 * g + 8 + 4 * h + m) * 64, _mm512_and_si512(_mm512_srli_epi16(d[m], 4), lo4));
+                __m512i lo = _mm512_and_si512(d[m], lo4), hi = _mm512_and_si512(_mm512_srli_epi16(d[m], 4), lo4);
+                if (five) { /* 16-bit shifts: bit s of each byte lands in that byte's bit 0 */
+                    lo = _mm512_or_si512(lo, _mm512_slli_epi16(_mm512_and_si512(_mm512_srli_epi16(qh[m], 2 * g), one), 4));
+                    hi = _mm512_or_si512(hi, _mm512_slli_epi16(_mm512_and_si512(_mm512_srli_epi16(qh[m], 2 * g + 1), one), 4));
+                }
+                _mm512_store_si512(pw + (16 * g + 4 * h + m) * 64, lo);
+                _mm512_store_si512(pw + (16 * g + 8 + 4 * h + m) * 64, hi);
             }
         }
     }
@@ -181,7 +195,8 @@ static inline int panel_fast(int32_t type, const uint8_t *w, int64_t wrb, int k0
     switch (type) {
         case T_Q4_0: panel_q4_0(w, wrb, k0, pw, ps, pm); return 1;
         case T_Q8_0: panel_q8_0(w, wrb, k0, pw, ps, pm); return 1;
-        case T_Q4_K: panel_q4_k(w, wrb, k0, pw, ps, pm); return 1;
+        case T_Q4_K: panel_q45_k(0, w, wrb, k0, pw, ps, pm); return 1;
+        case T_Q5_K: panel_q45_k(1, w, wrb, k0, pw, ps, pm); return 1;
         case T_Q6_K: panel_q6_k(w, wrb, k0, pw, ps, pm); return 1;
         default: return 0;
     }

@@ -164,6 +164,36 @@ class OpsConformanceTest {
         return tests.stream();
     }
 
+    /**
+     * Full panels of 16 rows and a ragged last panel take different unpacking paths in the native
+     * kernels (direct builders for the common types, the generic unpacker otherwise); both must give
+     * the same bits. The first 15 rows of a 32-row weight, run alone, are all ragged.
+     */
+    @TestFactory
+    Stream<DynamicTest> matmulRowsDoNotDependOnTheirPanel() {
+        List<DynamicTest> tests = new ArrayList<>();
+        for (GgmlType t : TYPES) {
+            tests.add(DynamicTest.dynamicTest("panel-invariant matmul " + t, () -> {
+                int cols = 768;
+                Tensor w = randomWeight(t, 32, cols);
+                Tensor head = new Tensor("head." + t, t, new long[] {cols, 15}, w.data().asSlice(0, t.rowBytes(cols) * 15));
+                for (int n : new int[] {1, 3}) {
+                    float[] x = gaussian(n * cols, 1f);
+                    for (boolean nat : new boolean[] {false, true}) {
+                        float[][] full = run(new CpuBackend(2, nat), w, head, x, n, cols);
+                        for (int i = 0; i < n; i++) {
+                            float[] a = Arrays.copyOfRange(full[0], i * 32, i * 32 + 15);
+                            float[] b = Arrays.copyOfRange(full[1], i * 15, i * 15 + 15);
+                            assertTrue(Arrays.equals(a, b), (nat ? "native " : "java ") + t + " n=" + n + " input " + i
+                                    + ": rows 0..14 differ between a full panel and a ragged one");
+                        }
+                    }
+                }
+            }));
+        }
+        return tests.stream();
+    }
+
     /** Two weights sharing one input, as the forward pass calls it (q/k/v, gate/up). */
     static float[][] run(Backend b, Tensor w, Tensor w2, float[] x, int n, int cols) {
         try (b) {
