@@ -190,6 +190,87 @@ static inline void panel_q6_k(const uint8_t *w, int64_t wrb, int k0, uint8_t *pw
     }
 }
 
+/* Q4_1, Q5_0, Q5_1: like Q4_0, with a per-block min (the _1 types) and a fifth bit per value from the
+ * 32-bit qh word (the 5 types: bit j for value j). The offsets and mins match make_chunk_of's:
+ * Q5_0 subtracts 16 * d; the _1 types add their min (kept as m = -min + 0 * d). */
+static inline __attribute__((always_inline)) void panel_legacy(const int mins, const int five, const uint8_t *w, int64_t wrb,
+                                                               int k0, uint8_t *pw, float *ps, float *pm) {
+    const __m512i lo4 = _mm512_set1_epi8(15);
+    const int bb = 18 + 2 * mins + 4 * five, qs = 2 + 2 * mins + 4 * five, qhoff = 2 + 2 * mins;
+    /* replicate each dword's low byte over the dword, then pick bit c in byte c */
+    const __m512i rep = _mm512_set_epi8(12, 12, 12, 12, 8, 8, 8, 8, 4, 4, 4, 4, 0, 0, 0, 0, 12, 12, 12, 12, 8, 8, 8, 8, 4, 4, 4, 4,
+            0, 0, 0, 0, 12, 12, 12, 12, 8, 8, 8, 8, 4, 4, 4, 4, 0, 0, 0, 0, 12, 12, 12, 12, 8, 8, 8, 8, 4, 4, 4, 4, 0, 0, 0, 0);
+    const __m512i pick = _mm512_set1_epi32(0x08040201), sixteen = _mm512_set1_epi8(16);
+    const __m512i signbit = _mm512_set1_epi32((int32_t) 0x80000000);
+    for (int j = 0; j < CH / 32; j++) {
+        const uint8_t *b = w + (int64_t) (k0 / 32 + j) * bb;
+        __m512i d[4];
+        gather16x16(b + qs, wrb, d);
+        __m512i qh = five ? gather_u32(b + qhoff, wrb) : _mm512_setzero_si512();
+        for (int m = 0; m < 4; m++) {
+            __m512i lo = _mm512_and_si512(d[m], lo4), hi = _mm512_and_si512(_mm512_srli_epi16(d[m], 4), lo4);
+            if (five) {
+                __mmask64 bl = _mm512_test_epi8_mask(_mm512_shuffle_epi8(_mm512_srli_epi32(qh, 4 * m), rep), pick);
+                __mmask64 bh = _mm512_test_epi8_mask(_mm512_shuffle_epi8(_mm512_srli_epi32(qh, 16 + 4 * m), rep), pick);
+                lo = _mm512_or_si512(lo, _mm512_maskz_mov_epi8(bl, sixteen));
+                hi = _mm512_or_si512(hi, _mm512_maskz_mov_epi8(bh, sixteen));
+            }
+            _mm512_store_si512(pw + (8 * j + m) * 64, lo);
+            _mm512_store_si512(pw + (8 * j + 4 + m) * 64, hi);
+        }
+        __m512i dm = gather_u32(b, wrb); /* d, and the min for the _1 types */
+        __m512 s = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(dm));
+        __m512 mv;
+        if (mins) {
+            __m512 neg = _mm512_castsi512_ps(_mm512_xor_si512(_mm512_castps_si512(_mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(dm, 16)))), signbit));
+            mv = _mm512_add_ps(neg, _mm512_mul_ps(_mm512_setzero_ps(), s));
+        } else {
+            mv = _mm512_add_ps(_mm512_setzero_ps(), _mm512_mul_ps(_mm512_set1_ps(16.0f), s));
+        }
+        _mm512_store_ps(ps + (2 * j) * 16, s);
+        _mm512_store_ps(ps + (2 * j + 1) * 16, s);
+        _mm512_store_ps(pm + (2 * j) * 16, mv);
+        _mm512_store_ps(pm + (2 * j + 1) * 16, mv);
+    }
+}
+
+/* Q3_K: one super-block of 110 bytes: hmask[32], qs[64], 12 bytes of packed 6-bit scales, d. Value
+ * 128 half + 32 sh + l is ((qs[32 half + l] >> 2 sh) & 3) | (bit 4 half + sh of hmask[l]) << 2, less 4. */
+static inline void panel_q3_k(const uint8_t *w, int64_t wrb, int k0, uint8_t *pw, float *ps, float *pm) {
+    const __m512i three = _mm512_set1_epi8(3), one = _mm512_set1_epi8(1);
+    const uint8_t *b = w + (int64_t) (k0 / 256) * 110;
+    for (int h = 0; h < 2; h++) { /* bytes 16h .. 16h + 15 of each 32-byte run */
+        __m512i hm[4];
+        gather16x16(b + 16 * h, wrb, hm);
+        for (int half = 0; half < 2; half++) {
+            __m512i q[4];
+            gather16x16(b + 32 + 32 * half + 16 * h, wrb, q);
+            for (int sh = 0; sh < 4; sh++) {
+                for (int m = 0; m < 4; m++) {
+                    __m512i v = _mm512_and_si512(_mm512_srli_epi16(q[m], 2 * sh), three);
+                    v = _mm512_or_si512(v, _mm512_slli_epi16(_mm512_and_si512(_mm512_srli_epi16(hm[m], 4 * half + sh), one), 2));
+                    _mm512_store_si512(pw + (32 * half + 8 * sh + 4 * h + m) * 64, v);
+                }
+            }
+        }
+    }
+    /* bytes 94 .. 109: two bytes of qs, the 12 scale bytes, d (nothing past the block is read) */
+    __m512i t[4];
+    gather16x16(b + 94, wrb, t);
+    __m512 dall = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(t[3], 16)));
+    const __m512i m15 = _mm512_set1_epi32(15), m3 = _mm512_set1_epi32(3), m255 = _mm512_set1_epi32(255);
+#define SBYTE(j) _mm512_and_si512(_mm512_srli_epi32(t[(2 + (j)) / 4], 8 * ((2 + (j)) % 4)), m255)
+    for (int is = 0; is < 16; is++) {
+        __m512i low = is < 8 ? _mm512_and_si512(SBYTE(is), m15) : _mm512_srli_epi32(SBYTE(is - 8), 4);
+        __m512i high = _mm512_and_si512(_mm512_srli_epi32(SBYTE(8 + is % 4), 2 * (is / 4)), m3);
+        __m512i sc = _mm512_sub_epi32(_mm512_or_si512(low, _mm512_slli_epi32(high, 4)), _mm512_set1_epi32(32));
+        __m512 s = _mm512_mul_ps(dall, _mm512_cvtepi32_ps(sc));
+        _mm512_store_ps(ps + is * 16, s);
+        _mm512_store_ps(pm + is * 16, _mm512_add_ps(_mm512_setzero_ps(), _mm512_mul_ps(_mm512_set1_ps(4.0f), s)));
+    }
+#undef SBYTE
+}
+
 /* Builds the chunk for 16 full rows when the type has a direct builder; returns 0 otherwise. */
 static inline int panel_fast(int32_t type, const uint8_t *w, int64_t wrb, int k0, uint8_t *pw, float *ps, float *pm) {
     switch (type) {
@@ -197,6 +278,10 @@ static inline int panel_fast(int32_t type, const uint8_t *w, int64_t wrb, int k0
         case T_Q8_0: panel_q8_0(w, wrb, k0, pw, ps, pm); return 1;
         case T_Q4_K: panel_q45_k(0, w, wrb, k0, pw, ps, pm); return 1;
         case T_Q5_K: panel_q45_k(1, w, wrb, k0, pw, ps, pm); return 1;
+        case T_Q3_K: panel_q3_k(w, wrb, k0, pw, ps, pm); return 1;
+        case T_Q4_1: panel_legacy(1, 0, w, wrb, k0, pw, ps, pm); return 1;
+        case T_Q5_0: panel_legacy(0, 1, w, wrb, k0, pw, ps, pm); return 1;
+        case T_Q5_1: panel_legacy(1, 1, w, wrb, k0, pw, ps, pm); return 1;
         case T_Q6_K: panel_q6_k(w, wrb, k0, pw, ps, pm); return 1;
         default: return 0;
     }
