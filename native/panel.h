@@ -190,12 +190,14 @@ static inline void panel_q6_k(const uint8_t *w, int64_t wrb, int k0, uint8_t *pw
     }
 }
 
-/* Q4_1, Q5_0, Q5_1: like Q4_0, with a per-block min (the _1 types) and a fifth bit per value from the
- * 32-bit qh word (the 5 types: bit j for value j). The offsets and mins match make_chunk_of's:
- * Q5_0 subtracts 16 * d; the _1 types add their min (kept as m = -min + 0 * d). */
-static inline __attribute__((always_inline)) void panel_legacy(const int mins, const int five, const uint8_t *w, int64_t wrb,
-                                                               int k0, uint8_t *pw, float *ps, float *pm) {
-    const __m512i lo4 = _mm512_set1_epi8(15);
+/* Q4_1, Q5_0, Q5_1, IQ4_NL: like Q4_0, with a per-block min (the _1 types), a fifth bit per value
+ * from the 32-bit qh word (the 5 types: bit j for value j), or a table lookup (IQ4_NL, stored as
+ * value + 128). The offsets and mins match make_chunk_of's: Q5_0 subtracts 16 d, IQ4_NL 128 d; the
+ * _1 types add their min (kept as m = -min + 0 d). */
+static inline __attribute__((always_inline)) void panel_legacy(const int mins, const int five, const int nl, const uint8_t *w,
+                                                               int64_t wrb, int k0, uint8_t *pw, float *ps, float *pm) {
+    const __m512i lo4 = _mm512_set1_epi8(15), flip = _mm512_set1_epi8((char) 0x80);
+    const __m512i table = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *) IQ4NL));
     const int bb = 18 + 2 * mins + 4 * five, qs = 2 + 2 * mins + 4 * five, qhoff = 2 + 2 * mins;
     /* replicate each dword's low byte over the dword, then pick bit c in byte c */
     const __m512i rep = _mm512_set_epi8(12, 12, 12, 12, 8, 8, 8, 8, 4, 4, 4, 4, 0, 0, 0, 0, 12, 12, 12, 12, 8, 8, 8, 8, 4, 4, 4, 4,
@@ -215,6 +217,10 @@ static inline __attribute__((always_inline)) void panel_legacy(const int mins, c
                 lo = _mm512_or_si512(lo, _mm512_maskz_mov_epi8(bl, sixteen));
                 hi = _mm512_or_si512(hi, _mm512_maskz_mov_epi8(bh, sixteen));
             }
+            if (nl) {
+                lo = _mm512_xor_si512(_mm512_shuffle_epi8(table, lo), flip);
+                hi = _mm512_xor_si512(_mm512_shuffle_epi8(table, hi), flip);
+            }
             _mm512_store_si512(pw + (8 * j + m) * 64, lo);
             _mm512_store_si512(pw + (8 * j + 4 + m) * 64, hi);
         }
@@ -225,7 +231,7 @@ static inline __attribute__((always_inline)) void panel_legacy(const int mins, c
             __m512 neg = _mm512_castsi512_ps(_mm512_xor_si512(_mm512_castps_si512(_mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(dm, 16)))), signbit));
             mv = _mm512_add_ps(neg, _mm512_mul_ps(_mm512_setzero_ps(), s));
         } else {
-            mv = _mm512_add_ps(_mm512_setzero_ps(), _mm512_mul_ps(_mm512_set1_ps(16.0f), s));
+            mv = _mm512_add_ps(_mm512_setzero_ps(), _mm512_mul_ps(_mm512_set1_ps(nl ? 128.0f : 16.0f), s));
         }
         _mm512_store_ps(ps + (2 * j) * 16, s);
         _mm512_store_ps(ps + (2 * j + 1) * 16, s);
@@ -271,6 +277,70 @@ static inline void panel_q3_k(const uint8_t *w, int64_t wrb, int k0, uint8_t *pw
 #undef SBYTE
 }
 
+/* Q2_K: one super-block of 84 bytes: 16 scale bytes (scale in the low nibble, min in the high one),
+ * qs[64], d, dmin. Value 128 half + 32 sh + l is (qs[32 half + l] >> 2 sh) & 3. */
+static inline void panel_q2_k(const uint8_t *w, int64_t wrb, int k0, uint8_t *pw, float *ps, float *pm) {
+    const __m512i three = _mm512_set1_epi8(3);
+    const uint8_t *b = w + (int64_t) (k0 / 256) * 84;
+    for (int half = 0; half < 2; half++) {
+        for (int h = 0; h < 2; h++) {
+            __m512i q[4];
+            gather16x16(b + 16 + 32 * half + 16 * h, wrb, q);
+            for (int sh = 0; sh < 4; sh++) {
+                for (int m = 0; m < 4; m++) {
+                    _mm512_store_si512(pw + (32 * half + 8 * sh + 4 * h + m) * 64, _mm512_and_si512(_mm512_srli_epi16(q[m], 2 * sh), three));
+                }
+            }
+        }
+    }
+    __m512i dd = gather_u32(b + 80, wrb);
+    __m512 d = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(dd));
+    __m512 dmin = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(dd, 16)));
+    __m512i t[4];
+    gather16x16(b, wrb, t);
+    const __m512i m15 = _mm512_set1_epi32(15);
+    for (int is = 0; is < 16; is++) {
+        __m512i byte = _mm512_srli_epi32(t[is / 4], 8 * (is % 4));
+        __m512 s = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_and_si512(byte, m15)), d);
+        __m512 mn = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_and_si512(_mm512_srli_epi32(byte, 4), m15)), dmin);
+        _mm512_store_ps(ps + is * 16, s);
+        _mm512_store_ps(pm + is * 16, _mm512_add_ps(mn, _mm512_mul_ps(_mm512_setzero_ps(), s)));
+    }
+}
+
+/* IQ4_XS: one super-block of 136 bytes: d, 16 bits of high scale parts, 4 bytes of low parts, then
+ * 8 runs of 16 bytes (32 values each, looked up in the IQ4_NL table and stored as value + 128). */
+static inline void panel_iq4_xs(const uint8_t *w, int64_t wrb, int k0, uint8_t *pw, float *ps, float *pm) {
+    const __m512i lo4 = _mm512_set1_epi8(15), flip = _mm512_set1_epi8((char) 0x80);
+    const __m512i table = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *) IQ4NL));
+    const uint8_t *b = w + (int64_t) (k0 / 256) * 136;
+    for (int ib = 0; ib < 8; ib++) {
+        __m512i d[4];
+        gather16x16(b + 8 + 16 * ib, wrb, d);
+        for (int m = 0; m < 4; m++) {
+            __m512i lo = _mm512_and_si512(d[m], lo4), hi = _mm512_and_si512(_mm512_srli_epi16(d[m], 4), lo4);
+            _mm512_store_si512(pw + (8 * ib + m) * 64, _mm512_xor_si512(_mm512_shuffle_epi8(table, lo), flip));
+            _mm512_store_si512(pw + (8 * ib + 4 + m) * 64, _mm512_xor_si512(_mm512_shuffle_epi8(table, hi), flip));
+        }
+    }
+    __m512i t[4];
+    gather16x16(b, wrb, t);
+    __m512 d = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(t[0]));
+    __m512i sh = _mm512_srli_epi32(t[0], 16);
+    const __m512i m15 = _mm512_set1_epi32(15), m3 = _mm512_set1_epi32(3);
+    for (int ib = 0; ib < 8; ib++) {
+        __m512i low = _mm512_and_si512(_mm512_srli_epi32(t[1], 8 * (ib / 2) + 4 * (ib % 2)), m15);
+        __m512i high = _mm512_and_si512(_mm512_srli_epi32(sh, 2 * ib), m3);
+        __m512i ls = _mm512_sub_epi32(_mm512_or_si512(low, _mm512_slli_epi32(high, 4)), _mm512_set1_epi32(32));
+        __m512 s = _mm512_mul_ps(d, _mm512_cvtepi32_ps(ls));
+        __m512 mv = _mm512_add_ps(_mm512_setzero_ps(), _mm512_mul_ps(_mm512_set1_ps(128.0f), s));
+        _mm512_store_ps(ps + (2 * ib) * 16, s);
+        _mm512_store_ps(ps + (2 * ib + 1) * 16, s);
+        _mm512_store_ps(pm + (2 * ib) * 16, mv);
+        _mm512_store_ps(pm + (2 * ib + 1) * 16, mv);
+    }
+}
+
 /* Builds the chunk for 16 full rows when the type has a direct builder; returns 0 otherwise. */
 static inline int panel_fast(int32_t type, const uint8_t *w, int64_t wrb, int k0, uint8_t *pw, float *ps, float *pm) {
     switch (type) {
@@ -279,9 +349,12 @@ static inline int panel_fast(int32_t type, const uint8_t *w, int64_t wrb, int k0
         case T_Q4_K: panel_q45_k(0, w, wrb, k0, pw, ps, pm); return 1;
         case T_Q5_K: panel_q45_k(1, w, wrb, k0, pw, ps, pm); return 1;
         case T_Q3_K: panel_q3_k(w, wrb, k0, pw, ps, pm); return 1;
-        case T_Q4_1: panel_legacy(1, 0, w, wrb, k0, pw, ps, pm); return 1;
-        case T_Q5_0: panel_legacy(0, 1, w, wrb, k0, pw, ps, pm); return 1;
-        case T_Q5_1: panel_legacy(1, 1, w, wrb, k0, pw, ps, pm); return 1;
+        case T_Q4_1: panel_legacy(1, 0, 0, w, wrb, k0, pw, ps, pm); return 1;
+        case T_Q5_0: panel_legacy(0, 1, 0, w, wrb, k0, pw, ps, pm); return 1;
+        case T_Q5_1: panel_legacy(1, 1, 0, w, wrb, k0, pw, ps, pm); return 1;
+        case T_IQ4_NL: panel_legacy(0, 0, 1, w, wrb, k0, pw, ps, pm); return 1;
+        case T_Q2_K: panel_q2_k(w, wrb, k0, pw, ps, pm); return 1;
+        case T_IQ4_XS: panel_iq4_xs(w, wrb, k0, pw, ps, pm); return 1;
         case T_Q6_K: panel_q6_k(w, wrb, k0, pw, ps, pm); return 1;
         default: return 0;
     }
