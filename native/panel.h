@@ -48,6 +48,14 @@ static inline __m512i gather_u32(const uint8_t *p, int64_t stride) {
     return _mm512_i32gather_epi32(_mm512_mullo_epi32(rows, _mm512_set1_epi32((int32_t) stride)), p, 1);
 }
 
+/* The scale and offset of a 32-value group: the same for both of its 16-value activation blocks. */
+static inline void store_scales2(float *ps, float *pm, int j, __m512 s, __m512 m) {
+    _mm512_store_ps(ps + (2 * j) * 16, s);
+    _mm512_store_ps(ps + (2 * j + 1) * 16, s);
+    _mm512_store_ps(pm + (2 * j) * 16, m);
+    _mm512_store_ps(pm + (2 * j + 1) * 16, m);
+}
+
 /* Q4_0: per block column, 16 bytes of nibbles per row. */
 static inline void panel_q4_0(const uint8_t *w, int64_t wrb, int k0, uint8_t *pw, float *ps, float *pm) {
     const __m512i lo4 = _mm512_set1_epi8(15);
@@ -61,10 +69,7 @@ static inline void panel_q4_0(const uint8_t *w, int64_t wrb, int k0, uint8_t *pw
         }
         __m512 s = gather_f16(b, wrb);
         __m512 m = _mm512_add_ps(_mm512_setzero_ps(), _mm512_mul_ps(_mm512_set1_ps(8.0f), s));
-        _mm512_store_ps(ps + (2 * j) * 16, s);
-        _mm512_store_ps(ps + (2 * j + 1) * 16, s);
-        _mm512_store_ps(pm + (2 * j) * 16, m);
-        _mm512_store_ps(pm + (2 * j + 1) * 16, m);
+        store_scales2(ps, pm, j, s, m);
     }
 }
 
@@ -82,10 +87,7 @@ static inline void panel_q8_0(const uint8_t *w, int64_t wrb, int k0, uint8_t *pw
         }
         __m512 s = gather_f16(b, wrb);
         __m512 m = _mm512_add_ps(_mm512_setzero_ps(), _mm512_mul_ps(_mm512_set1_ps(128.0f), s));
-        _mm512_store_ps(ps + (2 * j) * 16, s);
-        _mm512_store_ps(ps + (2 * j + 1) * 16, s);
-        _mm512_store_ps(pm + (2 * j) * 16, m);
-        _mm512_store_ps(pm + (2 * j + 1) * 16, m);
+        store_scales2(ps, pm, j, s, m);
     }
 }
 
@@ -139,10 +141,7 @@ static inline __attribute__((always_inline)) void panel_q45_k(const int five, co
         }
         __m512 s = _mm512_mul_ps(dv, _mm512_cvtepi32_ps(sc));
         __m512 m = _mm512_add_ps(_mm512_mul_ps(dminv, _mm512_cvtepi32_ps(mn)), _mm512_mul_ps(_mm512_setzero_ps(), s));
-        _mm512_store_ps(ps + (2 * j) * 16, s);
-        _mm512_store_ps(ps + (2 * j + 1) * 16, s);
-        _mm512_store_ps(pm + (2 * j) * 16, m);
-        _mm512_store_ps(pm + (2 * j + 1) * 16, m);
+        store_scales2(ps, pm, j, s, m);
     }
 }
 
@@ -233,10 +232,7 @@ static inline __attribute__((always_inline)) void panel_legacy(const int mins, c
         } else {
             mv = _mm512_add_ps(_mm512_setzero_ps(), _mm512_mul_ps(_mm512_set1_ps(nl ? 128.0f : 16.0f), s));
         }
-        _mm512_store_ps(ps + (2 * j) * 16, s);
-        _mm512_store_ps(ps + (2 * j + 1) * 16, s);
-        _mm512_store_ps(pm + (2 * j) * 16, mv);
-        _mm512_store_ps(pm + (2 * j + 1) * 16, mv);
+        store_scales2(ps, pm, j, s, mv);
     }
 }
 
@@ -334,10 +330,7 @@ static inline void panel_iq4_xs(const uint8_t *w, int64_t wrb, int k0, uint8_t *
         __m512i ls = _mm512_sub_epi32(_mm512_or_si512(low, _mm512_slli_epi32(high, 4)), _mm512_set1_epi32(32));
         __m512 s = _mm512_mul_ps(d, _mm512_cvtepi32_ps(ls));
         __m512 mv = _mm512_add_ps(_mm512_setzero_ps(), _mm512_mul_ps(_mm512_set1_ps(128.0f), s));
-        _mm512_store_ps(ps + (2 * ib) * 16, s);
-        _mm512_store_ps(ps + (2 * ib + 1) * 16, s);
-        _mm512_store_ps(pm + (2 * ib) * 16, mv);
-        _mm512_store_ps(pm + (2 * ib + 1) * 16, mv);
+        store_scales2(ps, pm, ib, s, mv);
     }
 }
 

@@ -124,6 +124,21 @@ class OpsConformanceTest {
         return tests.stream();
     }
 
+    /** The CPU backend's paths: pure Java, and native kernels where the library is built. */
+    static List<Boolean> cpuPaths() {
+        try (CpuBackend probe = new CpuBackend(2, true)) {
+            return probe.usesNativeKernels() ? List.of(false, true) : List.of(false);
+        }
+    }
+
+    interface TypeCheck {
+        void check(GgmlType t) throws Exception;
+    }
+
+    static Stream<DynamicTest> perType(String what, TypeCheck check) {
+        return Arrays.stream(TYPES).map(t -> DynamicTest.dynamicTest(what + " " + t, () -> check.check(t)));
+    }
+
     /**
      * A token's result never depends on the rest of its batch (what keeps batched generation's text
      * equal to generating alone): each row of a 9-input product equals that input run alone, bit
@@ -131,37 +146,26 @@ class OpsConformanceTest {
      */
     @TestFactory
     Stream<DynamicTest> matmulIsBatchInvariant() {
-        List<DynamicTest> tests = new ArrayList<>();
-        for (GgmlType t : TYPES) {
-            tests.add(DynamicTest.dynamicTest("batch-invariant matmul " + t, () -> {
-                int cols = 512;
-                int n = 9;
-                Tensor w = randomWeight(t, 37, cols);
-                Tensor w2 = randomWeight(t, 12, cols);
-                float[] x = gaussian(n * cols, 1f);
-                for (boolean nat : new boolean[] {false, true}) {
-                    String name;
-                    try (CpuBackend probe = new CpuBackend(2, nat)) {
-                        if (nat && !probe.usesNativeKernels()) {
-                            continue;
-                        }
-                        name = label(probe);
-                    }
-                    float[][] all = run(new CpuBackend(2, nat), w, w2, x, n, cols);
-                    for (int i = 0; i < n; i++) {
-                        float[] xi = Arrays.copyOfRange(x, i * cols, (i + 1) * cols);
-                        float[][] one = run(new CpuBackend(2, nat), w, w2, xi, 1, cols);
-                        for (int j = 0; j < 2; j++) {
-                            int rows = one[j].length;
-                            float[] batched = Arrays.copyOfRange(all[j], i * rows, (i + 1) * rows);
-                            assertTrue(Arrays.equals(batched, one[j]),
-                                    name + " " + t + ": input " + i + " of " + n + " differs from the same input alone (output " + j + ")");
-                        }
+        return perType("batch-invariant matmul", t -> {
+            int cols = 512;
+            int n = 9;
+            Tensor w = randomWeight(t, 37, cols);
+            Tensor w2 = randomWeight(t, 12, cols);
+            float[] x = gaussian(n * cols, 1f);
+            for (boolean nat : cpuPaths()) {
+                float[][] all = run(new CpuBackend(2, nat), w, w2, x, n, cols);
+                for (int i = 0; i < n; i++) {
+                    float[] xi = Arrays.copyOfRange(x, i * cols, (i + 1) * cols);
+                    float[][] one = run(new CpuBackend(2, nat), w, w2, xi, 1, cols);
+                    for (int j = 0; j < 2; j++) {
+                        int rows = one[j].length;
+                        float[] batched = Arrays.copyOfRange(all[j], i * rows, (i + 1) * rows);
+                        assertTrue(Arrays.equals(batched, one[j]), (nat ? "native " : "java ") + t + ": input " + i + " of " + n
+                                + " differs from the same input alone (output " + j + ")");
                     }
                 }
-            }));
-        }
-        return tests.stream();
+            }
+        });
     }
 
     /**
@@ -171,27 +175,23 @@ class OpsConformanceTest {
      */
     @TestFactory
     Stream<DynamicTest> matmulRowsDoNotDependOnTheirPanel() {
-        List<DynamicTest> tests = new ArrayList<>();
-        for (GgmlType t : TYPES) {
-            tests.add(DynamicTest.dynamicTest("panel-invariant matmul " + t, () -> {
-                int cols = 768;
-                Tensor w = randomWeight(t, 32, cols);
-                Tensor head = new Tensor("head." + t, t, new long[] {cols, 15}, w.data().asSlice(0, t.rowBytes(cols) * 15));
-                for (int n : new int[] {1, 3}) {
-                    float[] x = gaussian(n * cols, 1f);
-                    for (boolean nat : new boolean[] {false, true}) {
-                        float[][] full = run(new CpuBackend(2, nat), w, head, x, n, cols);
-                        for (int i = 0; i < n; i++) {
-                            float[] a = Arrays.copyOfRange(full[0], i * 32, i * 32 + 15);
-                            float[] b = Arrays.copyOfRange(full[1], i * 15, i * 15 + 15);
-                            assertTrue(Arrays.equals(a, b), (nat ? "native " : "java ") + t + " n=" + n + " input " + i
-                                    + ": rows 0..14 differ between a full panel and a ragged one");
-                        }
+        return perType("panel-invariant matmul", t -> {
+            int cols = 768;
+            Tensor w = randomWeight(t, 32, cols);
+            Tensor head = new Tensor("head." + t, t, new long[] {cols, 15}, w.data().asSlice(0, t.rowBytes(cols) * 15));
+            for (int n : new int[] {1, 3}) {
+                float[] x = gaussian(n * cols, 1f);
+                for (boolean nat : cpuPaths()) {
+                    float[][] full = run(new CpuBackend(2, nat), w, head, x, n, cols);
+                    for (int i = 0; i < n; i++) {
+                        float[] a = Arrays.copyOfRange(full[0], i * 32, i * 32 + 15);
+                        float[] b = Arrays.copyOfRange(full[1], i * 15, i * 15 + 15);
+                        assertTrue(Arrays.equals(a, b), (nat ? "native " : "java ") + t + " n=" + n + " input " + i
+                                + ": rows 0..14 differ between a full panel and a ragged one");
                     }
                 }
-            }));
-        }
-        return tests.stream();
+            }
+        });
     }
 
     /** Two weights sharing one input, as the forward pass calls it (q/k/v, gate/up). */
