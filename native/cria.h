@@ -28,7 +28,9 @@ int64_t cria_matmul_scratch_bytes(int32_t k, int32_t n);
 
 /*
  * out[i * os + r] = W[r] . x[i] for weight rows r in [r0, r1) and inputs i in [0, n).
- * W: rows of k values of `type`, wrb bytes apart. For quantized types x is activation rows
+ * W: rows of k values of `type`, wrb bytes apart; for quantized types k is a multiple of 64 for the
+ * 32-value block types (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, IQ4_NL) and of 256 for the K-quants and IQ4_XS
+ * (returns -1 otherwise). For quantized types x is activation rows
  * (cria_quantize_act, xs bytes apart); for F32/F16/BF16 x is float rows (xs floats apart).
  * scratch: cria_matmul_scratch_bytes(k, n) bytes owned by the calling thread.
  * Returns 0, or -1 for a type this build cannot run.

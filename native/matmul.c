@@ -108,7 +108,7 @@ static inline void transpose16(__m512i r[16]) {
  * Written once, instantiated per type (always inlined with a constant type) so that each type's
  * unpacking is straight-line code with its constants hoisted. */
 static inline __attribute__((always_inline)) void make_chunk_of(const int32_t type, const kind *kd, const uint8_t *w,
-                                                                 int64_t wrb, int r, int nr, int k0, panel_buf *p) {
+                                                                 int64_t wrb, int r, int nr, int k0, int kc, panel_buf *p) {
     const int nb = CH / 16;
     for (int rr = 0; rr < PR; rr++) {
         uint8_t *u = p->u + rr * CH;
@@ -124,8 +124,13 @@ static inline __attribute__((always_inline)) void make_chunk_of(const int32_t ty
         if (!kd->mins) {
             memset(mn, 0, (size_t) nb * 4);
         }
-        for (int g = 0; g < CH / kd->group; g++) {
+        for (int g = 0; g < kc / kd->group; g++) {
             unpack(type, row + (int64_t) g * kd->bytes, u + g * kd->group, sc + g * (kd->group / 16), mn + g * (kd->group / 16));
+        }
+        if (kc < CH) { /* the row's last, short chunk: the tiles stop at kc; nothing stale stays past it */
+            memset(u + kc, 0, (size_t) (CH - kc));
+            memset(sc + kc / 16, 0, (size_t) (nb - kc / 16) * 4);
+            memset(mn + kc / 16, 0, (size_t) (nb - kc / 16) * 4);
         }
     }
     float off = kd->shift >= 0 ? (float) (1 << kd->shift) : 0.0f;
@@ -170,9 +175,9 @@ static inline __attribute__((always_inline)) void make_chunk_of(const int32_t ty
 #endif
 }
 
-static void make_chunk(int32_t type, const kind *kd, const uint8_t *w, int64_t wrb, int r, int nr, int k0, panel_buf *p) {
+static void make_chunk(int32_t type, const kind *kd, const uint8_t *w, int64_t wrb, int r, int nr, int k0, int kc, panel_buf *p) {
     switch (type) {
-#define CASE(T) case T: make_chunk_of(T, kd, w, wrb, r, nr, k0, p); return;
+#define CASE(T) case T: make_chunk_of(T, kd, w, wrb, r, nr, k0, kc, p); return;
         CASE(T_Q4_0) CASE(T_Q4_1) CASE(T_Q5_0) CASE(T_Q5_1) CASE(T_Q8_0) CASE(T_IQ4_NL)
         CASE(T_Q2_K) CASE(T_Q3_K) CASE(T_Q4_K) CASE(T_Q5_K) CASE(T_Q6_K) CASE(T_IQ4_XS)
 #undef CASE
@@ -184,13 +189,13 @@ static void make_chunk(int32_t type, const kind *kd, const uint8_t *w, int64_t w
 #include "panel.h"
 
 #define TILE_BODY(T)                                                                                       \
-    static void tile##T(const panel_buf *p, int k0, act_row *x, float *acc0, float *mins0) {              \
+    static void tile##T(const panel_buf *p, int k0, int nb, act_row *x, float *acc0, float *mins0) {      \
         __m512 acc[T], mins[T];                                                                            \
         for (int t = 0; t < T; t++) {                                                                      \
             acc[t] = _mm512_load_ps(acc0 + t * PR);                                                        \
             mins[t] = _mm512_load_ps(mins0 + t * PR);                                                      \
         }                                                                                                  \
-        for (int b = 0; b < CH / 16; b++) {                                                                \
+        for (int b = 0; b < nb; b++) {                                                                     \
             __m512i dot[T];                                                                                \
             for (int t = 0; t < T; t++) {                                                                  \
                 dot[t] = _mm512_setzero_si512();                                                           \
@@ -223,14 +228,14 @@ TILE_BODY(2)
 TILE_BODY(4)
 TILE_BODY(8)
 
-static void tile(const panel_buf *p, int k0, act_row *x, int nt, float *acc, float *mins) {
+static void tile(const panel_buf *p, int k0, int nb, act_row *x, int nt, float *acc, float *mins) {
     while (nt > 0) {
         int t = nt >= 8 ? 8 : nt >= 4 ? 4 : nt >= 2 ? 2 : 1;
         switch (t) {
-            case 8: tile8(p, k0, x, acc, mins); break;
-            case 4: tile4(p, k0, x, acc, mins); break;
-            case 2: tile2(p, k0, x, acc, mins); break;
-            default: tile1(p, k0, x, acc, mins); break;
+            case 8: tile8(p, k0, nb, x, acc, mins); break;
+            case 4: tile4(p, k0, nb, x, acc, mins); break;
+            case 2: tile2(p, k0, nb, x, acc, mins); break;
+            default: tile1(p, k0, nb, x, acc, mins); break;
         }
         x += t;
         acc += t * PR;
@@ -240,11 +245,11 @@ static void tile(const panel_buf *p, int k0, act_row *x, int nt, float *acc, flo
 }
 #else
 /* Portable version of the same arithmetic, in the same order. */
-static void tile(const panel_buf *p, int k0, act_row *x, int nt, float *acc, float *mins) {
+static void tile(const panel_buf *p, int k0, int nb, act_row *x, int nt, float *acc, float *mins) {
     for (int t = 0; t < nt; t++) {
         for (int rr = 0; rr < PR; rr++) {
             float a = acc[t * PR + rr], m = mins[t * PR + rr];
-            for (int b = 0; b < CH / 16; b++) {
+            for (int b = 0; b < nb; b++) {
                 int kb = k0 + 16 * b;
                 int32_t dot = 0;
                 for (int j = 0; j < 16; j++) {
@@ -284,28 +289,29 @@ static inline void prefetch_ahead(const uint8_t *w, int64_t wrb, int32_t r, int 
 static int32_t matmul_quant(int32_t type, const uint8_t *w, int64_t wrb, int32_t r0, int32_t r1, int32_t k,
                             const uint8_t *x, int64_t xs, int32_t n, float *out, int64_t os, uint8_t *scratch) {
     kind kd;
-    if (!kind_of(type, &kd) || k % CH != 0) {
+    if (!kind_of(type, &kd) || k % kd.group != 0) {
         return -1;
     }
     panel_buf p = panel_at(scratch, n);
     act_row xr[MAXT];
-    int chunks = k / CH;
+    int chunks = (k + CH - 1) / CH; /* the last one is short when k is not a multiple of CH */
     for (int32_t r = r0; r < r1; r += PR) {
         int nr = r1 - r < PR ? r1 - r : PR;
         memset(p.acc, 0, (size_t) n * PR * 4);
         memset(p.mins, 0, (size_t) n * PR * 4);
         for (int k0 = 0; k0 < k; k0 += CH) {
+            int kc = k - k0 < CH ? k - k0 : CH;
             prefetch_ahead(w, wrb, r, nr, r1, k0 / CH + PF_AHEAD, chunks, (int64_t) (CH / kd.group) * kd.bytes);
 #if CRIA_VNNI
-            if (nr < PR || !panel_fast(type, w + (int64_t) r * wrb, wrb, k0, p.w, p.s, p.m))
+            if (nr < PR || (kc < CH && kd.group == 256) || !panel_fast(type, w + (int64_t) r * wrb, wrb, k0, kc, p.w, p.s, p.m))
 #endif
-                make_chunk(type, &kd, w, wrb, r, nr, k0, &p);
+                make_chunk(type, &kd, w, wrb, r, nr, k0, kc, &p);
             for (int32_t i = 0; i < n; i += MAXT) {
                 int nt = n - i < MAXT ? n - i : MAXT;
                 for (int t = 0; t < nt; t++) {
                     xr[t] = act_at((uint8_t *) x + (int64_t) (i + t) * xs, k);
                 }
-                tile(&p, k0, xr, nt, p.acc + (int64_t) i * PR, p.mins + (int64_t) i * PR);
+                tile(&p, k0, kc / 16, xr, nt, p.acc + (int64_t) i * PR, p.mins + (int64_t) i * PR);
             }
         }
         for (int32_t i = 0; i < n; i++) {

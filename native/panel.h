@@ -57,9 +57,9 @@ static inline void store_scales2(float *ps, float *pm, int j, __m512 s, __m512 m
 }
 
 /* Q4_0: per block column, 16 bytes of nibbles per row. */
-static inline void panel_q4_0(const uint8_t *w, int64_t wrb, int k0, uint8_t *pw, float *ps, float *pm) {
+static inline void panel_q4_0(const uint8_t *w, int64_t wrb, int k0, int kc, uint8_t *pw, float *ps, float *pm) {
     const __m512i lo4 = _mm512_set1_epi8(15);
-    for (int j = 0; j < CH / 32; j++) {
+    for (int j = 0; j < kc / 32; j++) {
         const uint8_t *b = w + (int64_t) (k0 / 32 + j) * 18;
         __m512i d[4];
         gather16x16(b + 2, wrb, d);
@@ -74,9 +74,9 @@ static inline void panel_q4_0(const uint8_t *w, int64_t wrb, int k0, uint8_t *pw
 }
 
 /* Q8_0: per block column, 32 signed bytes per row (two halves of 16). */
-static inline void panel_q8_0(const uint8_t *w, int64_t wrb, int k0, uint8_t *pw, float *ps, float *pm) {
+static inline void panel_q8_0(const uint8_t *w, int64_t wrb, int k0, int kc, uint8_t *pw, float *ps, float *pm) {
     const __m512i flip = _mm512_set1_epi8((char) 0x80);
-    for (int j = 0; j < CH / 32; j++) {
+    for (int j = 0; j < kc / 32; j++) {
         const uint8_t *b = w + (int64_t) (k0 / 32 + j) * 34;
         for (int h = 0; h < 2; h++) {
             __m512i d[4];
@@ -194,7 +194,7 @@ static inline void panel_q6_k(const uint8_t *w, int64_t wrb, int k0, uint8_t *pw
  * value + 128). The offsets and mins match make_chunk_of's: Q5_0 subtracts 16 d, IQ4_NL 128 d; the
  * _1 types add their min (kept as m = -min + 0 d). */
 static inline __attribute__((always_inline)) void panel_legacy(const int mins, const int five, const int nl, const uint8_t *w,
-                                                               int64_t wrb, int k0, uint8_t *pw, float *ps, float *pm) {
+                                                               int64_t wrb, int k0, int kc, uint8_t *pw, float *ps, float *pm) {
     const __m512i lo4 = _mm512_set1_epi8(15), flip = _mm512_set1_epi8((char) 0x80);
     const __m512i table = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *) IQ4NL));
     const int bb = 18 + 2 * mins + 4 * five, qs = 2 + 2 * mins + 4 * five, qhoff = 2 + 2 * mins;
@@ -203,7 +203,7 @@ static inline __attribute__((always_inline)) void panel_legacy(const int mins, c
             0, 0, 0, 0, 12, 12, 12, 12, 8, 8, 8, 8, 4, 4, 4, 4, 0, 0, 0, 0, 12, 12, 12, 12, 8, 8, 8, 8, 4, 4, 4, 4, 0, 0, 0, 0);
     const __m512i pick = _mm512_set1_epi32(0x08040201), sixteen = _mm512_set1_epi8(16);
     const __m512i signbit = _mm512_set1_epi32((int32_t) 0x80000000);
-    for (int j = 0; j < CH / 32; j++) {
+    for (int j = 0; j < kc / 32; j++) {
         const uint8_t *b = w + (int64_t) (k0 / 32 + j) * bb;
         __m512i d[4];
         gather16x16(b + qs, wrb, d);
@@ -334,21 +334,23 @@ static inline void panel_iq4_xs(const uint8_t *w, int64_t wrb, int k0, uint8_t *
     }
 }
 
-/* Builds the chunk for 16 full rows when the type has a direct builder; returns 0 otherwise. */
-static inline int panel_fast(int32_t type, const uint8_t *w, int64_t wrb, int k0, uint8_t *pw, float *ps, float *pm) {
+/* Builds the chunk for 16 full rows when the type has a direct builder; returns 0 otherwise. The
+ * 32-value block types take a short last chunk (kc < CH values, a multiple of 64); the 256-value
+ * super-block types never have one. */
+static inline int panel_fast(int32_t type, const uint8_t *w, int64_t wrb, int k0, int kc, uint8_t *pw, float *ps, float *pm) {
     switch (type) {
-        case T_Q4_0: panel_q4_0(w, wrb, k0, pw, ps, pm); return 1;
-        case T_Q8_0: panel_q8_0(w, wrb, k0, pw, ps, pm); return 1;
+        case T_Q4_0: panel_q4_0(w, wrb, k0, kc, pw, ps, pm); return 1;
+        case T_Q8_0: panel_q8_0(w, wrb, k0, kc, pw, ps, pm); return 1;
+        case T_Q4_1: panel_legacy(1, 0, 0, w, wrb, k0, kc, pw, ps, pm); return 1;
+        case T_Q5_0: panel_legacy(0, 1, 0, w, wrb, k0, kc, pw, ps, pm); return 1;
+        case T_Q5_1: panel_legacy(1, 1, 0, w, wrb, k0, kc, pw, ps, pm); return 1;
+        case T_IQ4_NL: panel_legacy(0, 0, 1, w, wrb, k0, kc, pw, ps, pm); return 1;
         case T_Q4_K: panel_q45_k(0, w, wrb, k0, pw, ps, pm); return 1;
         case T_Q5_K: panel_q45_k(1, w, wrb, k0, pw, ps, pm); return 1;
+        case T_Q6_K: panel_q6_k(w, wrb, k0, pw, ps, pm); return 1;
         case T_Q3_K: panel_q3_k(w, wrb, k0, pw, ps, pm); return 1;
-        case T_Q4_1: panel_legacy(1, 0, 0, w, wrb, k0, pw, ps, pm); return 1;
-        case T_Q5_0: panel_legacy(0, 1, 0, w, wrb, k0, pw, ps, pm); return 1;
-        case T_Q5_1: panel_legacy(1, 1, 0, w, wrb, k0, pw, ps, pm); return 1;
-        case T_IQ4_NL: panel_legacy(0, 0, 1, w, wrb, k0, pw, ps, pm); return 1;
         case T_Q2_K: panel_q2_k(w, wrb, k0, pw, ps, pm); return 1;
         case T_IQ4_XS: panel_iq4_xs(w, wrb, k0, pw, ps, pm); return 1;
-        case T_Q6_K: panel_q6_k(w, wrb, k0, pw, ps, pm); return 1;
         default: return 0;
     }
 }

@@ -176,7 +176,8 @@ class OpsConformanceTest {
     @TestFactory
     Stream<DynamicTest> matmulRowsDoNotDependOnTheirPanel() {
         return perType("panel-invariant matmul", t -> {
-            int cols = 768;
+            // 32-value block types: 576 values, so each row also ends in a short chunk (2 x 256 + 64)
+            int cols = t.blockSize() == 32 ? 576 : 768;
             Tensor w = randomWeight(t, 32, cols);
             Tensor head = new Tensor("head." + t, t, new long[] {cols, 15}, w.data().asSlice(0, t.rowBytes(cols) * 15));
             for (int n : new int[] {1, 3}) {
@@ -192,6 +193,39 @@ class OpsConformanceTest {
                 }
             }
         });
+    }
+
+    /**
+     * Rows whose length is not a multiple of 256 (SmolLM's 576 and 960, say) still run natively for
+     * the 32-value block types: the last chunk of each row is short. Checked against ref and for batch
+     * invariance; K-quants need whole super-blocks and say so.
+     */
+    @TestFactory
+    Stream<DynamicTest> matmulShortLastChunk() {
+        GgmlType[] small = {GgmlType.Q4_0, GgmlType.Q4_1, GgmlType.Q5_0, GgmlType.Q5_1, GgmlType.Q8_0, GgmlType.IQ4_NL};
+        return Arrays.stream(small).map(t -> DynamicTest.dynamicTest("576-value rows " + t, () -> {
+            int cols = 576;
+            int n = 5;
+            Tensor w = randomWeight(t, 37, cols);
+            Tensor w2 = randomWeight(t, 16, cols);
+            float[] x = gaussian(n * cols, 1f);
+            float[][] ref = run(new RefBackend(), w, w2, x, n, cols);
+            for (boolean nat : cpuPaths()) {
+                try (CpuBackend probe = new CpuBackend(1, nat)) {
+                    assertTrue(!nat || probe.runsNatively(t, cols), t + " with 576-value rows should run natively");
+                    assertTrue(!probe.runsNatively(GgmlType.Q4_K, cols), "Q4_K needs whole 256-value super-blocks");
+                }
+                float[][] all = run(new CpuBackend(2, nat), w, w2, x, n, cols);
+                for (int j = 0; j < 2; j++) {
+                    double e = relRms(all[j], ref[j]);
+                    assertTrue(e < 2.5e-2, (nat ? "native " : "java ") + t + " output " + j + ": rel RMS " + e);
+                }
+                float[][] last = run(new CpuBackend(2, nat), w, w2, Arrays.copyOfRange(x, (n - 1) * cols, n * cols), 1, cols);
+                int rows = (int) w.rows();
+                assertTrue(Arrays.equals(Arrays.copyOfRange(all[0], (n - 1) * rows, n * rows), last[0]),
+                        (nat ? "native " : "java ") + t + ": the last input alone differs from the batch");
+            }
+        }));
     }
 
     /** Two weights sharing one input, as the forward pass calls it (q/k/v, gate/up). */

@@ -43,6 +43,15 @@ public final class CpuBackend extends HostBackend {
         return kernels != null;
     }
 
+    /**
+     * Whether matrix products with weights of this type and row length run in the native kernels
+     * here (otherwise in Java, correct but much slower): quantized rows need a multiple of 64 values
+     * (32-value block types) or 256 (K-quants, IQ4_XS).
+     */
+    public boolean runsNatively(cria.gguf.GgmlType type, int cols) {
+        return ops.nativeRuns(type, cols);
+    }
+
     @Override
     public Ops ops() {
         return ops;

@@ -142,12 +142,17 @@ final class CpuOps implements Ops {
         }
     }
 
+    /** Whether products with weights of this type and row length run in the native kernels (false: Java). */
+    boolean nativeRuns(GgmlType type, int cols) {
+        return nk != null && nk.supports(type.id()) && cols % groupOf(type) == 0;
+    }
+
     private boolean nativeRuns(Weight[] ws) {
         if (nk == null) {
             return false;
         }
         for (Weight w : ws) {
-            if (!nk.supports(w.type().id()) || w.cols() % groupOf(w.type()) != 0) {
+            if (!nativeRuns(w.type(), w.cols())) {
                 return false;
             }
         }
@@ -157,7 +162,8 @@ final class CpuOps implements Ops {
     private static int groupOf(GgmlType t) {
         return switch (t) {
             case F32, F16, BF16 -> 1;
-            default -> 256; // the kernels take rows in chunks of 256 values
+            case Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, IQ4_NL -> 64; // the kernels unpack pairs of 32-value blocks
+            default -> 256; // super-blocks of 256 values
         };
     }
 
