@@ -57,7 +57,7 @@ typedef struct {
 
 int64_t cria_matmul_scratch_bytes(int32_t k, int32_t n) {
     int64_t quant = 2 * (int64_t) PR * CH + 4 * (int64_t) PR * (CH / 16) * 4 + 2 * (int64_t) n * PR * 4;
-    int64_t flt = (int64_t) k * 4 + 2 * FCH * 64 + 2 * (int64_t) n * 64;
+    int64_t flt = (int64_t) k * 4 + 4 * FCH * 64 + 4 * (int64_t) n * 64;
     return (quant > flt ? quant : flt) + 512;
 }
 
@@ -408,6 +408,34 @@ FTILE(4)
 FTILE(8)
 
 /* Two panels (32 rows) by 8 inputs: each broadcast input value feeds two FMAs. Same order per output. */
+/* Four panels (64 rows) by 6 inputs: 24 accumulators, each weight load feeds 6 FMAs and each
+ * broadcast input value 4. Same order per output. */
+static void ftile6x4(const float *wt, int kc, const float *x0, int64_t xs, float *acc, int64_t n) {
+    __m512 a[4][6];
+    for (int p = 0; p < 4; p++) {
+        for (int t = 0; t < 6; t++) {
+            a[p][t] = _mm512_load_ps(acc + (p * n + t) * 16);
+        }
+    }
+    for (int j = 0; j < kc; j++) {
+        __m512 v[4];
+        for (int p = 0; p < 4; p++) {
+            v[p] = _mm512_load_ps(wt + (p * FCH + j) * 16);
+        }
+        for (int t = 0; t < 6; t++) {
+            __m512 xv = _mm512_set1_ps(x0[(int64_t) t * xs + j]);
+            for (int p = 0; p < 4; p++) {
+                a[p][t] = _mm512_fmadd_ps(v[p], xv, a[p][t]);
+            }
+        }
+    }
+    for (int p = 0; p < 4; p++) {
+        for (int t = 0; t < 6; t++) {
+            _mm512_store_ps(acc + (p * n + t) * 16, a[p][t]);
+        }
+    }
+}
+
 static void ftile8x2(const float *wa, const float *wb, int kc, const float *x0, int64_t xs, float *aa, float *ab) {
     __m512 a[8], b[8];
     for (int t = 0; t < 8; t++) {
@@ -456,8 +484,8 @@ static int32_t matmul_float(int32_t type, const uint8_t *w, int64_t wrb, int32_t
                             const float *x, int64_t xs, int32_t n, float *out, int64_t os, uint8_t *scratch) {
 #if CRIA_VNNI
     int eb = type == T_F32 ? 4 : 2;
-    float *wt = (float *) (((uintptr_t) scratch + 63) & ~(uintptr_t) 63); /* [2][FCH][16] */
-    float *acc = wt + 2 * FCH * 16;                                         /* [2][n][16] */
+    float *wt = (float *) (((uintptr_t) scratch + 63) & ~(uintptr_t) 63); /* [4][FCH][16] */
+    float *acc = wt + 4 * FCH * 16;                                         /* [4][n][16] */
     if (n == 1) {
         for (int32_t r = r0; r < r1; r += 16) {
             float_gemv(type, w, wrb, r, r1 - r < 16 ? r1 - r : 16, k, x, out);
@@ -465,9 +493,9 @@ static int32_t matmul_float(int32_t type, const uint8_t *w, int64_t wrb, int32_t
         return 0;
     }
     for (int32_t r = r0; r < r1;) {
-        /* two panels at once when both are full and the batch is big enough to use them */
-        int pairs = (n >= 8 && r1 - r >= 32) ? 2 : 1;
-        int nr = pairs == 2 ? 32 : (r1 - r < 16 ? r1 - r : 16);
+        /* four or two panels at once when they are full and the batch is big enough to use them */
+        int pairs = (n >= 6 && r1 - r >= 64) ? 4 : (n >= 8 && r1 - r >= 32) ? 2 : 1;
+        int nr = pairs > 1 ? 16 * pairs : (r1 - r < 16 ? r1 - r : 16);
         memset(acc, 0, (size_t) pairs * n * 64);
         for (int k0 = 0; k0 < k; k0 += FCH) {
             int kc = k - k0 < FCH ? k - k0 : FCH;
@@ -490,7 +518,10 @@ static int32_t matmul_float(int32_t type, const uint8_t *w, int64_t wrb, int32_t
             for (int i = 0; i < n;) {
                 int t = n - i >= 8 ? 8 : n - i >= 4 ? 4 : n - i >= 2 ? 2 : 1;
                 const float *x0 = x + (int64_t) i * xs + k0;
-                if (pairs == 2 && t == 8) {
+                if (pairs == 4 && n - i >= 6) {
+                    ftile6x4(wt, kc, x0, xs, acc + (int64_t) i * 16, n);
+                    t = 6;
+                } else if (pairs == 2 && t == 8) {
                     ftile8x2(wt, wt + FCH * 16, kc, x0, xs, acc + (int64_t) i * 16, acc + ((int64_t) n + i) * 16);
                 } else {
                     for (int pnl = 0; pnl < pairs; pnl++) {
