@@ -36,7 +36,16 @@ struct DeqF32 {
     }
 };
 
-struct DeqF16 {
+// F16 and BF16 rows: 16-bit floats, turned into float by Cvt::f.
+struct CvtF16 {
+    static __device__ __forceinline__ float f(uint16_t h) { return h2f(h); }
+};
+struct CvtBF16 {
+    static __device__ __forceinline__ float f(uint16_t h) { return bf2f(h); }
+};
+
+template <class Cvt>
+struct Deq16 {
     static constexpr int BLOCK = 1, BYTES = 2, ALIGN = 2;
     static __device__ __forceinline__ void chunk(const uint8_t* __restrict__ row, int c, int cols, float* v) {
         const uint16_t* r = reinterpret_cast<const uint16_t*>(row) + CRIA_CHUNK * c;
@@ -45,40 +54,20 @@ struct DeqF16 {
             load_words<64, 16>(reinterpret_cast<const uint8_t*>(r), w);
 #pragma unroll
             for (int k = 0; k < 16; k++) {
-                v[2 * k] = h2f((uint16_t) (w[k] & 0xffffu));
-                v[2 * k + 1] = h2f((uint16_t) (w[k] >> 16));
+                v[2 * k] = Cvt::f((uint16_t) (w[k] & 0xffffu));
+                v[2 * k + 1] = Cvt::f((uint16_t) (w[k] >> 16));
             }
         } else {
             const int left = cols - CRIA_CHUNK * c;
 #pragma unroll
             for (int j = 0; j < CRIA_CHUNK; j++) {
-                v[j] = j < left ? h2f(r[j]) : 0.0f;
+                v[j] = j < left ? Cvt::f(r[j]) : 0.0f;
             }
         }
     }
 };
-
-struct DeqBF16 {
-    static constexpr int BLOCK = 1, BYTES = 2, ALIGN = 2;
-    static __device__ __forceinline__ void chunk(const uint8_t* __restrict__ row, int c, int cols, float* v) {
-        const uint16_t* r = reinterpret_cast<const uint16_t*>(row) + CRIA_CHUNK * c;
-        if (cols % CRIA_CHUNK == 0) {
-            uint32_t w[16];
-            load_words<64, 16>(reinterpret_cast<const uint8_t*>(r), w);
-#pragma unroll
-            for (int k = 0; k < 16; k++) {
-                v[2 * k] = bf2f((uint16_t) (w[k] & 0xffffu));
-                v[2 * k + 1] = bf2f((uint16_t) (w[k] >> 16));
-            }
-        } else {
-            const int left = cols - CRIA_CHUNK * c;
-#pragma unroll
-            for (int j = 0; j < CRIA_CHUNK; j++) {
-                v[j] = j < left ? bf2f(r[j]) : 0.0f;
-            }
-        }
-    }
-};
+using DeqF16 = Deq16<CvtF16>;
+using DeqBF16 = Deq16<CvtBF16>;
 
 // Q4_0 (18 bytes): f16 d, 16 bytes; byte j holds value j (low nibble) and j + 16 (high). x = d (q - 8).
 struct DeqQ4_0 {

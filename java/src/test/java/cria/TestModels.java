@@ -5,6 +5,8 @@ import cria.gguf.GgmlType;
 import cria.gguf.GgufValue;
 import cria.gguf.GgufWriter;
 import cria.gguf.Metadata;
+import cria.model.Synth;
+import cria.model.SynthShape;
 import java.lang.foreign.MemorySegment;
 import java.nio.file.Path;
 import java.util.Random;
@@ -17,16 +19,8 @@ public final class TestModels {
     public static Path tinyLlama(Path file, long seed) {
         int dim = 32, layers = 2, heads = 4, kvHeads = 2, ffn = 64, vocab = 64;
         Metadata md = new Metadata(file.toString());
-        md.put("general.architecture", GgufValue.ofString("llama"));
-        md.put("general.name", GgufValue.ofString("tiny test model"));
-        md.put("llama.context_length", GgufValue.ofU32(128));
-        md.put("llama.embedding_length", GgufValue.ofU32(dim));
-        md.put("llama.block_count", GgufValue.ofU32(layers));
-        md.put("llama.feed_forward_length", GgufValue.ofU32(ffn));
-        md.put("llama.attention.head_count", GgufValue.ofU32(heads));
-        md.put("llama.attention.head_count_kv", GgufValue.ofU32(kvHeads));
-        md.put("llama.attention.layer_norm_rms_epsilon", GgufValue.ofF32(1e-5f));
-        md.put("llama.rope.freq_base", GgufValue.ofF32(10000f));
+        Synth.putHyperparameters(md, new SynthShape("tiny-test", dim, layers, heads, kvHeads, ffn, vocab, 128, 10000f, false, 0f, 1e-5f),
+                "tiny test model");
         String[] tokens = new String[vocab];
         float[] scores = new float[vocab];
         int[] types = new int[vocab];

@@ -36,6 +36,22 @@ public final class Synth {
 
     private record Spec(String name, long[] shape, float std, float[] values) {}
 
+    /** Writes the {@code llama.*} hyper-parameters of shape {@code s}, the architecture and {@code name}. */
+    public static void putHyperparameters(Metadata md, SynthShape s, String name) {
+        md.put("general.architecture", GgufValue.ofString("llama"));
+        md.put("general.name", GgufValue.ofString(name));
+        md.put("llama.context_length", GgufValue.ofU32(s.context()));
+        md.put("llama.embedding_length", GgufValue.ofU32(s.dim()));
+        md.put("llama.block_count", GgufValue.ofU32(s.layers()));
+        md.put("llama.feed_forward_length", GgufValue.ofU32(s.ffn()));
+        md.put("llama.rope.dimension_count", GgufValue.ofU32(s.headDim()));
+        md.put("llama.attention.head_count", GgufValue.ofU32(s.heads()));
+        md.put("llama.attention.head_count_kv", GgufValue.ofU32(s.kvHeads()));
+        md.put("llama.attention.layer_norm_rms_epsilon", GgufValue.ofF32(s.rmsEps()));
+        md.put("llama.rope.freq_base", GgufValue.ofF32(s.ropeBase()));
+        md.put("llama.vocab_size", GgufValue.ofU32(s.vocab()));
+    }
+
     /**
      * Writes the model.
      *
@@ -53,18 +69,7 @@ public final class Synth {
             s = s.with(null, null, null, null, null, tokens.length, null);
         }
         s.validate();
-        md.put("general.architecture", GgufValue.ofString("llama"));
-        md.put("general.name", GgufValue.ofString("cria synth " + s.name() + " (random weights, seed " + seed + ")"));
-        md.put("llama.context_length", GgufValue.ofU32(s.context()));
-        md.put("llama.embedding_length", GgufValue.ofU32(s.dim()));
-        md.put("llama.block_count", GgufValue.ofU32(s.layers()));
-        md.put("llama.feed_forward_length", GgufValue.ofU32(s.ffn()));
-        md.put("llama.rope.dimension_count", GgufValue.ofU32(s.headDim()));
-        md.put("llama.attention.head_count", GgufValue.ofU32(s.heads()));
-        md.put("llama.attention.head_count_kv", GgufValue.ofU32(s.kvHeads()));
-        md.put("llama.attention.layer_norm_rms_epsilon", GgufValue.ofF32(s.rmsEps()));
-        md.put("llama.rope.freq_base", GgufValue.ofF32(s.ropeBase()));
-        md.put("llama.vocab_size", GgufValue.ofU32(s.vocab()));
+        putHyperparameters(md, s, "cria synth " + s.name() + " (random weights, seed " + seed + ")");
         md.put("general.file_type", GgufValue.ofU32(ftype.id()));
         md.put("general.quantization_version", GgufValue.ofU32(2));
         if (vocab != null) {

@@ -175,7 +175,11 @@ final class EmuGpu implements Gpu {
 
     @Override
     public Staging staging(long bytes) {
-        MemorySegment s = arena.allocate(bytes, 64);
+        return hostStaging(arena.allocate(bytes, 64));
+    }
+
+    /** Staging memory that is plain host memory, never busy (for the fakes of {@link Gpu}). */
+    static Staging hostStaging(MemorySegment s) {
         return new Staging() {
             @Override
             public MemorySegment segment() {

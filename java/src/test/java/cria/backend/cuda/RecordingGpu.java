@@ -63,16 +63,7 @@ final class RecordingGpu implements Gpu {
 
     @Override
     public Staging staging(long bytes) {
-        MemorySegment s = arena.allocate(bytes, 64);
-        return new Staging() {
-            @Override
-            public MemorySegment segment() {
-                return s;
-            }
-
-            @Override
-            public void awaitIdle() {}
-        };
+        return EmuGpu.hostStaging(arena.allocate(bytes, 64));
     }
 
     @Override

@@ -2,9 +2,10 @@
 package cria.backend.cuda;
 
 import cria.gguf.GgmlType;
-import cria.gguf.GgufValue;
 import cria.gguf.GgufWriter;
 import cria.gguf.Metadata;
+import cria.model.Synth;
+import cria.model.SynthShape;
 import cria.tensor.Tensor;
 import java.lang.foreign.MemorySegment;
 import java.nio.file.Path;
@@ -24,17 +25,8 @@ public final class SyntheticModels {
         int dim = 256, layers = 2, heads = 4, kvHeads = 2, headDim = 64, ffn = 768;
         Random r = new Random(seed);
         Metadata md = new Metadata(file.toString());
-        md.put("general.architecture", GgufValue.ofString("llama"));
-        md.put("general.name", GgufValue.ofString("synthetic llama3-shaped model"));
-        md.put("llama.context_length", GgufValue.ofU32(2048));
-        md.put("llama.embedding_length", GgufValue.ofU32(dim));
-        md.put("llama.block_count", GgufValue.ofU32(layers));
-        md.put("llama.feed_forward_length", GgufValue.ofU32(ffn));
-        md.put("llama.attention.head_count", GgufValue.ofU32(heads));
-        md.put("llama.attention.head_count_kv", GgufValue.ofU32(kvHeads));
-        md.put("llama.attention.layer_norm_rms_epsilon", GgufValue.ofF32(1e-5f));
-        md.put("llama.rope.freq_base", GgufValue.ofF32(500000f));
-        md.put("llama.rope.dimension_count", GgufValue.ofU32(headDim));
+        Synth.putHyperparameters(md, new SynthShape("test-llama3", dim, layers, heads, kvHeads, ffn, VOCAB, 2048, 500000f, false, 0f,
+                1e-5f), "synthetic llama3-shaped model");
         GgufWriter w = new GgufWriter(md);
         double s = 0.01;  // block scales of ~1e-3: weights of order 0.1 to 1
         add(w, RandomTensors.matrix("token_embd.weight", GgmlType.Q4_K, VOCAB, dim, r, s));
