@@ -254,31 +254,11 @@ __device__ __forceinline__ void scale_min_k4(const uint8_t* s, int j, int* sc, i
 
 // Q4_K (144 bytes): f16 d, f16 dmin, 12 scale bytes, qs[128] at 16. Sub-block sub: the 32 bytes
 // at 16 + 32 (sub / 2), low nibbles for even sub, high for odd. x = d sc q - dmin m.
-struct DeqQ4_K {
-    static constexpr int BLOCK = 256, BYTES = 144, ALIGN = 16;
-    static __device__ __forceinline__ void chunk(const uint8_t* __restrict__ row, int c, int, float* v) {
-        const uint8_t* b = row + (size_t) (c >> 3) * BYTES;
-        const int sub = c & 7;
-        const float d = h2f(ld_u16(b));
-        const float dmin = h2f(ld_u16(b + 2));
-        int sc, m;
-        scale_min_k4(b + 4, sub, &sc, &m);
-        const float d1 = d * (float) sc;
-        const float m1 = dmin * (float) m;
-        uint32_t w[8];
-        load_words<32, ALIGN>(b + 16 + 32 * (sub >> 1), w);
-        const int shift = 4 * (sub & 1);
-#pragma unroll
-        for (int l = 0; l < 32; l++) {
-            v[l] = d1 * (float) ((byte_at(w, l) >> shift) & 15u) - m1;
-        }
-    }
-};
-
-// Q5_K (176 bytes): as Q4_K plus qh[32] at 16 (bit sub of byte l is the fifth bit of value l of
-// sub-block sub); the nibbles move to 48.
-struct DeqQ5_K {
-    static constexpr int BLOCK = 256, BYTES = 176, ALIGN = 16;
+// Q5_K (176 bytes, FIVE): as Q4_K plus qh[32] at 16 (bit sub of byte l is the fifth bit of value l
+// of sub-block sub); the nibbles move to 48.
+template <bool FIVE>
+struct DeqQ45_K {
+    static constexpr int BLOCK = 256, BYTES = FIVE ? 176 : 144, ALIGN = 16;
     static __device__ __forceinline__ void chunk(const uint8_t* __restrict__ row, int c, int, float* v) {
         const uint8_t* b = row + (size_t) (c >> 3) * BYTES;
         const int sub = c & 7;
@@ -290,16 +270,23 @@ struct DeqQ5_K {
         const float m1 = dmin * (float) m;
         uint32_t ql[8];
         uint32_t qh[8];
-        load_words<32, ALIGN>(b + 48 + 32 * (sub >> 1), ql);
-        load_words<32, ALIGN>(b + 16, qh);
+        load_words<32, ALIGN>(b + (FIVE ? 48 : 16) + 32 * (sub >> 1), ql);
+        if (FIVE) {
+            load_words<32, ALIGN>(b + 16, qh);
+        }
         const int shift = 4 * (sub & 1);
 #pragma unroll
         for (int l = 0; l < 32; l++) {
-            const uint32_t q = ((byte_at(ql, l) >> shift) & 15u) + (((byte_at(qh, l) >> sub) & 1u) << 4);
+            uint32_t q = (byte_at(ql, l) >> shift) & 15u;
+            if (FIVE) {
+                q += ((byte_at(qh, l) >> sub) & 1u) << 4;
+            }
             v[l] = d1 * (float) q - m1;
         }
     }
 };
+using DeqQ4_K = DeqQ45_K<false>;
+using DeqQ5_K = DeqQ45_K<true>;
 
 // Q6_K (210 bytes): ql[128] at 0, qh[64] at 128, int8 scales[16] at 192, f16 d at 208.
 // Sub-block sub = 4 h + r: values 128 h + 32 r + l take the low (r < 2) or high nibble of
