@@ -29,17 +29,40 @@ public abstract class KvCache implements AutoCloseable {
         }
     }
 
-    /** Geometry of a cache. {@code maxPositions} bounds one sequence (the context length). */
+    /**
+     * Geometry of a cache. {@code maxPositions} bounds one sequence (the context length). Every
+     * size derived from these numbers is computed in long and must fit what holds it (the page
+     * table is a Java array; element indices are longs): a geometry that does not is refused here,
+     * before anything is allocated. Callers that take these numbers from people check them first
+     * and say what to change; this is the backstop.
+     */
     public record Config(int layers, int kvDim, Type type, int pageSize, int pages, int maxSequences, int maxPositions) {
+        /** The most entries a page table may have (a Java array). */
+        static final long MAX_TABLE = Integer.MAX_VALUE - 8;
+
         public Config {
-            if (layers <= 0 || kvDim <= 0 || pageSize <= 0 || pages <= 0 || maxSequences <= 0 || maxPositions <= 0) {
+            if (layers <= 0 || kvDim <= 0 || pageSize <= 0 || pages <= 0 || maxSequences <= 0 || maxPositions <= 0
+                    || type == null) {
                 throw new IllegalArgumentException("bad KV cache geometry: " + this);
             }
+            if ((long) maxSequences * pagesPerSequence(maxPositions, pageSize) > MAX_TABLE) {
+                throw new IllegalArgumentException("KV cache page table too large: " + this);
+            }
+            try {
+                Math.multiplyExact(Math.multiplyExact(Math.multiplyExact(2L * layers, pages), (long) pageSize),
+                        Math.multiplyExact((long) kvDim, type.bytes()));
+            } catch (ArithmeticException e) {
+                throw new IllegalArgumentException("KV cache too large: " + this);
+            }
+        }
+
+        private static long pagesPerSequence(long positions, long pageSize) {
+            return (positions + pageSize - 1) / pageSize;
         }
 
         /** Pages one sequence may need at most. */
         public int maxPagesPerSequence() {
-            return (maxPositions + pageSize - 1) / pageSize;
+            return (int) pagesPerSequence(maxPositions, pageSize);
         }
 
         /** Bytes of K plus V. */
@@ -47,10 +70,21 @@ public abstract class KvCache implements AutoCloseable {
             return 2L * layers * pages * pageSize * kvDim * type.bytes();
         }
 
+        /** Bytes of K plus V that a cache of these shapes takes for {@code positions} positions in pages of {@code pageSize}. */
+        public static long bytesFor(int layers, int kvDim, Type type, long positions, int pageSize) {
+            long pages = pagesPerSequence(positions, pageSize);
+            try {
+                return Math.multiplyExact(Math.multiplyExact(Math.multiplyExact(2L * layers, pages), (long) pageSize),
+                        Math.multiplyExact((long) kvDim, type.bytes()));
+            } catch (ArithmeticException e) {
+                return Long.MAX_VALUE;
+            }
+        }
+
         /** A cache for one sequence of {@code ctx} positions. */
         public static Config single(int layers, int kvDim, Type type, int ctx) {
             int pageSize = Math.min(64, ctx);
-            return new Config(layers, kvDim, type, pageSize, (ctx + pageSize - 1) / pageSize, 1, ctx);
+            return new Config(layers, kvDim, type, pageSize, (int) pagesPerSequence(ctx, pageSize), 1, ctx);
         }
     }
 
@@ -93,9 +127,12 @@ public abstract class KvCache implements AutoCloseable {
         return freeTop;
     }
 
-    /** Pages needed to hold {@code positions} positions. */
+    /** Pages needed to hold {@code positions} positions (0 or more). */
     public int pagesFor(int positions) {
-        return (positions + config.pageSize() - 1) / config.pageSize();
+        if (positions < 0) {
+            throw new IllegalArgumentException("negative number of positions: " + positions);
+        }
+        return (int) (((long) positions + config.pageSize() - 1) / config.pageSize());
     }
 
     /** Opens a sequence; returns its id. */
@@ -118,12 +155,12 @@ public abstract class KvCache implements AutoCloseable {
 
     /** Number of positions a sequence can hold without taking more pages. */
     public int capacity(int seq) {
-        return pagesHeld[seq] * config.pageSize();
+        return (int) Math.min(Integer.MAX_VALUE, (long) pagesHeld[seq] * config.pageSize());
     }
 
     /** True when {@link #reserve} of {@code positions} for {@code seq} would succeed. */
     public boolean canReserve(int seq, int positions) {
-        return positions <= config.maxPositions() && pagesFor(positions) - pagesHeld[seq] <= freeTop;
+        return positions >= 0 && positions <= config.maxPositions() && pagesFor(positions) - pagesHeld[seq] <= freeTop;
     }
 
     /**
@@ -132,6 +169,12 @@ public abstract class KvCache implements AutoCloseable {
      * @throws CriaException when the context length is exceeded or the pool is out of pages
      */
     public void reserve(int seq, int positions) {
+        checkLive(seq);
+        if (positions < 0) {
+            // a negative need is an overflow upstream: reserving nothing would let the sequence
+            // write into pages it does not hold (another sequence's)
+            throw new IllegalArgumentException("cannot reserve " + positions + " positions for sequence " + seq);
+        }
         if (positions > config.maxPositions()) {
             throw new CriaException("context full: " + positions + " positions needed but the context holds "
                     + config.maxPositions() + "; raise --ctx or shorten the prompt");
@@ -152,6 +195,7 @@ public abstract class KvCache implements AutoCloseable {
 
     /** Keeps only positions {@code [0, positions)}, returning whole pages beyond to the pool. */
     public void truncate(int seq, int positions) {
+        checkLive(seq);
         int keep = pagesFor(positions);
         int base = seq * config.maxPagesPerSequence();
         while (pagesHeld[seq] > keep) {
@@ -169,7 +213,9 @@ public abstract class KvCache implements AutoCloseable {
      * common prefix.
      */
     public void sharePrefix(int src, int dst, int pages) {
-        if (pagesHeld[dst] != 0 || pages > pagesHeld[src]) {
+        checkLive(src);
+        checkLive(dst);
+        if (pagesHeld[dst] != 0 || pages < 0 || pages > pagesHeld[src]) {
             throw new IllegalStateException("cannot share " + pages + " pages");
         }
         int sb = src * config.maxPagesPerSequence();
@@ -181,6 +227,32 @@ public abstract class KvCache implements AutoCloseable {
         }
         pagesHeld[dst] = pages;
         version++;
+    }
+
+    private void checkLive(int seq) {
+        if (seq < 0 || seq >= live.length || !live[seq]) {
+            throw new IllegalArgumentException("sequence " + seq + " is not open in this KV cache");
+        }
+    }
+
+    /**
+     * Checks that every entry of a batch writes and reads only pages its own sequence holds: an
+     * open sequence, a position in {@code [0, capacity)}. Called before every forward step, so
+     * that no bookkeeping mistake upstream can make one sequence write into another's pages
+     * (or native code read outside the cache).
+     *
+     * @throws IllegalArgumentException naming the first entry that does not fit
+     */
+    public void checkBatch(Batch batch) {
+        for (int i = 0; i < batch.size(); i++) {
+            int seq = batch.sequence(i);
+            int pos = batch.position(i);
+            if (seq < 0 || seq >= live.length || !live[seq] || pos < 0 || pos >= (long) pagesHeld[seq] * config.pageSize()) {
+                throw new IllegalArgumentException("batch entry " + i + " (sequence " + seq + ", position " + pos
+                        + ") lies outside the pages its sequence holds (" + (seq >= 0 && seq < live.length ? capacity(seq) : 0)
+                        + " positions)");
+            }
+        }
     }
 
     /** Physical page holding position {@code pos} of {@code seq}. */

@@ -77,7 +77,7 @@ final class BatchCommand extends Verb {
         if (parallel < 1) {
             throw new CriaException("--parallel must be at least 1");
         }
-        List<String> lines = readInput();
+        List<String> lines = readInput();  // a line that is not UTF-8 is null here
         Set<String> done = resume ? resumeFrom() : freshOutput();
         GenerateOptions defaults = new GenerateOptions(maxTokens, sampling.params(), sampling.stop, false);
         if (sampling.seed == null || sampling.temperature > 0) {
@@ -88,10 +88,12 @@ final class BatchCommand extends Verb {
         int skipped = 0;
         for (int i = 0; i < lines.size(); i++) {
             String line = lines.get(i);
-            if (line.isBlank()) {
+            if (line != null && line.isBlank()) {
                 continue;
             }
-            BatchRequests r = BatchRequests.parse(line, i + 1, defaults);
+            BatchRequests r = line == null
+                    ? BatchRequests.invalid(i + 1, "line " + (i + 1) + ": not valid UTF-8 text")
+                    : BatchRequests.parse(line, i + 1, defaults);
             if (!seen.add(r.key())) {
                 r = new BatchRequests("line:" + (i + 1), null, null, null, null, "line " + (i + 1) + ": duplicate id " + r.id());
             }
@@ -194,15 +196,52 @@ final class BatchCommand extends Verb {
         }
     }
 
+    /**
+     * The input lines, each decoded on its own: a line that is not valid UTF-8 becomes null (an
+     * error line for that line only), the others run. A final line without a newline counts;
+     * a CR before the newline is dropped.
+     */
     private List<String> readInput() {
-        try {
-            return Files.readAllLines(in, StandardCharsets.UTF_8);
+        try (java.io.InputStream s = new java.io.BufferedInputStream(Files.newInputStream(in))) {
+            List<String> lines = new ArrayList<>();
+            java.io.ByteArrayOutputStream line = new java.io.ByteArrayOutputStream();
+            java.nio.charset.CharsetDecoder utf8 = StandardCharsets.UTF_8.newDecoder()
+                    .onMalformedInput(java.nio.charset.CodingErrorAction.REPORT)
+                    .onUnmappableCharacter(java.nio.charset.CodingErrorAction.REPORT);
+            int b;
+            boolean pending = false;
+            while ((b = s.read()) >= 0) {
+                if (b != '\n') {
+                    line.write(b);
+                    pending = true;
+                    continue;
+                }
+                lines.add(decode(utf8, line.toByteArray()));
+                line.reset();
+                pending = false;
+            }
+            if (pending) {
+                lines.add(decode(utf8, line.toByteArray()));
+            }
+            return lines;
         } catch (NoSuchFileException e) {
             throw new CriaException(in + ": no such file");
-        } catch (java.nio.charset.MalformedInputException e) {
-            throw new CriaException(in + ": not UTF-8 text");
+        } catch (java.nio.file.AccessDeniedException e) {
+            throw new CriaException(in + ": permission denied");
         } catch (IOException e) {
             throw new CriaException(in + ": cannot read: " + e.getMessage());
+        }
+    }
+
+    private static String decode(java.nio.charset.CharsetDecoder utf8, byte[] bytes) {
+        int n = bytes.length;
+        if (n > 0 && bytes[n - 1] == '\r') {
+            n--;
+        }
+        try {
+            return utf8.reset().decode(java.nio.ByteBuffer.wrap(bytes, 0, n)).toString();
+        } catch (java.nio.charset.CharacterCodingException e) {
+            return null;
         }
     }
 

@@ -29,7 +29,7 @@ record BatchRequests(String key, JsonNode id, String prompt, List<ChatTemplate.M
     static BatchRequests parse(String line, int lineNo, GenerateOptions defaults) {
         JsonNode node;
         try {
-            node = Json.MAPPER.readTree(line);
+            node = Json.STRICT.readTree(line);
         } catch (JsonProcessingException e) {
             return failed(null, lineNo, "line " + lineNo + ": not valid JSON: " + Main.oneLine(e.getOriginalMessage()));
         }
@@ -82,12 +82,7 @@ record BatchRequests(String key, JsonNode id, String prompt, List<ChatTemplate.M
                     case "top_p" -> sp = sp.withTopP(number(e.getKey(), v));
                     case "top_k" -> sp = sp.withTopK(integer(e.getKey(), v));
                     case "min_p" -> sp = sp.withMinP(number(e.getKey(), v));
-                    case "seed" -> {
-                        if (!v.isIntegralNumber()) {
-                            throw new IllegalArgumentException("'seed' must be an integer");
-                        }
-                        sp = sp.withSeed(v.asLong());
-                    }
+                    case "seed" -> sp = sp.withSeed(seed(v));
                     case "repeat_penalty" -> sp = sp.withRepeatPenalty(number(e.getKey(), v));
                     case "frequency_penalty" -> sp = sp.withFrequencyPenalty(number(e.getKey(), v));
                     case "presence_penalty" -> sp = sp.withPresencePenalty(number(e.getKey(), v));
@@ -105,20 +100,44 @@ record BatchRequests(String key, JsonNode id, String prompt, List<ChatTemplate.M
         }
     }
 
+    /** A line that could not be read at all (e.g. not UTF-8): an error result keyed by its line number. */
+    static BatchRequests invalid(int lineNo, String why) {
+        return failed(null, lineNo, why);
+    }
+
     private static BatchRequests failed(JsonNode id, int lineNo, String why) {
         return new BatchRequests(keyOf(id, lineNo), id, null, null, null, why);
     }
 
+    private static final java.math.BigInteger TWO_64 = java.math.BigInteger.ONE.shiftLeft(64);
+
+    /**
+     * A seed: any integer that fits 64 bits, signed or unsigned (2^63 .. 2^64-1 keep their bits);
+     * anything wider is an error rather than silently cut to its low bits.
+     */
+    private static long seed(JsonNode v) {
+        if (v.isIntegralNumber()) {
+            if (v.canConvertToLong()) {
+                return v.asLong();
+            }
+            java.math.BigInteger b = v.bigIntegerValue();
+            if (b.signum() > 0 && b.compareTo(TWO_64) < 0) {
+                return b.longValue();
+            }
+        }
+        throw new IllegalArgumentException("'seed' must be an integer of at most 64 bits (-2^63 to 2^64-1)");
+    }
+
     private static int integer(String key, JsonNode v) {
         if (!v.isIntegralNumber() || !v.canConvertToInt()) {
-            throw new IllegalArgumentException("'" + key + "' must be an integer");
+            throw new IllegalArgumentException("'" + key + "' must be an integer from " + Integer.MIN_VALUE + " to " + Integer.MAX_VALUE);
         }
         return v.asInt();
     }
 
     private static float number(String key, JsonNode v) {
-        if (!v.isNumber()) {
-            throw new IllegalArgumentException("'" + key + "' must be a number");
+        if (!v.isNumber() || !Float.isFinite((float) v.asDouble())) {
+            throw new IllegalArgumentException("'" + key + "' must be a finite number");
         }
         return (float) v.asDouble();
     }

@@ -90,6 +90,15 @@ final class BenchCommand extends Verb {
         }
     }
 
+    /** The session the tests run in: a context as long as the longest test (-p and -n are checked by its memory check). */
+    private Session session(Model model, int ctx) {
+        try {
+            return model.newSession(modelArgs.sessionOptions().withContextLength(ctx));
+        } catch (CriaException e) {
+            throw new CriaException("a test of " + ctx + " tokens (-p, -n, -c): " + e.getMessage(), e);
+        }
+    }
+
     @Override
     public Integer call() {
         if (!List.of("md", "csv", "json").contains(format)) {
@@ -127,7 +136,7 @@ final class BenchCommand extends Verb {
         }
         List<Result> results = new ArrayList<>();
         try (Model model = Model.load(modelArgs.model, modelArgs.modelOptions(), err()::println);
-             Session s = model.newSession(modelArgs.sessionOptions().withContextLength(Math.max(modelArgs.ctx, longest)))) {
+             Session s = session(model, Math.max(modelArgs.ctx, longest))) {
             Random rnd = new Random(42);
             int vocab = model.config().vocab();
             int bos = model.hasTokenizer() ? model.tokenizer().bos() : -1;
@@ -160,7 +169,7 @@ final class BenchCommand extends Verb {
 
     private String title() {
         return modelArgs.model.getFileName() + ", "
-                + (modelArgs.threads > 0 ? modelArgs.threads : Runtime.getRuntime().availableProcessors()) + " threads";
+                + modelArgs.effectiveThreads() + " threads";
     }
 
     private static long prompt(Session s, int n, int vocab, int bos, Random rnd) {
@@ -194,7 +203,7 @@ final class BenchCommand extends Verb {
             params += t.elements();
         }
         String backend = model.backend().name().toUpperCase(Locale.ROOT);
-        int threads = modelArgs.threads > 0 ? modelArgs.threads : Runtime.getRuntime().availableProcessors();
+        int threads = modelArgs.effectiveThreads();
         switch (format) {
             case "json" -> {
                 ArrayNode arr = Json.MAPPER.createArrayNode();

@@ -3,7 +3,10 @@ package cria.cli;
 
 import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.core.StreamReadFeature;
+import com.fasterxml.jackson.databind.DeserializationFeature;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.ObjectReader;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.JsonNodeFactory;
 import com.fasterxml.jackson.databind.node.ObjectNode;
@@ -12,6 +15,13 @@ import cria.gguf.GgufValue;
 /** One {@link ObjectMapper} for the command line, and conversions of metadata values. */
 final class Json {
     static final ObjectMapper MAPPER = new ObjectMapper();
+    /**
+     * For input that must be exactly one JSON value (a batch line): trailing text after it and
+     * keys given twice are errors instead of being silently ignored or overwritten.
+     */
+    static final ObjectReader STRICT = MAPPER.reader()
+            .with(DeserializationFeature.FAIL_ON_TRAILING_TOKENS)
+            .with(StreamReadFeature.STRICT_DUPLICATE_DETECTION);
     private static final JsonNodeFactory F = JsonNodeFactory.instance;
 
     private Json() {}

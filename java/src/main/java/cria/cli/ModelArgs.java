@@ -35,6 +35,12 @@ final class ModelArgs {
     @Option(names = {"-v", "--verbose"}, description = "log model and backend details on stderr")
     boolean verbose;
 
+    /** The CPU threads a run uses: --threads, at most one per core (the engine clamps the same way). */
+    int effectiveThreads() {
+        int cores = Runtime.getRuntime().availableProcessors();
+        return threads > 0 ? Math.min(threads, cores) : cores;
+    }
+
     ModelOptions modelOptions() {
         if (threads < 0) {
             throw new cria.CriaException("--threads must be 0 (all cores) or positive, got " + threads);

@@ -43,13 +43,18 @@ final class PerplexityCommand extends Verb {
             throw new CriaException(file + ": cannot read: " + e.getMessage());
         }
         int ctx = modelArgs.ctx > 0 ? modelArgs.ctx : 512;
+        if (ctx < 3) {
+            // each window scores its second half, each position predicting the next token: fewer
+            // than 3 positions leave nothing to score (and a perplexity of NaN)
+            throw new CriaException("-c " + ctx + " is too short: perplexity needs windows of at least 3 tokens (e.g. -c 512)");
+        }
         try (Model model = Model.load(modelArgs.model, modelArgs.modelOptions(), err()::println)) {
             int[] tokens = model.tokenizer().encode(text, true, false);
             int chunks = tokens.length / ctx;
             if (maxChunks >= 0) {
                 chunks = Math.min(chunks, maxChunks);
             }
-            if (tokens.length < 2 * ctx) {
+            if (tokens.length < 2L * ctx) {
                 throw new CriaException(file + ": " + tokens.length + " tokens; at least 2 x " + ctx + " (-c) are needed");
             }
             int batch = Math.min(modelArgs.batchSize, ctx);

@@ -16,12 +16,12 @@ public final class Backends {
     public static final String NAMES = "auto, cpu, ref, cuda";
 
     /**
-     * Creates the named backend. "auto" takes CUDA when a device is usable and says on
-     * {@code log} (once) why it did not when it falls back to the CPU.
+     * Creates the named backend. "auto" takes CUDA when a device is usable and, when a GPU or a
+     * driver is present but cannot be used, says on {@code log} (once) why it fell back to the CPU.
      */
     public static Backend create(String name, int threads, Consumer<String> log) {
         return switch (name) {
-            case "cpu" -> new CpuBackend(threads);
+            case "cpu" -> new CpuBackend(cpuThreads(threads, log));
             case "ref" -> new RefBackend();
             case "cuda" -> {
                 String why = CudaProbe.whyUnavailable();
@@ -39,13 +39,34 @@ public final class Backends {
                         why = e.getMessage().replaceFirst("[;,]? (or )?use --backend cpu$", "");
                     }
                 }
-                if (log != null) {
+                // Said only when a GPU or a driver is here but unusable: on a host with neither, the
+                // CPU is the only choice, and a line on every run would be noise (--verbose names the backend).
+                if (log != null && !why.equals(CudaProbe.NO_GPU)) {
                     log.accept("cria: using the CPU backend (" + why + ")");
                 }
-                yield new CpuBackend(threads);
+                yield new CpuBackend(cpuThreads(threads, log));
             }
             default -> throw new CriaException("unknown backend '" + name + "'; choose one of " + NAMES);
         };
+    }
+
+    /**
+     * The CPU worker count for a request of {@code threads} (0: one per core). The pool's workers
+     * spin between ops, so more of them than cores only take turns being descheduled (a thousand
+     * of them stall a step for minutes): a larger request runs on every core, with a note.
+     */
+    static int cpuThreads(int threads, Consumer<String> log) {
+        if (threads < 0) {
+            throw new CriaException("the thread count must be 0 (one per core) or positive, got " + threads);
+        }
+        int cores = Runtime.getRuntime().availableProcessors();
+        if (threads > cores) {
+            if (log != null) {
+                log.accept("cria: " + threads + " threads requested but " + cores + " cores are available; using " + cores);
+            }
+            return cores;
+        }
+        return threads;
     }
 
     /**

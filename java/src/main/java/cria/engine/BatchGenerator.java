@@ -47,6 +47,8 @@ public final class BatchGenerator implements AutoCloseable {
     }
 
     private static final int PAGE = 16;
+    /** The most sequences one batch engine runs at once (each takes a logits row and a page-table row). */
+    public static final int MAX_PARALLEL = 4096;
 
     private final Model model;
     private final Llama llama;
@@ -93,15 +95,31 @@ public final class BatchGenerator implements AutoCloseable {
         this.llama = model.llama();
         this.options = options;
         this.vocab = model.config().vocab();
-        if (options.parallel() < 1 || options.contextLength() < 2 || options.batchTokens() < 1) {
-            throw new CriaException("batch options must be positive: " + options);
+        if (options.parallel() < 1 || options.contextLength() < 2 || options.batchTokens() < 1 || options.cachePositions() < 0) {
+            throw new CriaException("batch options must be positive (cache positions 0 or more): " + options);
         }
-        int positions = options.cachePositions() > 0 ? options.cachePositions() : options.parallel() * options.contextLength();
-        int pages = (positions + PAGE - 1) / PAGE;
+        if (options.parallel() > MAX_PARALLEL) {
+            throw new CriaException(options.parallel() + " parallel sequences are more than the " + MAX_PARALLEL
+                    + " one batch engine runs; lower --parallel");
+        }
+        // Sizes from the caller, checked in long against the page table and the machine before
+        // anything is allocated (parallel x context easily overflows an int).
+        long positions = options.cachePositions() > 0 ? options.cachePositions() : (long) options.parallel() * options.contextLength();
+        long pages = (positions + PAGE - 1) / PAGE;
+        long tableEntries = (long) options.parallel() * ((options.contextLength() + (long) PAGE - 1) / PAGE);
+        if (pages > Integer.MAX_VALUE - 8 || tableEntries > Integer.MAX_VALUE - 8) {
+            throw new CriaException("a KV pool of " + positions + " positions for " + options.parallel() + " sequences of "
+                    + options.contextLength() + " is too large; lower --parallel, --ctx or --cache-tokens");
+        }
         var c = model.config();
-        this.cache = model.backend().kvCache(new KvCache.Config(c.layers(), c.kvDim(), options.kvType(), PAGE, pages,
+        int rows = Math.max(options.batchTokens(), options.parallel());
+        long kvBytes = KvCache.Config.bytesFor(c.layers(), c.kvDim(), options.kvType(), positions, PAGE);
+        MemoryBudget.check(model, MemoryBudget.sum(kvBytes, llama.scratchBytes(rows, options.parallel())),
+                (long) options.parallel() * vocab, "a KV pool of " + positions + " positions with " + options.parallel()
+                        + " sequences and steps of " + rows + " tokens", "lower --parallel, --ctx, --cache-tokens or --batch-size");
+        this.cache = model.backend().kvCache(new KvCache.Config(c.layers(), c.kvDim(), options.kvType(), PAGE, (int) pages,
                 options.parallel(), options.contextLength()));
-        this.batch = new Batch(Math.max(options.batchTokens(), options.parallel()));
+        this.batch = new Batch(rows);
         this.scratch = llama.newScratch(batch.capacity(), options.parallel());
         this.logits = new float[options.parallel() * vocab];
         this.worker = new Thread(this::loop, "cria-batch");
@@ -190,8 +208,17 @@ public final class BatchGenerator implements AutoCloseable {
                 bad = "empty prompt";
             } else if (p.prompt.length >= ctx) {
                 bad = "prompt of " + p.prompt.length + " tokens does not fit the context of " + ctx + " (raise --ctx)";
+            } else {
+                for (int t : p.prompt) {
+                    if (t < 0 || t >= vocab) {
+                        bad = "token id " + t + " is outside the vocabulary (0.." + (vocab - 1) + ")";
+                        break;
+                    }
+                }
             }
-            int need = Math.min(ctx, p.prompt.length + Math.max(1, p.options.maxTokens()));
+            // The pages a sequence may ever use: its prompt and max tokens, clamped to the context,
+            // in long: a max_tokens near 2^31 must not wrap around to a negative need.
+            int need = (int) Math.min(ctx, (long) p.prompt.length + Math.max(1, p.options.maxTokens()));
             if (bad == null && cache.pagesFor(need) > cache.config().pages()) {
                 bad = "needs " + cache.pagesFor(need) + " KV pages, the whole pool has " + cache.config().pages();
             }

@@ -8,6 +8,9 @@ import java.nio.file.Path;
 final class CudaProbe {
     private CudaProbe() {}
 
+    /** The reason when neither a driver nor a device is here: the CPU is the only choice, nothing to explain. */
+    static final String NO_GPU = "no NVIDIA GPU or CUDA driver on this host";
+
     private static final String[] DRIVER_DIRS = {
         "/usr/lib/x86_64-linux-gnu", "/usr/lib64", "/usr/lib", "/usr/local/nvidia/lib64", "/usr/local/cuda/lib64",
         "/usr/local/cuda/compat", "/usr/lib/wsl/lib",
@@ -38,7 +41,7 @@ final class CudaProbe {
         }
         boolean device = Files.exists(Path.of("/dev/nvidia0")) || Files.exists(Path.of("/dev/dxg"));
         if (!driver && !device) {
-            return "no NVIDIA GPU or CUDA driver on this host";
+            return NO_GPU;
         }
         if (!driver) {
             return "an NVIDIA device is present but the CUDA driver (libcuda.so.1) is not installed";

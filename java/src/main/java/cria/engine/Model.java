@@ -10,6 +10,8 @@ import cria.model.LlamaConfig;
 import cria.model.LlamaWeights;
 import cria.tokenizer.ChatTemplate;
 import cria.tokenizer.Tokenizer;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.function.Consumer;
 import java.lang.management.ManagementFactory;
 import java.nio.file.Path;
@@ -32,8 +34,10 @@ public final class Model implements AutoCloseable {
     private final Backend backend;
     private final Llama llama;
     private final Tokenizer tokenizer;
+    private final List<String> warnings;
 
-    private Model(GgufFile file, LlamaConfig config, Backend backend, Llama llama, Tokenizer tokenizer) {
+    private Model(GgufFile file, LlamaConfig config, Backend backend, Llama llama, Tokenizer tokenizer, List<String> warnings) {
+        this.warnings = List.copyOf(warnings);
         this.file = file;
         this.config = config;
         this.backend = backend;
@@ -74,19 +78,28 @@ public final class Model implements AutoCloseable {
             LlamaConfig config = LlamaConfig.from(file.metadata(), vocabRows);
             checkMemory(file);
             Tokenizer tokenizer = file.metadata().has("tokenizer.ggml.model") ? Tokenizer.fromMetadata(file.metadata()) : null;
-            if (tokenizer != null && tokenizer.vocabSize() > config.vocab()) {
-                throw new CriaException(path + ": the vocabulary has " + tokenizer.vocabSize() + " tokens but the model only "
-                        + config.vocab() + " embedding rows");
+            // As llama.cpp: the token list and the embedding rows must agree. More tokens than rows
+            // cannot be embedded; fewer leave ids the model can generate but nobody can decode.
+            if (tokenizer != null && tokenizer.vocabSize() != config.vocab()) {
+                throw new CriaException(path + ": the vocabulary has " + tokenizer.vocabSize() + " tokens but the model has "
+                        + config.vocab() + " embedding rows; the file is damaged or its vocabulary belongs to another model");
             }
+            LlamaWeights.Checked checked = LlamaWeights.check(file, config);
             if (backend == null) {
                 backend = Backends.create(options.backend(), options.threads(), log);
             }
-            LlamaWeights weights = LlamaWeights.load(file, config, backend);
+            List<String> warnings = new ArrayList<>();
+            LlamaWeights weights = LlamaWeights.load(checked, backend, w -> {
+                warnings.add(w);
+                if (log != null) {
+                    log.accept(w);
+                }
+            });
             if (log != null && options.verbose()) {
                 log.accept(String.format(java.util.Locale.ROOT, "cria: %s; backend %s; loaded in %.0f ms", config.summary(),
                         backend.describe(), (System.nanoTime() - t0) / 1e6));
             }
-            return new Model(file, config, backend, new Llama(config, weights, backend), tokenizer);
+            return new Model(file, config, backend, new Llama(config, weights, backend), tokenizer, warnings);
         } catch (RuntimeException | Error e) {
             if (backend != null) {
                 backend.close();
@@ -131,6 +144,11 @@ public final class Model implements AutoCloseable {
                         + (total >> 20) + " MiB of memory; use a smaller or more strongly quantized model");
             }
         }
+    }
+
+    /** Warnings about the file found while loading (e.g. tensors the model does not use), one line each; usually empty. */
+    public List<String> warnings() {
+        return warnings;
     }
 
     public LlamaConfig config() {

@@ -40,13 +40,21 @@ public final class Session implements AutoCloseable {
         this.model = model;
         this.llama = model.llama();
         LlamaConfig c = model.config();
+        if (o.contextLength() < 0 || o.batchSize() < 0) {
+            throw new CriaException("context length and batch size must not be negative: " + o.contextLength() + ", " + o.batchSize());
+        }
         int ctx = o.contextLength() > 0 ? o.contextLength() : Math.min(c.contextLength(), 4096);
         this.contextLength = ctx;
         int bs = Math.max(1, Math.min(o.batchSize(), ctx));
+        int logitRows = o.allLogits() ? bs : 1;
+        // sizes from the caller: checked in long against the machine before anything is allocated
+        long kvBytes = KvCache.Config.bytesFor(c.layers(), c.kvDim(), o.kvType(), ctx, Math.min(64, ctx));
+        MemoryBudget.check(model, MemoryBudget.sum(kvBytes, llama.scratchBytes(bs, logitRows)),
+                MemoryBudget.sum((long) logitRows * c.vocab(), c.vocab(), o.allLogits() ? c.vocab() : 0),
+                "a context of " + ctx + " tokens with batches of " + bs, "lower --ctx or --batch-size");
         this.cache = model.backend().kvCache(KvCache.Config.single(c.layers(), c.kvDim(), o.kvType(), ctx));
         this.seq = cache.newSequence();
         this.batch = new Batch(bs);
-        int logitRows = o.allLogits() ? bs : 1;
         this.scratch = llama.newScratch(bs, logitRows);
         this.logits = new float[logitRows * c.vocab()];
         this.last = new float[c.vocab()];
@@ -170,8 +178,8 @@ public final class Session implements AutoCloseable {
 
     private void run(int[] tokens, boolean all, LogitsSink sink) {
         int vocab = model.config().vocab();
-        if (position + tokens.length > contextLength) {
-            throw new CriaException("context full: " + (position + tokens.length) + " tokens needed, the context holds "
+        if ((long) position + tokens.length > contextLength) {
+            throw new CriaException("context full: " + ((long) position + tokens.length) + " tokens needed, the context holds "
                     + contextLength + "; raise --ctx or shorten the input");
         }
         for (int t : tokens) {

@@ -143,6 +143,16 @@ public final class Llama {
             throw new IllegalArgumentException("batch of " + n + " entries / " + batch.logitCount()
                     + " logits exceeds the scratch (" + s.maxBatch + " / " + s.maxLogits + ")");
         }
+        // Every entry is checked before any op runs: tokens inside the vocabulary (the embedding is
+        // read at that row, on the GPU without bounds checks) and positions inside the pages the
+        // entry's own sequence holds (so no sequence can touch another's cache).
+        for (int i = 0; i < n; i++) {
+            int t = batch.token(i);
+            if (t < 0 || t >= c.vocab()) {
+                throw new IllegalArgumentException("batch entry " + i + ": token id " + t + " is outside the vocabulary (0.." + (c.vocab() - 1) + ")");
+            }
+        }
+        cache.checkBatch(batch);
         float eps = c.rmsEps();
         ops.beginStep(batch, cache);
         ops.embed(w.tokenEmbedding, batch, s.x);                                  // x[n, dim]

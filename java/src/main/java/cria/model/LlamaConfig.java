@@ -31,6 +31,15 @@ public record LlamaConfig(String arch, int dim, int layers, int heads, int kvHea
                           int contextLength, float rmsEps, int ropeDims, float ropeBase, float ropeFreqScale,
                           boolean ropeNeox) {
 
+    /** Refuses shapes whose derived sizes would not fit the int widths the buffers use (a backstop: {@link #from} says why in words). */
+    public LlamaConfig {
+        if (dim < 1 || layers < 1 || heads < 1 || kvHeads < 1 || headDim < 1 || ffn < 1 || vocab < 1 || contextLength < 1
+                || (long) heads * headDim > MAX_WIDTH || heads % kvHeads != 0 || ropeDims < 1 || ropeDims > headDim) {
+            throw new IllegalArgumentException("inconsistent model shape: dim " + dim + ", " + layers + " layers, " + heads + "/" + kvHeads
+                    + " heads x " + headDim + ", ffn " + ffn + ", vocab " + vocab + ", ctx " + contextLength + ", rope dims " + ropeDims);
+        }
+    }
+
     /** Architectures stored with the llama graph (Mistral and most fine-tunes say "llama"). */
     static final Set<String> LLAMA_LIKE = Set.of("llama", "mistral");
 
@@ -55,59 +64,107 @@ public record LlamaConfig(String arch, int dim, int layers, int heads, int kvHea
         if (!LLAMA_LIKE.contains(arch)) {
             throw new CriaException(src + ": architecture '" + arch + "' is not supported; Cria runs Llama-family models (general.architecture = llama)");
         }
-        int dim = required(md, arch, "embedding_length");
-        int layers = required(md, arch, "block_count");
-        int ffn = perLayerConstant(md, arch, "feed_forward_length", layers);
-        int heads = perLayerConstant(md, arch, "attention.head_count", layers);
+        // Every count is bounded where it is read, and every size made of two counts is computed in
+        // long and bounded before it exists as an int: the tensor shape checks that follow compare
+        // against these sizes, so a product that wrapped around would let a lying file through.
+        int dim = bounded(md, arch, "embedding_length", required(md, arch, "embedding_length"), MAX_WIDTH);
+        int layers = bounded(md, arch, "block_count", required(md, arch, "block_count"), MAX_LAYERS);
+        int ffn = bounded(md, arch, "feed_forward_length", perLayerConstant(md, arch, "feed_forward_length", layers), MAX_WIDTH);
+        int heads = bounded(md, arch, "attention.head_count", perLayerConstant(md, arch, "attention.head_count", layers), MAX_HEADS);
         int kvHeads = md.has(arch + ".attention.head_count_kv")
-                ? perLayerConstant(md, arch, "attention.head_count_kv", layers) : heads;
-        if (heads <= 0 || kvHeads <= 0 || heads % kvHeads != 0) {
+                ? bounded(md, arch, "attention.head_count_kv", perLayerConstant(md, arch, "attention.head_count_kv", layers), MAX_HEADS)
+                : heads;
+        if (heads % kvHeads != 0) {
             throw new CriaException(src + ": " + heads + " heads cannot be grouped over " + kvHeads + " KV heads");
         }
-        int headDim = md.count(arch + ".attention.key_length").orElse(dim % heads == 0 ? dim / heads : -1);
-        if (headDim <= 0) {
+        int headDim;
+        if (md.has(arch + ".attention.key_length")) {
+            headDim = bounded(md, arch, "attention.key_length", md.count(arch + ".attention.key_length").get(), MAX_HEAD_DIM);
+        } else if (dim % heads == 0) {
+            headDim = dim / heads;
+        } else {
             throw new CriaException(src + ": embedding_length " + dim + " is not a multiple of head_count " + heads + " and no attention.key_length is given");
         }
         int valueDim = md.count(arch + ".attention.value_length").orElse(headDim);
         if (valueDim != headDim) {
             throw new CriaException(src + ": attention.value_length " + valueDim + " differs from key_length " + headDim + "; not supported");
         }
-        int vocab = md.count(arch + ".vocab_size").orElse(vocabFromEmbedding);
-        int ctx = md.count(arch + ".context_length").orElse(2048);
-        float eps = (float) (double) md.number(arch + ".attention.layer_norm_rms_epsilon").orElseThrow(
-                () -> missing(src, arch + ".attention.layer_norm_rms_epsilon"));
+        long qDim = (long) heads * headDim;
+        long kvDim = (long) kvHeads * headDim;
+        if (qDim > MAX_WIDTH) {
+            throw new CriaException(src + ": " + heads + " heads of " + headDim + " values make query rows of " + qDim
+                    + " values, more than Cria's limit of " + MAX_WIDTH + "; the file is corrupt");
+        }
+        int vocab = bounded(md, arch, "vocab_size", md.count(arch + ".vocab_size").orElse(vocabFromEmbedding), MAX_WIDTH);
+        int ctx = bounded(md, arch, "context_length", md.count(arch + ".context_length").orElse(2048), Integer.MAX_VALUE);
+        String epsKey = arch + ".attention.layer_norm_rms_epsilon";
+        double eps = md.number(epsKey).orElseThrow(() -> missing(src, epsKey));
+        // RMSNorm divides by sqrt(mean(x^2) + eps): zero, negative or non-finite values give NaN or
+        // infinities for some rows, and values far above the 1e-6..1e-5 of real models flatten
+        // every activation. Both are refused rather than run into garbage.
+        if (!(eps > 0 && (float) eps > 0 && eps <= MAX_RMS_EPS)) {
+            throw new CriaException(src + ": " + epsKey + " = " + eps + " is not a usable epsilon (expected a small positive number, at most "
+                    + MAX_RMS_EPS + ", e.g. 1e-5); the file is corrupt");
+        }
         int ropeDims = md.count(arch + ".rope.dimension_count").orElse(headDim);
         if (ropeDims <= 0 || ropeDims > headDim || ropeDims % 2 != 0) {
             throw new CriaException(src + ": rope.dimension_count " + ropeDims + " must be even and at most the head size " + headDim);
         }
-        float base = (float) (double) md.number(arch + ".rope.freq_base").orElse(10000.0);
+        String baseKey = arch + ".rope.freq_base";
+        double base = md.number(baseKey).orElse(10000.0);
+        // Angles are pos * base^(-2i/dims): a base below 1 makes them grow with i (infinite for a
+        // tiny base), zero, negative and NaN bases give NaN. Real models use 1e4 to 1e8.
+        if (!(base >= 1 && base <= Float.MAX_VALUE)) {
+            throw new CriaException(src + ": " + baseKey + " = " + base + " is not a usable rope base (expected a finite number of at least 1, e.g. 10000)");
+        }
         float freqScale = 1f;
         String scaling = md.string(arch + ".rope.scaling.type").orElse("none").toLowerCase(Locale.ROOT);
         switch (scaling) {
             case "none" -> { }
             case "linear" -> {
-                double factor = md.number(arch + ".rope.scaling.factor").orElseThrow(() -> missing(src, arch + ".rope.scaling.factor"));
-                if (factor <= 0) {
-                    throw new CriaException(src + ": rope.scaling.factor must be positive, got " + factor);
-                }
-                freqScale = (float) (1.0 / factor);
+                String k = arch + ".rope.scaling.factor";
+                freqScale = (float) (1.0 / scaleFactor(src, k, md.number(k).orElseThrow(() -> missing(src, k)), false));
             }
             default -> throw new CriaException(src + ": rope scaling '" + scaling + "' is not supported (none and linear are)");
         }
         if (scaling.equals("none") && md.has(arch + ".rope.scale_linear")) {
-            double f = md.number(arch + ".rope.scale_linear").get();
+            String k = arch + ".rope.scale_linear";
+            double f = scaleFactor(src, k, md.number(k).get(), true);
             if (f > 0) {
                 freqScale = (float) (1.0 / f);
             }
         }
-        for (int v : new int[] {dim, layers, ffn, vocab, ctx}) {
-            if (v <= 0) {
-                throw new CriaException(src + ": model dimensions must be positive: dim " + dim + ", layers " + layers
-                        + ", ffn " + ffn + ", vocab " + vocab + ", context " + ctx);
-            }
-        }
-        return new LlamaConfig(arch, dim, layers, heads, kvHeads, headDim, ffn, vocab, ctx, eps, ropeDims, base,
+        return new LlamaConfig(arch, dim, layers, heads, kvHeads, headDim, ffn, vocab, ctx, (float) eps, ropeDims, (float) base,
                 freqScale, false);
+    }
+
+    /** The largest row width (embedding, query, feed-forward, vocabulary) accepted: far above any real model. */
+    public static final int MAX_WIDTH = 1 << 24;
+    /** The most layers accepted (real models have up to ~130). */
+    public static final int MAX_LAYERS = 1 << 16;
+    /** The most query or KV heads accepted (real models have up to 128). */
+    public static final int MAX_HEADS = 1 << 12;
+    /** The widest attention head accepted (real models use 64 to 256). */
+    public static final int MAX_HEAD_DIM = 1 << 13;
+    /** The largest RMSNorm epsilon accepted (real models use 1e-6 to 1e-5). */
+    public static final double MAX_RMS_EPS = 0.1;
+
+    /** A count that must lie in [1, max]. */
+    private static int bounded(Metadata md, String arch, String key, int v, int max) {
+        if (v < 1 || v > max) {
+            throw new CriaException(md.source() + ": " + arch + "." + key + " = " + v + " is out of range (1 to " + max
+                    + "); the file is corrupt or not a Llama model");
+        }
+        return v;
+    }
+
+    /** A rope scaling factor: finite and positive (zero allowed where it means "none"). */
+    private static double scaleFactor(String src, String key, double f, boolean zeroIsNone) {
+        // positions are multiplied by 1 / f: outside this range the angles are zero or overflow
+        if ((zeroIsNone && f == 0) || (f >= 1e-3 && f <= 1e6)) {
+            return f;
+        }
+        throw new CriaException(src + ": " + key + " = " + f + " is not a usable rope scaling factor (expected 0.001 to 1e6, e.g. 2 or 4)");
     }
 
     private static int required(Metadata md, String arch, String key) {

@@ -9,7 +9,11 @@ import cria.gguf.GgufFile;
 import cria.gguf.GgufTensorInfo;
 import cria.tensor.Codecs;
 import cria.tensor.Tensor;
+import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.List;
+import java.util.Set;
+import java.util.function.Consumer;
 
 /**
  * Every weight of the forward pass, by role. Shapes are checked against {@link LlamaConfig}
@@ -33,49 +37,156 @@ public final class LlamaWeights {
     public final float[] ropeFactors;
     public final boolean tied;
 
-    private LlamaWeights(GgufFile file, LlamaConfig c, Backend backend) {
-        int L = c.layers();
-        Tensor emb = need(file, "token_embd.weight", c.dim(), c.vocab());
-        Tensor outNorm = need(file, "output_norm.weight", c.dim());
-        Tensor out = optional(file, "output.weight", c.dim(), c.vocab());
-        tied = out == null;
-        Tensor freqs = optional(file, "rope_freqs.weight", c.ropeDims() / 2);
-        ropeFactors = freqs == null ? null : dequantizeAll(freqs);
-        Tensor[][] blk = new Tensor[9][L];
-        for (int l = 0; l < L; l++) {
-            String p = "blk." + l + ".";
-            blk[0][l] = need(file, p + "attn_norm.weight", c.dim());
-            blk[1][l] = need(file, p + "attn_q.weight", c.dim(), c.qDim());
-            blk[2][l] = need(file, p + "attn_k.weight", c.dim(), c.kvDim());
-            blk[3][l] = need(file, p + "attn_v.weight", c.dim(), c.kvDim());
-            blk[4][l] = need(file, p + "attn_output.weight", c.qDim(), c.dim());
-            blk[5][l] = need(file, p + "ffn_norm.weight", c.dim());
-            blk[6][l] = need(file, p + "ffn_gate.weight", c.dim(), c.ffn());
-            blk[7][l] = need(file, p + "ffn_up.weight", c.dim(), c.ffn());
-            blk[8][l] = need(file, p + "ffn_down.weight", c.ffn(), c.dim());
-        }
-        for (GgufTensorInfo t : file.tensors()) {
-            if (t.name().contains(".attn_q.bias") || t.name().contains(".attn_k.bias") || t.name().contains(".attn_v.bias")) {
-                throw new CriaException(file.path() + ": tensor " + t.name() + ": attention biases are not supported");
+    /**
+     * The weights of a file, found and checked against a configuration but not yet resident:
+     * every check a file can fail happens here, before a backend exists (so a refused file costs
+     * no device set-up and gets exactly one line).
+     */
+    public static final class Checked {
+        private final Tensor emb;
+        private final Tensor outNorm;
+        private final Tensor out;
+        private final float[] ropeFactors;
+        private final Tensor[][] blk;
+        private final String unused;
+
+        private Checked(GgufFile file, LlamaConfig c) {
+            int L = c.layers();
+            for (GgufTensorInfo t : file.tensors()) {
+                if (t.name().contains(".attn_q.bias") || t.name().contains(".attn_k.bias") || t.name().contains(".attn_v.bias")) {
+                    throw new CriaException(file.path() + ": tensor " + t.name() + ": attention biases are not supported");
+                }
+            }
+            unused = checkTensorNames(file, L);
+            emb = need(file, "token_embd.weight", c.dim(), c.vocab());
+            outNorm = need(file, "output_norm.weight", c.dim());
+            out = optional(file, "output.weight", c.dim(), c.vocab());
+            Tensor freqs = optional(file, "rope_freqs.weight", c.ropeDims() / 2);
+            ropeFactors = freqs == null ? null : dequantizeAll(freqs);
+            if (ropeFactors != null) {
+                for (int i = 0; i < ropeFactors.length; i++) {
+                    // angles are divided by these factors: zero, negative or non-finite ones give NaN
+                    if (!(ropeFactors[i] > 0 && ropeFactors[i] < Float.POSITIVE_INFINITY)) {
+                        throw new CriaException(file.path() + ": tensor rope_freqs.weight[" + i + "] = " + ropeFactors[i]
+                                + " is not a usable rope frequency factor (finite and positive); the file is corrupt");
+                    }
+                }
+            }
+            blk = new Tensor[9][L];
+            for (int l = 0; l < L; l++) {
+                String p = "blk." + l + ".";
+                blk[0][l] = need(file, p + "attn_norm.weight", c.dim());
+                blk[1][l] = need(file, p + "attn_q.weight", c.dim(), c.qDim());
+                blk[2][l] = need(file, p + "attn_k.weight", c.dim(), c.kvDim());
+                blk[3][l] = need(file, p + "attn_v.weight", c.dim(), c.kvDim());
+                blk[4][l] = need(file, p + "attn_output.weight", c.qDim(), c.dim());
+                blk[5][l] = need(file, p + "ffn_norm.weight", c.dim());
+                blk[6][l] = need(file, p + "ffn_gate.weight", c.dim(), c.ffn());
+                blk[7][l] = need(file, p + "ffn_up.weight", c.dim(), c.ffn());
+                blk[8][l] = need(file, p + "ffn_down.weight", c.ffn(), c.dim());
             }
         }
-        tokenEmbedding = backend.weight(emb);
-        outputNorm = backend.weight(outNorm);
-        output = tied ? tokenEmbedding : backend.weight(out);
-        attnNorm = resident(backend, blk[0]);
-        wq = resident(backend, blk[1]);
-        wk = resident(backend, blk[2]);
-        wv = resident(backend, blk[3]);
-        wo = resident(backend, blk[4]);
-        ffnNorm = resident(backend, blk[5]);
-        gate = resident(backend, blk[6]);
-        up = resident(backend, blk[7]);
-        down = resident(backend, blk[8]);
+
+        /** The one-line warning about tensors the graph does not use, or null. */
+        public String warning() {
+            return unused;
+        }
+    }
+
+    private LlamaWeights(Checked w, Backend backend, Consumer<String> warn) {
+        tied = w.out == null;
+        ropeFactors = w.ropeFactors;
+        tokenEmbedding = backend.weight(w.emb);
+        outputNorm = backend.weight(w.outNorm);
+        output = tied ? tokenEmbedding : backend.weight(w.out);
+        attnNorm = resident(backend, w.blk[0]);
+        wq = resident(backend, w.blk[1]);
+        wk = resident(backend, w.blk[2]);
+        wv = resident(backend, w.blk[3]);
+        wo = resident(backend, w.blk[4]);
+        ffnNorm = resident(backend, w.blk[5]);
+        gate = resident(backend, w.blk[6]);
+        up = resident(backend, w.blk[7]);
+        down = resident(backend, w.blk[8]);
+        if (w.unused != null) {
+            warn.accept(w.unused); // only once the model is known to load: a refused file gets one line
+        }
+    }
+
+    /**
+     * Finds and checks every weight the configuration needs: names, shapes, types, the layer
+     * count against the tensor table, rope factors.
+     *
+     * @throws CriaException when a tensor is missing, has the wrong shape or type, or the file
+     *                       holds layers the metadata does not count
+     */
+    public static Checked check(GgufFile file, LlamaConfig config) {
+        return new Checked(file, config);
     }
 
     /** Finds, checks and makes resident every weight of the model. */
     public static LlamaWeights load(GgufFile file, LlamaConfig config, Backend backend) {
-        return new LlamaWeights(file, config, backend);
+        return load(check(file, config), backend, w -> { });
+    }
+
+    /**
+     * Makes checked weights resident; {@code warn} receives one line about tensors the model does
+     * not use (harmless, but worth knowing).
+     */
+    public static LlamaWeights load(Checked weights, Backend backend, Consumer<String> warn) {
+        return new LlamaWeights(weights, backend, warn);
+    }
+
+    /** Tensors a llama graph knows besides the per-layer ones. */
+    private static final Set<String> GLOBAL = Set.of("token_embd.weight", "output_norm.weight", "output.weight", "rope_freqs.weight");
+    /** Per-layer tensors ({@code blk.N.<name>}) the llama graph uses. */
+    private static final Set<String> PER_LAYER = Set.of("attn_norm.weight", "attn_q.weight", "attn_k.weight", "attn_v.weight",
+            "attn_output.weight", "ffn_norm.weight", "ffn_gate.weight", "ffn_up.weight", "ffn_down.weight");
+    /** Per-layer tensors llama.cpp's converters may write that the graph does not need (rope caches of old conversions). */
+    private static final Set<String> PER_LAYER_IGNORED = Set.of("attn_rot_embd");
+
+    /**
+     * Checked before anything is allocated per layer: the layer count against the tensor table
+     * (every layer needs its nine tensors, so a huge block_count is refused at once), tensors of
+     * layers beyond block_count (the metadata and the tensors disagree: refused), and tensors the
+     * graph does not know (the one-line warning returned, or null).
+     */
+    private static String checkTensorNames(GgufFile file, int layers) {
+        long needed = (long) PER_LAYER.size() * layers + 2;
+        if (needed > file.tensors().size()) {
+            throw new CriaException(file.path() + ": block_count says " + layers + " layers, which need at least " + needed
+                    + " tensors, but the file has " + file.tensors().size() + "; the metadata and the tensors disagree");
+        }
+        List<String> unknown = new ArrayList<>();
+        for (GgufTensorInfo t : file.tensors()) {
+            String name = t.name();
+            if (GLOBAL.contains(name)) {
+                continue;
+            }
+            if (name.startsWith("blk.")) {
+                int dot = name.indexOf('.', 4);
+                String num = dot < 0 ? "" : name.substring(4, dot);
+                if (!num.isEmpty() && num.length() <= 9 && num.chars().allMatch(ch -> ch >= '0' && ch <= '9')) {
+                    int layer = Integer.parseInt(num);
+                    String role = name.substring(dot + 1);
+                    boolean known = PER_LAYER.contains(role) || PER_LAYER_IGNORED.contains(role.replaceFirst("\\.weight$", ""));
+                    if (layer >= layers && known) {
+                        throw new CriaException(file.path() + ": tensor " + name + " belongs to layer " + layer + " but block_count says "
+                                + layers + " layers; the metadata and the tensors disagree");
+                    }
+                    if (layer < layers && known) {
+                        continue;
+                    }
+                }
+            }
+            unknown.add(name);
+        }
+        if (unknown.isEmpty()) {
+            return null;
+        }
+        return ("cria: warning: " + file.path() + ": " + unknown.size() + " tensor" + (unknown.size() == 1 ? "" : "s")
+                    + " not used by the llama graph, ignored (" + String.join(", ", unknown.subList(0, Math.min(3, unknown.size())))
+                    + (unknown.size() > 3 ? ", ..." : "") + ")");
     }
 
     private static Weight[] resident(Backend b, Tensor[] ts) {

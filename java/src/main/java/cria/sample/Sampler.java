@@ -22,11 +22,16 @@ public final class Sampler {
     private final int[] candidates;
     private final float[] probs;
 
+    /** The longest history the penalties look at. */
+    public static final int MAX_WINDOW = 1 << 16;
+
     public Sampler(SamplerParams params, int vocab) {
         this.p = params.validate();
         this.vocab = vocab;
         this.random = new SplittableRandom(params.seed());
-        int window = params.repeatLastN() < 0 ? 1 << 16 : Math.max(params.repeatLastN(), 1);
+        // The window is sized from a request's setting: bounded, so that a huge repeat_last_n cannot
+        // take gigabytes (windows beyond MAX_WINDOW, and -1 = all, look at the last MAX_WINDOW tokens).
+        int window = params.repeatLastN() < 0 ? MAX_WINDOW : Math.clamp(params.repeatLastN(), 1, MAX_WINDOW);
         this.history = new int[window];
         this.counts = new int[vocab];
         this.work = new float[vocab];

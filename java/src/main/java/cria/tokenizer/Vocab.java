@@ -104,6 +104,11 @@ final class Vocab {
                 special[k] = v.get().intValue(); // out-of-range ids (often 2^32-1 for "none") keep the default
             }
         }
+        for (int k = 0; k < special.length; k++) {
+            if (special[k] >= n) {
+                special[k] = NONE; // a default id (e.g. BOS = 1) that a tiny vocabulary does not have
+            }
+        }
         addBos = md.bool("tokenizer.ggml.add_bos_token").orElse(defAddBos);
         addEos = md.bool("tokenizer.ggml.add_eos_token").orElse(false);
 

@@ -10,6 +10,9 @@ public final class CpuBackend extends HostBackend {
     private final CpuOps ops;
     private final NativeKernels kernels;
 
+    /** The most worker threads a pool takes (the engine itself never asks for more than the cores). */
+    public static final int MAX_THREADS = 1024;
+
     /** @param threads worker threads including the caller; 0 = one per available core */
     public CpuBackend(int threads) {
         this(threads, true);
@@ -20,6 +23,9 @@ public final class CpuBackend extends HostBackend {
      * @param useNative use the C kernels of native/ when the library is there (false: Vector API only)
      */
     public CpuBackend(int threads, boolean useNative) {
+        if (threads < 0 || threads > MAX_THREADS) {
+            throw new IllegalArgumentException("CPU threads must be 0 (one per core) to " + MAX_THREADS + ", got " + threads);
+        }
         int n = threads > 0 ? threads : Runtime.getRuntime().availableProcessors();
         this.pool = new WorkerPool(n);
         this.kernels = useNative ? NativeKernels.get() : null;

@@ -44,6 +44,21 @@ final class CpuOps implements Ops {
         this.scoreScratch = new float[pool.threads()][0];
     }
 
+    /**
+     * Native kernels trust the sizes they are given: every op checks them against its buffers
+     * first (a few integer comparisons per op), so that no inconsistent size, whatever its
+     * origin, reaches C code as an out-of-bounds read or write.
+     */
+    private static void check(boolean ok, String what) {
+        if (!ok) {
+            throw new IllegalArgumentException("op sizes do not fit their buffers: " + what);
+        }
+    }
+
+    private static void checkRows(HostBuf b, int n) {
+        check(n >= 0 && n <= b.rows(), n + " rows of " + b);
+    }
+
     private float[] row(int t, int n) {
         if (rowScratch[t].length < n) {
             rowScratch[t] = new float[n];
@@ -82,6 +97,9 @@ final class CpuOps implements Ops {
     public void rmsnorm(Buf xb, Weight w, float eps, int n, Buf outb) {
         HostBuf x = (HostBuf) xb;
         HostBuf out = (HostBuf) outb;
+        checkRows(x, n);
+        checkRows(out, n);
+        check(w.tensor().rows() == 1 && w.cols() == x.cols() && out.cols() >= x.cols(), "rmsnorm of " + x + " by " + w + " into " + out);
         if (nk != null) {
             MemorySegment g = floats(w);
             rowsOf(n, (lo, hi) -> nk.rmsnorm(x.segment().asSlice(x.rowOffset(lo)), x.cols(), out.segment().asSlice(out.rowOffset(lo)),
@@ -177,6 +195,13 @@ final class CpuOps implements Ops {
     /** The native path: activations quantized once (when a weight needs it), then row slices per thread. */
     private void matmulNative(HostBuf x, int n, Weight[] ws, Buf[] outs) {
         int k = ws[0].cols();
+        checkRows(x, n);
+        check(ws.length == outs.length && k <= x.cols(), "matmul of " + x + " by " + ws[0]);
+        for (int j = 0; j < ws.length; j++) {
+            HostBuf o = (HostBuf) outs[j];
+            checkRows(o, n);
+            check(ws[j].cols() == k && ws[j].rows() <= o.cols(), "matmul by " + ws[j] + " into " + o);
+        }
         boolean quantized = false;
         for (Weight w : ws) {
             quantized |= w.type().isQuantized();
@@ -304,6 +329,10 @@ final class CpuOps implements Ops {
         HostBuf k = (HostBuf) kb;
         int n = batch.size();
         int half = rope.dims() / 2;
+        checkRows(q, n);
+        checkRows(k, n);
+        check(headDim > 0 && q.cols() % headDim == 0 && k.cols() % headDim == 0 && rope.dims() <= headDim
+                && inv.length >= half, "rope of " + q + ", " + k + " with heads of " + headDim);
         if (nk != null) {
             MemorySegment invSeg = MemorySegment.ofArray(inv);
             MemorySegment pos = MemorySegment.ofArray(batch.positions());
@@ -357,6 +386,9 @@ final class CpuOps implements Ops {
         boolean f16 = c.config().type() == KvCache.Type.F16;
         int d = c.kvDim();
         int n = batch.size();
+        checkRows(k, n);
+        checkRows(v, n);
+        check(k.cols() >= d && v.cols() >= d && layer >= 0 && layer < c.config().layers(), "storeKv of " + k + " into layer " + layer);
         if (nk != null) {
             int eb = f16 ? 2 : 4;
             rowsOf(n, (lo, hi) -> {
@@ -387,7 +419,7 @@ final class CpuOps implements Ops {
         }
     }
 
-    private final MemorySegment[] attendScratch = new MemorySegment[64];
+    private MemorySegment[] attendScratch = new MemorySegment[0];
 
     /** Attention in C: items are (entry, KV head) pairs, each attending with its whole group of query heads. */
     private void attentionNative(HostBuf q, HostKvCache c, int layer, int heads, int kvHeads, int headDim, Batch batch, HostBuf out) {
@@ -408,6 +440,9 @@ final class CpuOps implements Ops {
             maxLen = Math.max(maxLen, batch.position(i) + 1);
         }
         long need = nk.attendScratchBytes(maxLen, group, headDim);
+        if (attendScratch.length < pool.threads()) {
+            attendScratch = java.util.Arrays.copyOf(attendScratch, pool.threads());
+        }
         for (int t = 0; t < pool.threads(); t++) {
             if (attendScratch[t] == null || attendScratch[t].byteSize() < need) {
                 attendScratch[t] = arena.allocate(Math.max(need, attendScratch[t] == null ? 0 : 2 * attendScratch[t].byteSize()), 64);
@@ -438,6 +473,15 @@ final class CpuOps implements Ops {
     @Override
     public void attention(Buf qb, KvCache cache, int layer, int heads, int kvHeads, int headDim, Batch batch, Buf outb) {
         HostKvCache c = (HostKvCache) cache;
+        HostBuf qh = (HostBuf) qb;
+        HostBuf oh = (HostBuf) outb;
+        int rows = batch.size();
+        checkRows(qh, rows);
+        checkRows(oh, rows);
+        check(heads > 0 && kvHeads > 0 && headDim > 0 && heads % kvHeads == 0 && (long) heads * headDim <= qh.cols()
+                && (long) heads * headDim <= oh.cols() && (long) kvHeads * headDim == c.kvDim() && layer >= 0 && layer < c.config().layers(),
+                "attention of " + heads + "/" + kvHeads + " heads x " + headDim + " over " + qh + " and a cache of kvDim " + c.kvDim());
+        c.checkBatch(batch);
         if (nk != null && heads / kvHeads <= 64) {
             attentionNative((HostBuf) qb, c, layer, heads, kvHeads, headDim, batch, (HostBuf) outb);
             return;
@@ -501,6 +545,9 @@ final class CpuOps implements Ops {
         HostBuf a = (HostBuf) ab;
         HostBuf b = (HostBuf) bb;
         int cols = a.cols();
+        checkRows(a, n);
+        checkRows(b, n);
+        check(b.cols() == cols, "swiglu of " + a + " and " + b);
         if (nk != null) {
             rowsOf(n, (lo, hi) -> nk.swiglu(a.segment().asSlice(a.rowOffset(lo)), b.segment().asSlice(b.rowOffset(lo)), (long) (hi - lo) * cols));
             return;
@@ -522,6 +569,9 @@ final class CpuOps implements Ops {
     public void add(Buf xb, Buf yb, int n) {
         HostBuf x = (HostBuf) xb;
         HostBuf y = (HostBuf) yb;
+        checkRows(x, n);
+        checkRows(y, n);
+        check(x.cols() == y.cols(), "add of " + x + " and " + y);
         if (nk != null) {
             nk.add(x.segment(), y.segment(), (long) n * x.cols());
             return;
