@@ -77,12 +77,15 @@ final class BatchCommand extends Verb {
         if (parallel < 1) {
             throw new CriaException("--parallel must be at least 1");
         }
+        if (maxTokens < 0) {
+            throw new CriaException("-n must not be negative, got " + maxTokens);
+        }
+        if (cacheTokens < 0) {
+            throw new CriaException("--cache-tokens must be 0 (parallel x context) or positive, got " + cacheTokens);
+        }
         List<String> lines = readInput();  // a line that is not UTF-8 is null here
         Set<String> done = resume ? resumeFrom() : freshOutput();
         GenerateOptions defaults = new GenerateOptions(maxTokens, sampling.params(), sampling.stop, false);
-        if (sampling.seed == null || sampling.temperature > 0) {
-            err().println("cria: default seed " + sampling.seed() + " (lines may give their own)");
-        }
         List<BatchRequests> todo = new ArrayList<>();
         Set<String> seen = new HashSet<>();
         int skipped = 0;
@@ -111,7 +114,11 @@ final class BatchCommand extends Verb {
         int errors = 0;
         long generated = 0;
         try (Model model = Model.load(modelArgs.model, modelArgs.modelOptions(), err()::println);
-             BufferedWriter w = Files.newBufferedWriter(out, StandardCharsets.UTF_8, StandardOpenOption.CREATE, StandardOpenOption.APPEND)) {
+             BufferedWriter w = openOutput()) {
+            // said once the model is there, so that a run that fails to load prints its one error line only
+            if (sampling.seed == null || sampling.temperature > 0) {
+                err().println("cria: default seed " + sampling.seed() + " (lines may give their own)");
+            }
             int modelCtx = model.config().contextLength();
             ctx = Math.min(ctx, modelCtx);
             Progress progress = new Progress(err(), "batch", todo.size(), "prompts", Progress.stderrIsTerminal());
@@ -159,6 +166,8 @@ final class BatchCommand extends Verb {
             progress.finish();
             err().println(String.format(Locale.ROOT, "cria: %d forward steps: %d prompt tokens, %d generated; decode-only steps ran %.1f tokens/s",
                     stats.steps(), stats.promptTokens(), stats.generatedTokens(), stats.decodeTokensPerSecond()));
+        } catch (IOException e) {
+            throw OutputFiles.failed(out, e); // only the results file is written in there (a full disk, a lost mount)
         }
         double secs = (System.nanoTime() - t0) / 1e9;
         err().println(String.format(Locale.ROOT, "cria: %d prompts (%d errors) in %.1f s, %d tokens generated, %.1f tokens/s; results in %s",
@@ -245,21 +254,47 @@ final class BatchCommand extends Verb {
         }
     }
 
-    private Set<String> freshOutput() throws IOException {
-        if (Files.exists(out) && Files.size(out) > 0 && !force) {
-            throw new CriaException(out + " already exists: add --resume to complete it, or --force to start over");
+    /**
+     * Checks that --out may be started over. Nothing is deleted or truncated here: the file is
+     * emptied when it is opened, after the model has loaded, so a failed load leaves it as it was.
+     * Only a regular file (or a link to one) is accepted: a device or a pipe is never replaced.
+     */
+    private Set<String> freshOutput() {
+        boolean exists = OutputFiles.check(out, "--out", OutputFiles.Kind.FILE);
+        try {
+            if (exists && Files.size(out) > 0 && !force) {
+                throw new CriaException(out + " already exists: add --resume to complete it, or --force to start over");
+            }
+        } catch (IOException e) {
+            throw OutputFiles.failed(out, e);
         }
-        Files.deleteIfExists(out);
         return Set.of();
     }
 
+    /** Opens --out for the results: appended to with --resume, emptied otherwise (checked again: the load took time). */
+    private BufferedWriter openOutput() {
+        OutputFiles.check(out, "--out", OutputFiles.Kind.FILE);
+        try {
+            return Files.newBufferedWriter(out, StandardCharsets.UTF_8, StandardOpenOption.CREATE, StandardOpenOption.WRITE,
+                    resume ? StandardOpenOption.APPEND : StandardOpenOption.TRUNCATE_EXISTING);
+        } catch (IOException e) {
+            throw OutputFiles.failed(out, e);
+        }
+    }
+
     /** Keys of the complete result lines in --out; a torn last line (an interrupted write) is cut off. */
-    private Set<String> resumeFrom() throws IOException {
+    private Set<String> resumeFrom() {
         Set<String> done = new HashSet<>();
-        if (!Files.exists(out)) {
+        // a regular file only: reading /dev/zero or a pipe would never end, and cutting one is meaningless
+        if (!OutputFiles.check(out, "--out", OutputFiles.Kind.FILE)) {
             return done;
         }
-        byte[] bytes = Files.readAllBytes(out);
+        byte[] bytes;
+        try {
+            bytes = Files.readAllBytes(out);
+        } catch (IOException e) {
+            throw new CriaException(out + ": cannot read it to resume: " + OutputFiles.reason(e));
+        }
         int good = 0;
         int start = 0;
         for (int i = 0; i < bytes.length; i++) {
@@ -284,6 +319,8 @@ final class BatchCommand extends Verb {
         if (good < bytes.length) {
             try (RandomAccessFile f = new RandomAccessFile(out.toFile(), "rw")) {
                 f.setLength(good);
+            } catch (IOException e) {
+                throw OutputFiles.failed(out, e);
             }
             err().println("cria: cut an incomplete last line from " + out);
         }

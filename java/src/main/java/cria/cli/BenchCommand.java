@@ -107,6 +107,19 @@ final class BenchCommand extends Verb {
         if (reps < 1) {
             throw new CriaException("-r must be at least 1");
         }
+        for (int p : prompts) {
+            if (p < 0) {
+                throw new CriaException("-p must be 0 (none) or a positive prompt length, got " + p);
+            }
+        }
+        for (int g : gens) {
+            if (g < 0) {
+                throw new CriaException("-n must be 0 (none) or a positive generation length, got " + g);
+            }
+        }
+        if (png != null) {
+            OutputFiles.check(png, "--png", OutputFiles.Kind.STREAM); // before the measuring, not after
+        }
         List<int[]> tests = new ArrayList<>();
         for (int p : prompts) {
             if (p > 0) {

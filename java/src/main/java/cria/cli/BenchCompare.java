@@ -84,11 +84,9 @@ final class BenchCompare {
             chart.getStyler().setDecimalPattern("#,##0.0");
             chart.addSeries("Cria", tests, a);
             chart.addSeries("llama.cpp", tests, b);
-            try {
-                BitmapEncoder.saveBitmap(chart, png.toString(), BitmapEncoder.BitmapFormat.PNG);
-            } catch (IOException e) {
-                throw new CriaException(png + ": cannot write the chart: " + e.getMessage());
-            }
+            // the exact path given (BitmapEncoder's file-name form would add ".png" and skip our checks)
+            OutputFiles.write(png, "--png", OutputFiles.Kind.STREAM,
+                    o -> BitmapEncoder.saveBitmap(chart, o, BitmapEncoder.BitmapFormat.PNG));
         }
     }
 }

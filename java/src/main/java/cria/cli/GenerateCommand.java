@@ -63,12 +63,13 @@ final class GenerateCommand extends Verb {
         }
         String text = promptFile != null ? readFile(promptFile) : prompt;
         GenerateOptions options = new GenerateOptions(maxTokens, sampling.params(), sampling.stop, ignoreEos);
-        if (sampling.temperature > 0) {
-            err().println("cria: seed " + sampling.seed());
-        }
         try (Model model = Model.load(modelArgs.model, modelArgs.modelOptions(), err()::println);
              Session session = model.newSession(modelArgs.sessionOptions());
              Interrupts interrupts = new Interrupts()) {
+            // said once the model is there, so that a run that fails to load prints its one error line only
+            if (sampling.temperature > 0) {
+                err().println("cria: seed " + sampling.seed());
+            }
             if (!chat) {
                 return report(session.generate(text == null ? "" : text, options, printer(interrupts)), interrupts);
             }
@@ -96,7 +97,9 @@ final class GenerateCommand extends Verb {
                 Generation g = turn(model, session, template, messages, options, interrupts);
                 report(g, interrupts);
                 out().println();
-                out().flush();
+                if (out().checkError()) {
+                    return 0; // stdout is gone: Main says so in one line
+                }
                 messages.add(new ChatTemplate.Message("assistant", g.text()));
                 interrupts.clear();
             }
@@ -112,8 +115,9 @@ final class GenerateCommand extends Verb {
         PrintWriter out = out();
         return (id, piece) -> {
             out.print(piece);
-            out.flush();
-            return !interrupts.requested();
+            // checkError flushes, and is true once a write failed (a full disk, a closed pipe):
+            // stop generating then; Main reports the failure when the verb returns
+            return !out.checkError() && !interrupts.requested();
         };
     }
 

@@ -5,8 +5,6 @@ import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import cria.CriaException;
 import cria.backend.cuda.KernelBench;
-import java.io.IOException;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
@@ -111,14 +109,8 @@ final class KernelReport {
         chart.getStyler().setPlotGridVerticalLinesVisible(false);
         chart.getStyler().setLegendPosition(Styler.LegendPosition.InsideNE);
         chart.addSeries("% of peak", names, pct);
-        try {
-            Path parent = file.toAbsolutePath().getParent();
-            if (parent != null) {
-                Files.createDirectories(parent);
-            }
-            BitmapEncoder.saveBitmap(chart, file.toString(), BitmapEncoder.BitmapFormat.PNG);
-        } catch (IOException e) {
-            throw new CriaException(file + ": cannot write the chart: " + e.getMessage());
-        }
+        // the exact path given (BitmapEncoder's file-name form would add ".png" and skip our checks)
+        OutputFiles.write(file, "--png", OutputFiles.Kind.STREAM, true,
+                out -> BitmapEncoder.saveBitmap(chart, out, BitmapEncoder.BitmapFormat.PNG));
     }
 }

@@ -7,8 +7,7 @@ import cria.backend.cuda.CudaBackend;
 import cria.backend.cuda.KernelBench;
 import cria.engine.Backends;
 import cria.gguf.GgmlType;
-import java.io.IOException;
-import java.nio.file.Files;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.LinkedHashSet;
@@ -109,6 +108,11 @@ final class KernelsCommand extends Verb {
     @Override
     public Integer call() {
         KernelBench.Options o = options();
+        for (Path p : new Path[] {md, json, png}) {
+            if (p != null) { // before the minutes of measuring: a bad path is found now
+                OutputFiles.check(p, p == md ? "--md" : p == json ? "--json" : "--png", OutputFiles.Kind.STREAM, true);
+            }
+        }
         try (KernelBench bench = new KernelBench(openCuda())) {
             err().println("device: " + bench.device());
             KernelBench.Peaks peaks = bench.measurePeaks();
@@ -117,8 +121,8 @@ final class KernelsCommand extends Verb {
             String table = KernelReport.markdown(bench.device(), peaks, results);
             out().print(table);
             out().flush();
-            write(md, table);
-            write(json, KernelReport.json(bench.device(), peaks, results));
+            write(md, "--md", table);
+            write(json, "--json", KernelReport.json(bench.device(), peaks, results));
             if (png != null) {
                 KernelReport.png(png, bench.device(), results);
             }
@@ -131,18 +135,10 @@ final class KernelsCommand extends Verb {
         }
     }
 
-    private static void write(Path file, String text) {
-        if (file == null) {
-            return;
-        }
-        try {
-            Path parent = file.toAbsolutePath().getParent();
-            if (parent != null) {
-                Files.createDirectories(parent);
-            }
-            Files.writeString(file, text);
-        } catch (IOException e) {
-            throw new CriaException(file + ": cannot write (" + e.getMessage() + ")");
+    /** Writes a report file; its folder is made if missing (a results folder is the usual target). */
+    private static void write(Path file, String option, String text) {
+        if (file != null) {
+            OutputFiles.write(file, option, OutputFiles.Kind.STREAM, true, out -> out.write(text.getBytes(StandardCharsets.UTF_8)));
         }
     }
 }

@@ -4,12 +4,9 @@ package cria.cli;
 import cria.CriaException;
 import cria.engine.Model;
 import cria.engine.Session;
-import java.io.BufferedOutputStream;
 import java.io.IOException;
-import java.io.OutputStream;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Arrays;
 import picocli.CommandLine.ArgGroup;
@@ -41,7 +38,8 @@ final class LogitsCommand extends Verb {
     Path output;
 
     @Override
-    public Integer call() throws IOException {
+    public Integer call() {
+        OutputFiles.check(output, "-o", OutputFiles.Kind.STREAM); // before the model loads: a bad path costs nothing
         try (Model model = Model.load(modelArgs.model, modelArgs.modelOptions(), err()::println)) {
             int[] ids = input.ids != null ? input.ids : Prompts.encode(model, input.prompt);
             if (ids.length == 0) {
@@ -49,22 +47,26 @@ final class LogitsCommand extends Verb {
             }
             int vocab = model.config().vocab();
             try (Session s = model.newSession(modelArgs.sessionOptions().withAllLogits(true)
-                    .withContextLength(Math.max(modelArgs.ctx, ids.length)));
-                 OutputStream out = new BufferedOutputStream(Files.newOutputStream(output), 1 << 20)) {
-                ByteBuffer buf = ByteBuffer.allocate(4 * vocab).order(ByteOrder.LITTLE_ENDIAN);
-                IOException[] failure = {null};
-                s.evalAll(ids, (i, logits) -> {
-                    buf.clear();
-                    buf.asFloatBuffer().put(logits, 0, vocab);
-                    try {
-                        out.write(buf.array(), 0, 4 * vocab);
-                    } catch (IOException e) {
-                        failure[0] = e;
+                    .withContextLength(Math.max(modelArgs.ctx, ids.length)))) {
+                OutputFiles.write(output, "-o", OutputFiles.Kind.STREAM, out -> {
+                    ByteBuffer buf = ByteBuffer.allocate(4 * vocab).order(ByteOrder.LITTLE_ENDIAN);
+                    IOException[] failure = {null};
+                    s.evalAll(ids, (i, logits) -> {
+                        if (failure[0] != null) {
+                            return; // the first failure is the one to report; the rest would say the same
+                        }
+                        buf.clear();
+                        buf.asFloatBuffer().put(logits, 0, vocab);
+                        try {
+                            out.write(buf.array(), 0, 4 * vocab);
+                        } catch (IOException e) {
+                            failure[0] = e;
+                        }
+                    });
+                    if (failure[0] != null) {
+                        throw failure[0];
                     }
                 });
-                if (failure[0] != null) {
-                    throw new CriaException(output + ": cannot write: " + failure[0].getMessage());
-                }
             }
             err().println("cria: wrote " + ids.length + " x " + vocab + " logits to " + output
                     + (ids.length <= 32 ? " for ids " + Arrays.toString(ids) : ""));

@@ -66,6 +66,7 @@ final class QuantizeCommand extends Verb {
         if (threads < 1) {
             throw new CriaException("--threads must be at least 1, got " + threads);
         }
+        OutputFiles.check(output, "OUT.gguf", OutputFiles.Kind.FILE); // before any work: GgufWriter renames over it
         long t0 = System.nanoTime();
         try (GgufFile in = GgufFile.open(input); Quantizer q = new Quantizer(threads)) {
             List<QuantPlan.Item> plan = QuantPlan.of(in.metadata(), in.tensors(), ftype, pure);

@@ -48,6 +48,9 @@ final class SamplingArgs {
     }
 
     SamplerParams params() {
+        if (stop.contains("")) {
+            throw new CriaException("--stop needs some text (an empty stop string would end every generation at once)");
+        }
         try {
             return new SamplerParams(temperature, topK, topP, minP, repeatPenalty, repeatLastN, frequencyPenalty,
                     presencePenalty, seed()).validate();

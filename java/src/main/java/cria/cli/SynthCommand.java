@@ -62,6 +62,7 @@ final class SynthCommand extends Verb {
     public Integer call() {
         SynthShape shape = SynthShape.preset(like).with(dim, layers, heads, kvHeads, ffn, vocabSize, ctx).validate();
         LlamaFileType ftype = LlamaFileType.parse(type);
+        OutputFiles.check(output, "-o", OutputFiles.Kind.FILE); // before the weights are made: the writer renames over it
         int n = threads > 0 ? threads : Runtime.getRuntime().availableProcessors();
         Progress progress = new Progress(err(), "synth", shape.parameters(), "weights", Progress.stderrIsTerminal());
         if (vocab != null) {

@@ -6,12 +6,8 @@ import cria.gguf.GgufFile;
 import cria.gguf.GgufTensorInfo;
 import cria.tensor.Codecs;
 import cria.tensor.Tensor;
-import java.io.BufferedOutputStream;
-import java.io.IOException;
-import java.io.OutputStream;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
@@ -38,6 +34,7 @@ final class TensorCommand extends Verb {
 
     @Override
     public Integer call() {
+        OutputFiles.check(output, "-o", OutputFiles.Kind.STREAM);
         try (GgufFile f = GgufFile.open(file)) {
             GgufTensorInfo info = f.tensor(name);
             if (info == null) {
@@ -66,15 +63,13 @@ final class TensorCommand extends Verb {
         int len = t.rowLength();
         float[] row = new float[len];
         ByteBuffer buf = ByteBuffer.allocate(len * 4).order(ByteOrder.LITTLE_ENDIAN);
-        try (OutputStream os = new BufferedOutputStream(Files.newOutputStream(output), 1 << 20)) {
+        OutputFiles.write(output, "-o", OutputFiles.Kind.STREAM, os -> {
             for (long r = 0; r < n; r++) {
                 t.dequantizeRow(r, row, 0);
                 buf.clear();
                 buf.asFloatBuffer().put(row);
                 os.write(buf.array(), 0, len * 4);
             }
-        } catch (IOException e) {
-            throw new CriaException(output + ": cannot write: " + e.getMessage());
-        }
+        });
     }
 }

@@ -9,7 +9,10 @@ import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.channels.FileChannel;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.AccessDeniedException;
+import java.nio.file.FileSystemException;
 import java.nio.file.Files;
+import java.nio.file.LinkOption;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 import java.nio.file.StandardOpenOption;
@@ -89,7 +92,7 @@ public final class GgufWriter {
             offsets[i] = total - dataStart;
             total += GgufFile.alignUp(tensors.get(i).bytes, alignment);
         }
-        Path abs = out.toAbsolutePath();
+        Path abs = target(out);
         Path dir = abs.getParent();
         Path tmp = null;
         try {
@@ -97,6 +100,7 @@ public final class GgufWriter {
                 Files.createDirectories(dir);
             }
             tmp = Files.createTempFile(dir, "." + abs.getFileName() + ".", ".tmp");
+            tmp.toFile().deleteOnExit(); // Ctrl-C (exit 130) mid-write leaves no hidden model-sized file behind
             try {
                 Files.setPosixFilePermissions(tmp, java.nio.file.attribute.PosixFilePermissions.fromString("rw-r--r--"));
             } catch (UnsupportedOperationException ignored) {
@@ -118,7 +122,9 @@ public final class GgufWriter {
             Files.move(tmp, abs, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
             tmp = null;
         } catch (IOException e) {
-            throw new CriaException(out + ": cannot write: " + e.getMessage());
+            String why = e instanceof FileSystemException f && f.getReason() != null ? f.getReason() : e.getMessage();
+            throw new CriaException(out + ": cannot write: "
+                    + (e instanceof AccessDeniedException ? "permission denied" : why));
         } finally {
             if (tmp != null) {
                 try {
@@ -128,6 +134,30 @@ public final class GgufWriter {
                 }
             }
         }
+    }
+
+    /**
+     * The file to rename the finished model over. Only a regular file is ever replaced: renaming
+     * over a device node or a named pipe would delete it (run as root, {@code /dev/null}). A
+     * symbolic link is followed, as a plain {@code open} would follow it, so the link stays and
+     * the file it names gets the new model; a link to nothing is refused.
+     */
+    private static Path target(Path out) {
+        Path abs = out.toAbsolutePath();
+        if (Files.isSymbolicLink(abs)) {
+            try {
+                abs = abs.toRealPath();
+            } catch (IOException e) {
+                throw new CriaException(out + " is a link to a missing file; give the path of a file to write");
+            }
+        }
+        if (Files.isDirectory(abs)) {
+            throw new CriaException(out + " is a directory; give the path of a file to write");
+        }
+        if (Files.exists(abs, LinkOption.NOFOLLOW_LINKS) && !Files.isRegularFile(abs, LinkOption.NOFOLLOW_LINKS)) {
+            throw new CriaException(out + " is not a regular file; give the path of a file to write (it is replaced when complete)");
+        }
+        return abs;
     }
 
     private byte[] header(long alignment) {

@@ -2,7 +2,8 @@
 package cria.sample;
 
 /**
- * How to pick the next token. A temperature of 0 (or below) is greedy: the highest logit after
+ * How to pick the next token. A temperature of 0 is greedy (a negative one is refused by
+ * {@link #validate}, as a likely typo rather than a request): the highest logit after
  * penalties. Otherwise the chain is llama.cpp's: penalties, top-k, top-p, min-p, temperature,
  * then a seeded draw. A filter is off at its neutral value (top-k 0, top-p 1, min-p 0,
  * penalties 1/0/0).
@@ -72,7 +73,7 @@ public record SamplerParams(float temperature, int topK, float topP, float minP,
 
     /** Throws IllegalArgumentException naming the first setting out of range. */
     public SamplerParams validate() {
-        if (Float.isNaN(temperature) || temperature > 100) {
+        if (Float.isNaN(temperature) || temperature < 0 || temperature > 100) {
             throw new IllegalArgumentException("temperature must be between 0 and 100, got " + temperature);
         }
         if (topK < 0) {
