@@ -113,12 +113,7 @@ final class BatchCommand extends Verb {
         long t0 = System.nanoTime();
         int errors = 0;
         long generated = 0;
-        try (Model model = Model.load(modelArgs.model, modelArgs.modelOptions(), err()::println);
-             BufferedWriter w = openOutput()) {
-            // said once the model is there, so that a run that fails to load prints its one error line only
-            if (sampling.seed == null || sampling.temperature > 0) {
-                err().println("cria: default seed " + sampling.seed() + " (lines may give their own)");
-            }
+        try (Model model = Model.load(modelArgs.model, modelArgs.modelOptions(), err()::println)) {
             int modelCtx = model.config().contextLength();
             ctx = Math.min(ctx, modelCtx);
             Progress progress = new Progress(err(), "batch", todo.size(), "prompts", Progress.stderrIsTerminal());
@@ -127,7 +122,12 @@ final class BatchCommand extends Verb {
             Map<Integer, String> ready = new HashMap<>();
             int nextToWrite = 0;
             BatchGenerator.Stats stats;
-            try (BatchGenerator gen = new BatchGenerator(model, bo)) {
+            // --out is emptied only once the model and the batch engine are there, and the seed is
+            // said then too: a run that fails before prints its one error line only
+            try (BatchGenerator gen = new BatchGenerator(model, bo); BufferedWriter w = openOutput()) {
+                if (sampling.seed == null || sampling.temperature > 0) {
+                    err().println("cria: default seed " + sampling.seed() + " (lines may give their own)");
+                }
                 int submitted = 0;
                 while (submitted < todo.size() || !window.isEmpty()) {
                     while (submitted < todo.size() && window.size() < 4 * parallel) {

@@ -66,10 +66,6 @@ final class GenerateCommand extends Verb {
         try (Model model = Model.load(modelArgs.model, modelArgs.modelOptions(), err()::println);
              Session session = model.newSession(modelArgs.sessionOptions());
              Interrupts interrupts = new Interrupts()) {
-            // said once the model is there, so that a run that fails to load prints its one error line only
-            if (sampling.temperature > 0) {
-                err().println("cria: seed " + sampling.seed());
-            }
             if (!chat) {
                 return report(session.generate(text == null ? "" : text, options, printer(interrupts)), interrupts);
             }
@@ -111,9 +107,24 @@ final class GenerateCommand extends Verb {
         return session.generateAfter(model.chatTokens(messages), options, printer(interrupts));
     }
 
+    private boolean seedSaid;
+
+    /**
+     * Says the seed in use (when sampling) once, just before the first generated text or the
+     * timings: a run that fails before generating anything (a missing file, a prompt longer
+     * than the context) prints its one error line only.
+     */
+    private void saySeed() {
+        if (!seedSaid && sampling.temperature > 0) {
+            err().println("cria: seed " + sampling.seed());
+        }
+        seedSaid = true;
+    }
+
     private cria.engine.TokenListener printer(Interrupts interrupts) {
         PrintWriter out = out();
         return (id, piece) -> {
+            saySeed();
             out.print(piece);
             // checkError flushes, and is true once a write failed (a full disk, a closed pipe):
             // stop generating then; Main reports the failure when the verb returns
@@ -122,6 +133,7 @@ final class GenerateCommand extends Verb {
     }
 
     private int report(Generation g, Interrupts interrupts) {
+        saySeed();
         out().flush();
         PrintWriter err = err();
         err.println();

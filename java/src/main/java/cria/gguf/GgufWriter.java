@@ -106,6 +106,13 @@ public final class GgufWriter {
             } catch (UnsupportedOperationException ignored) {
                 // not a POSIX file system: keep the default permissions
             }
+            // The file is written through a mapping: a disk that fills up part-way would fault on a
+            // page write, so the space is checked first (and a fault still becomes one line below).
+            long usable = Files.getFileStore(tmp).getUsableSpace();
+            if (usable >= 0 && usable < total) {
+                throw new CriaException(out + ": cannot write: " + (total >> 20) + " MiB needed but only " + (usable >> 20)
+                        + " MiB free on that disk");
+            }
             try (FileChannel ch = FileChannel.open(tmp, StandardOpenOption.READ, StandardOpenOption.WRITE);
                  Arena arena = Arena.ofShared()) {
                 MemorySegment seg = ch.map(FileChannel.MapMode.READ_WRITE, 0, total, arena);
@@ -121,6 +128,9 @@ public final class GgufWriter {
             }
             Files.move(tmp, abs, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
             tmp = null;
+        } catch (InternalError e) {
+            // what the JVM makes of a fault on a mapped page (the disk filled up or went away)
+            throw new CriaException(out + ": cannot write: the disk refused a page of the file (full or gone?)");
         } catch (IOException e) {
             String why = e instanceof FileSystemException f && f.getReason() != null ? f.getReason() : e.getMessage();
             throw new CriaException(out + ": cannot write: "

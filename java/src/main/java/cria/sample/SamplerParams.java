@@ -85,8 +85,15 @@ public record SamplerParams(float temperature, int topK, float topP, float minP,
         if (!(minP >= 0 && minP <= 1)) {
             throw new IllegalArgumentException("min-p must be in [0, 1], got " + minP);
         }
-        if (!(repeatPenalty > 0)) {
-            throw new IllegalArgumentException("repeat penalty must be positive, got " + repeatPenalty);
+        // Penalties scale or shift logits: infinite or NaN ones turn a whole distribution into NaN.
+        if (!(repeatPenalty > 0 && repeatPenalty <= 1000)) {
+            throw new IllegalArgumentException("repeat penalty must be positive and at most 1000, got " + repeatPenalty);
+        }
+        if (!(Math.abs(frequencyPenalty) <= 1000)) {
+            throw new IllegalArgumentException("frequency penalty must be between -1000 and 1000, got " + frequencyPenalty);
+        }
+        if (!(Math.abs(presencePenalty) <= 1000)) {
+            throw new IllegalArgumentException("presence penalty must be between -1000 and 1000, got " + presencePenalty);
         }
         if (repeatLastN < -1) {
             throw new IllegalArgumentException("repeat-last-n must be -1 (all), 0 (none) or positive, got " + repeatLastN);

@@ -92,6 +92,10 @@ final class Vocab {
             String t = toks[i].isEmpty() ? "[EMPTY_" + i + "]" : toks[i];
             texts[i] = t;
             scores[i] = sc != null ? sc[i] : 0f;
+            if (Float.isNaN(scores[i])) {
+                // merge order compares scores: NaN makes it undefined (infinities still order)
+                throw new CriaException(source + ": tokenizer.ggml.scores[" + i + "] is NaN; the file is damaged");
+            }
             attrs[i] = tt != null ? TokenAttr.fromType(tt[i]) : TokenAttr.NORMAL;
         }
         index = new TextIndex(texts);
