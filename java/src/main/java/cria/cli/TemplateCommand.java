@@ -56,7 +56,7 @@ final class TemplateCommand extends Verb {
     static List<ChatTemplate.Message> readMessages(Path file) {
         JsonNode root;
         try {
-            root = Json.MAPPER.readTree(Files.readString(file));
+            root = Json.STRICT.readTree(Files.readString(file));
         } catch (NoSuchFileException e) {
             throw new CriaException(file + ": no such file");
         } catch (IOException e) {

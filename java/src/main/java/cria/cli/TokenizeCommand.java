@@ -121,7 +121,7 @@ final class TokenizeCommand extends Verb {
 
     private static JsonNode parseJson(String line, int lineNo) {
         try {
-            return Json.MAPPER.readTree(line);
+            return Json.STRICT.readTree(line);
         } catch (JsonProcessingException e) {
             throw new CriaException("standard input line " + lineNo + ": not JSON (" + Main.oneLine(e.getOriginalMessage()) + ")");
         }
@@ -131,7 +131,7 @@ final class TokenizeCommand extends Verb {
         int[] ids = new int[node.size()];
         for (int i = 0; i < ids.length; i++) {
             JsonNode v = node.get(i);
-            if (!v.canConvertToInt()) {
+            if (!v.isIntegralNumber() || !v.canConvertToInt()) { // 2.5 or "7" is not an id (no silent rounding)
                 throw new CriaException("standard input line " + lineNo + ": element " + i + " is not a token id");
             }
             ids[i] = v.intValue();

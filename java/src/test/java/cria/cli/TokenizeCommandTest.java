@@ -75,6 +75,11 @@ class TokenizeCommandTest {
         r = withStdin("[1, \"x\"]\n", "tokenize", "-m", bpe, "--decode", "--jsonl");
         assertEquals(1, r.code());
         assertTrue(r.err().contains("element 1 is not a token id"), r.err());
+        r = withStdin("[1, 2.5]\n", "tokenize", "-m", bpe, "--decode", "--jsonl");
+        assertEquals(1, r.code(), "a fraction is not rounded to an id");
+        assertTrue(r.err().contains("element 1 is not a token id"), r.err());
+        r = withStdin("[1, 2] [3]\n", "tokenize", "-m", bpe, "--decode", "--jsonl");
+        assertEquals(1, r.code(), "text after the array is not ignored: " + r);
         r = CliRunner.run("tokenize", "-m", bpe, "--decode", "-p", "[999999]");
         assertEquals(1, r.code());
         assertTrue(r.err().contains("out of range"), r.err());
