@@ -107,24 +107,9 @@ final class GenerateCommand extends Verb {
         return session.generateAfter(model.chatTokens(messages), options, printer(interrupts));
     }
 
-    private boolean seedSaid;
-
-    /**
-     * Says the seed in use (when sampling) once, just before the first generated text or the
-     * timings: a run that fails before generating anything (a missing file, a prompt longer
-     * than the context) prints its one error line only.
-     */
-    private void saySeed() {
-        if (!seedSaid && sampling.temperature > 0) {
-            err().println("cria: seed " + sampling.seed());
-        }
-        seedSaid = true;
-    }
-
     private cria.engine.TokenListener printer(Interrupts interrupts) {
         PrintWriter out = out();
         return (id, piece) -> {
-            saySeed();
             out.print(piece);
             // checkError flushes, and is true once a write failed (a full disk, a closed pipe):
             // stop generating then; Main reports the failure when the verb returns
@@ -133,13 +118,15 @@ final class GenerateCommand extends Verb {
     }
 
     private int report(Generation g, Interrupts interrupts) {
-        saySeed();
         out().flush();
         PrintWriter err = err();
         err.println();
-        err.println(String.format(Locale.ROOT, "cria: prompt %d tokens in %.2f s (%.1f t/s); generated %d tokens in %.2f s (%.1f t/s); finish: %s",
+        // The seed in use ends the summary: said before the text, it would precede an error that
+        // stops the run (two lines for one failure), and it would race the streamed text.
+        err.println(String.format(Locale.ROOT, "cria: prompt %d tokens in %.2f s (%.1f t/s); generated %d tokens in %.2f s (%.1f t/s); finish: %s%s",
                 g.promptTokens(), g.promptNanos() / 1e9, g.promptTokensPerSecond(), g.tokens().length,
-                g.generateNanos() / 1e9, g.tokensPerSecond(), g.finishReason().label()));
+                g.generateNanos() / 1e9, g.tokensPerSecond(), g.finishReason().label(),
+                sampling.temperature > 0 ? "; seed " + sampling.seed() : ""));
         if (interrupts.requested()) {
             err.println("cria: interrupted after " + g.tokens().length + " tokens");
             return 130;
