@@ -4,11 +4,14 @@ package cria.tokenizer;
 import com.hubspot.jinjava.Jinjava;
 import com.hubspot.jinjava.JinjavaConfig;
 import com.hubspot.jinjava.LegacyOverrides;
+import com.hubspot.jinjava.interpret.Context;
 import com.hubspot.jinjava.interpret.JinjavaInterpreter;
+import com.hubspot.jinjava.interpret.OutputTooBigException;
 import com.hubspot.jinjava.interpret.RenderResult;
 import com.hubspot.jinjava.interpret.TemplateError;
 import com.hubspot.jinjava.lib.filter.Filter;
 import com.hubspot.jinjava.lib.fn.ELFunctionDefinition;
+import com.hubspot.jinjava.loader.ResourceNotFoundException;
 import cria.CriaException;
 import cria.gguf.Metadata;
 import java.util.ArrayList;
@@ -17,6 +20,7 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Objects;
+import java.util.Set;
 
 /**
  * Turns a conversation into the prompt text a model was trained on. The template is the file's
@@ -25,6 +29,11 @@ import java.util.Objects;
  * {@code messages}, {@code add_generation_prompt}, {@code bos_token} and {@code eos_token}, and a
  * {@code raise_exception(message)} function. A file without a template gets the Llama 3 format when
  * its vocabulary has {@code <|start_header_id|>}, otherwise the Llama 2 format.
+ *
+ * <p>A file's template is untrusted code. It renders under limits that no real template comes near
+ * (see {@code TemplateLimits}): output and string size, loop iterations and macro calls, recursion
+ * and nesting depth, time and memory; without {@code include} or {@code import}. Any error, or any
+ * limit hit, is a {@link CriaException} with a one-line message, never an empty or partial prompt.
  *
  * <p>The rendered prompt usually starts with the BOS text: tokenize it with
  * {@code encode(prompt, false, true)} so that BOS is not added twice.
@@ -102,8 +111,9 @@ public final class ChatTemplate {
      * Renders a conversation. With {@code addGenerationPrompt} the prompt ends with the opening of
      * an assistant turn, so that generation continues as the assistant.
      *
-     * @throws CriaException when the template rejects the conversation (its {@code raise_exception})
-     *                       or cannot be rendered
+     * @throws CriaException when the template rejects the conversation (its {@code raise_exception}),
+     *                       cannot be rendered, or exceeds a limit of {@code TemplateLimits} (output
+     *                       size, loop iterations, recursion, nesting, time, memory); never a partial prompt
      */
     public String render(List<Message> messages, boolean addGenerationPrompt) {
         if (builtin == Builtin.LLAMA3) {
@@ -160,36 +170,63 @@ public final class ChatTemplate {
                 if (j == null) {
                     // Jinjava logs through SLF4J; without a logging backend SLF4J would warn on stderr.
                     System.setProperty("slf4j.internal.verbosity", "ERROR");
-                    // Jinja2 semantics where Jinjava differs by default (each checked against Jinja2 on
-                    // random conversations): message text is data, never re-rendered (nested
-                    // interpretation off); filters bind tighter than operators; {{- -}} trims; dict
-                    // keys and string escapes as in Python. (The Pyish object mapper is left off: it
-                    // escapes control characters in strings.)
-                    LegacyOverrides jinja2 = LegacyOverrides.newBuilder()
-                            .withUseNaturalOperatorPrecedence(true)
-                            .withParseWhitespaceControlStrictly(true)
-                            .withEvaluateMapKeys(true)
-                            .withIterateOverMapKeys(true)
-                            .withHandleBackslashInQuotesOnly(true)
-                            .withKeepNullableLoopValues(true)
-                            .withUseTrimmingForNotesAndExpressions(true)
-                            .build();
-                    JinjavaConfig cfg = JinjavaConfig.newBuilder()
-                            .withTrimBlocks(true).withLstripBlocks(true)
-                            .withNestedInterpretationEnabled(false)
-                            .withLegacyOverrides(jinja2)
-                            .build();
-                    j = new Jinjava(cfg);
+                    // Every render passes its own configuration (config(limits)); this one serves Jinjava's setup.
+                    j = new Jinjava(config(TemplateLimits.forConversation(0, 0)));
                     j.getGlobalContext().registerFunction(new ELFunctionDefinition("", "raise_exception",
                             ChatTemplate.class, "raiseException", String.class));
                     j.getGlobalContext().registerFunction(new ELFunctionDefinition("", "strftime_now",
                             ChatTemplate.class, "strftimeNow", String.class));
+                    // Replaces Jinjava's range, which shortens a long range without a word.
+                    j.getGlobalContext().registerFunction(new ELFunctionDefinition("", "range",
+                            TemplateLimits.class, "range", Object.class, Object[].class));
                     j.getGlobalContext().registerFilter(new PythonTrim());
+                    TemplateLimits.guardSizedFilters(j.getGlobalContext());
+                    // Hugging Face renders a template from a string with no loader: include, import and
+                    // extends have nothing to read. (Jinjava's default would read from the classpath.)
+                    j.setResourceLocator((name, encoding, interpreter) -> {
+                        throw new ResourceNotFoundException("it includes or imports '" + name
+                                + "'; a chat template must be self-contained");
+                    });
                     engine = j;
                 }
             }
         }
         return j;
+    }
+
+    // Jinja2 semantics where Jinjava differs by default (each checked against Jinja2 on random
+    // conversations): message text is data, never re-rendered (nested interpretation off); filters
+    // bind tighter than operators; {{- -}} trims; dict keys and string escapes as in Python. (The
+    // Pyish object mapper is left off: it escapes control characters in strings.)
+    private static final LegacyOverrides JINJA2 = LegacyOverrides.newBuilder()
+            .withUseNaturalOperatorPrecedence(true)
+            .withParseWhitespaceControlStrictly(true)
+            .withEvaluateMapKeys(true)
+            .withIterateOverMapKeys(true)
+            .withHandleBackslashInQuotesOnly(true)
+            .withKeepNullableLoopValues(true)
+            .withUseTrimmingForNotesAndExpressions(true)
+            .build();
+
+    // Java methods of String that Python's str lacks and that make a long string or run a regular
+    // expression in one call, where no limit can look in (a regex can backtrack for hours). No
+    // template written for Jinja2 calls them.
+    private static final Set<String> RESTRICTED_METHODS = Set.of(
+            "repeat", "concat", "indent", "formatted", "matches", "replaceAll", "replaceFirst");
+
+    // Jinjava's filters that Jinja2 lacks and that run a regular expression or expand YAML aliases.
+    private static final Map<Context.Library, Set<String>> DISABLED = Map.of(
+            Context.Library.FILTER, Set.of("regex_replace", "fromyaml"));
+
+    /** Jinjava's configuration for one render under the given limits. */
+    private static JinjavaConfig config(TemplateLimits limits) {
+        return limits.configure(JinjavaConfig.newBuilder())
+                .withTrimBlocks(true).withLstripBlocks(true)
+                .withNestedInterpretationEnabled(false)
+                .withLegacyOverrides(JINJA2)
+                .withRestrictedMethods(RESTRICTED_METHODS)
+                .withDisabled(DISABLED)
+                .build();
     }
 
     /** What a template's {@code raise_exception(...)} throws. */
@@ -273,31 +310,95 @@ public final class ChatTemplate {
 
     private String renderJinja(List<Message> messages, boolean addGenerationPrompt) {
         List<Map<String, Object>> msgs = new ArrayList<>();
+        long inputChars = bos.length() + eos.length();
         for (Message m : messages) {
             Map<String, Object> o = new LinkedHashMap<>();
             o.put("role", m.role());
             o.put("content", m.content());
             msgs.add(o);
+            inputChars += m.role().length() + m.content().length();
         }
         Map<String, Object> vars = new HashMap<>();
         vars.put("messages", msgs);
         vars.put("add_generation_prompt", addGenerationPrompt);
         vars.put("bos_token", bos);
         vars.put("eos_token", eos);
+        String nesting = TemplateLimits.nestingProblem(source);
+        if (nesting != null) {
+            throw failed(nesting, 0);
+        }
+        Jinjava jinjava = engine(); // first, so that setting it up does not count against the render's limits
+        TemplateLimits limits = TemplateLimits.forConversation(messages.size(), inputChars);
         RenderResult r;
         try {
-            r = engine().renderForResult(source, vars);
+            r = limits.render(jinjava, source, vars, config(limits));
         } catch (TemplateException e) {
-            throw new CriaException("chat template: " + e.getMessage());
+            throw refused(e.getMessage(), 0);
+        } catch (StackOverflowError e) {
+            // Nesting the scan above let through; the stack is unwound by now.
+            throw failed("it nests too deeply", 0);
+        } catch (RuntimeException e) {
+            // Jinjava turns exceptions into errors; one that escapes is a Jinjava bug the template hit.
+            throw limits.failure() != null ? failed(limits.failure(), limits.failureLine()) : failed(e.toString(), 0);
         }
-        for (TemplateError e : r.getErrors()) {
-            if (e.getSeverity() == TemplateError.ErrorType.FATAL) {
-                String msg = e.getException() != null && rootCause(e.getException()) instanceof TemplateException t
-                        ? t.getMessage() : e.getMessage();
-                throw new CriaException("chat template: " + msg + (e.getLineno() > 0 ? " (template line " + e.getLineno() + ")" : ""));
+        // Jinjava records most failures as errors and renders on: the output is then partial or
+        // empty. Any error at all (a warning too: a truncated join, a recursion cut short) fails.
+        if (limits.failure() != null) {
+            throw failed(limits.failure(), limits.failureLine());
+        }
+        // The first error recorded is the cause. The result's list is not in order, and it also
+        // holds the errors of the render being stopped after the first.
+        TemplateError first = limits.firstError();
+        if (first == null) {
+            first = r.getErrors().stream().filter(e -> !(cause(e) instanceof TemplateLimits.LimitExceeded)).findFirst()
+                    .orElse(r.getErrors().isEmpty() ? null : r.getErrors().get(0));
+        }
+        if (first != null) {
+            Throwable cause = cause(first);
+            if (cause instanceof TemplateException t) {
+                throw refused(t.getMessage(), first.getLineno());
             }
+            String reason = cause instanceof OutputTooBigException
+                    ? "it made a string or output of more than " + limits.maxChars + " characters"
+                    : cause instanceof ResourceNotFoundException ? cause.getMessage()
+                    : cause instanceof StackOverflowError ? "it nests too deeply"
+                    : first.getMessage();
+            throw failed(reason, first.getLineno());
         }
         return r.getOutput();
+    }
+
+    // What the person running the model can do about a failing template: the file is what it is,
+    // and only `cria template` has a switch to a built-in format.
+    private static final String ADVICE = "`cria template --format llama2|llama3` renders without it";
+
+    /** The template raised an exception on purpose: it does not accept this conversation. */
+    private static CriaException refused(String message, int line) {
+        return new CriaException("the model's chat template (tokenizer.chat_template) refused the conversation"
+                + at(line) + ": " + oneLine(message) + "; change the conversation to what the template accepts ("
+                + ADVICE + ")");
+    }
+
+    /** The template could not be rendered: broken, or hostile and stopped by a limit. */
+    private static CriaException failed(String reason, int line) {
+        return new CriaException("the model's chat template (tokenizer.chat_template) failed" + at(line) + ": "
+                + oneLine(reason) + "; the file's template is broken or hostile: use another model file ("
+                + ADVICE + ")");
+    }
+
+    private static String at(int line) {
+        return line > 0 ? " at template line " + line : "";
+    }
+
+    // Messages come from the template (raise_exception's text) or quote it: one line, no control or
+    // format characters that could drive or fool the terminal, and not endless.
+    private static String oneLine(String s) {
+        String t = s == null ? "(no message)" : s.replaceAll("[\\p{Cc}\\p{Cf}\\p{Z}\\s]+", " ").strip();
+        return t.length() > 300 ? t.substring(0, 300) + "..." : t;
+    }
+
+    private static Throwable cause(TemplateError e) {
+        return e.getException() != null ? rootCause(e.getException()) : null;
     }
 
     private static Throwable rootCause(Throwable t) {
