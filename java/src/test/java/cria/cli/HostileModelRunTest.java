@@ -99,6 +99,39 @@ class HostileModelRunTest {
         }
     }
 
+    @Test
+    void hostileChatTemplatesAreRefusedInOneLine() throws IOException {
+        Path base = TestModels.tinyLlama(tmp.resolve("tiny-t.gguf"), 5);
+        String[] templates = {
+            "{% set s = 'ab' %}{% for i in range(40) %}{% set s = s ~ s %}{% endfor %}{{ s }}",
+            "{% set ns = namespace(s='x') %}{% for i in range(64) %}{% set ns.s = ns.s + ns.s %}{% endfor %}ok",
+            "{% for a in range(1000) %}{% for b in range(1000) %}{% for c in range(1000) %}x{% endfor %}{% endfor %}{% endfor %}",
+            "{% macro f(n) %}{{ f(n + 1) }}{% endmacro %}{{ f(0) }}",
+            "{{ raise_exception('no system messages, please') }}",
+            "{% include 'secret.txt' %}",
+            "{{ " + "(".repeat(5000) + "1" + ")".repeat(5000) + " }}",
+            "{% for m in messages %}{{ m.content }}{% endfor %", // unclosed tag
+        };
+        Path in = tmp.resolve("chat.jsonl");
+        Files.writeString(in, "{\"id\": 1, \"messages\": [{\"role\": \"user\", \"content\": \"hi\"}], \"max_tokens\": 2}\n"
+                + "{\"id\": 2, \"prompt\": \"abc\", \"max_tokens\": 2, \"temperature\": 0}\n");
+        for (int i = 0; i < templates.length; i++) {
+            Path f = GgufEdit.of(base).set("tokenizer.chat_template", GgufValue.ofString(templates[i])).write(tmp.resolve("tmpl-" + i + ".gguf"));
+            long size = Files.size(f);
+            CliRunner.Result r = run("template " + i, size, "generate", "-m", f.toString(), "--chat", "-p", "hi", "-n", "2", "-t", "1");
+            assertEquals(1, r.code(), "template " + i + " must be refused: " + r);
+            assertTrue(r.err().contains("chat template"), r.err());
+            // in a batch, the line that needs the template fails alone; the plain prompt runs
+            Path out = tmp.resolve("chat-" + i + ".out");
+            CliRunner.Result b = run("template " + i, size, "batch", "-m", f.toString(), "--in", in.toString(), "--out", out.toString(),
+                    "-t", "1", "--ctx", "64");
+            assertEquals(0, b.code(), b.toString());
+            List<String> lines = Files.readAllLines(out);
+            assertTrue(lines.get(0).contains("\"finish_reason\":\"error\"") && lines.get(0).contains("chat template"), lines.get(0));
+            assertFalse(lines.get(1).contains("\"error\""), lines.get(1));
+        }
+    }
+
     private record Case(String label, GgufEdit edit) {}
 
     private static GgufValue f64(double v) {
