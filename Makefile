@@ -27,10 +27,20 @@ NVCC_ARCHS := -gencode arch=compute_80,code=sm_80 -gencode arch=compute_86,code=
               -gencode arch=compute_90,code=compute_90
 NATIVE_SRC := $(wildcard native/*.c) $(wildcard native/*.h)
 NATIVE_LIB := target/native/libcria.so
+# The library ships in the jar for this OS and architecture (cria/native/<os>-<arch>/libcria.so).
+PLATFORM := $(shell uname -s | tr A-Z a-z)-$(shell uname -m)
+NATIVE_RES := target/generated-resources/native/cria/native/$(PLATFORM)/libcria.so
+# x86-64: the kernels are written for AVX-512 VNNI and built for exactly that ISA (not
+# -march=native), so that the library in the jar runs on every CPU that has it; native/cpu.c is
+# built for the baseline and tells the loader whether this CPU does. Elsewhere: the portable C.
+ifeq ($(shell uname -m),x86_64)
+NATIVE_ISA := -march=x86-64-v4 -mavx512vnni
+NATIVE_NEEDS := -DCRIA_NEEDS_X86_64_V4_VNNI
+endif
 DEMO_MODEL := target/demo/cria-demo.gguf
 AOT := target/cria.aot
 
-.PHONY: all build run test bench kernels native clean help
+.PHONY: all build run test bench kernels native install clean help
 
 all: build ## build everything: CUDA kernels (when nvcc is here), the native CPU library, the jar
 
@@ -63,10 +73,13 @@ kernels: $(FATBINS) ## compile each kernels/<family>.cu into a fatbin (sm_80..sm
 
 native: $(NATIVE_LIB) ## build the C kernels in native/ into target/native/libcria.so (loaded through FFM)
 
+install: build ## install dev.cria:cria (jar with its native library and kernels, sources, Javadoc) into the local Maven repository
+	tools/maven-install
+
 clean: ## remove everything the build made
 	rm -rf target
 
-$(JAR): $(SOURCES) $(FATBINS)
+$(JAR): $(SOURCES) $(FATBINS) $(NATIVE_RES)
 	$(MVN) -q -DskipTests package
 
 $(KDIR)/%.fatbin: kernels/%.cu $(KERNEL_HDRS)
@@ -75,10 +88,14 @@ $(KDIR)/%.fatbin: kernels/%.cu $(KERNEL_HDRS)
 
 $(NATIVE_LIB): $(NATIVE_SRC)
 	@mkdir -p $(dir $@)
-	@if [ -z "$(wildcard native/*.c)" ]; then touch $@; else \
-	  echo "cc: native/*.c -> $@"; \
-	  $(CC) -O3 -march=native -ffp-contract=off -Wall -fPIC -shared -o $@ $(wildcard native/*.c) -lm || \
-	  { echo "make: native library not built (C compiler failed); the pure-Java CPU path is used"; rm -f $@; }; fi
+	@echo "cc: native/*.c -> $@"
+	@$(CC) -O3 -Wall -fPIC $(NATIVE_NEEDS) -c native/cpu.c -o target/native/cpu.o && \
+	  $(CC) -O3 $(NATIVE_ISA) -ffp-contract=off -Wall -fPIC -shared -o $@ $(filter-out native/cpu.c,$(wildcard native/*.c)) target/native/cpu.o -lm || \
+	  { echo "make: native library not built (C compiler failed); the pure-Java CPU path is used"; rm -f $@; }
+
+$(NATIVE_RES): $(NATIVE_LIB)
+	@mkdir -p $(dir $@)
+	@if [ -s $(NATIVE_LIB) ]; then cp $(NATIVE_LIB) $@; else rm -f $@; fi
 
 target/java-home:
 	@mkdir -p target && echo "$(JAVA_HOME)" > $@

@@ -11,6 +11,10 @@ enum {
     T_Q2_K = 10, T_Q3_K = 11, T_Q4_K = 12, T_Q5_K = 13, T_Q6_K = 14, T_IQ4_NL = 20, T_IQ4_XS = 23, T_BF16 = 30
 };
 
+/* 1 when this CPU (and its operating system) can run the instructions the library was built
+ * for; compiled for the architecture's baseline, so safe to call first on any CPU. */
+int32_t cria_cpu_ok(void);
+
 /* Bit mask of what this build and this CPU can do (1: AVX-512 VNNI kernels, 2: AMX). */
 int32_t cria_features(void);
 

@@ -374,6 +374,7 @@ static inline float dot_f32(const float *a, const float *b, int k) {
  * depend on the batch). Up to 8 inputs share each weight line; chunks of FCH values are reused
  * by every input while they sit in L1.
  */
+#if CRIA_VNNI
 static inline __m512 load_row16(int32_t type, const uint8_t *p, __mmask16 m) {
     if (type == T_F32) {
         return _mm512_maskz_loadu_ps(m, p);
@@ -385,7 +386,6 @@ static inline __m512 load_row16(int32_t type, const uint8_t *p, __mmask16 m) {
     return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
 }
 
-#if CRIA_VNNI
 #define FTILE(T)                                                                                          \
     static void ftile##T(const float *wt, int kc, const float *x0, int64_t xs, float *ab) {              \
         __m512 a[T];                                                                                      \
@@ -455,7 +455,6 @@ static void ftile8x2(const float *wa, const float *wb, int kc, const float *x0, 
         _mm512_store_ps(ab + t * 16, b[t]);
     }
 }
-#endif
 
 /* One input (decode): 16 rows at a time, each transposed column used at once (nothing goes through
  * scratch). Every row's sum is the same single chain in ascending k as ftile1's, so results are
@@ -479,6 +478,7 @@ static void float_gemv(int32_t type, const uint8_t *w, int64_t wrb, int32_t r, i
     }
     _mm512_mask_storeu_ps(out + r, (__mmask16) ((1u << nr) - 1), a);
 }
+#endif
 
 static int32_t matmul_float(int32_t type, const uint8_t *w, int64_t wrb, int32_t r0, int32_t r1, int32_t k,
                             const float *x, int64_t xs, int32_t n, float *out, int64_t os, uint8_t *scratch) {

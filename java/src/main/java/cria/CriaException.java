@@ -8,10 +8,12 @@ package cria;
  * Unexpected failures (bugs) use ordinary exceptions and keep their stack traces.
  */
 public class CriaException extends RuntimeException {
+    /** An expected failure; {@code message} is one line: what is wrong, where, what to do. */
     public CriaException(String message) {
         super(message);
     }
 
+    /** An expected failure with the exception that revealed it. */
     public CriaException(String message, Throwable cause) {
         super(message, cause);
     }

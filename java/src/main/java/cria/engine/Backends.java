@@ -3,6 +3,7 @@ package cria.engine;
 
 import cria.CriaException;
 import cria.backend.Backend;
+import cria.backend.JvmOptions;
 import cria.backend.cpu.CpuBackend;
 import cria.backend.cuda.CudaBackend;
 import cria.backend.ref.RefBackend;
@@ -20,6 +21,9 @@ public final class Backends {
      * driver is present but cannot be used, says on {@code log} (once) why it fell back to the CPU.
      */
     public static Backend create(String name, int threads, Consumer<String> log) {
+        if (!name.equals("ref")) {
+            JvmOptions.requireNativeAccess(); // the CPU kernels and CUDA are native code
+        }
         return switch (name) {
             case "cpu" -> new CpuBackend(cpuThreads(threads, log));
             case "ref" -> new RefBackend();

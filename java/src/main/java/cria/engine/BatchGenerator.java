@@ -32,6 +32,7 @@ public final class BatchGenerator implements AutoCloseable {
      * @param kvType         KV cache element type
      */
     public record Options(int parallel, int contextLength, int batchTokens, int cachePositions, KvCache.Type kvType) {
+        /** 8 sequences of up to 2048 positions, 512 tokens per step, a pool of parallel x context positions, F16 cache. */
         public static Options defaults() {
             return new Options(8, 2048, 512, 0, KvCache.Type.F16);
         }
@@ -90,6 +91,12 @@ public final class BatchGenerator implements AutoCloseable {
         }
     }
 
+    /**
+     * Opens the engine: allocates the shared KV pool and the activations once, and starts the
+     * scheduler thread. Close it (before the model) to finish what was submitted and free them.
+     *
+     * @throws CriaException when an option is out of range or the pool would not fit this machine's memory
+     */
     public BatchGenerator(Model model, Options options) {
         this.model = model;
         this.llama = model.llama();
@@ -157,6 +164,7 @@ public final class BatchGenerator implements AutoCloseable {
         }
     }
 
+    /** Counters so far (safe to call from any thread). */
     public synchronized Stats stats() {
         return new Stats(steps, promptTokens, generatedTokens, busyNanos, decodeSteps, decodeTokens, decodeNanos);
     }

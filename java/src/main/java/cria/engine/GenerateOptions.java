@@ -32,18 +32,22 @@ public record GenerateOptions(int maxTokens, SamplerParams sampler, List<String>
         return new GenerateOptions(128, SamplerParams.defaults(), List.of(), false);
     }
 
+    /** A copy with at most {@code n} generated tokens. */
     public GenerateOptions withMaxTokens(int n) {
         return new GenerateOptions(n, sampler, stop, ignoreEos);
     }
 
+    /** A copy with other sampling settings. */
     public GenerateOptions withSampler(SamplerParams p) {
         return new GenerateOptions(maxTokens, p, stop, ignoreEos);
     }
 
+    /** A copy with these stop strings (none: an empty list). */
     public GenerateOptions withStop(List<String> s) {
         return new GenerateOptions(maxTokens, sampler, s, ignoreEos);
     }
 
+    /** A copy that does (or does not) keep going past end-of-generation tokens. */
     public GenerateOptions withIgnoreEos(boolean b) {
         return new GenerateOptions(maxTokens, sampler, stop, b);
     }

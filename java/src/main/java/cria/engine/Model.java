@@ -21,6 +21,12 @@ import java.nio.file.Path;
  * the weights resident in the chosen backend. Open {@link Session}s to evaluate and generate;
  * close the model when done (sessions first).
  *
+ * <p>Thread-safe: several threads may each use their own session of one model; their forward
+ * steps take turns on the backend (for throughput over many sequences use a
+ * {@link BatchGenerator}). Loading fails with a {@link CriaException} (one line: what and where)
+ * for a missing, corrupt or unsupported file, a model that would not fit this machine, or a
+ * missing JVM option.
+ *
  * <pre>{@code
  * try (Model model = Model.load(Path.of("model.gguf"), ModelOptions.defaults());
  *      Session session = model.newSession(SessionOptions.defaults())) {
@@ -89,6 +95,9 @@ public final class Model implements AutoCloseable {
                 backend = Backends.create(options.backend(), options.threads(), log);
             }
             List<String> warnings = new ArrayList<>();
+            if (backend instanceof cria.backend.cpu.CpuBackend cpu && cpu.notice() != null) {
+                warnings.add(cpu.notice()); // already said on stderr, once per JVM
+            }
             LlamaWeights weights = LlamaWeights.load(checked, backend, w -> {
                 warnings.add(w);
                 if (log != null) {
@@ -146,11 +155,25 @@ public final class Model implements AutoCloseable {
         }
     }
 
-    /** Warnings about the file found while loading (e.g. tensors the model does not use), one line each; usually empty. */
+    /**
+     * Warnings found while loading, one line each; usually empty: tensors the model does not use,
+     * or the CPU backend running its pure-Java path (much slower) because no native library fits
+     * this host.
+     */
     public List<String> warnings() {
         return warnings;
     }
 
+    /**
+     * One line for logs: the model's shape and where it runs, e.g. {@code llama: dim 2048, 16
+     * layers, ...; cpu (2 threads, native kernels AVX-512 VNNI, Vector API 512-bit)}. Says when
+     * the CPU runs without its native kernels, and why.
+     */
+    public String describe() {
+        return config.summary() + "; " + backend.describe();
+    }
+
+    /** The model's shape (dimensions, layers, heads, vocabulary, context). */
     public LlamaConfig config() {
         return config;
     }
@@ -191,10 +214,12 @@ public final class Model implements AutoCloseable {
         return ids;
     }
 
+    /** The mapped file (metadata, tensor table); valid until the model is closed. */
     public GgufFile file() {
         return file;
     }
 
+    /** The backend the weights live in (an internal type, for tools and tests). */
     public Backend backend() {
         return backend;
     }
@@ -210,6 +235,7 @@ public final class Model implements AutoCloseable {
     }
 
     @Override
+    /** Frees the weights' backend memory and unmaps the file; close its sessions and batch generators first. */
     public void close() {
         backend.close();
         file.close();

@@ -15,14 +15,17 @@ public record ModelOptions(String backend, int threads, boolean verbose) {
         return new ModelOptions("auto", 0, false);
     }
 
+    /** A copy on another backend: "auto", "cpu", "ref" or "cuda". */
     public ModelOptions withBackend(String b) {
         return new ModelOptions(b, threads, verbose);
     }
 
+    /** A copy with {@code t} CPU threads (0: one per core; more than the cores run on every core). */
     public ModelOptions withThreads(int t) {
         return new ModelOptions(backend, t, verbose);
     }
 
+    /** A copy that does (or does not) log loading details. */
     public ModelOptions withVerbose(boolean v) {
         return new ModelOptions(backend, threads, v);
     }

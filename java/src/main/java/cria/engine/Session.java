@@ -71,6 +71,7 @@ public final class Session implements AutoCloseable {
         return contextLength;
     }
 
+    /** The model this session runs. */
     public Model model() {
         return model;
     }
@@ -292,6 +293,7 @@ public final class Session implements AutoCloseable {
     }
 
     @Override
+    /** Frees the session's KV cache; the model stays open. */
     public void close() {
         cache.close();
     }

@@ -14,22 +14,27 @@ import cria.backend.KvCache;
  */
 public record SessionOptions(int contextLength, KvCache.Type kvType, int batchSize, boolean allLogits) {
 
+    /** The model's context up to 4096 positions, an F16 cache, prompts in steps of 256 tokens, last logits only. */
     public static SessionOptions defaults() {
         return new SessionOptions(0, KvCache.Type.F16, 256, false);
     }
 
+    /** A copy holding {@code n} positions (0: the model's, at most 4096). */
     public SessionOptions withContextLength(int n) {
         return new SessionOptions(n, kvType, batchSize, allLogits);
     }
 
+    /** A copy with another KV cache element type. */
     public SessionOptions withKvType(KvCache.Type t) {
         return new SessionOptions(contextLength, t, batchSize, allLogits);
     }
 
+    /** A copy evaluating prompts in steps of {@code b} tokens. */
     public SessionOptions withBatchSize(int b) {
         return new SessionOptions(contextLength, kvType, b, allLogits);
     }
 
+    /** A copy that keeps (or does not keep) room for the logits of every token of a step. */
     public SessionOptions withAllLogits(boolean all) {
         return new SessionOptions(contextLength, kvType, batchSize, all);
     }

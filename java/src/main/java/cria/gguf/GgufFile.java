@@ -231,18 +231,22 @@ public final class GgufFile implements AutoCloseable {
         return (x + alignment - 1) / alignment * alignment;
     }
 
+    /** The file's path, as given. */
     public Path path() {
         return path;
     }
 
+    /** The GGUF version (2 or 3). */
     public int version() {
         return version;
     }
 
+    /** The key/value metadata, in file order. */
     public Metadata metadata() {
         return metadata;
     }
 
+    /** The tensor table, in file order. */
     public List<GgufTensorInfo> tensors() {
         return tensors;
     }
@@ -257,6 +261,7 @@ public final class GgufFile implements AutoCloseable {
         return segment.asSlice(dataOffset + t.offset(), t.byteSize());
     }
 
+    /** The alignment of tensor data (general.alignment, 32 by default). */
     public long alignment() {
         return alignment;
     }
@@ -266,6 +271,7 @@ public final class GgufFile implements AutoCloseable {
         return dataOffset;
     }
 
+    /** The file's size in bytes. */
     public long fileSize() {
         return segment.byteSize();
     }

@@ -12,38 +12,47 @@ import java.util.Arrays;
  */
 public record GgufValue(GgufValueType type, GgufValueType elementType, Object value) {
 
+    /** A string value. */
     public static GgufValue ofString(String s) {
         return new GgufValue(GgufValueType.STRING, null, s);
     }
 
+    /** An unsigned 32-bit value (the int's bits). */
     public static GgufValue ofU32(int v) {
         return new GgufValue(GgufValueType.UINT32, null, v);
     }
 
+    /** A signed 32-bit value. */
     public static GgufValue ofI32(int v) {
         return new GgufValue(GgufValueType.INT32, null, v);
     }
 
+    /** An unsigned 64-bit value (the long's bits). */
     public static GgufValue ofU64(long v) {
         return new GgufValue(GgufValueType.UINT64, null, v);
     }
 
+    /** A 32-bit float value. */
     public static GgufValue ofF32(float v) {
         return new GgufValue(GgufValueType.FLOAT32, null, v);
     }
 
+    /** A bool value. */
     public static GgufValue ofBool(boolean v) {
         return new GgufValue(GgufValueType.BOOL, null, v);
     }
 
+    /** An array of strings. */
     public static GgufValue ofStrings(String[] v) {
         return new GgufValue(GgufValueType.ARRAY, GgufValueType.STRING, v);
     }
 
+    /** An array of 32-bit floats. */
     public static GgufValue ofFloats(float[] v) {
         return new GgufValue(GgufValueType.ARRAY, GgufValueType.FLOAT32, v);
     }
 
+    /** An array of signed 32-bit integers. */
     public static GgufValue ofInts(int[] v) {
         return new GgufValue(GgufValueType.ARRAY, GgufValueType.INT32, v);
     }

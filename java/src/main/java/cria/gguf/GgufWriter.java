@@ -51,6 +51,7 @@ public final class GgufWriter {
         this.metadata = metadata;
     }
 
+    /** The metadata that will be written (may still be changed before {@link #write}). */
     public Metadata metadata() {
         return metadata;
     }

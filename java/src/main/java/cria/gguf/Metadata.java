@@ -15,6 +15,7 @@ public final class Metadata {
     private final Map<String, GgufValue> values = new LinkedHashMap<>();
     private final String source;
 
+    /** Empty metadata; {@code source} names where it comes from in error messages. */
     public Metadata(String source) {
         this.source = source;
     }
@@ -24,30 +25,37 @@ public final class Metadata {
         return source;
     }
 
+    /** Every key and value, in order (read-only). */
     public Map<String, GgufValue> asMap() {
         return Collections.unmodifiableMap(values);
     }
 
+    /** True when the key is present. */
     public boolean has(String key) {
         return values.containsKey(key);
     }
 
+    /** The value of a key, or null. */
     public GgufValue get(String key) {
         return values.get(key);
     }
 
+    /** Sets a key (kept in its first position when it exists). */
     public void put(String key, GgufValue value) {
         values.put(key, value);
     }
 
+    /** Removes a key; returns its value or null. */
     public GgufValue remove(String key) {
         return values.remove(key);
     }
 
+    /** The number of keys. */
     public int size() {
         return values.size();
     }
 
+    /** A string value, if present; a {@link GgufException} when the key holds something else. */
     public Optional<String> string(String key) {
         GgufValue v = values.get(key);
         if (v == null) {
@@ -59,6 +67,7 @@ public final class Metadata {
         return Optional.of((String) v.value());
     }
 
+    /** An integer value of any width, if present; a {@link GgufException} when the key holds something else. */
     public Optional<Long> integer(String key) {
         GgufValue v = values.get(key);
         if (v == null) {
@@ -81,6 +90,7 @@ public final class Metadata {
         });
     }
 
+    /** A number (integer or float), if present; a {@link GgufException} when the key holds something else. */
     public Optional<Double> number(String key) {
         GgufValue v = values.get(key);
         if (v == null) {
@@ -93,6 +103,7 @@ public final class Metadata {
         return Optional.of(d);
     }
 
+    /** A bool value, if present; a {@link GgufException} when the key holds something else. */
     public Optional<Boolean> bool(String key) {
         GgufValue v = values.get(key);
         if (v == null) {
@@ -104,6 +115,7 @@ public final class Metadata {
         return Optional.of((Boolean) v.value());
     }
 
+    /** An array of strings, if present; a {@link GgufException} when the key holds something else. */
     public Optional<String[]> strings(String key) {
         return array(key, GgufValueType.STRING, "an array of strings").map(v -> (String[]) v.value());
     }

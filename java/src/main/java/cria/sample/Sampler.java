@@ -25,6 +25,11 @@ public final class Sampler {
     /** The longest history the penalties look at. */
     public static final int MAX_WINDOW = 1 << 16;
 
+    /**
+     * A sampler for a vocabulary of {@code vocab} tokens (buffers sized once).
+     *
+     * @throws IllegalArgumentException when a setting is out of range
+     */
     public Sampler(SamplerParams params, int vocab) {
         this.p = params.validate();
         this.vocab = vocab;
@@ -40,6 +45,7 @@ public final class Sampler {
         this.probs = new float[vocab];
     }
 
+    /** The settings in use. */
     public SamplerParams params() {
         return p;
     }

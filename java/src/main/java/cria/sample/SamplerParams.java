@@ -31,42 +31,52 @@ public record SamplerParams(float temperature, int topK, float topP, float minP,
         return defaults().withTemperature(0);
     }
 
+    /** True when the highest logit is taken (temperature 0). */
     public boolean isGreedy() {
         return temperature <= 0;
     }
 
+    /** A copy with temperature {@code v} (0: greedy). */
     public SamplerParams withTemperature(float v) {
         return new SamplerParams(v, topK, topP, minP, repeatPenalty, repeatLastN, frequencyPenalty, presencePenalty, seed);
     }
 
+    /** A copy keeping the {@code v} most likely tokens (0: all). */
     public SamplerParams withTopK(int v) {
         return new SamplerParams(temperature, v, topP, minP, repeatPenalty, repeatLastN, frequencyPenalty, presencePenalty, seed);
     }
 
+    /** A copy with nucleus sampling at {@code v} (1: off). */
     public SamplerParams withTopP(float v) {
         return new SamplerParams(temperature, topK, v, minP, repeatPenalty, repeatLastN, frequencyPenalty, presencePenalty, seed);
     }
 
+    /** A copy with min-p {@code v} (0: off). */
     public SamplerParams withMinP(float v) {
         return new SamplerParams(temperature, topK, topP, v, repeatPenalty, repeatLastN, frequencyPenalty, presencePenalty, seed);
     }
 
+    /** A copy with repetition penalty {@code v} (1: off). */
     public SamplerParams withRepeatPenalty(float v) {
         return new SamplerParams(temperature, topK, topP, minP, v, repeatLastN, frequencyPenalty, presencePenalty, seed);
     }
 
+    /** A copy whose penalties look at the last {@code v} tokens (0: none, -1: all). */
     public SamplerParams withRepeatLastN(int v) {
         return new SamplerParams(temperature, topK, topP, minP, repeatPenalty, v, frequencyPenalty, presencePenalty, seed);
     }
 
+    /** A copy with frequency penalty {@code v} (0: off). */
     public SamplerParams withFrequencyPenalty(float v) {
         return new SamplerParams(temperature, topK, topP, minP, repeatPenalty, repeatLastN, v, presencePenalty, seed);
     }
 
+    /** A copy with presence penalty {@code v} (0: off). */
     public SamplerParams withPresencePenalty(float v) {
         return new SamplerParams(temperature, topK, topP, minP, repeatPenalty, repeatLastN, frequencyPenalty, v, seed);
     }
 
+    /** A copy drawing from seed {@code v}. */
     public SamplerParams withSeed(long v) {
         return new SamplerParams(temperature, topK, topP, minP, repeatPenalty, repeatLastN, frequencyPenalty, presencePenalty, v);
     }

@@ -2,6 +2,7 @@
 package cria.backend.cpu;
 
 import cria.backend.HostBackend;
+import cria.backend.JvmOptions;
 import cria.backend.Ops;
 
 /** Multi-threaded CPU backend over {@code MemorySegment}s. */
@@ -26,10 +27,37 @@ public final class CpuBackend extends HostBackend {
         if (threads < 0 || threads > MAX_THREADS) {
             throw new IllegalArgumentException("CPU threads must be 0 (one per core) to " + MAX_THREADS + ", got " + threads);
         }
+        JvmOptions.requireVectorApi();
+        if (useNative) {
+            JvmOptions.requireNativeAccess();
+        }
         int n = threads > 0 ? threads : Runtime.getRuntime().availableProcessors();
         this.pool = new WorkerPool(n);
         this.kernels = useNative ? NativeKernels.get() : null;
         this.ops = new CpuOps(pool, kernels);
+        if (useNative && kernels == null && !"false".equals(System.getProperty("cria.native"))) {
+            notice = "cria: the native CPU kernels are not available (" + NativeKernels.unavailableReason() + "); running the"
+                    + " pure-Java path, " + JAVA_PATH_SLOWDOWN + " slower";
+            if (NOTICE_SAID.compareAndSet(false, true)) {
+                System.err.println(notice); // once per JVM: a slow path is never silent
+            }
+        } else {
+            notice = null;
+        }
+    }
+
+    /** What the pure-Java path costs, as measured (README, "The CPU path": stories260K and a 1B Q4_0 model, 2 threads). */
+    static final String JAVA_PATH_SLOWDOWN = "5 to 15 times";
+    private static final java.util.concurrent.atomic.AtomicBoolean NOTICE_SAID = new java.util.concurrent.atomic.AtomicBoolean();
+    private final String notice;
+
+    /**
+     * The one line said (once per JVM, on stderr) when this backend runs the pure-Java path
+     * because the native kernels are missing or do not fit the CPU; null when they run, or when
+     * they were turned off on purpose ({@code -Dcria.native=false}, or {@code useNative} false).
+     */
+    public String notice() {
+        return notice;
     }
 
     @Override

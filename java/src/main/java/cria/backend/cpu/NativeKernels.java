@@ -8,12 +8,12 @@ import java.lang.foreign.MemorySegment;
 import java.lang.foreign.SymbolLookup;
 import java.lang.foreign.ValueLayout;
 import java.lang.invoke.MethodHandle;
-import java.nio.file.Files;
 import java.nio.file.Path;
 
 /**
- * Downcall handles to native/cria.h. The library is looked up in {@code -Dcria.native.dir}
- * (the launcher and the tests set it to target/native); when it is missing, unloadable or
+ * Downcall handles to native/cria.h. The library comes from {@code -Dcria.native.dir} (the
+ * launcher and the tests set it to target/native) or from the jar ({@link NativeLibrary}); when
+ * it is missing, unloadable, built for instructions this CPU lacks ({@code cria_cpu_ok}) or
  * disabled ({@code -Dcria.native=false}), {@link #get()} returns null and the CPU backend uses its
  * Vector API code. Calls are "critical" (no thread-state transition): they never call back into
  * Java and take only off-heap memory.
@@ -84,14 +84,22 @@ final class NativeKernels {
                 why = "disabled by -Dcria.native=false";
                 return null;
             }
-            String dir = System.getProperty("cria.native.dir");
-            Path p = dir == null ? null : Path.of(dir, "libcria.so");
-            if (p == null || !Files.isRegularFile(p) || p.toFile().length() == 0) {
-                why = "native library not found (" + (p == null ? "-Dcria.native.dir not set" : p) + "); build it with make";
+            NativeLibrary.Found found = NativeLibrary.locate();
+            if (found.path() == null) {
+                why = found.why();
                 return null;
             }
+            Path p = found.path();
             try {
-                instance = new NativeKernels(p, SymbolLookup.libraryLookup(p, Arena.global()));
+                SymbolLookup lib = SymbolLookup.libraryLookup(p, Arena.global());
+                // asked first, and compiled for the architecture's baseline: safe on any CPU
+                MethodHandle cpuOk = Linker.nativeLinker().downcallHandle(find(lib, "cria_cpu_ok"), FunctionDescriptor.of(I));
+                if ((int) cpuOk.invokeExact() == 0) {
+                    why = "this CPU lacks the instructions the native kernels are built for ("
+                            + (NativeLibrary.platform().endsWith("x86_64") ? "AVX-512 with VNNI" : NativeLibrary.platform()) + ")";
+                    return null;
+                }
+                instance = new NativeKernels(p, lib);
             } catch (Throwable e) {
                 why = "native library " + p + " could not be loaded: " + e.getMessage();
             }
