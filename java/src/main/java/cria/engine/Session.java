@@ -12,6 +12,11 @@ import cria.model.LlamaConfig;
  * A single sequence over a model: tokens go in, logits come out, the KV cache remembers. Memory
  * (cache, activations) is allocated once when the session opens. Not thread-safe; close it to
  * free its memory.
+ *
+ * <p>Errors: opening a session whose context or batch would not fit the machine, evaluating past
+ * the end of the context, and token ids outside the vocabulary are {@link CriaException}s with a
+ * one-line message; misuse (an empty token array, truncating beyond the position) is an
+ * {@link IllegalArgumentException}.
  */
 public final class Session implements AutoCloseable {
     /** Receives the logits of one position during {@link #evalAll}. The array is reused: copy what you keep. */
