@@ -61,6 +61,8 @@ run: build ## build, make a small random-weight demo model, generate text with i
 	@echo "==   ./cria --help                                       (every verb; README.md has examples)"
 
 test: build ## run the whole test suite (tests that need ../shared or a GPU skip and say why)
+	@# UserProjectTest installs the jar with the install plugin: fetched here, with the build's other plugins
+	@$(MVN) -q org.apache.maven.plugins:maven-install-plugin:3.1.4:help > /dev/null
 	$(MVN) test
 
 bench: build ## JMH microbenchmarks of the CPU matrix products (whole models: ./cria bench, see BENCHMARKS.md)
