@@ -12,9 +12,6 @@ import cria.CriaException;
 public final class JvmOptions {
     private JvmOptions() {}
 
-    /** The options, as they go on a {@code java} command line (class path use). */
-    public static final String FLAGS = "--add-modules jdk.incubator.vector --enable-native-access=ALL-UNNAMED";
-
     /** @throws CriaException unless {@code jdk.incubator.vector} is in the boot layer */
     public static void requireVectorApi() {
         if (ModuleLayer.boot().findModule("jdk.incubator.vector").isEmpty()) {
@@ -25,15 +22,19 @@ public final class JvmOptions {
 
     /** @throws CriaException unless the module holding Cria may call native code */
     public static void requireNativeAccess() {
-        Module m = JvmOptions.class.getModule();
-        if (!m.isNativeAccessEnabled()) {
-            throw new CriaException("Cria calls native code (its CPU kernels, CUDA): add --enable-native-access="
-                    + (m.isNamed() ? m.getName() : "ALL-UNNAMED") + " to the java command line (Cria needs: java " + flags() + " ...)");
+        if (!JvmOptions.class.getModule().isNativeAccessEnabled()) {
+            throw new CriaException("Cria calls native code (its CPU kernels, CUDA): add " + nativeAccess()
+                    + " to the java command line (Cria needs: java " + flags() + " ...)");
         }
     }
 
-    private static String flags() {
+    /** The native-access option for where Cria sits: the class path, or its module on the module path. */
+    private static String nativeAccess() {
         Module m = JvmOptions.class.getModule();
-        return "--add-modules jdk.incubator.vector --enable-native-access=" + (m.isNamed() ? m.getName() : "ALL-UNNAMED");
+        return "--enable-native-access=" + (m.isNamed() ? m.getName() : "ALL-UNNAMED");
+    }
+
+    private static String flags() {
+        return "--add-modules jdk.incubator.vector " + nativeAccess();
     }
 }

@@ -37,8 +37,8 @@ public abstract class KvCache implements AutoCloseable {
      * and say what to change; this is the backstop.
      */
     public record Config(int layers, int kvDim, Type type, int pageSize, int pages, int maxSequences, int maxPositions) {
-        /** The most entries a page table may have (a Java array). */
-        static final long MAX_TABLE = Integer.MAX_VALUE - 8;
+        /** The most entries a page table may have (a Java array; the JVM's limit is a little below Integer.MAX_VALUE). */
+        public static final long MAX_TABLE = Integer.MAX_VALUE - 8;
 
         public Config {
             if (layers <= 0 || kvDim <= 0 || pageSize <= 0 || pages <= 0 || maxSequences <= 0 || maxPositions <= 0

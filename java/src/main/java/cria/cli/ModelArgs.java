@@ -37,8 +37,7 @@ final class ModelArgs {
 
     /** The CPU threads a run uses: --threads, at most one per core (the engine clamps the same way). */
     int effectiveThreads() {
-        int cores = Runtime.getRuntime().availableProcessors();
-        return threads > 0 ? Math.min(threads, cores) : cores;
+        return cria.engine.Backends.cpuThreadCount(threads);
     }
 
     ModelOptions modelOptions() {

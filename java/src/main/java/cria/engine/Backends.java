@@ -64,13 +64,16 @@ public final class Backends {
             throw new CriaException("the thread count must be 0 (one per core) or positive, got " + threads);
         }
         int cores = Runtime.getRuntime().availableProcessors();
-        if (threads > cores) {
-            if (log != null) {
-                log.accept("cria: " + threads + " threads requested but " + cores + " cores are available; using " + cores);
-            }
-            return cores;
+        if (threads > cores && log != null) {
+            log.accept("cria: " + threads + " threads requested but " + cores + " cores are available; using " + cores);
         }
-        return threads;
+        return cpuThreadCount(threads);
+    }
+
+    /** The CPU worker threads a request of {@code threads} runs on (0 or more than the cores: every core). */
+    public static int cpuThreadCount(int threads) {
+        int cores = Runtime.getRuntime().availableProcessors();
+        return threads > 0 ? Math.min(threads, cores) : cores;
     }
 
     /**

@@ -114,7 +114,7 @@ public final class BatchGenerator implements AutoCloseable {
         long positions = options.cachePositions() > 0 ? options.cachePositions() : (long) options.parallel() * options.contextLength();
         long pages = (positions + PAGE - 1) / PAGE;
         long tableEntries = (long) options.parallel() * ((options.contextLength() + (long) PAGE - 1) / PAGE);
-        if (pages > Integer.MAX_VALUE - 8 || tableEntries > Integer.MAX_VALUE - 8) {
+        if (pages > MemoryBudget.MAX_ARRAY || tableEntries > MemoryBudget.MAX_ARRAY) {
             throw new CriaException("a KV pool of " + positions + " positions for " + options.parallel() + " sequences of "
                     + options.contextLength() + " is too large; lower --parallel, --ctx or --cache-tokens");
         }

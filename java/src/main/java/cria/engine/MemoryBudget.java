@@ -14,8 +14,8 @@ import java.lang.management.ManagementFactory;
 final class MemoryBudget {
     private MemoryBudget() {}
 
-    /** Longest Java array the engine allocates (the JVM's own limit is a little below Integer.MAX_VALUE). */
-    static final long MAX_ARRAY = Integer.MAX_VALUE - 8;
+    /** Longest Java array the engine allocates. */
+    static final long MAX_ARRAY = cria.backend.KvCache.Config.MAX_TABLE;
 
     /**
      * Checks that {@code offHeap} bytes of KV cache and activations, and {@code heapFloats} floats

@@ -35,7 +35,7 @@ public final class CpuBackend extends HostBackend {
         this.pool = new WorkerPool(n);
         this.kernels = useNative ? NativeKernels.get() : null;
         this.ops = new CpuOps(pool, kernels);
-        if (useNative && kernels == null && !"false".equals(System.getProperty("cria.native"))) {
+        if (useNative && kernels == null && !NativeKernels.disabled()) {
             notice = "cria: the native CPU kernels are not available (" + NativeKernels.unavailableReason() + "); running the"
                     + " pure-Java path, " + JAVA_PATH_SLOWDOWN + " slower";
             if (NOTICE_SAID.compareAndSet(false, true)) {

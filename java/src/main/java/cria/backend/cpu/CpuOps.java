@@ -481,7 +481,7 @@ final class CpuOps implements Ops {
         check(heads > 0 && kvHeads > 0 && headDim > 0 && heads % kvHeads == 0 && (long) heads * headDim <= qh.cols()
                 && (long) heads * headDim <= oh.cols() && (long) kvHeads * headDim == c.kvDim() && layer >= 0 && layer < c.config().layers(),
                 "attention of " + heads + "/" + kvHeads + " heads x " + headDim + " over " + qh + " and a cache of kvDim " + c.kvDim());
-        c.checkBatch(batch);
+        // every entry's (sequence, position) was checked against its pages once for the step (Llama.step)
         if (nk != null && heads / kvHeads <= 64) {
             attentionNative((HostBuf) qb, c, layer, heads, kvHeads, headDim, batch, (HostBuf) outb);
             return;

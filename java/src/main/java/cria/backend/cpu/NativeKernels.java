@@ -80,7 +80,7 @@ final class NativeKernels {
             if (instance != null || why != null) {
                 return instance;
             }
-            if ("false".equals(System.getProperty("cria.native"))) {
+            if (disabled()) {
                 why = "disabled by -Dcria.native=false";
                 return null;
             }
@@ -105,6 +105,11 @@ final class NativeKernels {
             }
             return instance;
         }
+    }
+
+    /** True when the native kernels were turned off on purpose ({@code -Dcria.native=false}). */
+    static boolean disabled() {
+        return "false".equals(System.getProperty("cria.native"));
     }
 
     /** Why {@link #get()} returned null, or null. */
