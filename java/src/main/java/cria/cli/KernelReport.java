@@ -4,7 +4,7 @@ package cria.cli;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import cria.CriaException;
-import cria.backend.cuda.KernelBench;
+import cria.bench.KernelBench;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;

@@ -4,7 +4,7 @@ package cria.cli;
 import cria.CriaException;
 import cria.backend.Backend;
 import cria.backend.cuda.CudaBackend;
-import cria.backend.cuda.KernelBench;
+import cria.bench.KernelBench;
 import cria.engine.Backends;
 import cria.gguf.GgmlType;
 import java.nio.charset.StandardCharsets;

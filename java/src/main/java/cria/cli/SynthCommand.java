@@ -2,9 +2,9 @@
 package cria.cli;
 
 import cria.gguf.GgufFile;
-import cria.model.Synth;
-import cria.model.SynthShape;
-import cria.tensor.LlamaFileType;
+import cria.synth.Synth;
+import cria.synth.SynthShape;
+import cria.quantize.LlamaFileType;
 import java.nio.file.Path;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;

@@ -1,5 +1,5 @@
 /**
- * The Llama model: its configuration from metadata (every count bounded where it is read), its weights checked against the tensor table, and the forward pass written once against the backend's ops; random-weight model files (synth).
+ * The Llama model: its configuration from metadata (every count bounded where it is read), its weights checked against the tensor table, and the forward pass written once against the backend's ops.
  *
  * <p>Internal to Cria: public only so that Cria's own packages can use it, not a stable API; it
  * may change in any release. Programs use {@link cria.engine}.

@@ -9,7 +9,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import com.fasterxml.jackson.databind.JsonNode;
 import cria.CliRunner;
 import cria.CriaException;
-import cria.backend.cuda.KernelBench;
+import cria.bench.KernelBench;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;

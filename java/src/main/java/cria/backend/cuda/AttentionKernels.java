@@ -9,7 +9,7 @@ import java.util.List;
  * sequences), each head's positions are split into spans of at least {@link #MIN_SPAN} and
  * attention_merge joins the partial softmaxes. The launcher owns the partials' workspace.
  */
-final class AttentionKernels extends Launcher {
+public final class AttentionKernels extends Launcher {
     static final String FAMILY = "attention";
     static final KernelSpec F16 = new KernelSpec(FAMILY, "attention_f16", "pippppp" + "iiiiiiii" + "fipip");
     static final KernelSpec F32 = new KernelSpec(FAMILY, "attention_f32", "pippppp" + "iiiiiiii" + "fipip");
@@ -53,7 +53,7 @@ final class AttentionKernels extends Launcher {
     }
 
     /** The layout of one call: pass geometry in, get the kernels queued. */
-    record Call(long q, int qStride, boolean f16, long keys, long values, long positions, long sequences, long table,
+    public record Call(long q, int qStride, boolean f16, long keys, long values, long positions, long sequences, long table,
                 int maxPagesPerSeq, int pageSize, int pages, int layer, int kvDim, int heads, int kvHeads, int headDim,
                 int n, int maxLen, long out, int outStride) {}
 
@@ -71,12 +71,12 @@ final class AttentionKernels extends Launcher {
         return Math.max(1, Math.min(byWork, Math.max(1, maxPositions / MIN_SPAN)));
     }
 
-    void attention(Call c) {
+    public void attention(Call c) {
         attention(c, 0);
     }
 
     /** Queues the attention; {@code fixedSplits} > 0 uses that many splits with spans computed per entry on the device. */
-    void attention(Call c, int fixedSplits) {
+    public void attention(Call c, int fixedSplits) {
         float scale = (float) (1.0 / Math.sqrt(c.headDim()));
         int splits;
         int span;

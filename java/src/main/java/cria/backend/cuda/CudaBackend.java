@@ -71,7 +71,7 @@ public final class CudaBackend implements Backend, DeviceSampler {
     }
 
     /** The device as the backend uses it (through the launch recorder). */
-    Gpu gpu() {
+    public Gpu gpu() {
         return gpu;
     }
 
@@ -86,7 +86,7 @@ public final class CudaBackend implements Backend, DeviceSampler {
     }
 
     /** The ops as their class (tests reach the step's device batch through it). */
-    CudaOps cudaOps() {
+    public CudaOps cudaOps() {
         return ops;
     }
 
@@ -95,7 +95,7 @@ public final class CudaBackend implements Backend, DeviceSampler {
         return ops.graphs();
     }
 
-    Kernels kernels() {
+    public Kernels kernels() {
         return kernels;
     }
 

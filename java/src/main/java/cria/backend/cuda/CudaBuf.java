@@ -4,7 +4,7 @@ package cria.backend.cuda;
 import cria.backend.Buf;
 
 /** Device-resident activations; {@link #ptr()} is the device address kernels receive. */
-final class CudaBuf extends Buf {
+public final class CudaBuf extends Buf {
     private final long ptr;
 
     CudaBuf(String name, int rows, int cols, long ptr) {
@@ -12,7 +12,7 @@ final class CudaBuf extends Buf {
         this.ptr = ptr;
     }
 
-    long ptr() {
+    public long ptr() {
         return ptr;
     }
 }

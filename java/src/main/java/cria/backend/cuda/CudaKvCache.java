@@ -11,7 +11,7 @@ import java.lang.foreign.ValueLayout;
  * {@link #version()} changed since the last copy, through pinned memory, queued on the stream so
  * that kernels already queued still see the table they were launched with.
  */
-final class CudaKvCache extends KvCache {
+public final class CudaKvCache extends KvCache {
     private final Gpu gpu;
     private final long keys;
     private final long values;
@@ -50,16 +50,16 @@ final class CudaKvCache extends KvCache {
         this.staging = gpu.staging(4L * tableInts);
     }
 
-    long keys() {
+    public long keys() {
         return keys;
     }
 
-    long values() {
+    public long values() {
         return values;
     }
 
     /** The device copy of the page table; call {@link #syncTable()} first. */
-    long table() {
+    public long table() {
         return table;
     }
 

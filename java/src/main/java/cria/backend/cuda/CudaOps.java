@@ -30,7 +30,7 @@ import java.util.Map;
  * still written, so the results are the same; anything else (another op, a download, endStep)
  * launches what is held first.
  */
-final class CudaOps implements Ops {
+public final class CudaOps implements Ops {
     private final CudaBackend backend;
     private final LaunchRecorder gpu;
     private final Kernels k;
@@ -171,11 +171,11 @@ final class CudaOps implements Ops {
         return batchDev;
     }
 
-    long positions() {
+    public long positions() {
         return batchDev + 4L * batchCap;
     }
 
-    long sequences() {
+    public long sequences() {
         return batchDev + 8L * batchCap;
     }
 

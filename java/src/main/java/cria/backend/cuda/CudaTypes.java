@@ -6,7 +6,7 @@ import java.util.EnumMap;
 import java.util.Map;
 
 /** The weight types of the embed and matmul families: F32, F16, BF16 and the block formats. */
-final class CudaTypes {
+public final class CudaTypes {
     private CudaTypes() {}
 
     private static final Map<GgmlType, String> SUFFIX = new EnumMap<>(GgmlType.class);
@@ -27,7 +27,7 @@ final class CudaTypes {
     }
 
     /** The kernel-name suffix of a supported type ("q4_k", "bf16", ...). */
-    static String suffix(GgmlType t) {
+    public static String suffix(GgmlType t) {
         String s = SUFFIX.get(t);
         if (s == null) {
             throw new IllegalArgumentException("no CUDA kernels for " + t);

@@ -9,7 +9,7 @@ import cria.tensor.Tensor;
  * weight of the model (so it can refuse a model that does not fit before copying anything);
  * {@link #ptr()} is 0 until then.
  */
-final class CudaWeight extends Weight {
+public final class CudaWeight extends Weight {
     private long ptr;
 
     CudaWeight(Tensor tensor) {
@@ -17,11 +17,11 @@ final class CudaWeight extends Weight {
     }
 
     /** Bytes of the tensor's blocks. */
-    long bytes() {
+    public long bytes() {
         return tensor().rows() * tensor().rowBytes();
     }
 
-    long ptr() {
+    public long ptr() {
         return ptr;
     }
 

@@ -4,7 +4,7 @@ package cria.backend.cuda;
 import java.util.List;
 
 /** Element-wise kernels over contiguous floats (256 threads, grid-stride) and a row gather. */
-final class EltwiseKernels extends Launcher {
+public final class EltwiseKernels extends Launcher {
     static final String FAMILY = "eltwise";
     static final KernelSpec SWIGLU = new KernelSpec(FAMILY, "eltwise_swiglu", "ppi");
     static final KernelSpec ADD = new KernelSpec(FAMILY, "eltwise_add", "ppi");
@@ -25,7 +25,7 @@ final class EltwiseKernels extends Launcher {
     }
 
     /** a = silu(a) * b over {@code count} floats. */
-    void swiglu(long a, long b, int count) {
+    public void swiglu(long a, long b, int count) {
         if (count > 0) {
             args.reset().ptr(a).ptr(b).i32(count);
             launch(SWIGLU, grid(count), 1, 1, THREADS, 0);

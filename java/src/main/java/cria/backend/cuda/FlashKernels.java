@@ -12,7 +12,7 @@ import java.util.List;
  * query rows share one KV head; the tiles (first entry, count) are uploaded per call. Supported:
  * F16 caches, head sizes 64 and 128, G up to 64; {@link #supports} says so for a call.
  */
-final class FlashKernels extends Launcher {
+public final class FlashKernels extends Launcher {
     static final String FAMILY = "flash";
     static final int THREADS = 128;
     static final int ROWS = 64;
@@ -64,7 +64,7 @@ final class FlashKernels extends Launcher {
     }
 
     /** The layout of one call (as AttentionKernels.Call, plus the batch for the tiles). */
-    record Call(long q, int qStride, long keys, long values, long positions, long sequences, long table, int maxPagesPerSeq,
+    public record Call(long q, int qStride, long keys, long values, long positions, long sequences, long table, int maxPagesPerSeq,
                 int pageSize, int pages, int layer, int kvDim, int heads, int kvHeads, int headDim, Batch batch, int n, long out,
                 int outStride) {}
 
@@ -77,7 +77,7 @@ final class FlashKernels extends Launcher {
      * Queues the attention of rows [0, n). With {@code sameBatch} the caller promises the batch is the
      * one of the previous call since {@link #forget()} (every layer of a step), so the tiles are reused.
      */
-    void attention(Call c, boolean sameBatch) {
+    public void attention(Call c, boolean sameBatch) {
         int perTile = ROWS / (c.heads() / c.kvHeads());
         if (!(sameBatch && tilesValid && tilesPerTile == perTile)) {
             upload(c.batch(), c.n(), perTile);

@@ -14,9 +14,9 @@ import java.util.Map;
  * GM_THREADS), BN = 128 for batches of more than 64 rows. Every weight type but F32 (which keeps
  * the float kernels: f16 operands would round its values).
  */
-final class GemmKernels extends Launcher {
+public final class GemmKernels extends Launcher {
     static final String FAMILY = "gemm";
-    static final int BM = 128;
+    public static final int BM = 128;
     static final int BK = 64;
     static final int THREADS = 256;
     static final KernelSpec X16 = new KernelSpec(FAMILY, "gemm_x16", "piiipi");
@@ -42,7 +42,7 @@ final class GemmKernels extends Launcher {
     }
 
     /** True when the tensor-core kernels read this weight type. */
-    static boolean supports(GgmlType t) {
+    public static boolean supports(GgmlType t) {
         return N64.containsKey(t);
     }
 
@@ -67,7 +67,7 @@ final class GemmKernels extends Launcher {
      * Queues the conversion of rows [0, n) of x (first {@code cols} columns) to f16 and returns the
      * converted rows' address (valid until the next call); their stride is {@link #xhStride(int)}.
      */
-    long convert(long x, int xStride, int cols, int n) {
+    public long convert(long x, int xStride, int cols, int n) {
         int stride = xhStride(cols);
         long need = 2L * stride * n;
         if (need > workspaceBytes) {
@@ -86,7 +86,7 @@ final class GemmKernels extends Launcher {
     }
 
     /** out[i][r] = W[r] . xh[i] for r in [0, rows), i in [0, n); xh from {@link #convert}. */
-    void gemm(GgmlType type, long w, int rows, int cols, long xh, int n, long out, int outStride) {
+    public void gemm(GgmlType type, long w, int rows, int cols, long xh, int n, long out, int outStride) {
         int bn = n > 64 ? 128 : 64;
         KernelSpec spec = (bn == 128 ? N128 : N64).get(type);
         if (spec == null) {

@@ -14,12 +14,12 @@ import java.util.Map;
  * otherwise the matmul kernels run. (Several rows per launch doubled the kernel's code and its
  * compile time; batches of a few decode rows are the matmul kernel's.)
  */
-final class GemvKernels extends Launcher {
+public final class GemvKernels extends Launcher {
     static final String FAMILY = "gemv";
     static final int WARPS = 4;
     static final int SLICE = 12288;
     static final int MAX_BATCH = 1;  // one row of x (decoding one sequence); batches take matmul
-    static final int PLAIN = 0;
+    public static final int PLAIN = 0;
     static final int ADD = 1;
     static final int SWIGLU = 2;
     private static final Map<GgmlType, KernelSpec> SPECS = new EnumMap<>(GgmlType.class);
@@ -42,7 +42,7 @@ final class GemvKernels extends Launcher {
     }
 
     /** True when the staged kernel can take this product. */
-    static boolean eligible(GgmlType t, int cols, int n, int xStride) {
+    public static boolean eligible(GgmlType t, int cols, int n, int xStride) {
         return SPECS.containsKey(t) && t.rowBytes(cols) % 16 == 0 && n >= 1 && n <= MAX_BATCH && xStride % 4 == 0;
     }
 
@@ -51,7 +51,7 @@ final class GemvKernels extends Launcher {
     }
 
     /** One output of a product: weight, its rows, the output buffer and stride. */
-    record Part(long w, int rows, long out, int outStride) {}
+    public record Part(long w, int rows, long out, int outStride) {}
 
     /**
      * RMS normalization of x folded into the product: f32 norm weights, eps, and where the
@@ -64,12 +64,12 @@ final class GemvKernels extends Launcher {
      * {@link #PLAIN}); with {@link #ADD} (one weight) also res += out; with {@link #SWIGLU} (gate,
      * up) out0 = silu(gate x) * (up x) and out1 = up x.
      */
-    void gemv(GgmlType type, int cols, long x, int xStride, int n, Part[] parts, int mode, long res, int resStride) {
+    public void gemv(GgmlType type, int cols, long x, int xStride, int n, Part[] parts, int mode, long res, int resStride) {
         gemv(type, cols, x, xStride, n, parts, mode, res, resStride, null);
     }
 
     /** As above; with {@code norm}, x is RMS-normalized first (the kernel sums its squares on the way). */
-    void gemv(GgmlType type, int cols, long x, int xStride, int n, Part[] parts, int mode, long res, int resStride, Norm norm) {
+    public void gemv(GgmlType type, int cols, long x, int xStride, int n, Part[] parts, int mode, long res, int resStride, Norm norm) {
         int r = rowsPerWarp(type);
         long warps = 0;
         if (mode == SWIGLU) {

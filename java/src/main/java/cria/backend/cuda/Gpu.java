@@ -9,7 +9,7 @@ import java.lang.foreign.MemorySegment;
  * {@link #download} waits for it. Implementations: {@link JCudaGpu} (the driver API through JCuda)
  * and, in the tests, an emulator that runs the same kernel sources on the CPU.
  */
-interface Gpu extends AutoCloseable {
+public interface Gpu extends AutoCloseable {
 
     /** Free and total device memory in bytes. */
     record MemInfo(long free, long total) {}

@@ -75,7 +75,7 @@ import jcuda.driver.JCudaDriver;
  * <p>Load this class only after {@code CudaProbe} has found a driver: JCuda's native library
  * links against libcuda.so.1.
  */
-final class JCudaGpu implements Gpu {
+public final class JCudaGpu implements Gpu {
     private static final long CHUNK = 256L << 20;  // host-to-device copies in pieces a ByteBuffer can hold
     private static final boolean SYNC_EACH_LAUNCH = Boolean.getBoolean("cria.cuda.sync");
     private static final CUdeviceptr NULL = new CUdeviceptr();
@@ -190,7 +190,7 @@ final class JCudaGpu implements Gpu {
     }
 
     /** The CUstream handle work is queued on (cuBLAS can be pointed at it). */
-    long streamHandle() {
+    public long streamHandle() {
         return stream.address();
     }
 

@@ -7,18 +7,18 @@ import java.util.List;
 import java.util.Map;
 
 /** The launchers of kernels/*.cu, one per family. */
-final class Kernels {
+public final class Kernels {
     final EmbedKernels embed;
-    final RmsnormKernels rmsnorm;
+    public final RmsnormKernels rmsnorm;
     final MatmulKernels matmul;
     final RopeKernels rope;
     final StoreKvKernels storeKv;
-    final AttentionKernels attention;
-    final EltwiseKernels eltwise;
+    public final AttentionKernels attention;
+    public final EltwiseKernels eltwise;
     final SampleKernels sample;
-    final GemmKernels gemm;
-    final FlashKernels flash;
-    final GemvKernels gemv;
+    public final GemmKernels gemm;
+    public final FlashKernels flash;
+    public final GemvKernels gemv;
     final RopeKvKernels ropeKv;
 
     Kernels(Gpu gpu) {

@@ -13,7 +13,7 @@ import java.util.List;
  * always runs in the order it was asked for. {@link #stopRecording()} then returns null: that step
  * is not a pure sequence of launches and is not captured.
  */
-final class LaunchRecorder implements Gpu {
+public final class LaunchRecorder implements Gpu {
     /** One kept launch; equal when the same function runs with the same grid and arguments. */
     static final class Launch {
         final Object function;
@@ -66,7 +66,7 @@ final class LaunchRecorder implements Gpu {
     }
 
     /** The device behind this. */
-    Gpu device() {
+    public Gpu device() {
         return gpu;
     }
 

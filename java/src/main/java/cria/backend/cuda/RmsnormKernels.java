@@ -5,7 +5,7 @@ import cria.gguf.GgmlType;
 import java.util.List;
 
 /** rmsnorm_&lt;weight type&gt;: one block per row, up to 256 threads. */
-final class RmsnormKernels extends Launcher {
+public final class RmsnormKernels extends Launcher {
     static final String FAMILY = "rmsnorm";
     static final KernelSpec F32 = new KernelSpec(FAMILY, "rmsnorm_f32", "pipfipi");
     static final KernelSpec F16 = new KernelSpec(FAMILY, "rmsnorm_f16", "pipfipi");
@@ -24,7 +24,7 @@ final class RmsnormKernels extends Launcher {
     }
 
     /** out[i] = x[i] / rms(x[i]) * w for i in [0, n); out may be x. */
-    void rmsnorm(long x, int xStride, GgmlType wType, long w, float eps, int cols, int n, long out, int outStride) {
+    public void rmsnorm(long x, int xStride, GgmlType wType, long w, float eps, int cols, int n, long out, int outStride) {
         KernelSpec k = switch (wType) {
             case F32 -> F32;
             case F16 -> F16;

@@ -15,6 +15,7 @@ import cria.backend.KvCache;
 import cria.backend.Rope;
 import cria.backend.Weight;
 import cria.backend.ref.RefBackend;
+import cria.bench.Compare;
 import cria.gguf.GgmlType;
 import cria.tensor.Tensor;
 import java.lang.foreign.MemorySegment;

@@ -5,6 +5,7 @@ import cria.CriaException;
 import cria.backend.Backend;
 import cria.backend.Buf;
 import cria.backend.HostBuf;
+import cria.bench.Compare;
 import cria.engine.Backends;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;

@@ -6,6 +6,7 @@ import static org.junit.jupiter.api.Assertions.fail;
 import cria.backend.Backend;
 import cria.backend.Buf;
 import cria.backend.ref.RefBackend;
+import cria.bench.Compare;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Random;

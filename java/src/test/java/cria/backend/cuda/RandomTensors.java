@@ -1,6 +1,7 @@
 // Random weight tensors of every type for the CUDA tests (RandomWeights in the main code, which cria kernels uses too).
 package cria.backend.cuda;
 
+import cria.bench.RandomWeights;
 import cria.gguf.GgmlType;
 import cria.tensor.Tensor;
 import java.util.Random;

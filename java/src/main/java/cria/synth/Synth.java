@@ -1,5 +1,5 @@
 // Writes random-weight Llama models at real shapes, in any type Cria quantizes to, straight into a GGUF file.
-package cria.model;
+package cria.synth;
 
 import cria.CriaException;
 import cria.gguf.GgmlType;
@@ -7,10 +7,11 @@ import cria.gguf.GgufTensorInfo;
 import cria.gguf.GgufValue;
 import cria.gguf.GgufWriter;
 import cria.gguf.Metadata;
+import cria.model.Llama;
+import cria.quantize.LlamaFileType;
+import cria.quantize.QuantPlan;
 import cria.tensor.Codec;
 import cria.tensor.Codecs;
-import cria.tensor.LlamaFileType;
-import cria.tensor.QuantPlan;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.HashMap;

@@ -1,7 +1,8 @@
 // The shapes of real Llama-family models, for random-weight test and benchmark files.
-package cria.model;
+package cria.synth;
 
 import cria.CriaException;
+import cria.model.Llama;
 import java.util.LinkedHashMap;
 import java.util.Map;
 

@@ -1,5 +1,5 @@
 // Random weight tensors of every type for kernel checks (tests, cria kernels): random block bytes with sane f16 scales.
-package cria.backend.cuda;
+package cria.bench;
 
 import cria.gguf.GgmlType;
 import cria.tensor.Half;

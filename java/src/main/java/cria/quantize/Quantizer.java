@@ -1,8 +1,11 @@
 // Converts whole tensors between types, rows in parallel on a pool of worker threads.
-package cria.tensor;
+package cria.quantize;
 
 import cria.CriaException;
 import cria.gguf.GgmlType;
+import cria.tensor.Codec;
+import cria.tensor.Codecs;
+import cria.tensor.Tensor;
 import java.lang.foreign.MemorySegment;
 import java.util.ArrayList;
 import java.util.List;

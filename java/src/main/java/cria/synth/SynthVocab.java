@@ -1,8 +1,9 @@
 // A SentencePiece-style vocabulary the project makes itself: specials, 256 byte tokens, then letter n-grams.
-package cria.model;
+package cria.synth;
 
 import cria.gguf.GgufValue;
 import cria.gguf.Metadata;
+import cria.model.Llama;
 
 /**
  * A deterministic vocabulary of any size (at least 260) for random-weight models: {@code <unk>},

@@ -1,9 +1,11 @@
 // The kernel benchmark's cases on the emulator (checks against ref for real, timings from a fake clock).
-package cria.backend.cuda;
+package cria.bench;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import cria.backend.cuda.CudaBackend;
+import cria.backend.cuda.Devices;
 import cria.gguf.GgmlType;
 import java.util.ArrayList;
 import java.util.List;

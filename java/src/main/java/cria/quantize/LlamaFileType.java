@@ -1,5 +1,5 @@
 // llama.cpp's file types (LLAMA_FTYPE_*): the names llama-quantize accepts, their ids in general.file_type, their base tensor type.
-package cria.tensor;
+package cria.quantize;
 
 import cria.CriaException;
 import cria.gguf.GgmlType;

@@ -1,5 +1,5 @@
 // The per-tensor type choice of llama.cpp's mixes on a 32-layer model shape, tensor order, and the fallbacks.
-package cria.tensor;
+package cria.quantize;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;

@@ -1,13 +1,18 @@
 // Measures the device's two ceilings in the run that times Cria: device-to-device copy bandwidth and bf16 GEMM rate (cuBLAS).
-package cria.backend.cuda;
+package cria.bench;
 
+import cria.backend.cuda.Cublas;
+import cria.backend.cuda.CudaBackend;
+import cria.backend.cuda.Gpu;
+import cria.backend.cuda.JCudaGpu;
+import cria.backend.cuda.LaunchRecorder;
 import cria.tensor.Half;
 import java.lang.foreign.MemorySegment;
 import java.util.Locale;
 import java.util.Random;
 
 /**
- * {@code java -cp cria.jar:lib/* cria.backend.cuda.CudaCeilings [gemm-size]}: prints the copy
+ * {@code java -cp cria.jar:lib/* cria.bench.CudaCeilings [gemm-size]}: prints the copy
  * bandwidth (bytes read plus written per second, over a 1 GiB buffer) and the bf16 GEMM rate of
  * an n x n x n product with f32 accumulation on random data (8192 by default), each the median
  * of repeated timed runs after a warm-up. METHOD.md: measure the ceilings in the same run.

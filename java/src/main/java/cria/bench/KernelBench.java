@@ -1,7 +1,8 @@
 // The kernel benchmark behind `cria kernels`: each kernel family checked against ref on fresh random inputs, then timed.
-package cria.backend.cuda;
+package cria.bench;
 
 import cria.CriaException;
+import cria.backend.cuda.CudaBackend;
 import cria.gguf.GgmlType;
 import java.util.ArrayList;
 import java.util.Arrays;

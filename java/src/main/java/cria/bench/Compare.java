@@ -1,5 +1,5 @@
 // How a CUDA kernel's output is judged against the ref backend's: relative RMS error plus a bound on every element.
-package cria.backend.cuda;
+package cria.bench;
 
 import java.util.Locale;
 

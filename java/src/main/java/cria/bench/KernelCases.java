@@ -1,5 +1,5 @@
 // The cases of `cria kernels`: one kernel family at one shape, set up on fresh random data, checked against ref, launched.
-package cria.backend.cuda;
+package cria.bench;
 
 import cria.backend.Backend;
 import cria.backend.Batch;
@@ -8,6 +8,16 @@ import cria.backend.HostBuf;
 import cria.backend.KvCache;
 import cria.backend.Rope;
 import cria.backend.Weight;
+import cria.backend.cuda.AttentionKernels;
+import cria.backend.cuda.CudaBackend;
+import cria.backend.cuda.CudaBuf;
+import cria.backend.cuda.CudaKvCache;
+import cria.backend.cuda.CudaOps;
+import cria.backend.cuda.CudaTypes;
+import cria.backend.cuda.CudaWeight;
+import cria.backend.cuda.FlashKernels;
+import cria.backend.cuda.GemmKernels;
+import cria.backend.cuda.GemvKernels;
 import cria.backend.ref.RefBackend;
 import cria.gguf.GgmlType;
 import cria.tensor.Tensor;

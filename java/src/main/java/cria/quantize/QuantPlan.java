@@ -1,5 +1,5 @@
 // Which type each tensor gets when a model is quantized: llama.cpp's rules (which tensors, the _M/_S/_L mixes, fallbacks, order).
-package cria.tensor;
+package cria.quantize;
 
 import cria.gguf.GgmlType;
 import cria.gguf.GgufTensorInfo;
