@@ -3,7 +3,6 @@ package cria.engine;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -137,11 +136,16 @@ class GenerateTest {
         try (Model m = Model.load(tiny(), ModelOptions.defaults().withBackend("cpu"));
              Session s = m.newSession(SessionOptions.defaults())) {
             int[] calls = {0};
+            StringBuilder streamed = new StringBuilder();
             Generation g = s.generate("a", GenerateOptions.defaults().withMaxTokens(50).withIgnoreEos(true),
-                    (id, t) -> ++calls[0] < 3);
+                    (id, t) -> {
+                        streamed.append(t);
+                        return ++calls[0] < 3;
+                    });
             assertEquals(Generation.FinishReason.CANCELLED, g.finishReason());
             assertEquals(3, g.tokens().length);
-            assertFalse(g.text().isEmpty() && calls[0] == 0);
+            assertEquals(3, calls[0], "the listener saw three tokens and the third said stop");
+            assertEquals(streamed.toString(), g.text(), "the result holds exactly the text the listener was given");
         }
     }
 }

@@ -48,7 +48,7 @@ class ChatTemplateTest {
         Path dir = SharedData.require("chat");
         List<Path> files;
         try (Stream<Path> s = Files.list(dir)) {
-            files = s.filter(p -> p.toString().endsWith(".chat.json")).sorted().toList();
+            files = cria.Cases.require(s.filter(p -> p.toString().endsWith(".chat.json")).sorted().toList(), "conversations in " + dir);
         }
         return files.stream().map(f -> DynamicTest.dynamicTest(f.getFileName().toString(), () -> {
             try (GgufFile g = GgufFile.open(vocabFor(f))) {

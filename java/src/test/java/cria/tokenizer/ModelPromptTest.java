@@ -22,7 +22,8 @@ class ModelPromptTest {
         Path ref = SharedData.require("reference");
         Path models = SharedData.require("models");
         try (Stream<Path> s = Files.list(ref)) {
-            return s.filter(p -> p.getFileName().toString().endsWith(".prompt_ids.txt")).sorted().toList().stream()
+            return cria.Cases.require(s.filter(p -> p.getFileName().toString().endsWith(".prompt_ids.txt")).sorted().toList(),
+                            "prompt ids in " + ref).stream()
                     .map(p -> DynamicTest.dynamicTest(p.getFileName().toString(), () -> {
                         String name = p.getFileName().toString().replace(".prompt_ids.txt", "");
                         int[] want = Arrays.stream(Files.readString(p).strip().split("[,\\s]+"))

@@ -39,7 +39,7 @@ class VocabVectorsTest {
     static List<Path> vocabs() throws IOException {
         Path dir = SharedData.require("vocab");
         try (Stream<Path> s = Files.list(dir)) {
-            return s.filter(p -> p.toString().endsWith(".gguf")).sorted().toList();
+            return cria.Cases.require(s.filter(p -> p.toString().endsWith(".gguf")).sorted().toList(), "vocabularies in " + dir);
         }
     }
 
