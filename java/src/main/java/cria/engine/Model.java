@@ -21,6 +21,10 @@ import java.nio.file.Path;
  * the weights resident in the chosen backend. Open {@link Session}s to evaluate and generate;
  * close the model when done (sessions first).
  *
+ * <p>{@code Model} is the public handle on a loaded file (its metadata, tokenizer, chat template,
+ * backend and memory); the network it runs is the internal {@code cria.model.Llama}, the forward
+ * pass written once against the backend's ops, which programs never meet.
+ *
  * <p>Thread-safe: several threads may each use their own session of one model; their forward
  * steps take turns on the backend (for throughput over many sequences use a
  * {@link BatchGenerator}). Loading fails with a {@link CriaException} (one line: what and where)
