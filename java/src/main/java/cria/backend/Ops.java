@@ -6,6 +6,12 @@ package cria.backend;
  * explicit: an op touches rows {@code [0, n)} of its buffers. Buffers of one call never alias
  * unless the op says so. Implementations: {@code ref} (scalar, the oracle), {@code cpu},
  * {@code cuda}.
+ * <p>The plain ops come first. The fused ops after them ({@link #rmsnormMatmul},
+ * {@link #rmsnormGateUpSwiglu}, {@link #matmulAdd}, {@link #ropeStoreKv}) are steps of the
+ * forward pass that a backend may run as one kernel; their default bodies are the plain ops one
+ * after another, and a backend overrides only what it fuses. A fused op leaves every buffer it
+ * is given holding what its default body leaves there (intermediate results included), within
+ * float rounding, so callers see no difference but speed.
  */
 public interface Ops {
 
@@ -51,4 +57,52 @@ public interface Ops {
 
     /** {@code out[j] = x[rows[j]]} for j in [0, m). */
     void gather(Buf x, int[] rows, int m, Buf out);
+
+    // ---- fused ops: default bodies are the plain ops; a backend overrides what it fuses ---------
+
+    /**
+     * A block's input products: {@code xb = rmsnorm(x) * norm}, then {@code out[j] = w[j] · xb}
+     * for every weight j ({@link #rmsnorm} then {@link #matmul}). Afterwards xb holds the
+     * normalized rows and out[j] the products. xb may be x (normalized in place); no out[j] is x or
+     * xb. x, xb: [n, dim]; out[j]: [n, w[j].rows]. A backend may compute the norm on the way into
+     * the product rather than as a pass of its own (it still writes xb).
+     */
+    default void rmsnormMatmul(Buf x, Weight norm, float eps, int n, Buf xb, Weight[] w, Buf[] out) {
+        rmsnorm(x, norm, eps, n, xb);
+        matmul(xb, n, w, out);
+    }
+
+    /**
+     * The feed-forward input: {@code xb = rmsnorm(x) * norm}, {@code hb2 = up · xb},
+     * {@code hb = silu(gate · xb) * hb2} ({@link #rmsnorm}, {@link #matmul} of gate and up,
+     * {@link #swiglu}). Afterwards xb holds the normalized rows, hb the gated product, hb2 the up
+     * product. xb may be x (normalized in place). x, xb: [n, dim]; hb, hb2: [n, ffn], distinct
+     * from each other and from x and xb.
+     */
+    default void rmsnormGateUpSwiglu(Buf x, Weight norm, float eps, int n, Buf xb, Weight gate, Weight up, Buf hb, Buf hb2) {
+        rmsnorm(x, norm, eps, n, xb);
+        matmul(xb, n, new Weight[] {gate, up}, new Buf[] {hb, hb2});
+        swiglu(hb, hb2, n);
+    }
+
+    /**
+     * A block's output into the residual stream: {@code out = w · x}, then {@code residual += out}
+     * ({@link #matmul} then {@link #add}). Afterwards out holds the product and residual the sum.
+     * x: [n, in]; out, residual: [n, w.rows], neither of them x nor each other.
+     */
+    default void matmulAdd(Buf x, int n, Weight w, Buf out, Buf residual) {
+        matmul(x, n, new Weight[] {w}, new Buf[] {out});
+        add(residual, out, n);
+    }
+
+    /**
+     * Rotates q and k in place at the batch's positions, then writes the rotated k and v into the
+     * cache at each entry's (sequence, position) for {@code layer} ({@link #rope} then
+     * {@link #storeKv}). Afterwards q and k hold the rotated rows, v is unchanged.
+     * q: [n, heads * headDim]; k, v: [n, kvDim].
+     */
+    default void ropeStoreKv(Buf q, Buf k, Buf v, int headDim, Batch batch, Rope rope, KvCache cache, int layer) {
+        rope(q, k, headDim, batch, rope);
+        storeKv(cache, layer, k, v, batch);
+    }
 }

@@ -494,8 +494,7 @@ final class KernelCases {
 
             @Override
             void launch(int i) {
-                cuda.ops().rope(q[0], k[0], HEAD_DIM, batch, rope);   // held back, then fused with the store
-                cuda.ops().storeKv(cc, 0, k[0], v[0], batch);
+                cuda.ops().ropeStoreKv(q[0], k[0], v[0], HEAD_DIM, batch, rope, cc, 0);  // one ropekv launch
             }
 
             @Override

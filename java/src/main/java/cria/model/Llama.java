@@ -21,9 +21,6 @@ public final class Llama {
     private final Ops ops;
     private final Rope rope;
     private final Weight[][] qkv;
-    private final Weight[][] gateUp;
-    private final Weight[][] wo;
-    private final Weight[][] down;
     private final Weight[] output;
 
     public Llama(LlamaConfig config, LlamaWeights weights, Backend backend) {
@@ -33,15 +30,9 @@ public final class Llama {
         this.ops = backend.ops();
         this.rope = new Rope(config.ropeDims(), config.ropeBase(), config.ropeFreqScale(), weights.ropeFactors, config.ropeNeox());
         this.qkv = new Weight[c.layers()][];
-        this.gateUp = new Weight[c.layers()][];
-        this.wo = new Weight[c.layers()][];
-        this.down = new Weight[c.layers()][];
         this.output = new Weight[] {weights.output};
         for (int l = 0; l < c.layers(); l++) {
             qkv[l] = new Weight[] {w.wq[l], w.wk[l], w.wv[l]};
-            gateUp[l] = new Weight[] {w.gate[l], w.up[l]};
-            wo[l] = new Weight[] {w.wo[l]};
-            down[l] = new Weight[] {w.down[l]};
         }
     }
 
@@ -68,13 +59,11 @@ public final class Llama {
         final Buf k;        // [B, kvHeads * headDim]
         final Buf v;        // [B, kvHeads * headDim]
         final Buf att;      // [B, heads * headDim]  attention output
-        final Buf hb;       // [B, ffn]     gate, then silu(gate) * up
+        final Buf hb;       // [B, ffn]     silu(gate) * up
         final Buf hb2;      // [B, ffn]     up
         final Buf xl;       // [Lg, dim]    rows that want logits
         final Buf logits;   // [Lg, vocab]
         final Buf[] qkvOut;
-        final Buf[] gateUpOut;
-        final Buf[] xb2Out;
         final Buf[] logitsOut;
         final int[] logitRows;
 
@@ -93,8 +82,6 @@ public final class Llama {
             xl = backend.allocate("xl", maxLogits, c.dim());
             logits = backend.allocate("logits", maxLogits, c.vocab());
             qkvOut = new Buf[] {q, k, v};
-            gateUpOut = new Buf[] {hb, hb2};
-            xb2Out = new Buf[] {xb2};
             logitsOut = new Buf[] {logits};
             logitRows = new int[maxBatch];
         }
@@ -154,30 +141,26 @@ public final class Llama {
         }
         cache.checkBatch(batch);
         float eps = c.rmsEps();
+        // The step's ops in the order they run. Nothing is deferred or reordered behind them: on the
+        // GPU each line launches its own kernels (a fused op one kernel in a decode step, where the
+        // weights' types and shapes allow; CudaOps says when), so this list is what a step launches.
         ops.beginStep(batch, cache);
-        ops.embed(w.tokenEmbedding, batch, s.x);                                  // x[n, dim]
+        ops.embed(w.tokenEmbedding, batch, s.x);                                   // x[n, dim] = embeddings
         for (int l = 0; l < c.layers(); l++) {
             // attention block
-            ops.rmsnorm(s.x, w.attnNorm[l], eps, n, s.xb);                         // xb[n, dim]
-            ops.matmul(s.xb, n, qkv[l], s.qkvOut);                                 // q[n, qDim], k, v[n, kvDim]
-            ops.rope(s.q, s.k, c.headDim(), batch, rope);                          // q, k rotated in place
-            ops.storeKv(cache, l, s.k, s.v, batch);                                // cache[l][seq][pos] = k, v
+            ops.rmsnormMatmul(s.x, w.attnNorm[l], eps, n, s.xb, qkv[l], s.qkvOut); // xb = rmsnorm(x); q, k, v = wq, wk, wv · xb
+            ops.ropeStoreKv(s.q, s.k, s.v, c.headDim(), batch, rope, cache, l);    // rotate q, k; cache[l][seq][pos] = k, v
             ops.attention(s.q, cache, l, c.heads(), c.kvHeads(), c.headDim(), batch, s.att); // att[n, qDim]
-            ops.matmul(s.att, n, wo[l], s.xb2Out);                                 // xb2[n, dim]
-            ops.add(s.x, s.xb2, n);                                                // x += attention
-            // feed-forward block
-            ops.rmsnorm(s.x, w.ffnNorm[l], eps, n, s.xb);                          // xb[n, dim]
-            ops.matmul(s.xb, n, gateUp[l], s.gateUpOut);                           // hb, hb2[n, ffn]
-            ops.swiglu(s.hb, s.hb2, n);                                            // hb = silu(hb) * hb2
-            ops.matmul(s.hb, n, down[l], s.xb2Out);                                // xb2[n, dim]
-            ops.add(s.x, s.xb2, n);                                                // x += ffn
+            ops.matmulAdd(s.att, n, w.wo[l], s.xb2, s.x);                          // xb2 = wo · att; x += xb2
+            // feed-forward block: xb = rmsnorm(x); hb2 = up · xb; hb = silu(gate · xb) * hb2  [n, ffn]
+            ops.rmsnormGateUpSwiglu(s.x, w.ffnNorm[l], eps, n, s.xb, w.gate[l], w.up[l], s.hb, s.hb2);
+            ops.matmulAdd(s.hb, n, w.down[l], s.xb2, s.x);                         // xb2 = down · hb; x += xb2
         }
         int m = batch.logitCount();
         if (m > 0) {
             System.arraycopy(batch.logitEntries(), 0, s.logitRows, 0, m);
-            ops.gather(s.x, s.logitRows, m, s.xl);                                 // xl[m, dim]
-            ops.rmsnorm(s.xl, w.outputNorm, eps, m, s.xl);                         // xl[m, dim]
-            ops.matmul(s.xl, m, output, s.logitsOut);                              // logits[m, vocab]
+            ops.gather(s.x, s.logitRows, m, s.xl);                                 // xl[m, dim] = rows that want logits
+            ops.rmsnormMatmul(s.xl, w.outputNorm, eps, m, s.xl, output, s.logitsOut); // xl = rmsnorm(xl) in place; logits[m, vocab]
         }
         ops.endStep();
     }

@@ -244,6 +244,170 @@ class OpsConformanceTest {
         }
     }
 
+    /**
+     * The fused ops (rmsnormMatmul, rmsnormGateUpSwiglu, matmulAdd) for every weight type: on each
+     * host backend the fused op leaves what the plain ops it stands for leave (a backend may fuse
+     * only what it computes identically), and agrees with ref as the plain ops do. Within the
+     * backend the bound is 1e-6, not bit equality: the CPU backend's float-weight Java paths differ
+     * in the last bits between one run and the next while the JIT compiles them (about 1e-7).
+     */
+    @TestFactory
+    Stream<DynamicTest> fusedProductsEqualThePlainOps() {
+        return perType("fused products", t -> {
+            int dim = 512;
+            Tensor norm = randomWeight(GgmlType.F32, 1, dim);
+            Tensor[] w = {randomWeight(t, 40, dim), randomWeight(t, 24, dim), randomWeight(t, 24, dim),  // q, k, v
+                randomWeight(t, 48, dim), randomWeight(t, 48, dim),                                        // gate, up
+                randomWeight(t, 37, dim)};                                                                 // o
+            for (int n : new int[] {1, 3}) {
+                float[] x = gaussian(n * dim, 2f);
+                float[] res = gaussian(n * 37, 1f);
+                List<float[]> ref = fusedProducts(new RefBackend(), false, norm, w, x, res, n);
+                List<float[]> refFused = fusedProducts(new RefBackend(), true, norm, w, x, res, n);
+                for (int i = 0; i < ref.size(); i++) {
+                    assertTrue(Arrays.equals(refFused.get(i), ref.get(i)), "ref " + t + " n=" + n + ": fused output " + i + " differs");
+                }
+                for (boolean nat : cpuPaths()) {
+                    String name = nat ? "native" : "java";
+                    List<float[]> plain = fusedProducts(new CpuBackend(2, nat), false, norm, w, x, res, n);
+                    List<float[]> fused = fusedProducts(new CpuBackend(2, nat), true, norm, w, x, res, n);
+                    for (int i = 0; i < ref.size(); i++) {
+                        double d = relRms(fused.get(i), plain.get(i));
+                        assertTrue(d < 1e-6, name + " " + t + " n=" + n + ": fused output " + i + " (" + FUSED_OUTPUTS[i]
+                                + ") differs from the plain ops' by rel RMS " + d);
+                        // quantized weights meet 8-bit activations; the normalized rows are float arithmetic
+                        double limit = i == 0 || i == 4 || i == 9 ? 2e-6 : (t.isQuantized() ? 2.5e-2 : 1e-5);
+                        double e = relRms(fused.get(i), ref.get(i));
+                        assertTrue(e < limit, name + " " + t + " n=" + n + " " + FUSED_OUTPUTS[i] + ": rel RMS " + e);
+                    }
+                }
+            }
+        });
+    }
+
+    static final String[] FUSED_OUTPUTS = {"rmsnormMatmul xb", "q", "k", "v", "rmsnormGateUpSwiglu xb", "hb", "hb2",
+        "matmulAdd out", "matmulAdd residual", "in-place rmsnormMatmul x", "its product"};
+
+    /** The fused ops, or (fused false) the plain ops they stand for, on fresh buffers; every buffer written, in FUSED_OUTPUTS' order. */
+    static List<float[]> fusedProducts(Backend b, boolean fused, Tensor norm, Tensor[] w, float[] x, float[] res, int n) {
+        int dim = x.length / n;
+        try (b) {
+            Ops ops = b.ops();
+            Weight g = b.weight(norm);
+            Weight[] ws = new Weight[w.length];
+            for (int j = 0; j < w.length; j++) {
+                ws[j] = b.weight(w[j]);
+            }
+            Buf xb = b.allocate("x", n, dim);
+            Buf nb = b.allocate("xb", n, dim);
+            Buf q = b.allocate("q", n, 40);
+            Buf k = b.allocate("k", n, 24);
+            Buf v = b.allocate("v", n, 24);
+            Buf hb = b.allocate("hb", n, 48);
+            Buf hb2 = b.allocate("hb2", n, 48);
+            Buf o = b.allocate("o", n, 37);
+            Buf r = b.allocate("res", n, 37);
+            fill(b, xb, n, x);
+            fill(b, r, n, res);
+            List<float[]> out = new ArrayList<>();
+            Weight[] qkv = {ws[0], ws[1], ws[2]};
+            Buf[] qkvOut = {q, k, v};
+            if (fused) {
+                ops.rmsnormMatmul(xb, g, 1e-5f, n, nb, qkv, qkvOut);
+            } else {
+                ops.rmsnorm(xb, g, 1e-5f, n, nb);
+                ops.matmul(nb, n, qkv, qkvOut);
+            }
+            out.addAll(List.of(read(b, nb, n), read(b, q, n), read(b, k, n), read(b, v, n)));
+            if (fused) {
+                ops.rmsnormGateUpSwiglu(xb, g, 1e-5f, n, nb, ws[3], ws[4], hb, hb2);
+            } else {
+                ops.rmsnorm(xb, g, 1e-5f, n, nb);
+                ops.matmul(nb, n, new Weight[] {ws[3], ws[4]}, new Buf[] {hb, hb2});
+                ops.swiglu(hb, hb2, n);
+            }
+            out.addAll(List.of(read(b, nb, n), read(b, hb, n), read(b, hb2, n)));
+            if (fused) {
+                ops.matmulAdd(nb, n, ws[5], o, r);
+            } else {
+                ops.matmul(nb, n, new Weight[] {ws[5]}, new Buf[] {o});
+                ops.add(r, o, n);
+            }
+            out.addAll(List.of(read(b, o, n), read(b, r, n)));
+            if (fused) {  // the logits' form: normalized in place
+                ops.rmsnormMatmul(xb, g, 1e-5f, n, xb, new Weight[] {ws[5]}, new Buf[] {o});
+            } else {
+                ops.rmsnorm(xb, g, 1e-5f, n, xb);
+                ops.matmul(xb, n, new Weight[] {ws[5]}, new Buf[] {o});
+            }
+            out.addAll(List.of(read(b, xb, n), read(b, o, n)));
+            return out;
+        }
+    }
+
+    /** ropeStoreKv leaves q, k and the cache as rope then storeKv do, on every host backend, and agrees with ref. */
+    @Test
+    void ropeStoreKvEqualsRopeThenStore() {
+        for (KvCache.Type kvType : KvCache.Type.values()) {
+            for (Rope rope : new Rope[] {new Rope(16, 10000f, 1f, null, false), new Rope(8, 500000f, 1f, null, true)}) {
+                long seed = rnd.nextLong();
+                List<float[]> ref = ropeStore(new RefBackend(), false, kvType, rope, seed);
+                List<float[]> refFused = ropeStore(new RefBackend(), true, kvType, rope, seed);
+                for (int i = 0; i < ref.size(); i++) {
+                    assertTrue(Arrays.equals(refFused.get(i), ref.get(i)), "ref " + kvType + ": ropeStoreKv output " + i + " differs");
+                }
+                for (boolean nat : cpuPaths()) {
+                    List<float[]> plain = ropeStore(new CpuBackend(2, nat), false, kvType, rope, seed);
+                    List<float[]> fused = ropeStore(new CpuBackend(2, nat), true, kvType, rope, seed);
+                    for (int i = 0; i < ref.size(); i++) {
+                        String what = (nat ? "native " : "java ") + kvType + " neox=" + rope.neox() + " output " + i + " (q, k, attention)";
+                        double d = relRms(fused.get(i), plain.get(i));
+                        assertTrue(d < 1e-6, what + ": ropeStoreKv differs from rope + storeKv by rel RMS " + d);
+                        double e = relRms(fused.get(i), ref.get(i));
+                        assertTrue(e < 1e-5, what + ": rel RMS " + e);
+                    }
+                }
+            }
+        }
+    }
+
+    /** q and k after ropeStoreKv (or rope then storeKv), then attention over what the cache holds. */
+    static List<float[]> ropeStore(Backend b, boolean fused, KvCache.Type kvType, Rope rope, long seed) {
+        Random r = new Random(seed);
+        int heads = 4;
+        int kvHeads = 2;
+        int headDim = 16;
+        int kvDim = kvHeads * headDim;
+        try (b; KvCache cache = b.kvCache(new KvCache.Config(1, kvDim, kvType, 16, 8, 2, 64))) {
+            int s0 = cache.newSequence();
+            int s1 = cache.newSequence();
+            cache.reserve(s0, 40);
+            cache.reserve(s1, 40);
+            Batch batch = new Batch(3);
+            batch.add(0, 0, s0, false);
+            batch.add(0, 37, s1, false);
+            batch.add(0, 1, s0, false);
+            int n = batch.size();
+            Buf q = b.allocate("q", n, heads * headDim);
+            Buf k = b.allocate("k", n, kvDim);
+            Buf v = b.allocate("v", n, kvDim);
+            Buf o = b.allocate("o", n, heads * headDim);
+            fill(b, q, n, gauss(r, n * heads * headDim));
+            fill(b, k, n, gauss(r, n * kvDim));
+            fill(b, v, n, gauss(r, n * kvDim));
+            if (fused) {
+                b.ops().ropeStoreKv(q, k, v, headDim, batch, rope, cache, 0);
+            } else {
+                b.ops().rope(q, k, headDim, batch, rope);
+                b.ops().storeKv(cache, 0, k, v, batch);
+            }
+            List<float[]> out = new ArrayList<>(List.of(read(b, q, n), read(b, k, n)));
+            b.ops().attention(q, cache, 0, heads, kvHeads, headDim, batch, o);
+            out.add(read(b, o, n));
+            return out;
+        }
+    }
+
     @Test
     void elementwiseOpsRopeEmbedAndGatherMatchRef() {
         int n = 5;

@@ -198,13 +198,11 @@ public final class CudaBackend implements Backend, DeviceSampler {
         if (rows > b.rows() || dst.length < floats) {
             throw new IllegalArgumentException("download of " + rows + " rows of " + b + " into " + dst.length + " floats");
         }
-        ops.flush();
         gpu.download(b.ptr(), MemorySegment.ofArray(dst), 4 * floats);
     }
 
     @Override
     public void sync() {
-        ops.flush();
         gpu.synchronize();
     }
 
@@ -236,7 +234,6 @@ public final class CudaBackend implements Backend, DeviceSampler {
     @Override
     public void argmax(Buf logits, int rows, int vocab, int[] out) {
         CudaBuf b = logitsBuf(logits, rows, vocab, out.length);
-        ops.flush();
         sampleBuffers(rows);
         kernels.sample.argmax(b.ptr(), b.cols(), vocab, rows, sampleIds);
         gpu.download(sampleIds, MemorySegment.ofArray(out), 4L * rows);
@@ -256,7 +253,6 @@ public final class CudaBackend implements Backend, DeviceSampler {
         if (uniforms.length < rows) {
             throw new IllegalArgumentException(uniforms.length + " draws for " + rows + " rows");
         }
-        ops.flush();
         sampleBuffers(rows);
         uniformStaging.awaitIdle();
         MemorySegment.copy(uniforms, 0, uniformStaging.segment(), ValueLayout.JAVA_DOUBLE, 0, rows);
@@ -273,7 +269,6 @@ public final class CudaBackend implements Backend, DeviceSampler {
         if (!(temperature > 0) || rows > out.rows() || vocab > out.cols()) {
             throw new IllegalArgumentException("softmax of " + rows + " x " + vocab + " at temperature " + temperature + " into " + out);
         }
-        ops.flush();
         kernels.sample.softmax(in.ptr(), in.cols(), vocab, rows, temperature, out.ptr(), out.cols());
     }
 

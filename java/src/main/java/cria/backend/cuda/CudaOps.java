@@ -1,4 +1,4 @@
-// The CUDA implementation of every op: checks shapes on the host, then queues one kernel (or two) per op.
+// The CUDA implementation of every op: checks shapes on the host, then queues the op's kernel (one fused kernel where it can).
 package cria.backend.cuda;
 
 import cria.backend.Batch;
@@ -22,13 +22,19 @@ import java.util.Map;
  * other than the current step's uploads it first, so ops also work without beginStep (tests);
  * {@link #endStep} forgets the batch, so a reused Batch object is uploaded afresh next step.
  * Semantics are {@code cria.backend.ref.RefOps}'s, within float rounding.
- * <p>Fusion: a product and a rope are held back one op ({@link #flush} launches them). When the
- * next op consumes exactly their output, one kernel does both: rope then storeKv of the same k
- * (ropekv), a one-weight product then add into another buffer (gemv with the add), a gate/up
- * product then swiglu of its two outputs (gemv with SwiGLU). An rmsnorm (f32 weights, not in
- * place) is held back too and folded into the gemv that reads its output. Every output of the separate ops is
- * still written, so the results are the same; anything else (another op, a download, endStep)
- * launches what is held first.
+ * <p>Every op queues its kernels when it is called; nothing is held back for a later op. Fusion
+ * is the fused ops of {@link Ops}, each one kernel where it applies ({@link CudaTuning#fuse} on,
+ * and the shapes the kernels take; see {@link Products}):
+ * <ul>
+ *   <li>{@link #rmsnormMatmul}, {@link #rmsnormGateUpSwiglu}: the rmsnorm (f32 weights, not in
+ *       place, one row) folded into the gemv that reads its output;</li>
+ *   <li>{@link #rmsnormGateUpSwiglu}: gate and up products and SwiGLU in one gemv;</li>
+ *   <li>{@link #matmulAdd}: a gemv that also adds its output into the residual;</li>
+ *   <li>{@link #ropeStoreKv}: rope of q and k and the store of k and v in one kernel (ropekv).</li>
+ * </ul>
+ * Where a fusion does not apply, the fused op runs what it can fuse and the plain ops for the
+ * rest (the interface's default body when nothing fuses). Every output of the separate ops is
+ * still written, so the results are the same.
  */
 public final class CudaOps implements Ops {
     private final CudaBackend backend;
@@ -38,15 +44,6 @@ public final class CudaOps implements Ops {
     private final Map<Rope, Long> ropeTables = new IdentityHashMap<>();
     final CudaTuning tuning = new CudaTuning();
     private final Products products;
-    // at most one op held back for fusion with the next
-    private PendingRope pendingRope;
-    private PendingMatmul pendingMatmul;
-    private Products.Norm pendingNorm;
-
-    private record PendingRope(CudaBuf q, CudaBuf k, int headDim, Batch batch, Rope rope) {}
-
-    /** A product of x (with norm: x is the norm's output, computed on the way in). */
-    private record PendingMatmul(CudaBuf x, int n, CudaWeight[] ws, CudaBuf[] outs, Products.Norm norm) {}
 
     // the current step's batch on the device: tokens, positions, sequences, logit rows; cap ints each
     private Batch current;
@@ -64,33 +61,11 @@ public final class CudaOps implements Ops {
         this.gpu = gpu;
         this.k = kernels;
         this.graphs = new DecodeGraphs(gpu.device(), tuning);
-        gpu.beforeQueue(this::flush);  // a copy, download or free never overtakes an op held back for fusion
         this.products = new Products(kernels, tuning);
     }
 
     DecodeGraphs graphs() {
         return graphs;
-    }
-
-    /** Launches the op held back for fusion, if any (before anything reads its output). */
-    void flush() {
-        if (pendingRope != null) {
-            PendingRope p = pendingRope;
-            pendingRope = null;
-            need(p.batch());
-            k.rope.rope(p.rope().neox(), p.q().ptr(), p.q().cols(), p.q().cols() / p.headDim(), p.k().ptr(), p.k().cols(),
-                    p.k().cols() / p.headDim(), p.headDim(), p.rope().dims(), positions(), invFreq(p.rope()), p.batch().size());
-        }
-        if (pendingNorm != null) {
-            Products.Norm m = pendingNorm;
-            pendingNorm = null;
-            products.runNorm(m);
-        }
-        if (pendingMatmul != null) {
-            PendingMatmul p = pendingMatmul;
-            pendingMatmul = null;
-            products.run(p.x(), p.n(), p.ws(), p.outs(), p.norm());
-        }
     }
 
     private static CudaBuf buf(Buf b) {
@@ -115,7 +90,6 @@ public final class CudaOps implements Ops {
 
     @Override
     public void beginStep(Batch batch, KvCache cache) {
-        flush();
         upload(batch);
         stepActive = true;
         if (cache != null) {
@@ -128,7 +102,6 @@ public final class CudaOps implements Ops {
 
     @Override
     public void endStep() {
-        flush();
         List<LaunchRecorder.Launch> step = gpu.stopRecording();
         if (step != null && !step.isEmpty()) {
             graphs.run(step);
@@ -187,7 +160,6 @@ public final class CudaOps implements Ops {
 
     @Override
     public void embed(Weight table, Batch batch, Buf x) {
-        flush();
         CudaWeight t = weight(table);
         CudaBuf out = buf(x);
         int n = batch.size();
@@ -207,51 +179,109 @@ public final class CudaOps implements Ops {
 
     @Override
     public void rmsnorm(Buf xb, Weight w, float eps, int n, Buf outb) {
-        flush();
         CudaBuf x = buf(xb);
         CudaBuf out = buf(outb);
         CudaWeight g = weight(w);
-        check(RmsnormKernels.supports(g.type()), "rmsnorm weight " + g + ": expected F32, F16 or BF16");
-        check(g.cols() == x.cols() && out.cols() == x.cols() && x.rows() >= n && out.rows() >= n,
-                "rmsnorm of " + x + " into " + out + " with " + g);
-        if (n > 0 && tuning.fuse && n <= GemvKernels.MAX_BATCH && Products.foldable(g, x, out)) {
-            pendingNorm = new Products.Norm(x, g, eps, out, n);  // the next product may read x through it
-            return;
-        }
+        checkNorm(x, g, out, n);
         if (n > 0) {
             k.rmsnorm.rmsnorm(x.ptr(), x.cols(), g.type(), g.ptr(), eps, x.cols(), n, out.ptr(), out.cols());
         }
     }
 
+    private static void checkNorm(CudaBuf x, CudaWeight g, CudaBuf out, int n) {
+        check(RmsnormKernels.supports(g.type()), "rmsnorm weight " + g + ": expected F32, F16 or BF16");
+        check(g.cols() == x.cols() && out.cols() == x.cols() && x.rows() >= n && out.rows() >= n,
+                "rmsnorm of " + x + " into " + out + " with " + g);
+    }
+
+    /**
+     * The rmsnorm of x into out as a norm to fold into the gemv that reads out, or null when it
+     * must run as a kernel of its own (fusion off, more than one row, not {@link Products#foldable}).
+     */
+    private Products.Norm foldable(Buf xb, Weight w, float eps, int n, Buf outb) {
+        CudaBuf x = buf(xb);
+        CudaBuf out = buf(outb);
+        CudaWeight g = weight(w);
+        checkNorm(x, g, out, n);
+        boolean fold = tuning.fuse && n > 0 && n <= GemvKernels.MAX_BATCH && Products.foldable(g, x, out);
+        return fold ? new Products.Norm(x, g, eps, out, n) : null;
+    }
+
     @Override
     public void matmul(Buf xb, int n, Weight[] ws, Buf[] outs) {
         CudaBuf x = buf(xb);
-        Products.Norm norm = null;
-        if (pendingNorm != null && pendingNorm.out() == x && pendingNorm.n() == n) {
-            norm = pendingNorm;  // x = rmsnorm(...): the product computes it on the way in
-            pendingNorm = null;
-        }
-        flush();
-        check(ws.length == outs.length, "matmul: " + ws.length + " weights, " + outs.length + " outputs");
+        CudaWeight[] w = weights(ws);
+        products.run(x, n, w, outputs(x, n, w, outs));
+    }
+
+    private CudaWeight[] weights(Weight... ws) {
         CudaWeight[] w = new CudaWeight[ws.length];
-        CudaBuf[] o = new CudaBuf[outs.length];
         for (int j = 0; j < ws.length; j++) {
             w[j] = weight(ws[j]);
+        }
+        return w;
+    }
+
+    /** The outputs of {@code w[j] · x}, their shapes checked. */
+    private static CudaBuf[] outputs(CudaBuf x, int n, CudaWeight[] w, Buf... outs) {
+        check(w.length == outs.length, "matmul: " + w.length + " weights, " + outs.length + " outputs");
+        CudaBuf[] o = new CudaBuf[outs.length];
+        for (int j = 0; j < w.length; j++) {
             o[j] = buf(outs[j]);
             check(x.cols() >= w[j].cols() && x.rows() >= n && o[j].cols() >= w[j].rows() && o[j].rows() >= n,
                     "matmul of " + x + " by " + w[j] + " into " + o[j]);
         }
-        if (n == 0) {
-            if (norm != null) {
-                products.runNorm(norm);
-            }
+        return o;
+    }
+
+    /** Norm folded into the product where it can be (one gemv launch for q, k and v when they share a type). */
+    @Override
+    public void rmsnormMatmul(Buf x, Weight normWeight, float eps, int n, Buf xb, Weight[] ws, Buf[] outs) {
+        Products.Norm norm = foldable(x, normWeight, eps, n, xb);
+        if (norm == null) {
+            Ops.super.rmsnormMatmul(x, normWeight, eps, n, xb, ws, outs);
             return;
         }
-        if (tuning.fuse && (ws.length == 1 || ws.length == 2)) {
-            pendingMatmul = new PendingMatmul(x, n, w, o, norm);  // the next op may be its add or swiglu
-        } else {
-            products.run(x, n, w, o, norm);
+        CudaWeight[] w = weights(ws);
+        products.run(norm.out(), n, w, outputs(norm.out(), n, w, outs), norm);
+    }
+
+    /** One gemv: the norm folded in (where it can be), gate and up, SwiGLU of the two. */
+    @Override
+    public void rmsnormGateUpSwiglu(Buf x, Weight normWeight, float eps, int n, Buf xb, Weight gate, Weight up, Buf hb, Buf hb2) {
+        if (!tuning.fuse || n == 0) {
+            Ops.super.rmsnormGateUpSwiglu(x, normWeight, eps, n, xb, gate, up, hb, hb2);
+            return;
         }
+        Products.Norm norm = foldable(x, normWeight, eps, n, xb);
+        if (norm == null) {
+            rmsnorm(x, normWeight, eps, n, xb);
+        }
+        CudaBuf in = buf(xb);
+        CudaWeight[] w = weights(gate, up);
+        CudaBuf[] o = outputs(in, n, w, hb, hb2);
+        if (products.canSwiglu(in, n, w[0], w[1], o[0], o[1], norm)) {
+            products.runSwiglu(in, n, w[0], w[1], o[0], o[1], norm);
+        } else {
+            products.run(in, n, w, o, norm);
+            swiglu(hb, hb2, n);
+        }
+    }
+
+    /** One gemv that also adds its output into the residual, where the kernel takes the shapes. */
+    @Override
+    public void matmulAdd(Buf xb, int n, Weight wb, Buf outb, Buf residual) {
+        CudaBuf x = buf(xb);
+        CudaBuf out = buf(outb);
+        CudaBuf res = buf(residual);
+        CudaWeight w = weight(wb);
+        if (n > 0 && products.canAdd(x, n, w, out, res)) {
+            outputs(x, n, new CudaWeight[] {w}, outb);
+            checkAdd(res, out, n);
+            products.runAdd(x, n, w, out, res);
+            return;
+        }
+        Ops.super.matmulAdd(xb, n, wb, outb, residual);
     }
 
     /** The rope's inverse frequencies on the device, uploaded once per Rope object. */
@@ -271,17 +301,19 @@ public final class CudaOps implements Ops {
         CudaBuf q = buf(qb);
         CudaBuf kk = buf(kb);
         int n = batch.size();
-        check(q.cols() % headDim == 0 && kk.cols() % headDim == 0 && rope.dims() <= headDim && rope.dims() % 2 == 0,
-                "rope of " + q + " and " + kk + " with head size " + headDim + " and " + rope.dims() + " rotated dims");
-        check(q.rows() >= n && kk.rows() >= n, "rope of " + n + " rows in " + q + ", " + kk);
-        flush();
+        checkRope(q, kk, headDim, n, rope);
         if (n == 0 || rope.dims() == 0) {
             return;
         }
-        pendingRope = new PendingRope(q, kk, headDim, batch, rope);
-        if (!tuning.fuse) {
-            flush();
-        }
+        need(batch);
+        k.rope.rope(rope.neox(), q.ptr(), q.cols(), q.cols() / headDim, kk.ptr(), kk.cols(), kk.cols() / headDim, headDim,
+                rope.dims(), positions(), invFreq(rope), n);
+    }
+
+    private static void checkRope(CudaBuf q, CudaBuf kk, int headDim, int n, Rope rope) {
+        check(q.cols() % headDim == 0 && kk.cols() % headDim == 0 && rope.dims() <= headDim && rope.dims() % 2 == 0,
+                "rope of " + q + " and " + kk + " with head size " + headDim + " and " + rope.dims() + " rotated dims");
+        check(q.rows() >= n && kk.rows() >= n, "rope of " + n + " rows in " + q + ", " + kk);
     }
 
     @Override
@@ -289,6 +321,19 @@ public final class CudaOps implements Ops {
         CudaKvCache c = (CudaKvCache) cache;
         CudaBuf kk = buf(kb);
         CudaBuf v = buf(vb);
+        int n = batch.size();
+        checkStore(c, layer, kk, v, batch);
+        if (n == 0) {
+            return;
+        }
+        need(batch);
+        c.syncTable();
+        KvCache.Config g = c.config();
+        k.storeKv.store(c.isF16(), c.keys(), c.values(), kk.ptr(), kk.cols(), v.ptr(), v.cols(), c.kvDim(), positions(),
+                sequences(), c.table(), g.maxPagesPerSequence(), g.pageSize(), g.pages(), layer, n);
+    }
+
+    private static void checkStore(CudaKvCache c, int layer, CudaBuf kk, CudaBuf v, Batch batch) {
         int n = batch.size();
         check(kk.cols() >= c.kvDim() && v.cols() >= c.kvDim() && kk.rows() >= n && v.rows() >= n,
                 "storeKv of " + kk + ", " + v + " into a cache of kvDim " + c.kvDim());
@@ -300,32 +345,32 @@ public final class CudaOps implements Ops {
                         + " has no page; reserve it in the cache first");
             }
         }
-        PendingRope pr = pendingRope;
-        if (pr != null && pr.k() == kk && pr.batch() == batch && kk.cols() == c.kvDim() && n > 0) {
-            pendingRope = null;  // one kernel: rope q and k, then store k and v
-            need(batch);
-            c.syncTable();
-            KvCache.Config g = c.config();
-            k.ropeKv.ropeStore(new RopeKvKernels.Call(pr.rope().neox(), pr.q().ptr(), pr.q().cols(), pr.q().cols() / pr.headDim(),
-                    kk.ptr(), kk.cols(), kk.cols() / pr.headDim(), v.ptr(), v.cols(), pr.headDim(), pr.rope().dims(), positions(),
-                    invFreq(pr.rope()), n, c.isF16(), c.keys(), c.values(), sequences(), c.table(), g.maxPagesPerSequence(),
-                    g.pageSize(), g.pages(), layer, c.kvDim()));
+    }
+
+    /** One kernel: rope of q and k, then the store of the rotated k and of v (k exactly kvDim wide). */
+    @Override
+    public void ropeStoreKv(Buf qb, Buf kb, Buf vb, int headDim, Batch batch, Rope rope, KvCache cache, int layer) {
+        CudaKvCache c = (CudaKvCache) cache;
+        CudaBuf q = buf(qb);
+        CudaBuf kk = buf(kb);
+        CudaBuf v = buf(vb);
+        int n = batch.size();
+        if (!tuning.fuse || n == 0 || rope.dims() == 0 || kk.cols() != c.kvDim()) {
+            Ops.super.ropeStoreKv(qb, kb, vb, headDim, batch, rope, cache, layer);
             return;
         }
-        flush();
-        if (n == 0) {
-            return;
-        }
+        checkRope(q, kk, headDim, n, rope);
+        checkStore(c, layer, kk, v, batch);
         need(batch);
         c.syncTable();
         KvCache.Config g = c.config();
-        k.storeKv.store(c.isF16(), c.keys(), c.values(), kk.ptr(), kk.cols(), v.ptr(), v.cols(), c.kvDim(), positions(),
-                sequences(), c.table(), g.maxPagesPerSequence(), g.pageSize(), g.pages(), layer, n);
+        k.ropeKv.ropeStore(new RopeKvKernels.Call(rope.neox(), q.ptr(), q.cols(), q.cols() / headDim, kk.ptr(), kk.cols(),
+                kk.cols() / headDim, v.ptr(), v.cols(), headDim, rope.dims(), positions(), invFreq(rope), n, c.isF16(), c.keys(),
+                c.values(), sequences(), c.table(), g.maxPagesPerSequence(), g.pageSize(), g.pages(), layer, c.kvDim()));
     }
 
     @Override
     public void attention(Buf qb, KvCache cache, int layer, int heads, int kvHeads, int headDim, Batch batch, Buf outb) {
-        flush();
         CudaKvCache c = (CudaKvCache) cache;
         CudaBuf q = buf(qb);
         CudaBuf out = buf(outb);
@@ -369,14 +414,6 @@ public final class CudaOps implements Ops {
         CudaBuf a = buf(ab);
         CudaBuf b = buf(bb);
         check(a.cols() == b.cols() && a.rows() >= n && b.rows() >= n, "swiglu of " + a + " and " + b);
-        PendingMatmul pm = pendingMatmul;
-        if (pm != null && pm.ws().length == 2 && pm.outs()[0] == a && pm.outs()[1] == b && pm.n() == n
-                && products.canSwiglu(pm.x(), n, pm.ws()[0], pm.ws()[1], a, b, pm.norm())) {
-            pendingMatmul = null;
-            products.runSwiglu(pm.x(), n, pm.ws()[0], pm.ws()[1], a, b, pm.norm());
-            return;
-        }
-        flush();
         k.eltwise.swiglu(a.ptr(), b.ptr(), Math.multiplyExact(n, a.cols()));
     }
 
@@ -384,20 +421,16 @@ public final class CudaOps implements Ops {
     public void add(Buf xb, Buf yb, int n) {
         CudaBuf x = buf(xb);
         CudaBuf y = buf(yb);
-        check(x.cols() == y.cols() && x.rows() >= n && y.rows() >= n, "add of " + y + " to " + x);
-        PendingMatmul pm = pendingMatmul;
-        if (pm != null && pm.ws().length == 1 && pm.outs()[0] == y && pm.n() == n && products.canAdd(pm.x(), n, pm.ws()[0], y, x, pm.norm())) {
-            pendingMatmul = null;
-            products.runAdd(pm.x(), n, pm.ws()[0], y, x, pm.norm());
-            return;
-        }
-        flush();
+        checkAdd(x, y, n);
         k.eltwise.add(x.ptr(), y.ptr(), Math.multiplyExact(n, x.cols()));
+    }
+
+    private static void checkAdd(CudaBuf x, CudaBuf y, int n) {
+        check(x.cols() == y.cols() && x.rows() >= n && y.rows() >= n, "add of " + y + " to " + x);
     }
 
     @Override
     public void gather(Buf xb, int[] rows, int m, Buf outb) {
-        flush();
         CudaBuf x = buf(xb);
         CudaBuf out = buf(outb);
         check(out.cols() == x.cols() && out.rows() >= m, "gather from " + x + " into " + out);

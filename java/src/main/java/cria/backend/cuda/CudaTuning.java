@@ -9,7 +9,8 @@ package cria.backend.cuda;
  *   <li>{@code -Dcria.cuda.mma=false}: every product on the float matmul kernels</li>
  *   <li>{@code -Dcria.cuda.flash=false}: prompt attention on the one-query-per-block kernel</li>
  *   <li>{@code -Dcria.cuda.gemv=false}: decode products on the plain matmul kernels</li>
- *   <li>{@code -Dcria.cuda.fuse=false}: no fused rope+store, matmul+add, gate+up+swiglu</li>
+ *   <li>{@code -Dcria.cuda.fuse=false}: the fused ops run as their plain ops (no ropekv, no norm
+ *       folded into a gemv, no gemv with the residual add or with SwiGLU)</li>
  *   <li>{@code -Dcria.cuda.graphs=true}: decode steps captured once as a CUDA graph and replayed</li>
  * </ul>
  */

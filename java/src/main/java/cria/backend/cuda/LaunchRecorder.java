@@ -59,7 +59,6 @@ public final class LaunchRecorder implements Gpu {
 
     private final Gpu gpu;
     private List<Launch> recording;
-    private Runnable beforeQueue = () -> {};
 
     LaunchRecorder(Gpu gpu) {
         this.gpu = gpu;
@@ -68,14 +67,6 @@ public final class LaunchRecorder implements Gpu {
     /** The device behind this. */
     public Gpu device() {
         return gpu;
-    }
-
-    /**
-     * Runs before anything but a launch is queued (after kept launches are released): the ops
-     * launch what they hold back for fusion, so a copy or download never overtakes it.
-     */
-    void beforeQueue(Runnable hook) {
-        this.beforeQueue = hook;
     }
 
     /** Keeps launches from now on (see the class comment). */
@@ -94,7 +85,7 @@ public final class LaunchRecorder implements Gpu {
         return r;
     }
 
-    /** Queues the kept launches and stops recording, then lets the ops launch what they hold (before anything else is queued). */
+    /** Queues the kept launches and stops recording (before anything else is queued). */
     private void release() {
         if (recording != null) {
             List<Launch> r = recording;
@@ -103,7 +94,6 @@ public final class LaunchRecorder implements Gpu {
                 l.queue(gpu);
             }
         }
-        beforeQueue.run();
     }
 
     @Override

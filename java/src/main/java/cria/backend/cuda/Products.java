@@ -2,14 +2,14 @@
 package cria.backend.cuda;
 
 /**
- * The product strategies of {@link CudaOps#matmul} and its fused forms. Batches of
+ * The product strategies of {@link CudaOps#matmul} and of the fused ops built on it. Batches of
  * {@link CudaTuning#mmaMinBatch} rows or more go to kernels/gemm.cu (all weights of a call share
  * one f16 conversion of x); a single row ({@link GemvKernels#MAX_BATCH}) goes to
  * kernels/gemv.cu when the rows are whole 16-byte pieces (weights of one type and width in one
  * launch); the rest, and F32 prompt batches, to kernels/matmul.cu.
  */
 final class Products {
-    /** x = rmsnorm(src) * weight, held back so that the product that reads x can do it on the way in. */
+    /** out = rmsnorm(src) * weight, to fold into the product that reads out (which then computes it on the way in). */
     record Norm(CudaBuf src, CudaWeight weight, float eps, CudaBuf out, int n) {}
 
     private final Kernels k;
@@ -37,7 +37,7 @@ final class Products {
         return true;
     }
 
-    /** Runs a held-back rmsnorm on its own. */
+    /** Runs the norm as a kernel of its own (before a product it cannot be folded into). */
     void runNorm(Norm m) {
         k.rmsnorm.rmsnorm(m.src().ptr(), m.src().cols(), m.weight().type(), m.weight().ptr(), m.eps(), m.src().cols(), m.n(),
                 m.out().ptr(), m.out().cols());
@@ -97,9 +97,8 @@ final class Products {
     }
 
     /** True when {@code out = W x; res += out} can run as one kernel (out exactly W's rows wide, res shaped as out). */
-    boolean canAdd(CudaBuf x, int n, CudaWeight w, CudaBuf out, CudaBuf res, Norm norm) {
-        return tuning.fuse && gemv(w, x, n) && out.cols() == w.rows() && res.cols() == out.cols() && res != out && res != x
-                && apart(norm, out, res);
+    boolean canAdd(CudaBuf x, int n, CudaWeight w, CudaBuf out, CudaBuf res) {
+        return tuning.fuse && gemv(w, x, n) && out.cols() == w.rows() && res.cols() == out.cols() && res != out && res != x;
     }
 
     /** True when no buffer the kernel writes is one the folded norm reads or writes. */
@@ -115,11 +114,10 @@ final class Products {
         return true;
     }
 
-    void runAdd(CudaBuf x, int n, CudaWeight w, CudaBuf out, CudaBuf res, Norm norm) {
-        CudaBuf in = input(x, norm);
-        k.gemv.gemv(w.type(), w.cols(), in.ptr(), in.cols(), n,
+    void runAdd(CudaBuf x, int n, CudaWeight w, CudaBuf out, CudaBuf res) {
+        k.gemv.gemv(w.type(), w.cols(), x.ptr(), x.cols(), n,
                 new GemvKernels.Part[] {new GemvKernels.Part(w.ptr(), w.rows(), out.ptr(), out.cols())}, GemvKernels.ADD, res.ptr(),
-                res.cols(), gemvNorm(norm));
+                res.cols(), null);
     }
 
     /** True when {@code a = silu(G x) * (U x); b = U x} can run as one kernel (a, b exactly the weights' rows wide). */

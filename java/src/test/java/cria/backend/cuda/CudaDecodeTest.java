@@ -21,10 +21,12 @@ import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
 
 /**
- * Batches of up to 8 rows take kernels/gemv.cu (rows streamed through shared memory by cp.async)
- * and CudaOps fuses a product with the add or swiglu that consumes it, and rope with the KV store
- * that follows it. All of it is f32 arithmetic, so the bounds are the float-rounding ones of the
- * op conformance test, and every output the separate ops write must be written the same.
+ * One-row products take kernels/gemv.cu (rows streamed through shared memory by cp.async), and
+ * CudaOps runs the fused ops of Ops as one kernel each: a product with the residual add
+ * (matmulAdd), gate/up with SwiGLU and the norm folded in (rmsnormGateUpSwiglu), the norm folded
+ * into q/k/v (rmsnormMatmul), rope with the KV store (ropeStoreKv). All of it is f32 arithmetic,
+ * so the bounds are the float-rounding ones of the op conformance test, and every output the
+ * separate ops write must be written the same (ref runs the separate ops).
  */
 class CudaDecodeTest {
 
@@ -76,6 +78,7 @@ class CudaDecodeTest {
                 Tensor gate = RandomTensors.matrix("gate", t, ffn, cols, p.random);
                 Tensor up = RandomTensors.matrix("up", t, ffn, cols, p.random);
                 Tensor down = ffn % t.blockSize() == 0 ? RandomTensors.matrix("down", t, cols, ffn, p.random) : null;
+                Tensor norm = RandomTensors.matrix("norm", GgmlType.F16, 1, cols, p.random);
                 for (int n : new int[] {1, 2}) {
                     String what = t + " n " + n;
                     OpPairs.Pair x = p.pair("x", n, cols, p.gaussian(n * cols, 1));
@@ -89,31 +92,33 @@ class CudaDecodeTest {
                     p.ref.ops().matmul(x.r(), n, new Weight[] {p.ref.weight(wq), p.ref.weight(wk), p.ref.weight(wv)},
                             new Buf[] {q.r(), k.r(), v.r()});
                     // product into q, then added to res: both written
-                    p.cuda.ops().matmul(x.c(), n, new Weight[] {p.cuda.weight(wq)}, new Buf[] {q.c()});
-                    p.cuda.ops().add(res.c(), q.c(), n);
+                    p.cuda.ops().matmulAdd(x.c(), n, p.cuda.weight(wq), q.c(), res.c());
                     p.ref.ops().matmul(x.r(), n, new Weight[] {p.ref.weight(wq)}, new Buf[] {q.r()});
                     p.ref.ops().add(res.r(), q.r(), n);
                     p.same("fused product + add, the product " + what, q, n, 2e-5);
                     p.same("fused product + add, the sum " + what, res, n, 2e-5);
                     p.same("one launch for q, k, v: k " + what, k, n, 2e-5);
                     p.same("one launch for q, k, v: v " + what, v, n, 2e-5);
-                    // gate and up, then swiglu: a = silu(gate) * up and b = up
+                    // norm (f16 weights: its own kernel), then gate and up, then swiglu: a = silu(gate) * up and b = up
+                    OpPairs.Pair xb = p.pair("xb", n, cols, null);
                     OpPairs.Pair a = p.pair("a", n, ffn, null);
                     OpPairs.Pair b = p.pair("b", n, ffn, null);
-                    p.cuda.ops().matmul(x.c(), n, new Weight[] {p.cuda.weight(gate), p.cuda.weight(up)}, new Buf[] {a.c(), b.c()});
-                    p.cuda.ops().swiglu(a.c(), b.c(), n);
-                    p.ref.ops().matmul(x.r(), n, new Weight[] {p.ref.weight(gate), p.ref.weight(up)}, new Buf[] {a.r(), b.r()});
+                    p.cuda.ops().rmsnormGateUpSwiglu(x.c(), p.cuda.weight(norm), 1e-5f, n, xb.c(), p.cuda.weight(gate), p.cuda.weight(up),
+                            a.c(), b.c());
+                    p.ref.ops().rmsnorm(x.r(), p.ref.weight(norm), 1e-5f, n, xb.r());
+                    p.ref.ops().matmul(xb.r(), n, new Weight[] {p.ref.weight(gate), p.ref.weight(up)}, new Buf[] {a.r(), b.r()});
                     p.ref.ops().swiglu(a.r(), b.r(), n);
+                    p.same("fused gate/up + swiglu, the normalized rows " + what, xb, n, 1e-6);
                     p.same("fused gate/up + swiglu, a " + what, a, n, 2e-5);
                     p.same("fused gate/up + swiglu, b " + what, b, n, 2e-5);
                     // the down product of a (ffn columns) into a fresh output, then added to x
-                    if (down != null) {  // (gemv when its rows are whole 16-byte pieces, else matmul; fused with the add either way)
+                    if (down != null) {  // (one gemv with the add when its rows are whole 16-byte pieces; else matmul, then add)
                         OpPairs.Pair o = p.pair("o", n, cols, null);
-                        p.cuda.ops().matmul(a.c(), n, new Weight[] {p.cuda.weight(down)}, new Buf[] {o.c()});
-                        p.cuda.ops().add(x.c(), o.c(), n);
+                        p.cuda.ops().matmulAdd(a.c(), n, p.cuda.weight(down), o.c(), x.c());
                         p.ref.ops().matmul(a.r(), n, new Weight[] {p.ref.weight(down)}, new Buf[] {o.r()});
                         p.ref.ops().add(x.r(), o.r(), n);
-                        p.same("down product + add " + what, x, n, 2e-5);
+                        p.same("down product + add, the product " + what, o, n, 2e-5);
+                        p.same("down product + add, the sum " + what, x, n, 2e-5);
                     }
                 }
             }
@@ -150,8 +155,7 @@ class CudaDecodeTest {
                     OpPairs.Pair k = p.pair("k", n, kvDim, p.gaussian(n * kvDim, 1));
                     OpPairs.Pair v = p.pair("v", n, kvDim, p.gaussian(n * kvDim, 1));
                     p.cuda.ops().beginStep(batch, cc);
-                    p.cuda.ops().rope(q.c(), k.c(), headDim, batch, rope);
-                    p.cuda.ops().storeKv(cc, 1, k.c(), v.c(), batch);
+                    p.cuda.ops().ropeStoreKv(q.c(), k.c(), v.c(), headDim, batch, rope, cc, 1);
                     p.cuda.ops().endStep();
                     p.ref.ops().rope(q.r(), k.r(), headDim, batch, rope);
                     p.ref.ops().storeKv(rc, 1, k.r(), v.r(), batch);
@@ -272,8 +276,8 @@ class CudaDecodeTest {
                     OpPairs.Pair xb = p.pair("xb", n, dim, null);
                     OpPairs.Pair q = p.pair("q", n, 40, null);
                     OpPairs.Pair k = p.pair("k", n, 24, null);
-                    p.cuda.ops().rmsnorm(x.c(), p.cuda.weight(g), 1e-5f, n, xb.c());
-                    p.cuda.ops().matmul(xb.c(), n, new Weight[] {p.cuda.weight(wq), p.cuda.weight(wk)}, new Buf[] {q.c(), k.c()});
+                    p.cuda.ops().rmsnormMatmul(x.c(), p.cuda.weight(g), 1e-5f, n, xb.c(), new Weight[] {p.cuda.weight(wq),
+                        p.cuda.weight(wk)}, new Buf[] {q.c(), k.c()});
                     p.ref.ops().rmsnorm(x.r(), p.ref.weight(g), 1e-5f, n, xb.r());
                     p.ref.ops().matmul(xb.r(), n, new Weight[] {p.ref.weight(wq), p.ref.weight(wk)}, new Buf[] {q.r(), k.r()});
                     p.same("norm folded into two products: q " + what, q, n, 2e-5);
@@ -283,19 +287,13 @@ class CudaDecodeTest {
                     OpPairs.Pair a = p.pair("a", n, 48, null);
                     OpPairs.Pair b = p.pair("b", n, 48, null);
                     Devices.poison(p.cuda, xb.c());
-                    p.cuda.ops().rmsnorm(x.c(), p.cuda.weight(g), 1e-5f, n, xb.c());
-                    p.cuda.ops().matmul(xb.c(), n, new Weight[] {p.cuda.weight(gate), p.cuda.weight(up)}, new Buf[] {a.c(), b.c()});
-                    p.cuda.ops().swiglu(a.c(), b.c(), n);
+                    p.cuda.ops().rmsnormGateUpSwiglu(x.c(), p.cuda.weight(g), 1e-5f, n, xb.c(), p.cuda.weight(gate), p.cuda.weight(up),
+                            a.c(), b.c());
                     p.ref.ops().matmul(xb.r(), n, new Weight[] {p.ref.weight(gate), p.ref.weight(up)}, new Buf[] {a.r(), b.r()});
                     p.ref.ops().swiglu(a.r(), b.r(), n);
                     p.same("norm + gate/up + swiglu: a " + what, a, n, 2e-5);
                     p.same("norm + gate/up + swiglu: b " + what, b, n, 2e-5);
                     p.same("norm + gate/up + swiglu: the normalized rows " + what, xb, n, 1e-6);
-                    // a norm whose output is read by something else first runs on its own, before a later write to x
-                    Devices.poison(p.cuda, xb.c());
-                    p.cuda.ops().rmsnorm(x.c(), p.cuda.weight(g), 1e-5f, n, xb.c());
-                    Devices.put(p.cuda, x.c(), p.gaussian(n * dim, 1));
-                    p.same("a held-back norm, then an upload into its input, then a download " + what, xb, n, 1e-6);
                 }
             }
         }

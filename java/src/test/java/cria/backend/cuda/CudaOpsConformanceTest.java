@@ -396,6 +396,135 @@ class CudaOpsConformanceTest {
         }
     }
 
+    // ---- fused ops: each against the plain ops it stands for, run by ref --------------------------
+
+    /**
+     * rmsnormMatmul, rmsnormGateUpSwiglu and matmulAdd for every weight type, at widths the gemv
+     * kernel takes: one row (the fused kernels: norm folded in for f32 norm weights, run first for
+     * bf16 ones; SwiGLU fused where the type has two rows per warp) and three rows (the plain
+     * kernels). Every buffer the plain ops write must hold the same afterwards.
+     */
+    @ParameterizedTest(name = "{0}")
+    @ValueSource(strings = {Devices.EMULATOR, Devices.GPU})
+    void fusedProductsEveryType(String device) {
+        setUp(device);
+        fusedProductsEveryTypeBody(CudaTypes.all());
+    }
+
+    private void fusedProductsEveryTypeBody(Iterable<GgmlType> types) {
+        for (GgmlType t : types) {
+            int dim = CudaDecodeTest.colsFor(t);
+            Tensor wq = RandomTensors.matrix("q", t, 40, dim, random);
+            Tensor wk = RandomTensors.matrix("k", t, 24, dim, random);
+            Tensor wv = RandomTensors.matrix("v", t, 24, dim, random);
+            Tensor gate = RandomTensors.matrix("gate", t, 48, dim, random);
+            Tensor up = RandomTensors.matrix("up", t, 48, dim, random);
+            Tensor wo = RandomTensors.matrix("o", t, 37, dim, random);
+            for (GgmlType normType : new GgmlType[] {GgmlType.F32, GgmlType.BF16}) {
+                Tensor g = RandomTensors.matrix("norm", normType, 1, dim, random);
+                for (int n : new int[] {1, 3}) {
+                    String what = t + " dim " + dim + " norm " + normType + " n " + n;
+                    Pair x = pair("x", n, dim, gaussian(random, n * dim, 3));
+                    Pair xb = pair("xb", n, dim, null);
+                    Pair q = pair("q", n, 40, null);
+                    Pair k = pair("k", n, 24, null);
+                    Pair v = pair("v", n, 24, null);
+                    cuda.ops().rmsnormMatmul(x.c(), cuda.weight(g), 1e-5f, n, xb.c(),
+                            new Weight[] {cuda.weight(wq), cuda.weight(wk), cuda.weight(wv)}, new Buf[] {q.c(), k.c(), v.c()});
+                    ref.ops().rmsnorm(x.r(), ref.weight(g), 1e-5f, n, xb.r());
+                    ref.ops().matmul(xb.r(), n, new Weight[] {ref.weight(wq), ref.weight(wk), ref.weight(wv)},
+                            new Buf[] {q.r(), k.r(), v.r()});
+                    same("rmsnormMatmul: the normalized rows, " + what, xb, n, 1e-6);
+                    same("rmsnormMatmul: q, " + what, q, n, 2e-5);
+                    same("rmsnormMatmul: k, " + what, k, n, 2e-5);
+                    same("rmsnormMatmul: v, " + what, v, n, 2e-5);
+
+                    Pair a = pair("hb", n, 48, null);
+                    Pair b = pair("hb2", n, 48, null);
+                    Devices.poison(cuda, xb.c());
+                    cuda.ops().rmsnormGateUpSwiglu(x.c(), cuda.weight(g), 1e-5f, n, xb.c(), cuda.weight(gate), cuda.weight(up), a.c(), b.c());
+                    ref.ops().rmsnorm(x.r(), ref.weight(g), 1e-5f, n, xb.r());
+                    ref.ops().matmul(xb.r(), n, new Weight[] {ref.weight(gate), ref.weight(up)}, new Buf[] {a.r(), b.r()});
+                    ref.ops().swiglu(a.r(), b.r(), n);
+                    same("rmsnormGateUpSwiglu: the normalized rows, " + what, xb, n, 1e-6);
+                    same("rmsnormGateUpSwiglu: silu(gate) * up, " + what, a, n, 2e-5);
+                    same("rmsnormGateUpSwiglu: up, " + what, b, n, 2e-5);
+
+                    Pair o = pair("o", n, 37, null);
+                    Pair res = pair("res", n, 37, gaussian(random, n * 37, 1));
+                    cuda.ops().matmulAdd(xb.c(), n, cuda.weight(wo), o.c(), res.c());
+                    ref.ops().matmul(xb.r(), n, new Weight[] {ref.weight(wo)}, new Buf[] {o.r()});
+                    ref.ops().add(res.r(), o.r(), n);
+                    same("matmulAdd: the product, " + what, o, n, 2e-5);
+                    same("matmulAdd: the sum, " + what, res, n, 2e-5);
+
+                    // the logits' form: normalized in place, then one product (no folding)
+                    Pair logits = pair("logits", n, 37, null);
+                    cuda.ops().rmsnormMatmul(x.c(), cuda.weight(g), 1e-5f, n, x.c(), new Weight[] {cuda.weight(wo)}, new Buf[] {logits.c()});
+                    ref.ops().rmsnorm(x.r(), ref.weight(g), 1e-5f, n, x.r());
+                    ref.ops().matmul(x.r(), n, new Weight[] {ref.weight(wo)}, new Buf[] {logits.r()});
+                    same("rmsnormMatmul in place: the normalized rows, " + what, x, n, 1e-6);
+                    same("rmsnormMatmul in place: the product, " + what, logits, n, 2e-5);
+                }
+            }
+        }
+    }
+
+    /**
+     * ropeStoreKv against rope then storeKv on ref: f16 and f32 caches, llama and NeoX pairs, all
+     * or half the head rotated; k exactly kvDim wide (one ropekv kernel) and wider (rope, then the
+     * store). q and k must come back rotated and the cache hold what attention then reads.
+     */
+    @ParameterizedTest(name = "{0}")
+    @ValueSource(strings = {Devices.EMULATOR, Devices.GPU})
+    void ropeStoreKvMatchesRopeThenStore(String device) {
+        setUp(device);
+        int headDim = 64;
+        int heads = 4;
+        int kvHeads = 2;
+        int kvDim = kvHeads * headDim;
+        for (KvCache.Type type : KvCache.Type.values()) {
+            for (Rope rope : new Rope[] {new Rope(64, 10000f, 1f, null, false), new Rope(32, 500000f, 1f, null, true)}) {
+                for (int kCols : new int[] {kvDim, kvDim + headDim}) {
+                    KvCache.Config config = new KvCache.Config(2, kvDim, type, 16, 16, 2, 128);
+                    KvCache cc = cuda.kvCache(config);
+                    KvCache rc = ref.kvCache(config);
+                    open.add(cc);
+                    open.add(rc);
+                    int s0 = cc.newSequence();
+                    rc.newSequence();
+                    int s1 = cc.newSequence();
+                    rc.newSequence();
+                    for (int sq : new int[] {s0, s1}) {
+                        cc.reserve(sq, 100);
+                        rc.reserve(sq, 100);
+                    }
+                    Batch batch = new Batch(3);
+                    batch.add(0, 17, s0, false);
+                    batch.add(0, 99, s1, false);
+                    batch.add(0, 0, s1, false);
+                    int n = batch.size();
+                    Pair q = pair("q", n, heads * headDim, gaussian(random, n * heads * headDim, 1));
+                    Pair k = pair("k", n, kCols, gaussian(random, n * kCols, 1));
+                    Pair v = pair("v", n, kvDim, gaussian(random, n * kvDim, 1));
+                    cuda.ops().beginStep(batch, cc);
+                    cuda.ops().ropeStoreKv(q.c(), k.c(), v.c(), headDim, batch, rope, cc, 1);
+                    cuda.ops().endStep();
+                    ref.ops().rope(q.r(), k.r(), headDim, batch, rope);
+                    ref.ops().storeKv(rc, 1, k.r(), v.r(), batch);
+                    String what = type + " cache, neox=" + rope.neox() + " dims " + rope.dims() + ", k " + kCols + " wide";
+                    same("ropeStoreKv: q, " + what, q, n, 1e-6);
+                    same("ropeStoreKv: k, " + what, k, n, 1e-6);
+                    same("ropeStoreKv: v unchanged, " + what, v, n, 0);
+                    Pair att = pair("att", n, heads * headDim, null);
+                    cuda.ops().attention(q.c(), cc, 1, heads, kvHeads, headDim, batch, att.c());
+                    ref.ops().attention(q.r(), rc, 1, heads, kvHeads, headDim, batch, att.r());
+                    same("attention over what ropeStoreKv stored, " + what, att, n, 1e-5);
+                }
+            }
+        }
+    }
+
     // ---- sampling -------------------------------------------------------------------------------
 
     @ParameterizedTest(name = "{0}")
@@ -491,5 +620,6 @@ class CudaOpsConformanceTest {
         matmulSeveralWeightsOneInputBody();
         storeKvAndAttentionGqaPagedSplitBody();
         argmaxAndTopKSamplingMatchTheHostSamplerBody();
+        fusedProductsEveryTypeBody(quick ? List.of(GgmlType.Q4_0) : List.of(GgmlType.Q4_0, GgmlType.Q6_K, GgmlType.F16));
     }
 }

@@ -10,11 +10,23 @@ import cria.CriaException;
 import cria.backend.Batch;
 import cria.backend.Buf;
 import cria.backend.KvCache;
+import cria.backend.Rope;
 import cria.backend.Weight;
 import cria.gguf.GgmlType;
+import cria.gguf.GgufFile;
+import cria.model.Llama;
+import cria.model.LlamaConfig;
+import cria.model.LlamaWeights;
+import cria.model.Synth;
+import cria.model.SynthShape;
+import cria.tensor.LlamaFileType;
 import cria.tensor.Tensor;
 import java.lang.foreign.MemorySegment;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
 
 /** Runs everywhere: no device, no emulator; checks what would be launched and refused. */
 class LaunchersTest {
@@ -189,7 +201,7 @@ class LaunchersTest {
         k.add(1, 2, 10);
         k.add(3, 4, 10);
         assertTrue(dev.launches.isEmpty(), "kept, not queued");
-        java.util.List<LaunchRecorder.Launch> step = rec.stopRecording();
+        List<LaunchRecorder.Launch> step = rec.stopRecording();
         assertEquals(2, step.size());
         DecodeGraphs graphs = new DecodeGraphs(dev, new CudaTuning());
         graphs.run(step);
@@ -207,54 +219,134 @@ class LaunchersTest {
         assertEquals(null, rec.stopRecording());
     }
 
+    /** One decode layer's buffers and weights (fake data) on a recording device: 4096 wide, llama3-8B's shapes. */
+    private static final class Layer {
+        final RecordingGpu gpu = new RecordingGpu(1L << 30, 132);
+        final CudaBackend b = new CudaBackend(gpu);
+        final int dim = 4096;
+        final int ffn = 14336;
+        final Weight norm = b.weight(fake("attn_norm", GgmlType.F32, 1, dim));
+        final Weight wq = b.weight(fake("q", GgmlType.Q4_0, dim, dim));
+        final Weight wk = b.weight(fake("k", GgmlType.Q4_0, 1024, dim));
+        final Weight wv = b.weight(fake("v", GgmlType.Q4_0, 1024, dim));
+        final Weight wo = b.weight(fake("o", GgmlType.Q4_0, dim, dim));
+        final Weight gate = b.weight(fake("gate", GgmlType.Q4_0, ffn, dim));
+        final Weight up = b.weight(fake("up", GgmlType.Q4_0, ffn, dim));
+        final Weight down = b.weight(fake("down", GgmlType.Q4_0, dim, ffn));
+        final Buf x = b.allocate("x", 1, dim);
+        final Buf xb = b.allocate("xb", 1, dim);
+        final Buf q = b.allocate("q", 1, dim);
+        final Buf k = b.allocate("k", 1, 1024);
+        final Buf v = b.allocate("v", 1, 1024);
+        final Buf att = b.allocate("att", 1, dim);
+        final Buf o = b.allocate("o", 1, dim);
+        final Buf hb = b.allocate("hb", 1, ffn);
+        final Buf hb2 = b.allocate("hb2", 1, ffn);
+        final KvCache cache = b.kvCache(KvCache.Config.single(1, 1024, KvCache.Type.F16, 64));
+        final Batch batch = new Batch(1);
+        final Rope rope = new Rope(128, 500000f, 1f, null, false);
+
+        Layer() {
+            int seq = cache.newSequence();
+            cache.reserve(seq, 8);
+            batch.add(1, 5, seq, true);
+        }
+
+        /** The kernels one layer of Llama.step's ops launches, by name. */
+        List<String> run() {
+            b.ops().beginStep(batch, cache);
+            int before = gpu.launches.size();
+            b.ops().rmsnormMatmul(x, norm, 1e-5f, 1, xb, new Weight[] {wq, wk, wv}, new Buf[] {q, k, v});
+            b.ops().ropeStoreKv(q, k, v, 128, batch, rope, cache, 0);
+            b.ops().attention(q, cache, 0, 32, 8, 128, batch, att);
+            b.ops().matmulAdd(att, 1, wo, o, x);
+            b.ops().rmsnormGateUpSwiglu(x, norm, 1e-5f, 1, xb, gate, up, hb, hb2);
+            b.ops().matmulAdd(hb, 1, down, o, x);
+            b.ops().endStep();
+            List<String> names = gpu.launches.subList(before, gpu.launches.size()).stream()
+                    .map(RecordingGpu.Launch::kernel).toList();
+            b.close();
+            return names;
+        }
+    }
+
     @Test
     void aDecodeLayerRunsAsSixFusedLaunches() {
+        // each fused op one kernel: norm + q/k/v, rope + store, attention over 6 positions (one span,
+        // no merge), wo + residual add, norm + gate/up + SwiGLU, down + residual add
+        assertEquals(List.of("gemv_q4_0", "ropekv_norm_f16", "attention_f16", "gemv_q4_0", "gemv_q4_0", "gemv_q4_0"),
+                new Layer().run());
+    }
+
+    @Test
+    void withFusionOffTheFusedOpsRunThePlainKernels() {
+        Layer layer = new Layer();
+        layer.b.tuning().fuse = false;
+        assertEquals(List.of("rmsnorm_f32", "gemv_q4_0", "rope_norm", "store_kv_f16", "attention_f16", "gemv_q4_0",
+                "eltwise_add", "rmsnorm_f32", "gemv_q4_0", "eltwise_swiglu", "gemv_q4_0", "eltwise_add"), layer.run());
+    }
+
+    /**
+     * The launch sequence of Llama.step: a decode step of a (synthetic, all-Q4_0) model launches
+     * one kernel per op line, the fused ops fused. A prompt step of 4 rows runs the same ops, only
+     * ropeStoreKv fused (the gemv forms take one row).
+     */
+    @Test
+    void aDecodeStepLaunchesOneKernelPerOpOfLlamaStep(@TempDir Path dir) {
+        Path file = dir.resolve("q4_0.gguf");
+        Synth.write(file, new SynthShape("launches", 256, 2, 4, 2, 512, 512, 64, 10000f, false, 0f, 1e-5f),
+                LlamaFileType.Q4_0, true, null, 1, 1, null);
         RecordingGpu gpu = new RecordingGpu(1L << 30, 132);
-        CudaBackend b = new CudaBackend(gpu);
-        int dim = 4096;
-        int ffn = 14336;
-        Weight norm = b.weight(fake("attn_norm", GgmlType.F32, 1, dim));
-        Weight wq = b.weight(fake("q", GgmlType.Q4_0, dim, dim));
-        Weight wk = b.weight(fake("k", GgmlType.Q4_0, 1024, dim));
-        Weight wv = b.weight(fake("v", GgmlType.Q4_0, 1024, dim));
-        Weight wo = b.weight(fake("o", GgmlType.Q4_0, dim, dim));
-        Weight gate = b.weight(fake("gate", GgmlType.Q4_0, ffn, dim));
-        Weight up = b.weight(fake("up", GgmlType.Q4_0, ffn, dim));
-        Weight down = b.weight(fake("down", GgmlType.Q4_0, dim, ffn));
-        Buf x = b.allocate("x", 1, dim);
-        Buf xb = b.allocate("xb", 1, dim);
-        Buf q = b.allocate("q", 1, dim);
-        Buf k = b.allocate("k", 1, 1024);
-        Buf v = b.allocate("v", 1, 1024);
-        Buf att = b.allocate("att", 1, dim);
-        Buf o = b.allocate("o", 1, dim);
-        Buf hb = b.allocate("hb", 1, ffn);
-        Buf hb2 = b.allocate("hb2", 1, ffn);
-        KvCache cache = b.kvCache(KvCache.Config.single(1, 1024, KvCache.Type.F16, 64));
-        int seq = cache.newSequence();
-        cache.reserve(seq, 8);
-        Batch batch = new Batch(1);
-        batch.add(1, 5, seq, true);
-        cria.backend.Rope rope = new cria.backend.Rope(128, 500000f, 1f, null, false);
-        b.ops().beginStep(batch, cache);
-        int before = gpu.launches.size();
-        b.ops().rmsnorm(x, norm, 1e-5f, 1, xb);
-        b.ops().matmul(xb, 1, new Weight[] {wq, wk, wv}, new Buf[] {q, k, v});
-        b.ops().rope(q, k, 128, batch, rope);
-        b.ops().storeKv(cache, 0, k, v, batch);
-        b.ops().attention(q, cache, 0, 32, 8, 128, batch, att);
-        b.ops().matmul(att, 1, new Weight[] {wo}, new Buf[] {o});
-        b.ops().add(x, o, 1);
-        b.ops().rmsnorm(x, norm, 1e-5f, 1, xb);
-        b.ops().matmul(xb, 1, new Weight[] {gate, up}, new Buf[] {hb, hb2});
-        b.ops().swiglu(hb, hb2, 1);
-        b.ops().matmul(hb, 1, new Weight[] {down}, new Buf[] {o});
-        b.ops().add(x, o, 1);
-        b.ops().endStep();
-        java.util.List<String> names = gpu.launches.subList(before, gpu.launches.size()).stream()
-                .map(RecordingGpu.Launch::kernel).toList();
-        // attention over 6 positions: one span, no merge
-        assertEquals(java.util.List.of("gemv_q4_0", "ropekv_norm_f16", "attention_f16", "gemv_q4_0", "gemv_q4_0", "gemv_q4_0"), names);
-        b.close();
+        try (CudaBackend b = new CudaBackend(gpu); GgufFile f = GgufFile.open(file)) {
+            LlamaConfig c = LlamaConfig.from(f.metadata(), (int) f.tensor("token_embd.weight").rows());
+            Llama llama = new Llama(c, LlamaWeights.load(f, c, b), b);
+            try (KvCache cache = b.kvCache(KvCache.Config.single(c.layers(), c.kvDim(), KvCache.Type.F16, 64))) {
+                int seq = cache.newSequence();
+                cache.reserve(seq, 8);
+                Llama.Scratch s = llama.newScratch(4, 1);
+                Batch batch = new Batch(4);
+                for (int i = 0; i < 4; i++) {
+                    batch.add(10 + i, i, seq, i == 3);
+                }
+                int before = gpu.launches.size();
+                llama.forward(batch, cache, s);
+                List<String> prompt = gpu.launches.subList(before, gpu.launches.size()).stream()
+                        .map(RecordingGpu.Launch::kernel).toList();
+                List<String> promptLayer = List.of(
+                        "rmsnorm_f32", "matmul_q4_0", "matmul_q4_0", "matmul_q4_0",  // rmsnormMatmul
+                        "ropekv_norm_f16",                                           // ropeStoreKv
+                        "attention_f16",                                             // attention
+                        "matmul_q4_0", "eltwise_add",                                // matmulAdd
+                        "rmsnorm_f32", "matmul_q4_0", "matmul_q4_0", "eltwise_swiglu",  // rmsnormGateUpSwiglu
+                        "matmul_q4_0", "eltwise_add");                               // matmulAdd
+                List<String> want = new ArrayList<>();
+                want.add("embed_q4_0");
+                for (int l = 0; l < c.layers(); l++) {
+                    want.addAll(promptLayer);
+                }
+                want.addAll(List.of("eltwise_gather", "rmsnorm_f32", "gemv_q4_0"));  // one row wants logits
+                assertEquals(want, prompt);
+                batch.clear();
+                batch.add(20, 4, seq, true);
+                before = gpu.launches.size();
+                llama.forward(batch, cache, s);
+                List<String> step = gpu.launches.subList(before, gpu.launches.size()).stream()
+                        .map(RecordingGpu.Launch::kernel).toList();
+                List<String> layer = List.of(
+                        "gemv_q4_0",        // rmsnormMatmul: q, k, v = wq, wk, wv · rmsnorm(x)
+                        "ropekv_norm_f16",  // ropeStoreKv
+                        "attention_f16",    // attention
+                        "gemv_q4_0",        // matmulAdd: x += wo · att
+                        "gemv_q4_0",        // rmsnormGateUpSwiglu
+                        "gemv_q4_0");       // matmulAdd: x += down · hb
+                want.clear();
+                want.add("embed_q4_0");
+                for (int l = 0; l < c.layers(); l++) {
+                    want.addAll(layer);
+                }
+                want.addAll(List.of("eltwise_gather", "rmsnorm_f32", "gemv_q4_0"));  // the logits: norm in place, not folded
+                assertEquals(want, step);
+            }
+        }
     }
 }
