@@ -9,8 +9,13 @@ import java.util.Arrays;
  * taken from one pool. A sequence's page table maps its logical page i (positions
  * {@code i*pageSize ..}) to a physical page. Memory layout (the same on every backend), for K
  * and for V separately: element {@code ((layer * pages + page) * pageSize + slot) * kvDim + d}.
- * Pages are reference-counted so that sequences may share the pages of a common prompt prefix.
- * <p>Bookkeeping here is plain Java; subclasses own the storage (off-heap or device memory).
+ * Pages are reference-counted so that sequences may share the pages of a common prompt prefix
+ * ({@link #sharePrefix}). A shared page is read-only: no batch entry may write into it
+ * ({@link #checkBatch} refuses), and the operations that would leave a sequence about to write
+ * into one ({@link #sharePrefix} of a partly filled page, {@link #truncate} into a shared page)
+ * give that sequence its own copy of the page first (copy on write).
+ * <p>Bookkeeping here is plain Java; subclasses own the storage (off-heap or device memory) and
+ * copy pages ({@link #copyPage}).
  */
 public abstract class KvCache implements AutoCloseable {
 
@@ -181,8 +186,10 @@ public abstract class KvCache implements AutoCloseable {
         }
         int need = pagesFor(positions);
         if (need - pagesHeld[seq] > freeTop) {
-            throw new CriaException("KV cache out of pages: sequence needs " + need + " pages, " + freeTop
-                    + " free of " + config.pages() + "; lower --parallel or raise the cache size");
+            throw outOfPages(need);
+        }
+        if (pagesHeld[seq] >= need) {
+            return; // the page table is unchanged: a device copy of it stays valid
         }
         int base = seq * config.maxPagesPerSequence();
         while (pagesHeld[seq] < need) {
@@ -193,30 +200,52 @@ public abstract class KvCache implements AutoCloseable {
         version++;
     }
 
-    /** Keeps only positions {@code [0, positions)}, returning whole pages beyond to the pool. */
+    /**
+     * Keeps only positions {@code [0, positions)}, returning whole pages beyond to the pool. When
+     * the page holding position {@code positions} (the next one written) is kept and shared, the
+     * sequence gets its own copy of it, so that its next writes do not change the other sharers.
+     *
+     * @throws CriaException when that copy needs a page and the pool has none (the truncation is done; the page stays shared and read-only)
+     */
     public void truncate(int seq, int positions) {
         checkLive(seq);
+        if (positions < 0) {
+            throw new IllegalArgumentException("cannot truncate sequence " + seq + " to " + positions + " positions");
+        }
         int keep = pagesFor(positions);
         int base = seq * config.maxPagesPerSequence();
-        while (pagesHeld[seq] > keep) {
-            int p = table[base + --pagesHeld[seq]];
-            if (--refCount[p] == 0) {
-                freeStack[freeTop++] = p;
+        if (pagesHeld[seq] > keep) {
+            while (pagesHeld[seq] > keep) {
+                release(table[base + --pagesHeld[seq]]);
             }
+            version++;
         }
-        version++;
+        if (positions % config.pageSize() != 0 && keep <= pagesHeld[seq] && refCount[table[base + keep - 1]] > 1) {
+            ownCopy(seq, keep - 1);
+        }
     }
 
     /**
-     * Makes {@code dst} (an empty sequence) start with the first {@code pages} pages of {@code src},
-     * shared, not copied. Writes into a shared page must not happen: share only full pages of a
-     * common prefix.
+     * Makes {@code dst} (an open sequence holding no pages) start with positions
+     * {@code [0, positions)} of {@code src}: the full pages among them are shared (reference
+     * counted, not copied; read-only while shared), a partly filled last page is copied, since
+     * {@code dst} writes its next position into it. {@code dst} then continues at
+     * {@code positions}; releasing either sequence leaves the other's pages intact.
+     *
+     * @throws IllegalArgumentException when {@code dst} holds pages or {@code src} holds fewer than {@code positions}
+     * @throws CriaException            when the copy of the last page needs a page and the pool has none (nothing changed)
      */
-    public void sharePrefix(int src, int dst, int pages) {
+    public void sharePrefix(int src, int dst, int positions) {
         checkLive(src);
         checkLive(dst);
-        if (pagesHeld[dst] != 0 || pages < 0 || pages > pagesHeld[src]) {
-            throw new IllegalStateException("cannot share " + pages + " pages");
+        if (src == dst || pagesHeld[dst] != 0 || positions < 0 || positions > capacity(src)) {
+            throw new IllegalArgumentException("cannot share " + positions + " positions of sequence " + src + " (holding "
+                    + capacity(src) + ") with sequence " + dst + " (holding " + capacity(dst) + ")");
+        }
+        int pages = pagesFor(positions);
+        boolean partial = positions % config.pageSize() != 0;
+        if (partial && freeTop == 0) {
+            throw outOfPages(pages);
         }
         int sb = src * config.maxPagesPerSequence();
         int db = dst * config.maxPagesPerSequence();
@@ -227,7 +256,47 @@ public abstract class KvCache implements AutoCloseable {
         }
         pagesHeld[dst] = pages;
         version++;
+        if (partial) {
+            ownCopy(dst, pages - 1);
+        }
     }
+
+    /** Gives {@code seq} a private copy of its logical page {@code i} (shared until now). */
+    private void ownCopy(int seq, int i) {
+        if (freeTop == 0) {
+            throw outOfPages(pagesHeld[seq]);
+        }
+        int at = seq * config.maxPagesPerSequence() + i;
+        int shared = table[at];
+        int own = freeStack[--freeTop];
+        refCount[own] = 1;
+        copyPage(shared, own);
+        table[at] = own;
+        release(shared);
+        version++;
+    }
+
+    private void release(int page) {
+        if (--refCount[page] == 0) {
+            freeStack[freeTop++] = page;
+        }
+    }
+
+    private CriaException outOfPages(int need) {
+        return new CriaException("KV cache out of pages: sequence needs " + need + " pages, " + freeTop
+                + " free of " + config.pages() + "; lower --parallel or raise the cache size");
+    }
+
+    /** How many sequences hold physical page {@code page} (0 when it is free). */
+    public int holders(int page) {
+        return refCount[page];
+    }
+
+    /**
+     * Copies every layer's keys and values of physical page {@code from} into page {@code to}
+     * (queued on the device before any later step, on a GPU).
+     */
+    protected abstract void copyPage(int from, int to);
 
     private void checkLive(int seq) {
         if (seq < 0 || seq >= live.length || !live[seq]) {
@@ -237,9 +306,10 @@ public abstract class KvCache implements AutoCloseable {
 
     /**
      * Checks that every entry of a batch writes and reads only pages its own sequence holds: an
-     * open sequence, a position in {@code [0, capacity)}. Called before every forward step, so
-     * that no bookkeeping mistake upstream can make one sequence write into another's pages
-     * (or native code read outside the cache).
+     * open sequence, a position in {@code [0, capacity)}, in a page no other sequence shares
+     * (every entry writes its keys and values at its position). Called before every forward
+     * step, so that no bookkeeping mistake upstream can make one sequence write into another's
+     * pages (or native code read outside the cache).
      *
      * @throws IllegalArgumentException naming the first entry that does not fit
      */
@@ -251,6 +321,10 @@ public abstract class KvCache implements AutoCloseable {
                 throw new IllegalArgumentException("batch entry " + i + " (sequence " + seq + ", position " + pos
                         + ") lies outside the pages its sequence holds (" + (seq >= 0 && seq < live.length ? capacity(seq) : 0)
                         + " positions)");
+            }
+            if (refCount[page(seq, pos)] != 1) {
+                throw new IllegalArgumentException("batch entry " + i + " (sequence " + seq + ", position " + pos
+                        + ") would write into a page shared with another sequence");
             }
         }
     }

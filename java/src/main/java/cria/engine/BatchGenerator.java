@@ -2,7 +2,6 @@
 package cria.engine;
 
 import cria.CriaException;
-import cria.backend.Batch;
 import cria.backend.KvCache;
 import cria.model.Llama;
 import java.util.ArrayDeque;
@@ -16,8 +15,10 @@ import java.util.concurrent.CompletableFuture;
  * step for all of them. Sequences take pages from one KV pool; a sequence is admitted only when
  * pages for its whole length (prompt + max tokens, within the context) are free, so memory is
  * never over-committed and nothing is ever evicted. Every sequence samples with its own
- * {@link TokenStream}, exactly as a lone {@link Session} does: batching changes speed, never text.
- * Prompt prefixes are not shared between sequences (each holds its own pages).
+ * {@link TokenStream}, exactly as a lone {@link Session} does: both run the same loop
+ * ({@link Scheduler}), so batching changes speed, never text, and a request meets the same
+ * context checks as a session. Prompt prefixes are not shared between sequences yet (each holds
+ * its own pages; {@link KvCache#sharePrefix} is the mechanism for it).
  *
  * <p>{@link #submit} may be called from any thread; the work runs on one scheduler thread, which
  * also calls the listeners. {@link #close()} finishes what was submitted, then stops.
@@ -52,12 +53,9 @@ public final class BatchGenerator implements AutoCloseable {
     public static final int MAX_PARALLEL = 4096;
 
     private final Model model;
-    private final Llama llama;
     private final Options options;
+    private final Scheduler loop;
     private final KvCache cache;
-    private final Batch batch;
-    private final Llama.Scratch scratch;
-    private final float[] logits;
     private final int vocab;
     private final ArrayDeque<Pending> queue = new ArrayDeque<>();
     private final List<Running> running = new ArrayList<>();
@@ -74,20 +72,14 @@ public final class BatchGenerator implements AutoCloseable {
 
     private record Pending(int[] prompt, GenerateOptions options, TokenListener listener, CompletableFuture<Generation> result) {}
 
-    private final class Running {
+    /** A request in the loop: its sequence and where its result goes. */
+    private static final class Running extends Sequence {
         final Pending req;
-        final int seq;
-        final TokenStream stream;
         final long admitted = System.nanoTime();
-        long firstLogits;
-        int fed;        // prompt tokens sent to the model
-        int position;   // positions in the cache
-        int next = -1;  // the sampled token to evaluate next
 
-        Running(Pending req, int seq) {
+        Running(Pending req, int id, int capacity) {
+            super(id, capacity);
             this.req = req;
-            this.seq = seq;
-            this.stream = new TokenStream(model.tokenizer(), vocab, req.options, req.listener, req.prompt, req.prompt.length);
         }
     }
 
@@ -99,7 +91,7 @@ public final class BatchGenerator implements AutoCloseable {
      */
     public BatchGenerator(Model model, Options options) {
         this.model = model;
-        this.llama = model.llama();
+        Llama llama = model.llama();
         this.options = options;
         this.vocab = model.config().vocab();
         if (options.parallel() < 1 || options.contextLength() < 2 || options.batchTokens() < 1 || options.cachePositions() < 0) {
@@ -124,12 +116,11 @@ public final class BatchGenerator implements AutoCloseable {
         MemoryBudget.check(model, MemoryBudget.sum(kvBytes, llama.scratchBytes(rows, options.parallel())),
                 (long) options.parallel() * vocab, "a KV pool of " + positions + " positions with " + options.parallel()
                         + " sequences and steps of " + rows + " tokens", "lower --parallel, --ctx, --cache-tokens or --batch-size");
-        this.cache = model.backend().kvCache(new KvCache.Config(c.layers(), c.kvDim(), options.kvType(), PAGE, (int) pages,
-                options.parallel(), options.contextLength()));
-        this.batch = new Batch(rows);
-        this.scratch = llama.newScratch(batch.capacity(), options.parallel());
-        this.logits = new float[options.parallel() * vocab];
-        this.worker = new Thread(this::loop, "cria-batch");
+        // many sequences driven by a worker thread: the same loop a Session runs with one
+        this.loop = new Scheduler(model, new KvCache.Config(c.layers(), c.kvDim(), options.kvType(), PAGE, (int) pages,
+                options.parallel(), options.contextLength()), rows, options.parallel(), options.contextLength());
+        this.cache = loop.cache();
+        this.worker = new Thread(this::work, "cria-batch");
         this.worker.setDaemon(true);
         this.worker.start();
     }
@@ -142,7 +133,8 @@ public final class BatchGenerator implements AutoCloseable {
     /**
      * Queues a generation. The future completes with the {@link Generation}, or exceptionally
      * with a {@link CriaException} when the request cannot run (empty prompt, prompt longer than
-     * the context, more pages than the whole pool).
+     * the context, with the message a {@link Session} gives; more pages than the whole pool), or
+     * with what its listener threw (the other requests go on).
      */
     public CompletableFuture<Generation> submit(int[] prompt, GenerateOptions options, TokenListener listener) {
         CompletableFuture<Generation> f = new CompletableFuture<>();
@@ -169,7 +161,7 @@ public final class BatchGenerator implements AutoCloseable {
         return new Stats(steps, promptTokens, generatedTokens, busyNanos, decodeSteps, decodeTokens, decodeNanos);
     }
 
-    private void loop() {
+    private void work() {
         try {
             while (true) {
                 admit();
@@ -211,30 +203,27 @@ public final class BatchGenerator implements AutoCloseable {
                 }
             }
             int ctx = options.contextLength();
-            String bad = null;
-            if (p.prompt.length == 0) {
-                bad = "empty prompt";
-            } else if (p.prompt.length >= ctx) {
-                bad = "prompt of " + p.prompt.length + " tokens does not fit the context of " + ctx + " (raise --ctx)";
-            } else {
-                for (int t : p.prompt) {
-                    if (t < 0 || t >= vocab) {
-                        bad = "token id " + t + " is outside the vocabulary (0.." + (vocab - 1) + ")";
-                        break;
-                    }
-                }
-            }
             // The pages a sequence may ever use: its prompt and max tokens, clamped to the context,
             // in long: a max_tokens near 2^31 must not wrap around to a negative need.
             int need = (int) Math.min(ctx, (long) p.prompt.length + Math.max(1, p.options.maxTokens()));
+            CriaException bad = null;
+            if (p.prompt.length == 0) {
+                bad = new CriaException("empty prompt");
+            } else {
+                try {
+                    loop.check(0, p.prompt, 0, p.prompt.length);
+                } catch (CriaException e) {
+                    bad = e;
+                }
+            }
             if (bad == null && cache.pagesFor(need) > cache.config().pages()) {
-                bad = "needs " + cache.pagesFor(need) + " KV pages, the whole pool has " + cache.config().pages();
+                bad = new CriaException("needs " + cache.pagesFor(need) + " KV pages, the whole pool has " + cache.config().pages());
             }
             if (bad != null) {
                 synchronized (queue) {
                     queue.poll();
                 }
-                p.result.completeExceptionally(new CriaException(bad));
+                p.result.completeExceptionally(bad);
                 continue;
             }
             if (cache.pagesFor(need) > cache.freePages()) {
@@ -243,87 +232,41 @@ public final class BatchGenerator implements AutoCloseable {
             synchronized (queue) {
                 queue.poll();
             }
-            int seq = cache.newSequence();
-            cache.reserve(seq, need);
-            running.add(new Running(p, seq));
+            Running r = new Running(p, loop.newSequenceId(), need + 1);
+            cache.reserve(r.id, need);
+            loop.feed(r, p.prompt, 0, p.prompt.length);
+            r.stream = new TokenStream(model.tokenizer(), vocab, p.options, p.listener, r.tokens, r.length);
+            running.add(r);
         }
     }
 
     private void step() {
         long t0 = System.nanoTime();
-        batch.clear();
-        List<Running> order = new ArrayList<>();
-        // decode tokens first (one each), then prompt chunks in arrival order
-        for (Running r : running) {
-            if (r.next >= 0) {
-                batch.add(r.next, r.position, r.seq, true);
-                order.add(r);
-            }
-        }
-        int prompts = 0;
-        for (Running r : running) {
-            if (r.next < 0 && r.fed < r.req.prompt.length && !batch.isFull()) {
-                int n = Math.min(r.req.prompt.length - r.fed, batch.capacity() - batch.size());
-                for (int i = 0; i < n; i++) {
-                    boolean last = r.fed + i == r.req.prompt.length - 1;
-                    batch.add(r.req.prompt[r.fed + i], r.fed + i, r.seq, last);
-                    if (last) {
-                        order.add(r);
-                    }
-                }
-                r.fed += n;
-                r.position = r.fed;
-                prompts += n;
-            }
-        }
-        llama.forward(batch, cache, scratch);
-        int m = batch.logitCount();
-        model.backend().download(scratch.logits(), m, logits);
-        long now = System.nanoTime();
-        int generated = 0;
-        for (int j = 0; j < m; j++) {
-            Running r = order.get(j);
-            if (r.next >= 0) {
-                r.position++; // the decode token is now in the cache
-            } else {
-                r.firstLogits = now;
-            }
-            boolean more;
-            try {
-                more = r.stream.next(logits, j * vocab);
-            } catch (RuntimeException e) {
-                finish(r, e);
-                continue;
-            }
-            generated++;
-            r.next = more ? r.stream.last() : -1;
-            if (more && r.position >= options.contextLength()) {
-                r.stream.finish(Generation.FinishReason.LENGTH);
-                more = false;
-            }
-            if (!more) {
-                finish(r, null);
-            }
+        loop.step();
+        List<Sequence> ended = loop.ended();
+        for (int i = 0; i < ended.size(); i++) {
+            finish((Running) ended.get(i));
         }
         synchronized (this) {
             long took = System.nanoTime() - t0;
+            int prompts = loop.promptEntries();
             steps++;
             promptTokens += prompts;
-            generatedTokens += generated;
+            generatedTokens += loop.sampled();
             busyNanos += took;
             if (prompts == 0) {
                 decodeSteps++;
-                decodeTokens += generated;
+                decodeTokens += loop.sampled();
                 decodeNanos += took;
             }
         }
     }
 
-    private void finish(Running r, Throwable error) {
+    private void finish(Running r) {
         running.remove(r);
-        cache.freeSequence(r.seq);
-        if (error != null) {
-            r.req.result.completeExceptionally(error);
+        loop.free(r);
+        if (r.failure != null) {
+            r.req.result.completeExceptionally(r.failure);
             return;
         }
         long end = System.nanoTime();
@@ -342,7 +285,7 @@ public final class BatchGenerator implements AutoCloseable {
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
         }
-        cache.close();
+        loop.close();
         if (failure instanceof RuntimeException re) {
             throw re;
         }

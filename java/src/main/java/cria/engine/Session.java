@@ -2,8 +2,6 @@
 package cria.engine;
 
 import cria.CriaException;
-import cria.backend.Batch;
-import cria.backend.DeviceSampler;
 import cria.backend.KvCache;
 import cria.model.Llama;
 import cria.model.LlamaConfig;
@@ -26,24 +24,14 @@ public final class Session implements AutoCloseable {
     }
 
     private final Model model;
-    private final Llama llama;
-    private final KvCache cache;
-    private final int seq;
+    private final Scheduler loop;
+    private final Sequence seq;
     private final int contextLength;
-    private final Batch batch;
-    private final Llama.Scratch scratch;
-    private final float[] logits;
     private final float[] last;
-    private final float[] one;
-    private int position;
-    /** Every token of the sequence: [0, position) are in the cache, the rest (at most one) is pending. */
-    private int[] history = new int[64];
-    private int historyLen;
-    private final int[] one1 = new int[1];
 
     Session(Model model, SessionOptions o) {
         this.model = model;
-        this.llama = model.llama();
+        Llama llama = model.llama();
         LlamaConfig c = model.config();
         if (o.contextLength() < 0 || o.batchSize() < 0) {
             throw new CriaException("context length and batch size must not be negative: " + o.contextLength() + ", " + o.batchSize());
@@ -57,18 +45,17 @@ public final class Session implements AutoCloseable {
         MemoryBudget.check(model, MemoryBudget.sum(kvBytes, llama.scratchBytes(bs, logitRows)),
                 MemoryBudget.sum((long) logitRows * c.vocab(), c.vocab(), o.allLogits() ? c.vocab() : 0),
                 "a context of " + ctx + " tokens with batches of " + bs, "lower --ctx or --batch-size");
-        this.cache = model.backend().kvCache(KvCache.Config.single(c.layers(), c.kvDim(), o.kvType(), ctx));
-        this.seq = cache.newSequence();
-        this.batch = new Batch(bs);
-        this.scratch = llama.newScratch(bs, logitRows);
-        this.logits = new float[logitRows * c.vocab()];
+        // one sequence driven by the caller: the same loop a BatchGenerator runs with many
+        this.loop = new Scheduler(model, KvCache.Config.single(c.layers(), c.kvDim(), o.kvType(), ctx), bs, logitRows, ctx);
+        this.seq = new Sequence(loop.newSequenceId(), 64);
         this.last = new float[c.vocab()];
-        this.one = o.allLogits() ? new float[c.vocab()] : null;
+        seq.last = last;
+        seq.one = o.allLogits() ? new float[c.vocab()] : null;
     }
 
     /** Positions held so far. */
     public int position() {
-        return position;
+        return seq.position;
     }
 
     /** The most positions this session can hold. */
@@ -88,17 +75,15 @@ public final class Session implements AutoCloseable {
 
     /** Keeps the first {@code positions} positions (to reuse a shared prefix) and forgets the rest. */
     public void truncate(int positions) {
-        if (positions < 0 || positions > position) {
-            throw new IllegalArgumentException("cannot truncate to " + positions + " (position " + position + ")");
+        if (positions < 0 || positions > seq.position) {
+            throw new IllegalArgumentException("cannot truncate to " + positions + " (position " + seq.position + ")");
         }
-        cache.truncate(seq, positions);
-        position = positions;
-        historyLen = positions;
+        loop.truncate(seq, positions);
     }
 
     /** The tokens of the sequence so far (evaluated ones, plus a last generated one not yet evaluated). */
     public int[] tokens() {
-        return java.util.Arrays.copyOf(history, historyLen);
+        return java.util.Arrays.copyOf(seq.tokens, seq.length);
     }
 
     /**
@@ -111,8 +96,8 @@ public final class Session implements AutoCloseable {
             throw new IllegalArgumentException("empty prompt");
         }
         int common = 0;
-        int limit = Math.min(position, tokens.length - 1); // at least one token is evaluated, to get logits
-        while (common < limit && history[common] == tokens[common]) {
+        int limit = Math.min(seq.position, tokens.length - 1); // at least one token is evaluated, to get logits
+        while (common < limit && seq.tokens[common] == tokens[common]) {
             common++;
         }
         truncate(common);
@@ -127,7 +112,7 @@ public final class Session implements AutoCloseable {
         if (tokens.length == 0) {
             throw new IllegalArgumentException("no tokens to evaluate");
         }
-        run(tokens, false, null);
+        run(tokens, null);
         return last;
     }
 
@@ -136,100 +121,25 @@ public final class Session implements AutoCloseable {
      * Needs a session opened with {@link SessionOptions#withAllLogits}.
      */
     public void evalAll(int[] tokens, LogitsSink sink) {
-        if (one == null) {
+        if (seq.one == null) {
             throw new IllegalStateException("evalAll needs a session opened with allLogits");
         }
-        run(tokens, true, sink);
+        run(tokens, sink);
     }
 
-    /**
-     * The backend's own sampler when it has one and these settings allow it (no penalties, greedy or
-     * top-k within its range): only token ids then cross to the host. {@code -Dcria.deviceSampling=false} turns it off.
-     */
-    private DeviceSampler deviceSampler(GenerateOptions o) {
-        if (!(model.backend() instanceof DeviceSampler ds) || "false".equals(System.getProperty("cria.deviceSampling"))) {
-            return null;
-        }
-        cria.sample.SamplerParams p = o.sampler();
-        boolean penalties = p.repeatPenalty() != 1f || p.frequencyPenalty() != 0f || p.presencePenalty() != 0f;
-        return !penalties && ds.supports(p.temperature(), p.topK()) ? ds : null;
-    }
-
-    private int sampleOnDevice(DeviceSampler ds, cria.sample.Sampler sampler, GenerateOptions o) {
-        cria.sample.SamplerParams p = o.sampler();
-        int vocab = model.config().vocab();
-        if (p.isGreedy()) {
-            ds.argmax(scratch.logits(), 1, vocab, pick);
-        } else {
-            uniform[0] = sampler.drawUniform();
-            ds.sample(scratch.logits(), 1, vocab, p.temperature(), p.topK(), p.topP(), p.minP(), uniform, pick);
-        }
-        return pick[0];
-    }
-
-    private final int[] pick = new int[1];
-    private final double[] uniform = new double[1];
-
-    /** Appends tokens; the last one's logits stay in the backend (row 0 of the logits buffer). */
-    private void evalOnDevice(int[] tokens) {
-        download = false;
+    /** Feeds tokens to the loop and steps it until they are in the cache. */
+    private void run(int[] tokens, LogitsSink sink) {
+        seq.stream = null;
+        seq.sink = sink;
+        seq.sinkBase = seq.position;
         try {
-            run(tokens, false, null);
+            loop.feed(seq, tokens, 0, tokens.length);
+            while (loop.isActive(seq) && loop.step()) {
+                // the loop has this one sequence: each step evaluates a chunk of its tokens
+            }
         } finally {
-            download = true;
+            seq.sink = null;
         }
-    }
-
-    private boolean download = true;
-
-    private void run(int[] tokens, boolean all, LogitsSink sink) {
-        int vocab = model.config().vocab();
-        if ((long) position + tokens.length > contextLength) {
-            throw new CriaException("context full: " + ((long) position + tokens.length) + " tokens needed, the context holds "
-                    + contextLength + "; raise --ctx or shorten the input");
-        }
-        for (int t : tokens) {
-            if (t < 0 || t >= vocab) {
-                throw new CriaException("token id " + t + " is outside the vocabulary (0.." + (vocab - 1) + ")");
-            }
-        }
-        cache.reserve(seq, position + tokens.length);
-        remember(tokens);
-        int done = 0;
-        while (done < tokens.length) {
-            batch.clear();
-            int n = Math.min(all ? scratch.maxLogits() : batch.capacity(), tokens.length - done);
-            for (int i = 0; i < n; i++) {
-                boolean want = all || done + i == tokens.length - 1;
-                batch.add(tokens[done + i], position + i, seq, want);
-            }
-            llama.forward(batch, cache, scratch);
-            int m = batch.logitCount();
-            if (m > 0 && download) {
-                model.backend().download(scratch.logits(), m, logits);
-                if (sink != null) {
-                    for (int j = 0; j < m; j++) {
-                        System.arraycopy(logits, j * vocab, one, 0, vocab);
-                        sink.accept(done + batch.logitEntry(j), one);
-                    }
-                }
-                if (done + n == tokens.length) {
-                    System.arraycopy(logits, (m - 1) * vocab, last, 0, vocab);
-                }
-            }
-            position += n;
-            done += n;
-        }
-    }
-
-    private void remember(int[] tokens) {
-        // a pending (generated, not evaluated) token is the first of these
-        historyLen = position;
-        if (historyLen + tokens.length > history.length) {
-            history = java.util.Arrays.copyOf(history, Math.max(history.length * 2, historyLen + tokens.length));
-        }
-        System.arraycopy(tokens, 0, history, historyLen, tokens.length);
-        historyLen += tokens.length;
     }
 
     /**
@@ -237,7 +147,7 @@ public final class Session implements AutoCloseable {
      * generates after it; see {@link #generate(int[], GenerateOptions, TokenListener)}.
      */
     public Generation generate(String prompt, GenerateOptions options, TokenListener listener) {
-        int[] ids = model.tokenizer().encode(prompt, position == 0 && historyLen == 0, true);
+        int[] ids = model.tokenizer().encode(prompt, seq.position == 0 && seq.length == 0, true);
         return generate(ids, options, listener);
     }
 
@@ -251,55 +161,50 @@ public final class Session implements AutoCloseable {
         var tok = model.tokenizer();
         long t0 = System.nanoTime();
         int[] toEval = prompt;
-        if (historyLen > position) { // the last generated token of an earlier call is not in the cache yet
+        if (seq.length > seq.position) { // the last generated token of an earlier call is not in the cache yet
             toEval = new int[prompt.length + 1];
-            toEval[0] = history[position];
+            toEval[0] = seq.tokens[seq.position];
             System.arraycopy(prompt, 0, toEval, 1, prompt.length);
         }
-        if (toEval.length == 0 && position == 0) {
+        if (toEval.length == 0 && seq.position == 0) {
             throw new CriaException("nothing to generate from: the prompt is empty and the model adds no BOS token");
         }
-        DeviceSampler ds = deviceSampler(options);
-        float[] logits = last;
-        if (toEval.length > 0) {
-            if (ds != null) {
-                evalOnDevice(toEval);
-            } else {
-                logits = eval(toEval);
+        seq.sink = null;
+        seq.stream = null;
+        seq.failure = null;
+        seq.firstLogits = 0;
+        seq.deviceSampler = loop.deviceSampler(options);
+        try {
+            if (toEval.length > 0) {
+                loop.feed(seq, toEval, 0, toEval.length);
             }
+            seq.stream = new TokenStream(tok, model.config().vocab(), options, listener, seq.tokens, seq.length);
+            if (toEval.length == 0) { // nothing new: sample from the logits the last evaluation left
+                seq.firstLogits = System.nanoTime();
+                loop.sample(seq, last, 0);
+            }
+            while (loop.isActive(seq) && loop.step()) {
+                // the loop has this one sequence: each step evaluates a chunk of it, then samples
+            }
+        } finally {
+            seq.deviceSampler = null;
         }
-        boolean onDevice = ds != null && toEval.length > 0; // the logits of this step are on the device only
-        long t1 = System.nanoTime();
-        TokenStream stream = new TokenStream(tok, model.config().vocab(), options, listener, history, historyLen);
-        while (true) {
-            int before = stream.count();
-            boolean more = onDevice ? stream.nextToken(sampleOnDevice(ds, stream.sampler(), options)) : stream.next(logits, 0);
-            if (stream.count() > before) { // a token was sampled: it joins the sequence, evaluated by the next eval
-                one1[0] = stream.last();
-                remember(one1);
-            }
-            if (!more) {
-                break;
-            }
-            if (position >= contextLength) {
-                stream.finish(Generation.FinishReason.LENGTH);
-                break;
-            }
-            if (ds != null) {
-                evalOnDevice(one1);
-                onDevice = true;
-            } else {
-                logits = eval(one1);
-            }
+        TokenStream stream = seq.stream;
+        seq.stream = null;
+        if (seq.failure != null) {
+            RuntimeException e = seq.failure;
+            seq.failure = null;
+            throw e;
         }
         stream.finish(Generation.FinishReason.LENGTH);
         long t2 = System.nanoTime();
+        long t1 = seq.firstLogits == 0 ? t2 : seq.firstLogits;
         return stream.result(toEval.length, t1 - t0, t2 - t1);
     }
 
     @Override
     /** Frees the session's KV cache; the model stays open. */
     public void close() {
-        cache.close();
+        loop.close();
     }
 }

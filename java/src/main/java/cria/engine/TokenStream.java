@@ -58,6 +58,11 @@ final class TokenStream {
         return nextToken(sampler.sample(logits, off));
     }
 
+    /** The settings this stream generates with. */
+    GenerateOptions options() {
+        return options;
+    }
+
     /** The sampler (for samplers elsewhere: {@link Sampler#drawUniform()}). */
     Sampler sampler() {
         return sampler;

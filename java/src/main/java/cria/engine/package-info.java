@@ -1,7 +1,9 @@
 /**
  * The public Java API: {@link cria.engine.Model} (a GGUF model loaded onto a backend),
  * {@link cria.engine.Session} (one sequence with its KV cache), {@link cria.engine.BatchGenerator}
- * (many sequences decoded together) and their options.
+ * (many sequences decoded together) and their options. Both run the same generation loop (the
+ * package-private {@code Scheduler}): a session is that loop with one sequence, so they check
+ * inputs, stop at the end of the context and sample the same way.
  *
  * <pre>{@code
  * try (Model model = Model.load(Path.of("model.gguf"), ModelOptions.defaults());
