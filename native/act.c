@@ -9,8 +9,8 @@ int64_t cria_act_row_bytes(int32_t k) {
     return (b + 63) & ~(int64_t) 63;
 }
 
-void cria_quantize_act(const float *x, int64_t xs, int32_t n, int32_t k, uint8_t *act, int64_t as) {
-    for (int32_t i = 0; i < n; i++) {
+void cria_quantize_act(const float *x, int64_t xs, int32_t r0, int32_t r1, int32_t k, uint8_t *act, int64_t as) {
+    for (int32_t i = r0; i < r1; i++) {
         const float *row = x + i * xs;
         act_row a = act_at(act + i * as, k);
         for (int32_t b = 0; b < k / AB; b++) {

@@ -58,13 +58,19 @@ int64_t cria_attend_scratch_bytes(int32_t len, int32_t group, int32_t head_dim) 
 }
 
 /*
- * q, out: the group's query heads, consecutive, head_dim floats each. kbase/vbase: the first
- * key/value of this KV head in page 0 of this layer (so position t is at
- * base + pages[t / page_size] * page_bytes + (t % page_size) * slot_bytes). len: positions to attend.
+ * q, out (at q_off, out_off bytes): the group's query heads, consecutive, head_dim floats each.
+ * keys, values at kv_off bytes: the first key/value of this KV head in page 0 of this layer (so position t
+ * is at base + pages[t / page_size] * page_bytes + (t % page_size) * slot_bytes). pages: the
+ * sequence's page table, at pages_off entries into the table. len: positions to attend. Offsets
+ * instead of pointers into the middle so that the caller passes whole buffers, slicing nothing.
  */
-void cria_attend(const float *q, float *out, int32_t group, int32_t head_dim, const uint8_t *kbase, const uint8_t *vbase,
-                 int32_t f16, const int32_t *pages, int32_t page_size, int64_t page_bytes, int64_t slot_bytes,
-                 int32_t len, float scale, float *scratch) {
+void cria_attend(const uint8_t *q_buf, int64_t q_off, uint8_t *out_buf, int64_t out_off, int32_t group, int32_t head_dim,
+                 const uint8_t *keys, const uint8_t *values, int64_t kv_off, int32_t f16, const int32_t *table, int64_t pages_off,
+                 int32_t page_size, int64_t page_bytes, int64_t slot_bytes, int32_t len, float scale, float *scratch) {
+    const float *q = (const float *) (q_buf + q_off);
+    float *out = (float *) (out_buf + out_off);
+    const uint8_t *kbase = keys + kv_off, *vbase = values + kv_off;
+    const int32_t *pages = table + pages_off;
     float *scores = scratch;                      /* [group][len] */
     float *row = scratch + (int64_t) len * group; /* one key or value row as floats */
     for (int t = 0; t < len; t++) {

@@ -21,8 +21,8 @@ int32_t cria_features(void);
 /* Bytes of one quantized activation row of k values (k a multiple of 32), 64-byte rounded. */
 int64_t cria_act_row_bytes(int32_t k);
 
-/* Quantizes n rows of k floats (row stride xs floats) into activation rows (stride as bytes). */
-void cria_quantize_act(const float *x, int64_t xs, int32_t n, int32_t k, uint8_t *act, int64_t as);
+/* Quantizes rows [r0, r1) of k floats (row stride xs floats) into the same rows of act (stride as bytes). */
+void cria_quantize_act(const float *x, int64_t xs, int32_t r0, int32_t r1, int32_t k, uint8_t *act, int64_t as);
 
 /* True when weights of this type run here (quantized types need cria_quantize_act'd inputs). */
 int32_t cria_supports(int32_t type);
@@ -46,16 +46,17 @@ int32_t cria_matmul(int32_t type, const uint8_t *w, int64_t wrb, int32_t r0, int
 int64_t cria_attend_scratch_bytes(int32_t len, int32_t group, int32_t head_dim);
 
 /* Attention of one query row's group of heads over len positions of a paged cache (see attention.c). */
-void cria_attend(const float *q, float *out, int32_t group, int32_t head_dim, const uint8_t *kbase, const uint8_t *vbase,
-                 int32_t f16, const int32_t *pages, int32_t page_size, int64_t page_bytes, int64_t slot_bytes,
-                 int32_t len, float scale, float *scratch);
+void cria_attend(const uint8_t *q, int64_t q_off, uint8_t *out, int64_t out_off, int32_t group, int32_t head_dim,
+                 const uint8_t *keys, const uint8_t *values, int64_t kv_off, int32_t f16, const int32_t *table, int64_t pages_off,
+                 int32_t page_size, int64_t page_bytes, int64_t slot_bytes, int32_t len, float scale, float *scratch);
 
-/* Row-wise ops (eltwise.c). */
-void cria_rmsnorm(const float *x, int64_t xs, float *out, int64_t os, int32_t n, int32_t d, const float *w, float eps);
-void cria_swiglu(float *a, const float *b, int64_t count);
+/* Row-wise ops (eltwise.c). Each takes whole buffers and the rows (or elements) [r0, r1) to do,
+ * so that callers splitting rows over threads slice nothing. */
+void cria_rmsnorm(const float *x, int64_t xs, float *out, int64_t os, int32_t r0, int32_t r1, int32_t d, const float *w, float eps);
+void cria_swiglu(float *a, const float *b, int64_t from, int64_t to);
 void cria_add(float *x, const float *y, int64_t count);
-void cria_rope(float *x, int64_t xs, int32_t n, int32_t heads, int32_t head_dim, int32_t dims, int32_t neox,
+void cria_rope(float *x, int64_t xs, int32_t r0, int32_t r1, int32_t heads, int32_t head_dim, int32_t dims, int32_t neox,
                const int32_t *pos, const double *inv, float *cs);
-void cria_store_row(const float *src, uint8_t *dst, int32_t d, int32_t f16);
+void cria_store_row(const uint8_t *src, int64_t src_off, uint8_t *dst, int64_t dst_off, int32_t d, int32_t f16);
 
 #endif

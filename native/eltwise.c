@@ -10,8 +10,8 @@
 #include <immintrin.h>
 #endif
 
-void cria_rmsnorm(const float *x, int64_t xs, float *out, int64_t os, int32_t n, int32_t d, const float *w, float eps) {
-    for (int32_t i = 0; i < n; i++) {
+void cria_rmsnorm(const float *x, int64_t xs, float *out, int64_t os, int32_t r0, int32_t r1, int32_t d, const float *w, float eps) {
+    for (int32_t i = r0; i < r1; i++) {
         const float *r = x + i * xs;
         float *o = out + i * os;
         double ss = 0;
@@ -41,8 +41,8 @@ void cria_rmsnorm(const float *x, int64_t xs, float *out, int64_t os, int32_t n,
     }
 }
 
-void cria_swiglu(float *a, const float *b, int64_t count) {
-    for (int64_t i = 0; i < count; i++) {
+void cria_swiglu(float *a, const float *b, int64_t from, int64_t to) {
+    for (int64_t i = from; i < to; i++) {
         float g = a[i];
         a[i] = g / (1.0f + expf(-g)) * b[i];
     }
@@ -60,11 +60,11 @@ void cria_add(float *x, const float *y, int64_t count) {
     }
 }
 
-/* Rotates the heads of n rows (row i at position pos[i]); inv[p] is pair p's inverse frequency. */
-void cria_rope(float *x, int64_t xs, int32_t n, int32_t heads, int32_t head_dim, int32_t dims, int32_t neox,
+/* Rotates the heads of rows [r0, r1) (row i at position pos[i]); inv[p] is pair p's inverse frequency. */
+void cria_rope(float *x, int64_t xs, int32_t r0, int32_t r1, int32_t heads, int32_t head_dim, int32_t dims, int32_t neox,
                const int32_t *pos, const double *inv, float *cs) {
     int half = dims / 2;
-    for (int32_t i = 0; i < n; i++) {
+    for (int32_t i = r0; i < r1; i++) {
         for (int p = 0; p < half; p++) {
             double theta = pos[i] * inv[p];
             cs[2 * p] = (float) cos(theta);
@@ -119,8 +119,10 @@ static uint16_t f2h(float f) {
 #endif
 }
 
-/* One row of d floats into the cache as F16 (f16 != 0) or F32. */
-void cria_store_row(const float *src, uint8_t *dst, int32_t d, int32_t f16) {
+/* One row of d floats (src_off bytes into src) into the cache (dst_off bytes into dst) as F16 (f16 != 0) or F32. */
+void cria_store_row(const uint8_t *src_base, int64_t src_off, uint8_t *dst_base, int64_t dst_off, int32_t d, int32_t f16) {
+    const float *src = (const float *) (src_base + src_off);
+    uint8_t *dst = dst_base + dst_off;
     if (!f16) {
         memcpy(dst, src, (size_t) d * 4);
         return;

@@ -110,8 +110,7 @@ class OpsConformanceTest {
                     for (Backend b : candidates()) {
                         try (b) {
                             float[][] got = run(b, w, w2, x, n, cols);
-                            // quantized weights meet 8-bit activations (blocks of 16 share a scale; x holds an outlier)
-                            double limit = t.isQuantized() ? 2.5e-2 : 1e-5;
+                            double limit = limit(b, t);
                             for (int j = 0; j < 2; j++) {
                                 double e = relRms(got[j], ref[j]);
                                 assertTrue(e < limit, label(b) + " " + t + " n=" + n + " output " + j + ": rel RMS " + e);
@@ -122,6 +121,15 @@ class OpsConformanceTest {
             }));
         }
         return tests.stream();
+    }
+
+    /**
+     * The relative RMS error allowed against ref: float rounding, except where quantized weights meet
+     * the native kernels' 8-bit activations (blocks of 16 share a scale; x holds an outlier). The
+     * Java path dequantizes weights and keeps activations in float, so it must agree to rounding.
+     */
+    static double limit(Backend b, GgmlType t) {
+        return t.isQuantized() && b instanceof CpuBackend c && c.usesNativeKernels() ? 2.5e-2 : 1e-5;
     }
 
     /** The CPU backend's paths: pure Java, and native kernels where the library is built. */
@@ -216,9 +224,10 @@ class OpsConformanceTest {
                     assertTrue(!probe.runsNatively(GgmlType.Q4_K, cols), "Q4_K needs whole 256-value super-blocks");
                 }
                 float[][] all = run(new CpuBackend(2, nat), w, w2, x, n, cols);
+                double limit = nat ? 2.5e-2 : 1e-5; // as limit(): 8-bit activations on the native path only
                 for (int j = 0; j < 2; j++) {
                     double e = relRms(all[j], ref[j]);
-                    assertTrue(e < 2.5e-2, (nat ? "native " : "java ") + t + " output " + j + ": rel RMS " + e);
+                    assertTrue(e < limit, (nat ? "native " : "java ") + t + " output " + j + ": rel RMS " + e);
                 }
                 float[][] last = run(new CpuBackend(2, nat), w, w2, Arrays.copyOfRange(x, (n - 1) * cols, n * cols), 1, cols);
                 int rows = (int) w.rows();
@@ -226,6 +235,43 @@ class OpsConformanceTest {
                         (nat ? "native " : "java ") + t + ": the last input alone differs from the batch");
             }
         }));
+    }
+
+    /**
+     * What the native path hands over to its Java ops, checked against ref on that path: products
+     * with rows the kernels do not take (96 values: not whole pairs of 32-value blocks) and attention
+     * with more than 64 query heads per KV head. Both keep float activations, so float rounding.
+     */
+    @Test
+    void nativePathHandsOverWhatItsKernelsDoNotTake() {
+        Assumptions.assumeTrue(cpuPaths().contains(true), "skipped: the native kernels are not built here");
+        int cols = 96;
+        for (GgmlType t : new GgmlType[] {GgmlType.Q4_0, GgmlType.Q8_0, GgmlType.IQ4_NL}) {
+            try (CpuBackend probe = new CpuBackend(1, true)) {
+                assertTrue(!probe.runsNatively(t, cols), t + " with 96-value rows should not run natively");
+            }
+            Tensor w = randomWeight(t, 37, cols);
+            Tensor w2 = randomWeight(t, 5, cols);
+            for (int n : new int[] {1, 4}) {
+                float[] x = gaussian(n * cols, 1f);
+                float[][] ref = run(new RefBackend(), w, w2, x, n, cols);
+                float[][] got = run(new CpuBackend(2, true), w, w2, x, n, cols);
+                for (int j = 0; j < 2; j++) {
+                    double e = relRms(got[j], ref[j]);
+                    assertTrue(e < 1e-5, "native path, " + t + " with 96-value rows, n=" + n + " output " + j + ": rel RMS " + e);
+                }
+            }
+        }
+        int heads = 66;
+        int headDim = 8;
+        for (KvCache.Type kvType : KvCache.Type.values()) {
+            List<float[]> ref = attention(new RefBackend(), kvType, new int[] {9, 3}, heads, 1, headDim, headDim, 5);
+            List<float[]> got = attention(new CpuBackend(2, true), kvType, new int[] {9, 3}, heads, 1, headDim, headDim, 5);
+            for (int step = 0; step < ref.size(); step++) {
+                double e = relRms(got.get(step), ref.get(step));
+                assertTrue(e < 1e-5, "native path, " + kvType + " attention of 66 query heads on one KV head, step " + step + ": " + e);
+            }
+        }
     }
 
     /** Two weights sharing one input, as the forward pass calls it (q/k/v, gate/up). */

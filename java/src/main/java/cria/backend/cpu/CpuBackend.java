@@ -34,7 +34,8 @@ public final class CpuBackend extends HostBackend {
         int n = threads > 0 ? threads : Runtime.getRuntime().availableProcessors();
         this.pool = new WorkerPool(n);
         this.kernels = useNative ? NativeKernels.get() : null;
-        this.ops = new CpuOps(pool, kernels);
+        // the path is chosen here, once: no op asks again
+        this.ops = kernels != null ? new NativeCpuOps(pool, kernels) : new JavaCpuOps(pool);
         if (useNative && kernels == null && !NativeKernels.disabled()) {
             notice = "cria: the native CPU kernels are not available (" + NativeKernels.unavailableReason() + "); running the"
                     + " pure-Java path, " + JAVA_PATH_SLOWDOWN + " slower";
@@ -83,7 +84,12 @@ public final class CpuBackend extends HostBackend {
      * (32-value block types) or 256 (K-quants, IQ4_XS).
      */
     public boolean runsNatively(cria.gguf.GgmlType type, int cols) {
-        return ops.nativeRuns(type, cols);
+        return ops.runsNatively(type, cols);
+    }
+
+    /** The worker pool (for this package's tests, which watch what its threads do). */
+    WorkerPool pool() {
+        return pool;
     }
 
     @Override

@@ -48,20 +48,21 @@ final class NativeKernels {
         this.supports = linker.downcallHandle(find(lib, "cria_supports"), FunctionDescriptor.of(I, I), critical);
         this.actRowBytes = linker.downcallHandle(find(lib, "cria_act_row_bytes"), FunctionDescriptor.of(L, I), critical);
         this.quantizeAct = linker.downcallHandle(find(lib, "cria_quantize_act"),
-                FunctionDescriptor.ofVoid(A, L, I, I, A, L), critical);
+                FunctionDescriptor.ofVoid(A, L, I, I, I, A, L), critical);
         this.scratchBytes = linker.downcallHandle(find(lib, "cria_matmul_scratch_bytes"), FunctionDescriptor.of(L, I, I), critical);
         this.matmul = linker.downcallHandle(find(lib, "cria_matmul"),
                 FunctionDescriptor.of(I, I, A, L, I, I, I, A, L, I, A, L, A), critical);
         this.attendScratch = linker.downcallHandle(find(lib, "cria_attend_scratch_bytes"), FunctionDescriptor.of(L, I, I, I), critical);
         // heap access allowed: the page table is a Java int[]
         this.attend = linker.downcallHandle(find(lib, "cria_attend"),
-                FunctionDescriptor.ofVoid(A, A, I, I, A, A, I, A, I, L, L, I, ValueLayout.JAVA_FLOAT, A), Linker.Option.critical(true));
+                FunctionDescriptor.ofVoid(A, L, A, L, I, I, A, A, L, I, A, L, I, L, L, I, ValueLayout.JAVA_FLOAT, A), Linker.Option.critical(true));
         Linker.Option heap = Linker.Option.critical(true);
-        this.rmsnorm = linker.downcallHandle(find(lib, "cria_rmsnorm"), FunctionDescriptor.ofVoid(A, L, A, L, I, I, A, ValueLayout.JAVA_FLOAT), heap);
-        this.swiglu = linker.downcallHandle(find(lib, "cria_swiglu"), FunctionDescriptor.ofVoid(A, A, L), critical);
+        this.rmsnorm = linker.downcallHandle(find(lib, "cria_rmsnorm"), FunctionDescriptor.ofVoid(A, L, A, L, I, I, I, A, ValueLayout.JAVA_FLOAT), heap);
+        this.swiglu = linker.downcallHandle(find(lib, "cria_swiglu"), FunctionDescriptor.ofVoid(A, A, L, L), critical);
         this.add = linker.downcallHandle(find(lib, "cria_add"), FunctionDescriptor.ofVoid(A, A, L), critical);
-        this.rope = linker.downcallHandle(find(lib, "cria_rope"), FunctionDescriptor.ofVoid(A, L, I, I, I, I, I, A, A, A), heap);
-        this.storeRow = linker.downcallHandle(find(lib, "cria_store_row"), FunctionDescriptor.ofVoid(A, A, I, I), critical);
+        // heap access allowed: the positions and inverse frequencies are Java arrays
+        this.rope = linker.downcallHandle(find(lib, "cria_rope"), FunctionDescriptor.ofVoid(A, L, I, I, I, I, I, I, A, A, A), heap);
+        this.storeRow = linker.downcallHandle(find(lib, "cria_store_row"), FunctionDescriptor.ofVoid(A, L, A, L, I, I), critical);
         MethodHandle feat = linker.downcallHandle(find(lib, "cria_features"), FunctionDescriptor.of(I), critical);
         this.features = (int) feat.invokeExact();
     }
@@ -142,9 +143,10 @@ final class NativeKernels {
         }
     }
 
-    void quantizeAct(MemorySegment x, long xStrideFloats, int n, int k, MemorySegment act, long actStrideBytes) {
+    /** Quantizes rows [r0, r1) of x into the same rows of act. */
+    void quantizeAct(MemorySegment x, long xStrideFloats, int r0, int r1, int k, MemorySegment act, long actStrideBytes) {
         try {
-            quantizeAct.invokeExact(x, xStrideFloats, n, k, act, actStrideBytes);
+            quantizeAct.invokeExact(x, xStrideFloats, r0, r1, k, act, actStrideBytes);
         } catch (Throwable e) {
             throw new IllegalStateException(e);
         }
@@ -158,26 +160,31 @@ final class NativeKernels {
         }
     }
 
-    void attend(MemorySegment q, MemorySegment out, int group, int headDim, MemorySegment k, MemorySegment v, boolean f16,
-                MemorySegment pages, int pageSize, long pageBytes, long slotBytes, int len, float scale, MemorySegment scratch) {
+    /** One (entry, KV head) item: q and out at byte offsets, keys and values at kvOff bytes, the page table from entry pagesOff. */
+    void attend(MemorySegment q, long qOff, MemorySegment out, long outOff, int group, int headDim, MemorySegment k, MemorySegment v,
+                long kvOff, boolean f16, MemorySegment table, long pagesOff, int pageSize, long pageBytes, long slotBytes, int len,
+                float scale, MemorySegment scratch) {
         try {
-            attend.invokeExact(q, out, group, headDim, k, v, f16 ? 1 : 0, pages, pageSize, pageBytes, slotBytes, len, scale, scratch);
+            attend.invokeExact(q, qOff, out, outOff, group, headDim, k, v, kvOff, f16 ? 1 : 0, table, pagesOff, pageSize, pageBytes,
+                    slotBytes, len, scale, scratch);
         } catch (Throwable e) {
             throw new IllegalStateException(e);
         }
     }
 
-    void rmsnorm(MemorySegment x, long xs, MemorySegment out, long os, int n, int d, MemorySegment w, float eps) {
+    /** RMSNorm of rows [r0, r1) of x into the same rows of out. */
+    void rmsnorm(MemorySegment x, long xs, MemorySegment out, long os, int r0, int r1, int d, MemorySegment w, float eps) {
         try {
-            rmsnorm.invokeExact(x, xs, out, os, n, d, w, eps);
+            rmsnorm.invokeExact(x, xs, out, os, r0, r1, d, w, eps);
         } catch (Throwable e) {
             throw new IllegalStateException(e);
         }
     }
 
-    void swiglu(MemorySegment a, MemorySegment b, long count) {
+    /** SwiGLU of elements [from, to). */
+    void swiglu(MemorySegment a, MemorySegment b, long from, long to) {
         try {
-            swiglu.invokeExact(a, b, count);
+            swiglu.invokeExact(a, b, from, to);
         } catch (Throwable e) {
             throw new IllegalStateException(e);
         }
@@ -191,18 +198,20 @@ final class NativeKernels {
         }
     }
 
-    void rope(MemorySegment x, long xs, int n, int heads, int headDim, int dims, boolean neox, MemorySegment pos,
+    /** Rotates rows [r0, r1) of x; cs: scratch of 2 * (dims / 2) floats. */
+    void rope(MemorySegment x, long xs, int r0, int r1, int heads, int headDim, int dims, boolean neox, MemorySegment pos,
               MemorySegment inv, MemorySegment cs) {
         try {
-            rope.invokeExact(x, xs, n, heads, headDim, dims, neox ? 1 : 0, pos, inv, cs);
+            rope.invokeExact(x, xs, r0, r1, heads, headDim, dims, neox ? 1 : 0, pos, inv, cs);
         } catch (Throwable e) {
             throw new IllegalStateException(e);
         }
     }
 
-    void storeRow(MemorySegment src, MemorySegment dst, int d, boolean f16) {
+    /** One row of d floats from src at srcOff bytes into dst at dstOff bytes, as F16 or F32. */
+    void storeRow(MemorySegment src, long srcOff, MemorySegment dst, long dstOff, int d, boolean f16) {
         try {
-            storeRow.invokeExact(src, dst, d, f16 ? 1 : 0);
+            storeRow.invokeExact(src, srcOff, dst, dstOff, d, f16 ? 1 : 0);
         } catch (Throwable e) {
             throw new IllegalStateException(e);
         }

@@ -40,6 +40,7 @@ public final class FlashKernels extends Launcher {
     private int tileCount;
     private int tilesPerTile = -1;  // the tiles on the device were cut with this size ...
     private boolean tilesValid;     // ... and still describe the caller's batch
+    private int[] tileScratch = new int[0]; // (first, count) pairs on the host, grown to the largest batch seen
 
     FlashKernels(Gpu gpu) {
         super(gpu, FAMILY, specs());
@@ -90,7 +91,10 @@ public final class FlashKernels extends Launcher {
     }
 
     private void upload(Batch batch, int n, int perTile) {
-        int[] t = new int[2 * n];
+        if (tileScratch.length < 2 * n) {
+            tileScratch = new int[2 * n];
+        }
+        int[] t = tileScratch;
         int count = tiles(batch, n, perTile, t);
         if (count > tileCap) {
             if (tilesDev != 0) {

@@ -1,0 +1,272 @@
+/* Matrix products of quantized ggml weights with 8-bit activations: the CPU backend's hot loop.
+ * Each group of a block of rows is unpacked once (unpack.h) and dotted with 8-bit activations
+ * (act.h) by VNNI (u8 x s8 -> s32) four inputs at a time; partial sums become float once per 64
+ * values, scaled per 16 (weight) and per 32 (activation) values. */
+#include "cria.h"
+#include "act.h"
+#include "matmul.h"
+#include "unpack.h"
+#include <string.h>
+
+#define MAXT 8 /* inputs dotted together */
+
+/*
+ * The quantized path. Weight rows are taken 16 at a time (a panel) and a chunk of CH values at a
+ * time: the chunk is unpacked (unpack.h) and transposed so that each 64-byte line holds 4
+ * consecutive values of all 16 rows. One VNNI instruction then multiplies 16 rows by 4 activation
+ * values (broadcast), and the 16-row int32 sums of each block of 16 values become float once,
+ * scaled by 16 weight scales times one activation scale. Output r of input i accumulates, for
+ * each block b of 16 values in order:
+ *     acc = fma(float(dot_b), ws_b * xd_b, acc);  mins = fma(wm_b, xs_b, mins)
+ * and ends as acc - mins, whatever the number of inputs or rows: a token's result never
+ * depends on what else is in the batch. The chunk stays in L1 while every input uses it.
+ */
+#define CH 256
+
+typedef struct {
+    uint8_t *u;   /* [PR][CH] unpacked rows */
+    float *sc;    /* [PR][CH/16] */
+    float *mn;    /* [PR][CH/16] */
+    uint8_t *w;   /* [CH/4][PR][4] transposed chunk */
+    float *s;     /* [CH/16][PR] weight scales */
+    float *m;     /* [CH/16][PR] weight offsets and mins (value = s * u - m) */
+    float *acc;   /* [n][PR] running sums of the panel */
+    float *mins;  /* [n][PR] */
+} panel_buf;
+
+int64_t matmul_quant_scratch(int32_t n) {
+    return 2 * (int64_t) PR * CH + 4 * (int64_t) PR * (CH / 16) * 4 + 2 * (int64_t) n * PR * 4;
+}
+
+static panel_buf panel_at(uint8_t *scratch, int32_t n) {
+    panel_buf p;
+    uint8_t *q = (uint8_t *) (((uintptr_t) scratch + 63) & ~(uintptr_t) 63);
+    p.u = q;
+    p.w = q + (int64_t) PR * CH;
+    p.sc = (float *) (p.w + (int64_t) PR * CH);
+    p.mn = p.sc + PR * (CH / 16);
+    p.s = p.mn + PR * (CH / 16);
+    p.m = p.s + PR * (CH / 16);
+    p.acc = p.m + PR * (CH / 16);
+    p.mins = p.acc + (int64_t) n * PR;
+    return p;
+}
+
+/* Unpacks values [k0, k0 + CH) of rows [r, r + nr) (rows past nr are zero) and transposes them.
+ * Written once, instantiated per type (always inlined with a constant type) so that each type's
+ * unpacking is straight-line code with its constants hoisted. */
+static inline __attribute__((always_inline)) void make_chunk_of(const int32_t type, const kind *kd, const uint8_t *w,
+                                                                 int64_t wrb, int r, int nr, int k0, int kc, panel_buf *p) {
+    const int nb = CH / 16;
+    for (int rr = 0; rr < PR; rr++) {
+        uint8_t *u = p->u + rr * CH;
+        float *sc = p->sc + rr * nb;
+        float *mn = p->mn + rr * nb;
+        if (rr >= nr) {
+            memset(u, 0, CH);
+            memset(sc, 0, (size_t) nb * 4);
+            memset(mn, 0, (size_t) nb * 4);
+            continue;
+        }
+        const uint8_t *row = w + (int64_t) (r + rr) * wrb + (int64_t) (k0 / kd->group) * kd->bytes;
+        if (!kd->mins) {
+            memset(mn, 0, (size_t) nb * 4);
+        }
+        for (int g = 0; g < kc / kd->group; g++) {
+            unpack(type, row + (int64_t) g * kd->bytes, u + g * kd->group, sc + g * (kd->group / 16), mn + g * (kd->group / 16));
+        }
+        if (kc < CH) { /* the row's last, short chunk: the tiles stop at kc; nothing stale stays past it */
+            memset(u + kc, 0, (size_t) (CH - kc));
+            memset(sc + kc / 16, 0, (size_t) (nb - kc / 16) * 4);
+            memset(mn + kc / 16, 0, (size_t) (nb - kc / 16) * 4);
+        }
+    }
+    float off = kd->shift >= 0 ? (float) (1 << kd->shift) : 0.0f;
+#if CRIA_VNNI
+    /* scales and mins: [16 rows][16 blocks] -> [16 blocks][16 rows] */
+    __m512i vs[16], vm[16];
+    for (int rr = 0; rr < 16; rr++) {
+        vs[rr] = _mm512_load_si512(p->sc + rr * nb);
+        vm[rr] = _mm512_load_si512(p->mn + rr * nb);
+    }
+    transpose16(vs);
+    transpose16(vm);
+    __m512 offv = _mm512_set1_ps(off);
+    for (int b = 0; b < nb; b++) {
+        __m512 sv = _mm512_castsi512_ps(vs[b]);
+        _mm512_store_ps(p->s + b * PR, sv);
+        _mm512_store_ps(p->m + b * PR, _mm512_add_ps(_mm512_castsi512_ps(vm[b]), _mm512_mul_ps(offv, sv)));
+    }
+    for (int c = 0; c < CH / 64; c++) {
+        __m512i v[16];
+        for (int rr = 0; rr < 16; rr++) {
+            v[rr] = _mm512_load_si512(p->u + rr * CH + 64 * c);
+        }
+        transpose16(v);
+        for (int j = 0; j < 16; j++) {
+            _mm512_store_si512(p->w + (16 * c + j) * 64, v[j]);
+        }
+    }
+#else
+    for (int b = 0; b < nb; b++) {
+        for (int rr = 0; rr < PR; rr++) {
+            float sv = p->sc[rr * nb + b];
+            p->s[b * PR + rr] = sv;
+            p->m[b * PR + rr] = p->mn[rr * nb + b] + off * sv;
+        }
+    }
+    for (int j = 0; j < CH / 4; j++) {
+        for (int rr = 0; rr < PR; rr++) {
+            memcpy(p->w + (j * PR + rr) * 4, p->u + rr * CH + 4 * j, 4);
+        }
+    }
+#endif
+}
+
+static void make_chunk(int32_t type, const kind *kd, const uint8_t *w, int64_t wrb, int r, int nr, int k0, int kc, panel_buf *p) {
+    switch (type) {
+#define CASE(T) case T: make_chunk_of(T, kd, w, wrb, r, nr, k0, kc, p); return;
+        CASE(T_Q4_0) CASE(T_Q4_1) CASE(T_Q5_0) CASE(T_Q5_1) CASE(T_Q8_0) CASE(T_IQ4_NL)
+        CASE(T_Q2_K) CASE(T_Q3_K) CASE(T_Q4_K) CASE(T_Q5_K) CASE(T_Q6_K) CASE(T_IQ4_XS)
+#undef CASE
+        default: return;
+    }
+}
+
+#if CRIA_VNNI
+#include "panel.h"
+
+#define TILE_BODY(T)                                                                                       \
+    static void tile##T(const panel_buf *p, int k0, int nb, act_row *x, float *acc0, float *mins0) {      \
+        __m512 acc[T], mins[T];                                                                            \
+        for (int t = 0; t < T; t++) {                                                                      \
+            acc[t] = _mm512_load_ps(acc0 + t * PR);                                                        \
+            mins[t] = _mm512_load_ps(mins0 + t * PR);                                                      \
+        }                                                                                                  \
+        for (int b = 0; b < nb; b++) {                                                                     \
+            __m512i dot[T];                                                                                \
+            for (int t = 0; t < T; t++) {                                                                  \
+                dot[t] = _mm512_setzero_si512();                                                           \
+            }                                                                                              \
+            const uint8_t *wb = p->w + b * 4 * 64;                                                         \
+            int kb = k0 + 16 * b;                                                                          \
+            for (int g = 0; g < 4; g++) {                                                                  \
+                __m512i wv = _mm512_load_si512(wb + 64 * g);                                               \
+                for (int t = 0; t < T; t++) {                                                              \
+                    int32_t xq;                                                                            \
+                    memcpy(&xq, x[t].qs + kb + 4 * g, 4);                                                  \
+                    dot[t] = _mm512_dpbusd_epi32(dot[t], wv, _mm512_set1_epi32(xq));                       \
+                }                                                                                          \
+            }                                                                                              \
+            __m512 ws = _mm512_load_ps(p->s + b * PR);                                                    \
+            __m512 wm = _mm512_load_ps(p->m + b * PR);                                                    \
+            for (int t = 0; t < T; t++) {                                                                  \
+                __m512 sc = _mm512_mul_ps(ws, _mm512_set1_ps(x[t].d[kb / 16]));                           \
+                acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot[t]), sc, acc[t]);                         \
+                mins[t] = _mm512_fmadd_ps(wm, _mm512_set1_ps(x[t].xs[kb / 16]), mins[t]);                 \
+            }                                                                                              \
+        }                                                                                                  \
+        for (int t = 0; t < T; t++) {                                                                      \
+            _mm512_store_ps(acc0 + t * PR, acc[t]);                                                        \
+            _mm512_store_ps(mins0 + t * PR, mins[t]);                                                      \
+        }                                                                                                  \
+    }
+TILE_BODY(1)
+TILE_BODY(2)
+TILE_BODY(4)
+TILE_BODY(8)
+
+static void tile(const panel_buf *p, int k0, int nb, act_row *x, int nt, float *acc, float *mins) {
+    while (nt > 0) {
+        int t = nt >= 8 ? 8 : nt >= 4 ? 4 : nt >= 2 ? 2 : 1;
+        switch (t) {
+            case 8: tile8(p, k0, nb, x, acc, mins); break;
+            case 4: tile4(p, k0, nb, x, acc, mins); break;
+            case 2: tile2(p, k0, nb, x, acc, mins); break;
+            default: tile1(p, k0, nb, x, acc, mins); break;
+        }
+        x += t;
+        acc += t * PR;
+        mins += t * PR;
+        nt -= t;
+    }
+}
+#else
+/* Portable version of the same arithmetic, in the same order. */
+static void tile(const panel_buf *p, int k0, int nb, act_row *x, int nt, float *acc, float *mins) {
+    for (int t = 0; t < nt; t++) {
+        for (int rr = 0; rr < PR; rr++) {
+            float a = acc[t * PR + rr], m = mins[t * PR + rr];
+            for (int b = 0; b < nb; b++) {
+                int kb = k0 + 16 * b;
+                int32_t dot = 0;
+                for (int j = 0; j < 16; j++) {
+                    dot += (int32_t) p->w[((4 * b + j / 4) * PR + rr) * 4 + j % 4] * x[t].qs[kb + j];
+                }
+                a = fmaf((float) dot, p->s[b * PR + rr] * x[t].d[kb / 16], a);
+                m = fmaf(p->m[b * PR + rr], x[t].xs[kb / 16], m);
+            }
+            acc[t * PR + rr] = a;
+            mins[t * PR + rr] = m;
+        }
+    }
+}
+#endif
+
+/* Software prefetch, one row stream at a time: each of the panel's rows reads its own run of
+ * blocks, and 16 short interleaved runs defeat the hardware prefetcher. Asks for chunk `c` of every
+ * row (PF_AHEAD chunks ahead of the one being computed), wrapping into the next panel's rows. */
+#define PF_AHEAD 2
+static inline void prefetch_ahead(const uint8_t *w, int64_t wrb, int32_t r, int nr, int32_t r1, int c, int chunks, int64_t cb) {
+    if (c >= chunks) {
+        c -= chunks;
+        r += PR;
+        nr = r1 - r < PR ? r1 - r : PR;
+        if (c >= chunks) {
+            return;
+        }
+    }
+    for (int rr = 0; rr < nr; rr++) {
+        uintptr_t a = (uintptr_t) (w + (int64_t) (r + rr) * wrb + c * cb);
+        for (uintptr_t o = a & ~(uintptr_t) 63; o < a + cb; o += 64) {
+            __builtin_prefetch((const void *) o, 0, 3);
+        }
+    }
+}
+
+int32_t matmul_quant(int32_t type, const uint8_t *w, int64_t wrb, int32_t r0, int32_t r1, int32_t k,
+                     const uint8_t *x, int64_t xs, int32_t n, float *out, int64_t os, uint8_t *scratch) {
+    kind kd;
+    if (!kind_of(type, &kd) || k % kd.group != 0) {
+        return -1;
+    }
+    panel_buf p = panel_at(scratch, n);
+    act_row xr[MAXT];
+    int chunks = (k + CH - 1) / CH; /* the last one is short when k is not a multiple of CH */
+    for (int32_t r = r0; r < r1; r += PR) {
+        int nr = r1 - r < PR ? r1 - r : PR;
+        memset(p.acc, 0, (size_t) n * PR * 4);
+        memset(p.mins, 0, (size_t) n * PR * 4);
+        for (int k0 = 0; k0 < k; k0 += CH) {
+            int kc = k - k0 < CH ? k - k0 : CH;
+            prefetch_ahead(w, wrb, r, nr, r1, k0 / CH + PF_AHEAD, chunks, (int64_t) (CH / kd.group) * kd.bytes);
+#if CRIA_VNNI
+            if (nr < PR || (kc < CH && kd.group == 256) || !panel_fast(type, w + (int64_t) r * wrb, wrb, k0, kc, p.w, p.s, p.m))
+#endif
+                make_chunk(type, &kd, w, wrb, r, nr, k0, kc, &p);
+            for (int32_t i = 0; i < n; i += MAXT) {
+                int nt = n - i < MAXT ? n - i : MAXT;
+                for (int t = 0; t < nt; t++) {
+                    xr[t] = act_at((uint8_t *) x + (int64_t) (i + t) * xs, k);
+                }
+                tile(&p, k0, kc / 16, xr, nt, p.acc + (int64_t) i * PR, p.mins + (int64_t) i * PR);
+            }
+        }
+        for (int32_t i = 0; i < n; i++) {
+            for (int rr = 0; rr < nr; rr++) {
+                out[(int64_t) i * os + r + rr] = p.acc[(int64_t) i * PR + rr] - p.mins[(int64_t) i * PR + rr];
+            }
+        }
+    }
+    return 0;
+}
