@@ -10,23 +10,23 @@ import java.util.Arrays;
  * a row of logits, in entry order. Arrays are sized once; {@link #clear()} reuses them.
  */
 public final class Batch {
-    private final int capacity;
+    private final int batchSize;
     private final int[] tokens;
     private final int[] positions;
     private final int[] sequences;
-    private final int[] logitEntries;
+    private final int[] logitRows;
     private int n;
     private int nLogits;
 
-    public Batch(int capacity) {
-        if (capacity <= 0) {
-            throw new IllegalArgumentException("batch capacity must be positive");
+    public Batch(int batchSize) {
+        if (batchSize <= 0) {
+            throw new IllegalArgumentException("batch size must be positive");
         }
-        this.capacity = capacity;
-        this.tokens = new int[capacity];
-        this.positions = new int[capacity];
-        this.sequences = new int[capacity];
-        this.logitEntries = new int[capacity];
+        this.batchSize = batchSize;
+        this.tokens = new int[batchSize];
+        this.positions = new int[batchSize];
+        this.sequences = new int[batchSize];
+        this.logitRows = new int[batchSize];
     }
 
     public void clear() {
@@ -36,14 +36,14 @@ public final class Batch {
 
     /** Adds an entry; returns its index. */
     public int add(int token, int position, int sequence, boolean wantLogits) {
-        if (n == capacity) {
-            throw new IllegalStateException("batch is full (" + capacity + " entries)");
+        if (n == batchSize) {
+            throw new IllegalStateException("batch is full (" + batchSize + " entries)");
         }
         tokens[n] = token;
         positions[n] = position;
         sequences[n] = sequence;
         if (wantLogits) {
-            logitEntries[nLogits++] = n;
+            logitRows[nLogits++] = n;
         }
         return n++;
     }
@@ -52,12 +52,13 @@ public final class Batch {
         return n;
     }
 
-    public int capacity() {
-        return capacity;
+    /** The batch size: the most entries this batch holds (one forward step's capacity; {@link #size()} is how many it holds now). */
+    public int batchSize() {
+        return batchSize;
     }
 
     public boolean isFull() {
-        return n == capacity;
+        return n == batchSize;
     }
 
     public int token(int i) {
@@ -78,8 +79,8 @@ public final class Batch {
     }
 
     /** The entry index of the j-th logits row. */
-    public int logitEntry(int j) {
-        return logitEntries[j];
+    public int logitRow(int j) {
+        return logitRows[j];
     }
 
     /** Backing arrays (valid up to {@link #size()} / {@link #logitCount()}), for backends that upload them. */
@@ -95,8 +96,9 @@ public final class Batch {
         return sequences;
     }
 
-    public int[] logitEntries() {
-        return logitEntries;
+    /** The logit rows: entry indices, in order, of the entries that want logits (row j of the logits is entry {@code logitRows()[j]}). */
+    public int[] logitRows() {
+        return logitRows;
     }
 
     /** True when every entry belongs to one sequence at consecutive positions (plain prefill or decode). */

@@ -35,22 +35,22 @@ public abstract class KvCache implements AutoCloseable {
     }
 
     /**
-     * Geometry of a cache. {@code maxPositions} bounds one sequence (the context length). Every
+     * Geometry of a cache. {@code contextLength} bounds one sequence. Every
      * size derived from these numbers is computed in long and must fit what holds it (the page
      * table is a Java array; element indices are longs): a geometry that does not is refused here,
      * before anything is allocated. Callers that take these numbers from people check them first
      * and say what to change; this is the backstop.
      */
-    public record Config(int layers, int kvDim, Type type, int pageSize, int pages, int maxSequences, int maxPositions) {
+    public record Config(int layers, int kvDim, Type type, int pageSize, int pages, int maxSequences, int contextLength) {
         /** The most entries a page table may have (a Java array; the JVM's limit is a little below Integer.MAX_VALUE). */
         public static final long MAX_TABLE = Integer.MAX_VALUE - 8;
 
         public Config {
-            if (layers <= 0 || kvDim <= 0 || pageSize <= 0 || pages <= 0 || maxSequences <= 0 || maxPositions <= 0
+            if (layers <= 0 || kvDim <= 0 || pageSize <= 0 || pages <= 0 || maxSequences <= 0 || contextLength <= 0
                     || type == null) {
                 throw new IllegalArgumentException("bad KV cache geometry: " + this);
             }
-            if ((long) maxSequences * pagesPerSequence(maxPositions, pageSize) > MAX_TABLE) {
+            if ((long) maxSequences * pagesPerSequence(contextLength, pageSize) > MAX_TABLE) {
                 throw new IllegalArgumentException("KV cache page table too large: " + this);
             }
             try {
@@ -67,7 +67,7 @@ public abstract class KvCache implements AutoCloseable {
 
         /** Pages one sequence may need at most. */
         public int maxPagesPerSequence() {
-            return (int) pagesPerSequence(maxPositions, pageSize);
+            return (int) pagesPerSequence(contextLength, pageSize);
         }
 
         /** Bytes of K plus V. */
@@ -165,7 +165,7 @@ public abstract class KvCache implements AutoCloseable {
 
     /** True when {@link #reserve} of {@code positions} for {@code seq} would succeed. */
     public boolean canReserve(int seq, int positions) {
-        return positions >= 0 && positions <= config.maxPositions() && pagesFor(positions) - pagesHeld[seq] <= freeTop;
+        return positions >= 0 && positions <= config.contextLength() && pagesFor(positions) - pagesHeld[seq] <= freeTop;
     }
 
     /**
@@ -180,9 +180,9 @@ public abstract class KvCache implements AutoCloseable {
             // write into pages it does not hold (another sequence's)
             throw new IllegalArgumentException("cannot reserve " + positions + " positions for sequence " + seq);
         }
-        if (positions > config.maxPositions()) {
+        if (positions > config.contextLength()) {
             throw new CriaException("context full: " + positions + " positions needed but the context holds "
-                    + config.maxPositions() + "; raise --ctx or shorten the prompt");
+                    + config.contextLength() + "; raise --ctx or shorten the prompt");
         }
         int need = pagesFor(positions);
         if (need - pagesHeld[seq] > freeTop) {

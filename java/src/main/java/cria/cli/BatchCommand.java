@@ -114,7 +114,7 @@ final class BatchCommand extends Verb {
         int errors = 0;
         long generated = 0;
         try (Model model = Model.load(modelArgs.model, modelArgs.modelOptions(), err()::println)) {
-            int modelCtx = model.config().contextLength();
+            int modelCtx = model.config().trainedContextLength();
             ctx = Math.min(ctx, modelCtx);
             Progress progress = new Progress(err(), "batch", todo.size(), "prompts", Progress.stderrIsTerminal());
             BatchGenerator.Options bo = new BatchGenerator.Options(parallel, ctx, modelArgs.batchSize, cacheTokens, modelArgs.kvType);

@@ -28,11 +28,11 @@ public final class BatchGenerator implements AutoCloseable {
     /**
      * @param parallel       sequences in flight at most
      * @param contextLength  positions one sequence may hold
-     * @param batchTokens    entries per forward step (decode tokens plus prompt chunks)
+     * @param batchSize    entries per forward step (decode tokens plus prompt chunks)
      * @param cachePositions positions of the shared KV pool (0: parallel x contextLength)
      * @param kvType         KV cache element type
      */
-    public record Options(int parallel, int contextLength, int batchTokens, int cachePositions, KvCache.Type kvType) {
+    public record Options(int parallel, int contextLength, int batchSize, int cachePositions, KvCache.Type kvType) {
         /** 8 sequences of up to 2048 positions, 512 tokens per step, a pool of parallel x context positions, F16 cache. */
         public static Options defaults() {
             return new Options(8, 2048, 512, 0, KvCache.Type.F16);
@@ -94,7 +94,7 @@ public final class BatchGenerator implements AutoCloseable {
         Llama llama = model.llama();
         this.options = options;
         this.vocab = model.config().vocab();
-        if (options.parallel() < 1 || options.contextLength() < 2 || options.batchTokens() < 1 || options.cachePositions() < 0) {
+        if (options.parallel() < 1 || options.contextLength() < 2 || options.batchSize() < 1 || options.cachePositions() < 0) {
             throw new CriaException("batch options must be positive (cache positions 0 or more): " + options);
         }
         if (options.parallel() > MAX_PARALLEL) {
@@ -111,7 +111,7 @@ public final class BatchGenerator implements AutoCloseable {
                     + options.contextLength() + " is too large; lower --parallel, --ctx or --cache-tokens");
         }
         var c = model.config();
-        int rows = Math.max(options.batchTokens(), options.parallel());
+        int rows = Math.max(options.batchSize(), options.parallel());
         long kvBytes = KvCache.Config.bytesFor(c.layers(), c.kvDim(), options.kvType(), positions, PAGE);
         MemoryBudget.check(model, MemoryBudget.sum(kvBytes, llama.scratchBytes(rows, options.parallel())),
                 (long) options.parallel() * vocab, "a KV pool of " + positions + " positions with " + options.parallel()

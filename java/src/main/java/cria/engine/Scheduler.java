@@ -42,19 +42,19 @@ final class Scheduler implements AutoCloseable {
     private int sampled;
 
     /**
-     * @param batchEntries  entries per forward step
+     * @param batchSize  entries per forward step
      * @param logitRows     logits rows per step (one per generating sequence, or every entry of an evalAll)
      * @param contextLength positions one sequence may hold
      */
-    Scheduler(Model model, KvCache.Config cacheConfig, int batchEntries, int logitRows, int contextLength) {
+    Scheduler(Model model, KvCache.Config cacheConfig, int batchSize, int logitRows, int contextLength) {
         this.model = model;
         this.llama = model.llama();
         this.vocab = model.config().vocab();
         this.contextLength = contextLength;
         this.cache = model.backend().kvCache(cacheConfig);
         try {
-            this.batch = new Batch(batchEntries);
-            this.scratch = llama.newScratch(batchEntries, logitRows);
+            this.batch = new Batch(batchSize);
+            this.scratch = llama.newScratch(batchSize, logitRows);
             this.logits = new float[scratch.maxLogits() * vocab];
         } catch (RuntimeException | Error e) {
             cache.close();
@@ -180,7 +180,7 @@ final class Scheduler implements AutoCloseable {
         for (int i = 0; i < n && !batch.isFull(); i++) {
             Sequence s = active.get(i);
             if (!s.decoding && s.waiting() > 0) { // then prompt chunks, in arrival order
-                int room = batch.capacity() - batch.size();
+                int room = batch.batchSize() - batch.size();
                 if (s.sink != null) {
                     room = Math.min(room, scratch.maxLogits() - batch.logitCount());
                 }
@@ -205,7 +205,7 @@ final class Scheduler implements AutoCloseable {
         long now = System.nanoTime();
         for (int j = 0; j < m; j++) {
             Sequence s = rows[j];
-            int pos = batch.position(batch.logitEntry(j));
+            int pos = batch.position(batch.logitRow(j));
             if (!onDevice && s.last != null && pos == s.length - 1) {
                 System.arraycopy(logits, j * vocab, s.last, 0, vocab);
             }

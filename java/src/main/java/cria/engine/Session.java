@@ -36,7 +36,7 @@ public final class Session implements AutoCloseable {
         if (o.contextLength() < 0 || o.batchSize() < 0) {
             throw new CriaException("context length and batch size must not be negative: " + o.contextLength() + ", " + o.batchSize());
         }
-        int ctx = o.contextLength() > 0 ? o.contextLength() : Math.min(c.contextLength(), 4096);
+        int ctx = o.contextLength() > 0 ? o.contextLength() : Math.min(c.trainedContextLength(), 4096);
         this.contextLength = ctx;
         int bs = Math.max(1, Math.min(o.batchSize(), ctx));
         int logitRows = o.allLogits() ? bs : 1;

@@ -13,6 +13,8 @@ import cria.backend.Weight;
  * A Llama-family model resident in a backend. {@link #forward} is the whole graph, straight
  * line, in the spirit of llama2.c's {@code forward}: it never knows which backend runs it.
  * Sessions own their {@link Scratch} (activations, sized once) and {@link KvCache}.
+ * Programs never meet this class: {@code cria.engine.Model} is their handle on a loaded file
+ * (tokenizer, template, backend, memory) and runs a {@code Llama} inside.
  */
 public final class Llama {
     private final LlamaConfig c;
@@ -48,9 +50,9 @@ public final class Llama {
         return w;
     }
 
-    /** Activation buffers of one session: up to {@code maxBatch} entries per step, {@code maxLogits} logits rows. */
+    /** Activation buffers of one session: up to {@code batchSize} entries per step, {@code maxLogits} logits rows. */
     public final class Scratch {
-        final int maxBatch;
+        final int batchSize;
         final int maxLogits;
         final Buf x;        // [B, dim]     residual stream
         final Buf xb;       // [B, dim]     normed input of a block
@@ -67,23 +69,23 @@ public final class Llama {
         final Buf[] logitsOut;
         final int[] logitRows;
 
-        Scratch(int maxBatch, int maxLogits) {
-            this.maxBatch = maxBatch;
+        Scratch(int batchSize, int maxLogits) {
+            this.batchSize = batchSize;
             this.maxLogits = maxLogits;
-            x = backend.allocate("x", maxBatch, c.dim());
-            xb = backend.allocate("xb", maxBatch, c.dim());
-            xb2 = backend.allocate("xb2", maxBatch, c.dim());
-            q = backend.allocate("q", maxBatch, c.qDim());
-            k = backend.allocate("k", maxBatch, c.kvDim());
-            v = backend.allocate("v", maxBatch, c.kvDim());
-            att = backend.allocate("att", maxBatch, c.qDim());
-            hb = backend.allocate("hb", maxBatch, c.ffn());
-            hb2 = backend.allocate("hb2", maxBatch, c.ffn());
+            x = backend.allocate("x", batchSize, c.dim());
+            xb = backend.allocate("xb", batchSize, c.dim());
+            xb2 = backend.allocate("xb2", batchSize, c.dim());
+            q = backend.allocate("q", batchSize, c.qDim());
+            k = backend.allocate("k", batchSize, c.kvDim());
+            v = backend.allocate("v", batchSize, c.kvDim());
+            att = backend.allocate("att", batchSize, c.qDim());
+            hb = backend.allocate("hb", batchSize, c.ffn());
+            hb2 = backend.allocate("hb2", batchSize, c.ffn());
             xl = backend.allocate("xl", maxLogits, c.dim());
             logits = backend.allocate("logits", maxLogits, c.vocab());
             qkvOut = new Buf[] {q, k, v};
             logitsOut = new Buf[] {logits};
-            logitRows = new int[maxBatch];
+            logitRows = new int[batchSize];
         }
 
         /** The logits buffer: row j belongs to the batch's j-th entry that wanted logits. */
@@ -91,8 +93,8 @@ public final class Llama {
             return logits;
         }
 
-        public int maxBatch() {
-            return maxBatch;
+        public int batchSize() {
+            return batchSize;
         }
 
         public int maxLogits() {
@@ -100,15 +102,15 @@ public final class Llama {
         }
     }
 
-    /** Buffers for a session that runs up to {@code maxBatch} entries per step and wants up to {@code maxLogits} logits rows. */
-    public Scratch newScratch(int maxBatch, int maxLogits) {
-        return new Scratch(maxBatch, Math.max(1, maxLogits));
+    /** Buffers for a session that runs up to {@code batchSize} entries per step and wants up to {@code maxLogits} logits rows. */
+    public Scratch newScratch(int batchSize, int maxLogits) {
+        return new Scratch(batchSize, Math.max(1, maxLogits));
     }
 
     /** Bytes of activations a scratch of this size takes (for memory checks before allocating). */
-    public long scratchBytes(int maxBatch, int maxLogits) {
+    public long scratchBytes(int batchSize, int maxLogits) {
         long perRow = 3L * c.dim() + 2L * c.qDim() + 2L * c.kvDim() + 2L * c.ffn();
-        return 4L * (perRow * maxBatch + (long) maxLogits * (c.dim() + c.vocab()));
+        return 4L * (perRow * batchSize + (long) maxLogits * (c.dim() + c.vocab()));
     }
 
     /**
@@ -126,9 +128,9 @@ public final class Llama {
 
     private void step(Batch batch, KvCache cache, Scratch s) {
         int n = batch.size();
-        if (n > s.maxBatch || batch.logitCount() > s.maxLogits) {
+        if (n > s.batchSize || batch.logitCount() > s.maxLogits) {
             throw new IllegalArgumentException("batch of " + n + " entries / " + batch.logitCount()
-                    + " logits exceeds the scratch (" + s.maxBatch + " / " + s.maxLogits + ")");
+                    + " logits exceeds the scratch (" + s.batchSize + " / " + s.maxLogits + ")");
         }
         // Every entry is checked before any op runs: tokens inside the vocabulary (the embedding is
         // read at that row, on the GPU without bounds checks) and positions inside the pages the
@@ -158,7 +160,7 @@ public final class Llama {
         }
         int m = batch.logitCount();
         if (m > 0) {
-            System.arraycopy(batch.logitEntries(), 0, s.logitRows, 0, m);
+            System.arraycopy(batch.logitRows(), 0, s.logitRows, 0, m);
             ops.gather(s.x, s.logitRows, m, s.xl);                                 // xl[m, dim] = rows that want logits
             ops.rmsnormMatmul(s.xl, w.outputNorm, eps, m, s.xl, output, s.logitsOut); // xl = rmsnorm(xl) in place; logits[m, vocab]
         }

@@ -20,7 +20,7 @@ import java.util.Set;
  * @param headDim     width of one head (key_length)
  * @param ffn         feed-forward hidden width
  * @param vocab       vocabulary size (rows of the embedding)
- * @param contextLength the context the model was trained for
+ * @param trainedContextLength the context the model was trained for
  * @param rmsEps      RMSNorm epsilon
  * @param ropeDims    rotated values per head
  * @param ropeBase    rope frequency base
@@ -28,15 +28,15 @@ import java.util.Set;
  * @param ropeNeox    true for NeoX-style rope (pairs i and i + dims/2); llama uses adjacent pairs
  */
 public record LlamaConfig(String arch, int dim, int layers, int heads, int kvHeads, int headDim, int ffn, int vocab,
-                          int contextLength, float rmsEps, int ropeDims, float ropeBase, float ropeFreqScale,
+                          int trainedContextLength, float rmsEps, int ropeDims, float ropeBase, float ropeFreqScale,
                           boolean ropeNeox) {
 
     /** Refuses shapes whose derived sizes would not fit the int widths the buffers use (a backstop: {@link #from} says why in words). */
     public LlamaConfig {
-        if (dim < 1 || layers < 1 || heads < 1 || kvHeads < 1 || headDim < 1 || ffn < 1 || vocab < 1 || contextLength < 1
+        if (dim < 1 || layers < 1 || heads < 1 || kvHeads < 1 || headDim < 1 || ffn < 1 || vocab < 1 || trainedContextLength < 1
                 || (long) heads * headDim > MAX_WIDTH || heads % kvHeads != 0 || ropeDims < 1 || ropeDims > headDim) {
             throw new IllegalArgumentException("inconsistent model shape: dim " + dim + ", " + layers + " layers, " + heads + "/" + kvHeads
-                    + " heads x " + headDim + ", ffn " + ffn + ", vocab " + vocab + ", ctx " + contextLength + ", rope dims " + ropeDims);
+                    + " heads x " + headDim + ", ffn " + ffn + ", vocab " + vocab + ", ctx " + trainedContextLength + ", rope dims " + ropeDims);
         }
     }
 
@@ -200,6 +200,6 @@ public record LlamaConfig(String arch, int dim, int layers, int heads, int kvHea
     /** One line for logs. */
     public String summary() {
         return String.format(Locale.ROOT, "%s: dim %d, %d layers, %d/%d heads x %d, ffn %d, vocab %d, ctx %d",
-                arch, dim, layers, heads, kvHeads, headDim, ffn, vocab, contextLength);
+                arch, dim, layers, heads, kvHeads, headDim, ffn, vocab, trainedContextLength);
     }
 }

@@ -17,8 +17,8 @@ import org.junit.jupiter.api.Test;
 
 class KvCacheTest {
 
-    private static HostKvCache cache(int pages, int sequences, int maxPositions) {
-        return new HostKvCache(new KvCache.Config(2, 8, KvCache.Type.F32, 4, pages, sequences, maxPositions));
+    private static HostKvCache cache(int pages, int sequences, int contextLength) {
+        return new HostKvCache(new KvCache.Config(2, 8, KvCache.Type.F32, 4, pages, sequences, contextLength));
     }
 
     @Test

@@ -508,7 +508,7 @@ class OpsConformanceTest {
             b.ops().add(q, yb, n);
             out.add(read(b, q, n));
             Buf g = b.allocate("g", n, dim);
-            b.ops().gather(xb, batch.logitEntries(), batch.logitCount(), g);
+            b.ops().gather(xb, batch.logitRows(), batch.logitCount(), g);
             out.add(Arrays.copyOf(read(b, g, n), batch.logitCount() * dim));
             Buf e = b.allocate("e", n, 256);
             b.ops().embed(b.weight(table), batch, e);

@@ -61,14 +61,14 @@ public final class AttentionKernels extends Launcher {
      * Splits that depend on the batch shape alone (not on the lengths): for launches that must not
      * change from token to token. The kernel then cuts each entry's positions into that many spans itself.
      */
-    int stableSplits(int n, int heads, int maxPositions) {
+    int stableSplits(int n, int heads, int contextLength) {
         if (forcedSplits > 0) {
             return forcedSplits;
         }
         long blocks = (long) n * heads;
         long target = 2L * sms;
         int byWork = blocks >= target ? 1 : (int) ((target + blocks - 1) / blocks);
-        return Math.max(1, Math.min(byWork, Math.max(1, maxPositions / MIN_SPAN)));
+        return Math.max(1, Math.min(byWork, Math.max(1, contextLength / MIN_SPAN)));
     }
 
     public void attention(Call c) {

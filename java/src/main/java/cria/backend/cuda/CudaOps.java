@@ -112,13 +112,13 @@ public final class CudaOps implements Ops {
     }
 
     private void upload(Batch b) {
-        if (b.capacity() > batchCap) {
+        if (b.batchSize() > batchCap) {
             if (batchDev != 0) {
                 batchStaging.awaitIdle();
                 gpu.synchronize();
                 gpu.free(batchDev);
             }
-            batchCap = b.capacity();
+            batchCap = b.batchSize();
             batchDev = gpu.malloc(16L * batchCap, "the batch");
             batchStaging = gpu.staging(16L * batchCap);
         }
@@ -128,7 +128,7 @@ public final class CudaOps implements Ops {
         MemorySegment.copy(b.tokens(), 0, s, ValueLayout.JAVA_INT, 0, b.size());
         MemorySegment.copy(b.positions(), 0, s, ValueLayout.JAVA_INT, cap, b.size());
         MemorySegment.copy(b.sequences(), 0, s, ValueLayout.JAVA_INT, 2 * cap, b.size());
-        MemorySegment.copy(b.logitEntries(), 0, s, ValueLayout.JAVA_INT, 3 * cap, b.logitCount());
+        MemorySegment.copy(b.logitRows(), 0, s, ValueLayout.JAVA_INT, 3 * cap, b.logitCount());
         gpu.uploadAsync(batchDev, batchStaging, 0, 4 * cap);
         current = b;
         k.flash.forget();  // its tiles described another batch
@@ -403,7 +403,7 @@ public final class CudaOps implements Ops {
             return;
         }
         // while a step is recorded for a graph the launch must not depend on the lengths: fixed splits
-        int fixed = gpu.isRecording() ? k.attention.stableSplits(n, heads, g.maxPositions()) : 0;
+        int fixed = gpu.isRecording() ? k.attention.stableSplits(n, heads, g.contextLength()) : 0;
         k.attention.attention(new AttentionKernels.Call(q.ptr(), q.cols(), c.isF16(), c.keys(), c.values(), positions(),
                 sequences(), c.table(), g.maxPagesPerSequence(), g.pageSize(), g.pages(), layer, c.kvDim(), heads, kvHeads,
                 headDim, n, maxLen, out.ptr(), out.cols()), fixed);
@@ -441,7 +441,7 @@ public final class CudaOps implements Ops {
             return;
         }
         long dev;
-        if (current != null && m == current.logitCount() && Arrays.equals(rows, 0, m, current.logitEntries(), 0, m)) {
+        if (current != null && m == current.logitCount() && Arrays.equals(rows, 0, m, current.logitRows(), 0, m)) {
             dev = logitRows();  // the forward pass gathers exactly the step's logit rows: already there
         } else {
             if (m > gatherCap) {

@@ -131,7 +131,7 @@ class CpuOpsAllocationTest {
             ops.swiglu(gate, up, n);
             ops.matmul(gate, n, down1, downOut);
             ops.add(x, down, n);
-            ops.gather(x, batch.logitEntries(), batch.logitCount(), logits);
+            ops.gather(x, batch.logitRows(), batch.logitCount(), logits);
         }
     }
 
