@@ -33,14 +33,9 @@ public final class HostKvCache extends KvCache {
     }
 
     @Override
-    protected void copyPage(int from, int to) {
-        long bytes = (long) config.pageSize() * config.kvDim() * config.type().bytes();
-        for (int l = 0; l < config.layers(); l++) {
-            long src = index(l, from, 0) * config.type().bytes();
-            long dst = index(l, to, 0) * config.type().bytes();
-            MemorySegment.copy(keys, src, keys, dst, bytes);
-            MemorySegment.copy(values, src, values, dst, bytes);
-        }
+    protected void copyKeysAndValues(long src, long dst, long bytes) {
+        MemorySegment.copy(keys, src, keys, dst, bytes);
+        MemorySegment.copy(values, src, values, dst, bytes);
     }
 
     @Override

@@ -15,7 +15,7 @@ import java.util.Arrays;
  * into one ({@link #sharePrefix} of a partly filled page, {@link #truncate} into a shared page)
  * give that sequence its own copy of the page first (copy on write).
  * <p>Bookkeeping here is plain Java; subclasses own the storage (off-heap or device memory) and
- * copy pages ({@link #copyPage}).
+ * copy bytes within it ({@link #copyKeysAndValues}).
  */
 public abstract class KvCache implements AutoCloseable {
 
@@ -296,7 +296,19 @@ public abstract class KvCache implements AutoCloseable {
      * Copies every layer's keys and values of physical page {@code from} into page {@code to}
      * (queued on the device before any later step, on a GPU).
      */
-    protected abstract void copyPage(int from, int to);
+    private void copyPage(int from, int to) {
+        long elem = config.type().bytes();
+        long bytes = (long) config.pageSize() * config.kvDim() * elem;
+        for (int l = 0; l < config.layers(); l++) {
+            copyKeysAndValues(index(l, from, 0) * elem, index(l, to, 0) * elem, bytes);
+        }
+    }
+
+    /**
+     * Copies {@code bytes} bytes at byte offset {@code src} to byte offset {@code dst}, in the keys
+     * and in the values storage alike (the two share one layout). On a GPU: queued on the stream.
+     */
+    protected abstract void copyKeysAndValues(long src, long dst, long bytes);
 
     private void checkLive(int seq) {
         if (seq < 0 || seq >= live.length || !live[seq]) {

@@ -80,14 +80,9 @@ public final class CudaKvCache extends KvCache {
 
     /** Queued on the stream, so it happens after the steps already queued and before later ones. */
     @Override
-    protected void copyPage(int from, int to) {
-        long bytes = (long) config.pageSize() * config.kvDim() * config.type().bytes();
-        for (int l = 0; l < config.layers(); l++) {
-            long src = index(l, from, 0) * config.type().bytes();
-            long dst = index(l, to, 0) * config.type().bytes();
-            gpu.copy(keys + dst, keys + src, bytes);
-            gpu.copy(values + dst, values + src, bytes);
-        }
+    protected void copyKeysAndValues(long src, long dst, long bytes) {
+        gpu.copy(keys + dst, keys + src, bytes);
+        gpu.copy(values + dst, values + src, bytes);
     }
 
     @Override
