@@ -5,8 +5,10 @@ import cria.CriaException;
 import cria.backend.Backend;
 import cria.backend.Buf;
 import cria.backend.HostBuf;
+import cria.backend.KvCache;
 import cria.bench.Compare;
 import cria.engine.Backends;
+import cria.gguf.GgmlType;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.util.Random;
@@ -47,7 +49,7 @@ public final class Devices {
     }
 
     /** Writes rows x cols floats into a buffer of either backend. */
-    static void put(Backend b, Buf buf, float[] v) {
+    public static void put(Backend b, Buf buf, float[] v) {
         if (buf instanceof HostBuf h) {
             MemorySegment.copy(v, 0, h.segment(), ValueLayout.JAVA_FLOAT, 0, v.length);
         } else {
@@ -57,9 +59,41 @@ public final class Devices {
     }
 
     /** Fills a device buffer with NaN, so that an element a kernel fails to write shows. */
-    static void poison(CudaBackend c, Buf buf) {
+    public static void poison(CudaBackend c, Buf buf) {
         CudaBuf b = (CudaBuf) buf;
         c.gpu().memset32(b.ptr(), 0x7fc00000, (long) b.rows() * b.cols());
+    }
+
+    /** The weight types the CUDA kernels read ({@link CudaTypes#all()}), for the conformance suite. */
+    public static java.util.List<GgmlType> types() {
+        java.util.List<GgmlType> out = new java.util.ArrayList<>();
+        CudaTypes.all().forEach(out::add);
+        return out;
+    }
+
+    /** A row width the one-row (fused) gemv kernels take for weights of type {@code t} ({@link CudaDecodeTest#colsFor}). */
+    public static int gemvCols(GgmlType t) {
+        return CudaDecodeTest.colsFor(t);
+    }
+
+    /** A CUDA cache's K and V storage as read back from the device. */
+    public static byte[][] cacheBytes(CudaBackend c, KvCache cache) {
+        CudaKvCache cc = (CudaKvCache) cache;
+        long bytes = cache.config().bytes() / 2;
+        byte[][] out = new byte[2][(int) bytes];
+        c.gpu().download(cc.keys(), MemorySegment.ofArray(out[0]), bytes);
+        c.gpu().download(cc.values(), MemorySegment.ofArray(out[1]), bytes);
+        return out;
+    }
+
+    /** Attention splits the sequence into this many spans (when long enough); 0 restores the heuristic. */
+    public static void forceSplits(CudaBackend c, int splits) {
+        c.kernels().attention.forceSplits(splits);
+    }
+
+    /** The emulator's thread order for later launches: FORWARD, REVERSE or RANDOM (seeded). */
+    public static void schedule(String schedule, long seed) {
+        EmuGpu.schedule(EmuGpu.Schedule.valueOf(schedule), seed);
     }
 
     static float[] gaussian(Random r, int n, double scale) {
