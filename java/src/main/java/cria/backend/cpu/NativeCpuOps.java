@@ -2,11 +2,9 @@
 package cria.backend.cpu;
 
 import cria.backend.Batch;
-import cria.backend.Buf;
 import cria.backend.HostBuf;
 import cria.backend.HostKvCache;
 import cria.backend.KvCache;
-import cria.backend.Rope;
 import cria.backend.Weight;
 import cria.gguf.GgmlType;
 import cria.tensor.Tensor;
@@ -18,7 +16,8 @@ import java.util.Map;
 import java.util.concurrent.atomic.AtomicInteger;
 
 /**
- * Every op through the native kernels. Two cases go to {@link JavaCpuOps} instead, decided by the
+ * What every op computes, through the native kernels; the entry points, checks and row-wise
+ * tasks are {@link CpuOps}'s. Two cases go to {@link JavaCpuOps} instead, decided by the
  * data and not by the path: products with a weight whose type or row length the kernels do not
  * take ({@link #runsNatively}), and attention with more than 64 query heads per KV head. The C
  * entry points take whole buffers plus the rows (or byte offsets) to work on, so that splitting
@@ -34,7 +33,9 @@ final class NativeCpuOps extends CpuOps {
     private final MemorySegment[] matmulScratch;
     private final MemorySegment[] attendScratch;
     private final MemorySegment[] ropeScratch;
+    // the current product's activations, quantized once for its quantized weights, and their row stride
     private MemorySegment act = MemorySegment.NULL;
+    private long actStride;
     private final Map<Weight, MemorySegment> floatVectors = new IdentityHashMap<>();
     private int[] firstChunk = new int[8];
     private final AtomicInteger nextChunk = new AtomicInteger();
@@ -46,13 +47,10 @@ final class NativeCpuOps extends CpuOps {
     private int[] tableArray;
     private MemorySegment tableSeg;
 
-    private final Rmsnorm rmsnorm = new Rmsnorm();
+    // rmsnorm's weight as floats, set on the calling thread before the rows run
+    private MemorySegment gains;
+
     private final QuantizeAct quantizeAct = new QuantizeAct();
-    private final Matmul matmul = new Matmul();
-    private final RopeRows rope = new RopeRows();
-    private final StoreKv storeKv = new StoreKv();
-    private final Attention attention = new Attention();
-    private final Swiglu swiglu = new Swiglu();
 
     NativeCpuOps(WorkerPool pool, NativeKernels nk) {
         super(pool);
@@ -100,61 +98,25 @@ final class NativeCpuOps extends CpuOps {
         return arena.allocate(Math.max(bytes, seg.byteSize() * 2), 64);
     }
 
-    /**
-     * A body over rows [lo, hi) that a call sets up through its fields: few rows run on the calling
-     * thread (no hand-off), more are split over the pool.
-     */
-    private abstract static class Rows implements WorkerPool.Task {
-        int n;
-
-        abstract void rows(int th, int lo, int hi);
-
-        @Override
-        public final void run(int th, int nt) {
-            int lo = WorkerPool.split(n, th, nt);
-            int hi = WorkerPool.split(n, th + 1, nt);
-            if (lo < hi) {
-                rows(th, lo, hi);
-            }
-        }
-    }
-
-    private void rowsOf(Rows body, int n) {
+    /** A few rows run on the calling thread: one C call there costs less than handing the work over. */
+    @Override
+    void runRows(WorkerPool.Task body, int n) {
         if (n <= 2) {
-            body.rows(0, 0, n);
-            return;
+            body.run(0, 1);
+        } else {
+            pool.run(body);
         }
-        body.n = n;
-        pool.run(body);
     }
 
     @Override
-    public void rmsnorm(Buf xb, Weight w, float eps, int n, Buf outb) {
-        HostBuf x = (HostBuf) xb;
-        HostBuf out = (HostBuf) outb;
-        checkRows(x, n);
-        checkRows(out, n);
-        if (!(w.tensor().rows() == 1 && w.cols() == x.cols() && out.cols() >= x.cols())) {
-            throw sizes("rmsnorm of " + x + " by " + w + " into " + out);
-        }
-        Rmsnorm r = rmsnorm;
-        r.x = x;
-        r.out = out;
-        r.g = floats(w);
-        r.eps = eps;
-        rowsOf(r, n);
+    void prepare(Rmsnorm r) {
+        gains = floats(r.w);
     }
 
-    private final class Rmsnorm extends Rows {
-        HostBuf x;
-        HostBuf out;
-        MemorySegment g;
-        float eps;
-
-        @Override
-        void rows(int th, int lo, int hi) {
-            nk.rmsnorm(x.segment(), x.cols(), out.segment(), out.cols(), lo, hi, x.cols(), g, eps);
-        }
+    @Override
+    void rmsnormRows(Rmsnorm r, int th, int lo, int hi) {
+        HostBuf x = r.x;
+        nk.rmsnorm(x.segment(), x.cols(), r.out.segment(), r.out.cols(), lo, hi, x.cols(), gains, r.eps);
     }
 
     /** A 1-D weight as floats: the mapped data itself for F32, else converted once. */
@@ -174,38 +136,26 @@ final class NativeCpuOps extends CpuOps {
     }
 
     @Override
-    public void matmul(Buf xb, int n, Weight[] ws, Buf[] outs) {
+    void product(Matmul m) {
+        Weight[] ws = m.ws;
+        int n = m.n;
+        boolean quantized = false;
         for (Weight w : ws) {
             if (!runsNatively(w.type(), w.cols())) {
-                javaOps.matmul(xb, n, ws, outs);
+                javaOps.matmul(m.x, n, ws, m.outs);
                 return;
             }
+            quantized |= w.type().isQuantized();
         }
-        HostBuf x = (HostBuf) xb;
         int k = ws[0].cols();
-        checkRows(x, n);
-        if (!(ws.length == outs.length && k <= x.cols())) {
-            throw sizes("matmul of " + x + " by " + ws[0]);
-        }
-        boolean quantized = false;
-        for (int j = 0; j < ws.length; j++) {
-            HostBuf o = (HostBuf) outs[j];
-            checkRows(o, n);
-            if (!(ws[j].cols() == k && ws[j].rows() <= o.cols())) {
-                throw sizes("matmul by " + ws[j] + " into " + o);
-            }
-            quantized |= ws[j].type().isQuantized();
-        }
         // activations quantized once (when a weight needs it), then row slices per thread
-        long actStride = nk.actRowBytes(k);
+        actStride = nk.actRowBytes(k);
         if (quantized) {
             act = grow(act, actStride * n);
-            QuantizeAct qa = quantizeAct;
-            qa.x = x;
-            qa.k = k;
-            qa.act = act;
-            qa.actStride = actStride;
-            rowsOf(qa, n);
+            quantizeAct.x = m.x;
+            quantizeAct.k = k;
+            quantizeAct.n = n;
+            runRows(quantizeAct, n);
         }
         long scratchBytes = nk.scratchBytes(k, n);
         for (int t = 0; t < matmulScratch.length; t++) {
@@ -219,24 +169,14 @@ final class NativeCpuOps extends CpuOps {
         for (int j = 0; j < ws.length; j++) {
             firstChunk[j + 1] = firstChunk[j] + (ws[j].rows() + CHUNK_ROWS - 1) / CHUNK_ROWS;
         }
-        Matmul m = matmul;
-        m.x = x;
-        m.n = n;
-        m.k = k;
-        m.ws = ws;
-        m.outs = outs;
-        m.act = act;
-        m.actStride = actStride;
-        m.chunks = firstChunk[ws.length];
         nextChunk.set(0);
         pool.run(m);
     }
 
+    /** Rows [lo, hi) of x quantized into act, for the products' quantized weights. */
     private final class QuantizeAct extends Rows {
         HostBuf x;
         int k;
-        MemorySegment act;
-        long actStride;
 
         @Override
         void rows(int th, int lo, int hi) {
@@ -244,163 +184,83 @@ final class NativeCpuOps extends CpuOps {
         }
     }
 
-    /** The product's arguments; each thread takes 64-row chunks of the weights until none is left. */
-    private final class Matmul implements WorkerPool.Task {
-        HostBuf x;
-        int n;
-        int k;
-        Weight[] ws;
-        Buf[] outs;
-        MemorySegment act;
-        long actStride;
-        int chunks;
-
-        @Override
-        public void run(int th, int nt) {
-            int[] first = firstChunk;
-            int c;
-            while ((c = nextChunk.getAndIncrement()) < chunks) {
-                int j = 0;
-                while (first[j + 1] <= c) {
-                    j++;
-                }
-                Tensor t = ws[j].tensor();
-                int rows = Math.toIntExact(t.rows());
-                int lo = (c - first[j]) * CHUNK_ROWS;
-                int hi = Math.min(rows, lo + CHUNK_ROWS);
-                HostBuf out = (HostBuf) outs[j];
-                boolean q = t.type().isQuantized();
-                int rc = nk.matmul(t.type().id(), t.data(), t.rowBytes(), lo, hi, k, q ? act : x.segment(),
-                        q ? actStride : x.cols(), n, out.segment(), out.cols(), matmulScratch[th]);
-                if (rc != 0) {
-                    throw new IllegalStateException("native matmul refused " + t);
-                }
+    /** Each thread takes 64-row chunks of the weights until none is left. */
+    @Override
+    void productShare(Matmul m, int th, int nt) {
+        int[] first = firstChunk;
+        int chunks = first[m.ws.length];
+        int k = m.ws[0].cols();
+        HostBuf x = m.x;
+        int c;
+        while ((c = nextChunk.getAndIncrement()) < chunks) {
+            int j = 0;
+            while (first[j + 1] <= c) {
+                j++;
+            }
+            Tensor t = m.ws[j].tensor();
+            int rows = Math.toIntExact(t.rows());
+            int lo = (c - first[j]) * CHUNK_ROWS;
+            int hi = Math.min(rows, lo + CHUNK_ROWS);
+            HostBuf out = (HostBuf) m.outs[j];
+            boolean q = t.type().isQuantized();
+            int rc = nk.matmul(t.type().id(), t.data(), t.rowBytes(), lo, hi, k, q ? act : x.segment(),
+                    q ? actStride : x.cols(), m.n, out.segment(), out.cols(), matmulScratch[th]);
+            if (rc != 0) {
+                throw new IllegalStateException("native matmul refused " + t);
             }
         }
     }
 
     @Override
-    public void rope(Buf qb, Buf kb, int headDim, Batch batch, Rope rope) {
-        double[] inv = inverseFrequencies(rope);
-        HostBuf q = (HostBuf) qb;
-        HostBuf k = (HostBuf) kb;
-        int n = batch.size();
-        int half = rope.dims() / 2;
-        checkRows(q, n);
-        checkRows(k, n);
-        if (!(headDim > 0 && q.cols() % headDim == 0 && k.cols() % headDim == 0 && rope.dims() <= headDim
-                && inv.length >= half)) {
-            throw sizes("rope of " + q + ", " + k + " with heads of " + headDim);
-        }
-        if (inv != invArray) {
-            invArray = inv;
-            invSeg = MemorySegment.ofArray(inv);
+    void prepare(RopeRows r) {
+        if (r.inv != invArray) {
+            invArray = r.inv;
+            invSeg = MemorySegment.ofArray(r.inv);
         }
         for (int t = 0; t < ropeScratch.length; t++) {
-            ropeScratch[t] = grow(ropeScratch[t], 8L * half);
+            ropeScratch[t] = grow(ropeScratch[t], 8L * (r.rope.dims() / 2));
         }
-        RopeRows r = this.rope;
-        r.headDim = headDim;
-        r.dims = rope.dims();
-        r.neox = rope.neox();
-        r.pos = positions(batch);
-        r.inv = invSeg;
-        r.x = q;
-        rowsOf(r, n);
-        r.x = k;
-        rowsOf(r, n);
-    }
-
-    private MemorySegment positions(Batch batch) {
-        int[] p = batch.positions();
+        int[] p = r.batch.positions();
         if (p != posArray) {
             posArray = p;
             posSeg = MemorySegment.ofArray(p);
         }
-        return posSeg;
     }
 
-    private final class RopeRows extends Rows {
-        HostBuf x;
-        int headDim;
-        int dims;
-        boolean neox;
-        MemorySegment pos;
-        MemorySegment inv;
+    /** Both q and k over the same rows, in one hand-over. */
+    @Override
+    void ropeRows(RopeRows r, int th, int lo, int hi) {
+        rope(r.q, r, th, lo, hi);
+        rope(r.k, r, th, lo, hi);
+    }
 
-        @Override
-        void rows(int th, int lo, int hi) {
-            nk.rope(x.segment(), x.cols(), lo, hi, x.cols() / headDim, headDim, dims, neox, pos, inv, ropeScratch[th]);
-        }
+    private void rope(HostBuf x, RopeRows r, int th, int lo, int hi) {
+        int headDim = r.headDim;
+        nk.rope(x.segment(), x.cols(), lo, hi, x.cols() / headDim, headDim, r.rope.dims(), r.rope.neox(), posSeg, invSeg,
+                ropeScratch[th]);
+    }
+
+    /** One row of k or v into the cache (idx counts elements; the kernel takes bytes). */
+    @Override
+    void storeRow(MemorySegment src, long off, MemorySegment dst, long idx, int d, boolean f16) {
+        nk.storeRow(src, off, dst, idx * (f16 ? 2 : 4), d, f16);
     }
 
     @Override
-    public void storeKv(KvCache cache, int layer, Buf kb, Buf vb, Batch batch) {
-        HostKvCache c = (HostKvCache) cache;
-        HostBuf k = (HostBuf) kb;
-        HostBuf v = (HostBuf) vb;
-        int d = c.kvDim();
+    void attend(Attention a) {
+        HostKvCache c = a.c;
+        Batch batch = a.batch;
         int n = batch.size();
-        checkRows(k, n);
-        checkRows(v, n);
-        if (!(k.cols() >= d && v.cols() >= d && layer >= 0 && layer < c.config().layers())) {
-            throw sizes("storeKv of " + k + " into layer " + layer);
-        }
-        StoreKv s = storeKv;
-        s.c = c;
-        s.layer = layer;
-        s.k = k;
-        s.v = v;
-        s.batch = batch;
-        s.f16 = c.config().type() == KvCache.Type.F16;
-        rowsOf(s, n);
-    }
-
-    private final class StoreKv extends Rows {
-        HostKvCache c;
-        int layer;
-        HostBuf k;
-        HostBuf v;
-        Batch batch;
-        boolean f16;
-
-        @Override
-        void rows(int th, int lo, int hi) {
-            int eb = f16 ? 2 : 4;
-            int d = c.kvDim();
-            for (int i = lo; i < hi; i++) {
-                long at = c.positionIndex(layer, batch.sequence(i), batch.position(i)) * eb;
-                nk.storeRow(k.segment(), k.rowOffset(i), c.keys(), at, d, f16);
-                nk.storeRow(v.segment(), v.rowOffset(i), c.values(), at, d, f16);
-            }
-        }
-    }
-
-    @Override
-    public void attention(Buf qb, KvCache cache, int layer, int heads, int kvHeads, int headDim, Batch batch, Buf outb) {
-        HostKvCache c = (HostKvCache) cache;
-        HostBuf q = (HostBuf) qb;
-        HostBuf out = (HostBuf) outb;
-        int n = batch.size();
-        checkRows(q, n);
-        checkRows(out, n);
-        if (!(heads > 0 && kvHeads > 0 && headDim > 0 && heads % kvHeads == 0 && (long) heads * headDim <= q.cols()
-                && (long) heads * headDim <= out.cols() && (long) kvHeads * headDim == c.kvDim() && layer >= 0 && layer < c.config().layers())) {
-            throw sizes("attention of " + heads + "/" + kvHeads + " heads x " + headDim + " over " + q + " and a cache of kvDim " + c.kvDim());
-        }
-        // every entry's (sequence, position) was checked against its pages once for the step (Llama.step)
-        int group = heads / kvHeads;
+        int group = a.group();
         if (group > 64) {
-            javaOps.attention(qb, cache, layer, heads, kvHeads, headDim, batch, outb);
+            javaOps.attention(a.q, c, a.layer, a.heads, a.kvHeads, a.headDim, batch, a.out);
             return;
         }
-        boolean f16 = c.config().type() == KvCache.Type.F16;
-        int eb = f16 ? 2 : 4;
         int maxLen = 1;
         for (int i = 0; i < n; i++) {
             maxLen = Math.max(maxLen, batch.position(i) + 1);
         }
-        long need = nk.attendScratchBytes(maxLen, group, headDim);
+        long need = nk.attendScratchBytes(maxLen, group, a.headDim);
         for (int t = 0; t < attendScratch.length; t++) {
             attendScratch[t] = grow(attendScratch[t], need);
         }
@@ -409,23 +269,8 @@ final class NativeCpuOps extends CpuOps {
             tableArray = table;
             tableSeg = MemorySegment.ofArray(table);
         }
-        Attention a = attention;
-        a.q = q;
-        a.out = out;
-        a.c = c;
-        a.batch = batch;
-        a.kvHeads = kvHeads;
-        a.group = group;
-        a.headDim = headDim;
-        a.f16 = f16;
-        a.eb = eb;
-        a.scale = (float) (1.0 / Math.sqrt(headDim));
-        a.items = n * kvHeads;
-        a.slotBytes = (long) c.kvDim() * eb;
-        a.layerBase = c.index(layer, 0, 0) * eb;
-        a.table = tableSeg;
         // short contexts are cheaper on the calling thread than handed over
-        long work = (long) a.items * maxLen * group * headDim;
+        long work = (long) n * a.kvHeads * maxLen * group * a.headDim;
         if (work < (1 << 16)) {
             a.run(0, 1);
         } else {
@@ -434,75 +279,40 @@ final class NativeCpuOps extends CpuOps {
     }
 
     /** Attention in C: items are (entry, KV head) pairs, each attending with its whole group of query heads. */
-    private final class Attention implements WorkerPool.Task {
-        HostBuf q;
-        HostBuf out;
-        HostKvCache c;
-        Batch batch;
-        int kvHeads;
-        int group;
-        int headDim;
-        boolean f16;
-        int eb;
-        float scale;
-        int items;
-        long slotBytes;
-        long layerBase;
-        MemorySegment table;
-
-        @Override
-        public void run(int th, int nt) {
-            MemorySegment scratch = attendScratch[th];
-            int pageSize = c.pageSize();
-            long pageBytes = pageSize * slotBytes;
-            int perSeq = c.config().maxPagesPerSequence();
-            for (int it = WorkerPool.split(items, th, nt); it < WorkerPool.split(items, th + 1, nt); it++) {
-                int i = it / kvHeads;
-                int kvh = it % kvHeads;
-                long qOff = q.rowOffset(i) + 4L * kvh * group * headDim;
-                long oOff = out.rowOffset(i) + 4L * kvh * group * headDim;
-                long kvOff = layerBase + (long) kvh * headDim * eb;
-                nk.attend(q.segment(), qOff, out.segment(), oOff, group, headDim, c.keys(), c.values(), kvOff, f16, table,
-                        (long) batch.sequence(i) * perSeq, pageSize, pageBytes, slotBytes, batch.position(i) + 1, scale, scratch);
-            }
+    @Override
+    void attentionShare(Attention a, int th, int nt) {
+        HostKvCache c = a.c;
+        int kvHeads = a.kvHeads;
+        int group = a.group();
+        int headDim = a.headDim;
+        boolean f16 = a.f16();
+        int eb = f16 ? 2 : 4;
+        float scale = a.scale();
+        int items = a.batch.size() * kvHeads;
+        long slotBytes = (long) c.kvDim() * eb;
+        long layerBase = c.index(a.layer, 0, 0) * eb;
+        MemorySegment scratch = attendScratch[th];
+        int pageSize = c.pageSize();
+        long pageBytes = pageSize * slotBytes;
+        int perSeq = c.config().maxPagesPerSequence();
+        for (int it = WorkerPool.split(items, th, nt); it < WorkerPool.split(items, th + 1, nt); it++) {
+            int i = it / kvHeads;
+            int kvh = it % kvHeads;
+            long qOff = a.q.rowOffset(i) + 4L * kvh * group * headDim;
+            long oOff = a.out.rowOffset(i) + 4L * kvh * group * headDim;
+            long kvOff = layerBase + (long) kvh * headDim * eb;
+            nk.attend(a.q.segment(), qOff, a.out.segment(), oOff, group, headDim, c.keys(), c.values(), kvOff, f16, tableSeg,
+                    (long) a.batch.sequence(i) * perSeq, pageSize, pageBytes, slotBytes, a.batch.position(i) + 1, scale, scratch);
         }
     }
 
     @Override
-    public void swiglu(Buf ab, Buf bb, int n) {
-        HostBuf a = (HostBuf) ab;
-        HostBuf b = (HostBuf) bb;
-        checkRows(a, n);
-        checkRows(b, n);
-        if (b.cols() != a.cols()) {
-            throw sizes("swiglu of " + a + " and " + b);
-        }
-        Swiglu s = swiglu;
-        s.a = a;
-        s.b = b;
-        rowsOf(s, n);
-    }
-
-    private final class Swiglu extends Rows {
-        HostBuf a;
-        HostBuf b;
-
-        @Override
-        void rows(int th, int lo, int hi) {
-            long cols = a.cols();
-            nk.swiglu(a.segment(), b.segment(), lo * cols, hi * cols);
-        }
+    void swigluElements(MemorySegment a, MemorySegment b, long from, long to) {
+        nk.swiglu(a, b, from, to);
     }
 
     @Override
-    public void add(Buf xb, Buf yb, int n) {
-        HostBuf x = (HostBuf) xb;
-        HostBuf y = (HostBuf) yb;
-        checkRows(x, n);
-        checkRows(y, n);
-        if (x.cols() != y.cols()) {
-            throw sizes("add of " + x + " and " + y);
-        }
-        nk.add(x.segment(), y.segment(), (long) n * x.cols());
+    void addElements(MemorySegment x, MemorySegment y, long count) {
+        nk.add(x, y, count);
     }
 }
