@@ -42,11 +42,11 @@ final class Scheduler implements AutoCloseable {
     private int sampled;
 
     /**
-     * @param batchSize  entries per forward step
-     * @param logitRows     logits rows per step (one per generating sequence, or every entry of an evalAll)
+     * @param batchSize     entries per forward step
+     * @param maxLogits     logits rows per step at most (one per generating sequence, or every entry of an evalAll)
      * @param contextLength positions one sequence may hold
      */
-    Scheduler(Model model, KvCache.Config cacheConfig, int batchSize, int logitRows, int contextLength) {
+    Scheduler(Model model, KvCache.Config cacheConfig, int batchSize, int maxLogits, int contextLength) {
         this.model = model;
         this.llama = model.llama();
         this.vocab = model.config().vocab();
@@ -54,7 +54,7 @@ final class Scheduler implements AutoCloseable {
         this.cache = model.backend().kvCache(cacheConfig);
         try {
             this.batch = new Batch(batchSize);
-            this.scratch = llama.newScratch(batchSize, logitRows);
+            this.scratch = llama.newScratch(batchSize, maxLogits);
             this.logits = new float[scratch.maxLogits() * vocab];
         } catch (RuntimeException | Error e) {
             cache.close();

@@ -39,14 +39,14 @@ public final class Session implements AutoCloseable {
         int ctx = o.contextLength() > 0 ? o.contextLength() : Math.min(c.trainedContextLength(), 4096);
         this.contextLength = ctx;
         int bs = Math.max(1, Math.min(o.batchSize(), ctx));
-        int logitRows = o.allLogits() ? bs : 1;
+        int maxLogits = o.allLogits() ? bs : 1;
         // sizes from the caller: checked in long against the machine before anything is allocated
         long kvBytes = KvCache.Config.bytesFor(c.layers(), c.kvDim(), o.kvType(), ctx, Math.min(64, ctx));
-        MemoryBudget.check(model, MemoryBudget.sum(kvBytes, llama.scratchBytes(bs, logitRows)),
-                MemoryBudget.sum((long) logitRows * c.vocab(), c.vocab(), o.allLogits() ? c.vocab() : 0),
+        MemoryBudget.check(model, MemoryBudget.sum(kvBytes, llama.scratchBytes(bs, maxLogits)),
+                MemoryBudget.sum((long) maxLogits * c.vocab(), c.vocab(), o.allLogits() ? c.vocab() : 0),
                 "a context of " + ctx + " tokens with batches of " + bs, "lower --ctx or --batch-size");
         // one sequence driven by the caller: the same loop a BatchGenerator runs with many
-        this.loop = new Scheduler(model, KvCache.Config.single(c.layers(), c.kvDim(), o.kvType(), ctx), bs, logitRows, ctx);
+        this.loop = new Scheduler(model, KvCache.Config.single(c.layers(), c.kvDim(), o.kvType(), ctx), bs, maxLogits, ctx);
         this.seq = new Sequence(loop.newSequenceId(), 64);
         this.last = new float[c.vocab()];
         seq.last = last;

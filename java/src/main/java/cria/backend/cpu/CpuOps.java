@@ -195,6 +195,32 @@ abstract sealed class CpuOps implements Ops permits JavaCpuOps, NativeCpuOps {
     /** rmsnorm of rows [lo, hi), on thread th. */
     abstract void rmsnormRows(Rmsnorm r, int th, int lo, int hi);
 
+    // The fused steps run as their plain ops (Ops' default bodies) on the CPU, with the argument
+    // arrays of their products kept here instead of made per call (nothing allocated per token).
+    private final Weight[] oneWeight = new Weight[1];
+    private final Weight[] twoWeights = new Weight[2];
+    private final Buf[] oneOut = new Buf[1];
+    private final Buf[] twoOuts = new Buf[2];
+
+    @Override
+    public final void rmsnormGateUpSwiglu(Buf x, Weight norm, float eps, int n, Buf xb, Weight gate, Weight up, Buf hb, Buf hb2) {
+        rmsnorm(x, norm, eps, n, xb);
+        twoWeights[0] = gate;
+        twoWeights[1] = up;
+        twoOuts[0] = hb;
+        twoOuts[1] = hb2;
+        matmul(xb, n, twoWeights, twoOuts);
+        swiglu(hb, hb2, n);
+    }
+
+    @Override
+    public final void matmulAdd(Buf x, int n, Weight w, Buf out, Buf residual) {
+        oneWeight[0] = w;
+        oneOut[0] = out;
+        matmul(x, n, oneWeight, oneOut);
+        add(residual, out, n);
+    }
+
     @Override
     public final void matmul(Buf xb, int n, Weight[] ws, Buf[] outs) {
         HostBuf x = (HostBuf) xb;
