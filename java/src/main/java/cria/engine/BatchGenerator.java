@@ -164,7 +164,12 @@ public final class BatchGenerator implements AutoCloseable {
     private void work() {
         try {
             while (true) {
-                admit();
+                if (!admit() && running.isEmpty()) {
+                    // Every page is free when nothing runs, and no request is queued that needs more
+                    // than the pool: waiting here would never end. Fail loudly instead of spinning.
+                    throw new IllegalStateException("internal error: the KV cache holds " + cache.freePages() + " free pages of "
+                            + cache.config().pages() + " with no sequence running, too few for the next request");
+                }
                 if (running.isEmpty()) {
                     synchronized (queue) {
                         if (queue.isEmpty()) {
@@ -192,14 +197,17 @@ public final class BatchGenerator implements AutoCloseable {
         }
     }
 
-    /** Moves queued requests into the running set while sequences and pages allow. */
-    private void admit() {
+    /**
+     * Moves queued requests into the running set while sequences and pages allow; false when the
+     * next request waits for pages to be freed.
+     */
+    private boolean admit() {
         while (true) {
             Pending p;
             synchronized (queue) {
                 p = queue.peek();
                 if (p == null || running.size() >= options.parallel()) {
-                    return;
+                    return true;
                 }
             }
             int ctx = options.contextLength();
@@ -227,7 +235,7 @@ public final class BatchGenerator implements AutoCloseable {
                 continue;
             }
             if (cache.pagesFor(need) > cache.freePages()) {
-                return; // wait for a running sequence to finish
+                return false; // wait for a running sequence to finish
             }
             synchronized (queue) {
                 queue.poll();
