@@ -9,9 +9,12 @@ import java.lang.foreign.MemorySegment;
  * j + 16 (high nibble). Quantization is ggml's quantize_row_q4_0_ref: d = -max/8 where max is
  * the value of largest magnitude, so that value maps exactly onto level 0.
  */
-final class Q4_0Codec implements Codec {
-    private static final int QK = 32;
+final class Q4_0Codec extends Block32Codec {
     private static final int BLOCK_BYTES = 18;
+
+    Q4_0Codec() {
+        super(BLOCK_BYTES);
+    }
 
     @Override
     public GgmlType type() {
@@ -33,33 +36,16 @@ final class Q4_0Codec implements Codec {
     }
 
     @Override
-    public boolean canQuantize() {
-        return true;
-    }
-
-    @Override
-    public void quantize(float[] src, int srcOff, int n, MemorySegment dst, long dstOff) {
-        for (int b = 0; b < n / QK; b++) {
-            int x = srcOff + b * QK;
-            long off = dstOff + (long) b * BLOCK_BYTES;
-            float amax = 0;
-            float max = 0;
-            for (int j = 0; j < QK; j++) {
-                float v = src[x + j];
-                if (amax < Math.abs(v)) {
-                    amax = Math.abs(v);
-                    max = v;
-                }
-            }
-            float d = max / -8;
-            float id = d != 0 ? 1.0f / d : 0.0f;
-            dst.set(LE.SHORT, off, Half.floatToF16(d));
-            for (int j = 0; j < QK / 2; j++) {
-                // C truncates toward zero when converting to int8_t; Java's (int) cast does the same
-                int q0 = Math.min(15, (int) (src[x + j] * id + 8.5f));
-                int q1 = Math.min(15, (int) (src[x + j + QK / 2] * id + 8.5f));
-                dst.set(LE.BYTE, off + 2 + j, (byte) (q0 | q1 << 4));
-            }
+    void quantizeBlock(float[] src, int x, MemorySegment dst, long off) {
+        float max = signedMaxAbs(src, x);
+        float d = max / -8;
+        float id = d != 0 ? 1.0f / d : 0.0f;
+        dst.set(LE.SHORT, off, Half.floatToF16(d));
+        for (int j = 0; j < QK / 2; j++) {
+            // C truncates toward zero when converting to int8_t; Java's (int) cast does the same
+            int q0 = Math.min(15, (int) (src[x + j] * id + 8.5f));
+            int q1 = Math.min(15, (int) (src[x + j + QK / 2] * id + 8.5f));
+            dst.set(LE.BYTE, off + 2 + j, (byte) (q0 | q1 << 4));
         }
     }
 }

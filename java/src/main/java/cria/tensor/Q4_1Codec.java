@@ -8,9 +8,12 @@ import java.lang.foreign.MemorySegment;
  * Codec for Q4_1: x = d * q + m, q in [0, 15], nibbles laid out as in Q4_0. Quantization is
  * ggml's quantize_row_q4_1_ref (d = (max - min) / 15, m = min).
  */
-final class Q4_1Codec implements Codec {
-    private static final int QK = 32;
+final class Q4_1Codec extends Block32Codec {
     private static final int BLOCK_BYTES = 20;
+
+    Q4_1Codec() {
+        super(BLOCK_BYTES);
+    }
 
     @Override
     public GgmlType type() {
@@ -33,35 +36,17 @@ final class Q4_1Codec implements Codec {
     }
 
     @Override
-    public boolean canQuantize() {
-        return true;
-    }
-
-    @Override
-    public void quantize(float[] src, int srcOff, int n, MemorySegment dst, long dstOff) {
-        for (int b = 0; b < n / QK; b++) {
-            int x = srcOff + b * QK;
-            long off = dstOff + (long) b * BLOCK_BYTES;
-            float min = Float.MAX_VALUE;
-            float max = -Float.MAX_VALUE;
-            for (int j = 0; j < QK; j++) {
-                float v = src[x + j];
-                if (v < min) {
-                    min = v;
-                }
-                if (v > max) {
-                    max = v;
-                }
-            }
-            float d = (max - min) / 15;
-            float id = d != 0 ? 1.0f / d : 0.0f;
-            dst.set(LE.SHORT, off, Half.floatToF16(d));
-            dst.set(LE.SHORT, off + 2, Half.floatToF16(min));
-            for (int j = 0; j < QK / 2; j++) {
-                int q0 = Math.min(15, (int) ((src[x + j] - min) * id + 0.5f));
-                int q1 = Math.min(15, (int) ((src[x + j + QK / 2] - min) * id + 0.5f));
-                dst.set(LE.BYTE, off + 4 + j, (byte) (q0 | q1 << 4));
-            }
+    void quantizeBlock(float[] src, int x, MemorySegment dst, long off) {
+        float min = min(src, x);
+        float max = max(src, x);
+        float d = (max - min) / 15;
+        float id = d != 0 ? 1.0f / d : 0.0f;
+        dst.set(LE.SHORT, off, Half.floatToF16(d));
+        dst.set(LE.SHORT, off + 2, Half.floatToF16(min));
+        for (int j = 0; j < QK / 2; j++) {
+            int q0 = Math.min(15, (int) ((src[x + j] - min) * id + 0.5f));
+            int q1 = Math.min(15, (int) ((src[x + j + QK / 2] - min) * id + 0.5f));
+            dst.set(LE.BYTE, off + 4 + j, (byte) (q0 | q1 << 4));
         }
     }
 }

@@ -8,9 +8,12 @@ import java.lang.foreign.MemorySegment;
  * Codec for Q5_0: x = d * (q - 16), q in [0, 31]. The fifth bit of value j is bit j of the
  * little-endian u32 after the scale. Quantization is ggml's quantize_row_q5_0_ref (d = -max/16).
  */
-final class Q5_0Codec implements Codec {
-    private static final int QK = 32;
+final class Q5_0Codec extends Block32Codec {
     private static final int BLOCK_BYTES = 22;
+
+    Q5_0Codec() {
+        super(BLOCK_BYTES);
+    }
 
     @Override
     public GgmlType type() {
@@ -35,36 +38,19 @@ final class Q5_0Codec implements Codec {
     }
 
     @Override
-    public boolean canQuantize() {
-        return true;
-    }
-
-    @Override
-    public void quantize(float[] src, int srcOff, int n, MemorySegment dst, long dstOff) {
-        for (int b = 0; b < n / QK; b++) {
-            int x = srcOff + b * QK;
-            long off = dstOff + (long) b * BLOCK_BYTES;
-            float amax = 0;
-            float max = 0;
-            for (int j = 0; j < QK; j++) {
-                float v = src[x + j];
-                if (amax < Math.abs(v)) {
-                    amax = Math.abs(v);
-                    max = v;
-                }
-            }
-            float d = max / -16;
-            float id = d != 0 ? 1.0f / d : 0.0f;
-            dst.set(LE.SHORT, off, Half.floatToF16(d));
-            int qh = 0;
-            for (int j = 0; j < QK / 2; j++) {
-                int q0 = Math.min(31, (int) (src[x + j] * id + 16.5f));
-                int q1 = Math.min(31, (int) (src[x + j + QK / 2] * id + 16.5f));
-                dst.set(LE.BYTE, off + 6 + j, (byte) ((q0 & 0x0F) | (q1 & 0x0F) << 4));
-                qh |= ((q0 & 0x10) >> 4) << j;
-                qh |= ((q1 & 0x10) >> 4) << (j + QK / 2);
-            }
-            dst.set(LE.INT, off + 2, qh);
+    void quantizeBlock(float[] src, int x, MemorySegment dst, long off) {
+        float max = signedMaxAbs(src, x);
+        float d = max / -16;
+        float id = d != 0 ? 1.0f / d : 0.0f;
+        dst.set(LE.SHORT, off, Half.floatToF16(d));
+        int qh = 0;
+        for (int j = 0; j < QK / 2; j++) {
+            int q0 = Math.min(31, (int) (src[x + j] * id + 16.5f));
+            int q1 = Math.min(31, (int) (src[x + j + QK / 2] * id + 16.5f));
+            dst.set(LE.BYTE, off + 6 + j, (byte) ((q0 & 0x0F) | (q1 & 0x0F) << 4));
+            qh |= ((q0 & 0x10) >> 4) << j;
+            qh |= ((q1 & 0x10) >> 4) << (j + QK / 2);
         }
+        dst.set(LE.INT, off + 2, qh);
     }
 }

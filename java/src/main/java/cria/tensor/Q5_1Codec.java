@@ -5,9 +5,12 @@ import cria.gguf.GgmlType;
 import java.lang.foreign.MemorySegment;
 
 /** Codec for Q5_1: x = d * q + m, q in [0, 31]. Quantization is ggml's quantize_row_q5_1_ref. */
-final class Q5_1Codec implements Codec {
-    private static final int QK = 32;
+final class Q5_1Codec extends Block32Codec {
     private static final int BLOCK_BYTES = 24;
+
+    Q5_1Codec() {
+        super(BLOCK_BYTES);
+    }
 
     @Override
     public GgmlType type() {
@@ -33,40 +36,22 @@ final class Q5_1Codec implements Codec {
     }
 
     @Override
-    public boolean canQuantize() {
-        return true;
-    }
-
-    @Override
-    public void quantize(float[] src, int srcOff, int n, MemorySegment dst, long dstOff) {
-        for (int b = 0; b < n / QK; b++) {
-            int x = srcOff + b * QK;
-            long off = dstOff + (long) b * BLOCK_BYTES;
-            float min = Float.MAX_VALUE;
-            float max = -Float.MAX_VALUE;
-            for (int j = 0; j < QK; j++) {
-                float v = src[x + j];
-                if (v < min) {
-                    min = v;
-                }
-                if (v > max) {
-                    max = v;
-                }
-            }
-            float d = (max - min) / 31;
-            float id = d != 0 ? 1.0f / d : 0.0f;
-            dst.set(LE.SHORT, off, Half.floatToF16(d));
-            dst.set(LE.SHORT, off + 2, Half.floatToF16(min));
-            int qh = 0;
-            for (int j = 0; j < QK / 2; j++) {
-                // ggml does not clamp here: (x - min) / d never rounds past 31
-                int q0 = ((int) ((src[x + j] - min) * id + 0.5f)) & 0xff;
-                int q1 = ((int) ((src[x + j + QK / 2] - min) * id + 0.5f)) & 0xff;
-                dst.set(LE.BYTE, off + 8 + j, (byte) ((q0 & 0x0F) | (q1 & 0x0F) << 4));
-                qh |= ((q0 & 0x10) >> 4) << j;
-                qh |= ((q1 & 0x10) >> 4) << (j + QK / 2);
-            }
-            dst.set(LE.INT, off + 4, qh);
+    void quantizeBlock(float[] src, int x, MemorySegment dst, long off) {
+        float min = min(src, x);
+        float max = max(src, x);
+        float d = (max - min) / 31;
+        float id = d != 0 ? 1.0f / d : 0.0f;
+        dst.set(LE.SHORT, off, Half.floatToF16(d));
+        dst.set(LE.SHORT, off + 2, Half.floatToF16(min));
+        int qh = 0;
+        for (int j = 0; j < QK / 2; j++) {
+            // ggml does not clamp here: (x - min) / d never rounds past 31
+            int q0 = ((int) ((src[x + j] - min) * id + 0.5f)) & 0xff;
+            int q1 = ((int) ((src[x + j + QK / 2] - min) * id + 0.5f)) & 0xff;
+            dst.set(LE.BYTE, off + 8 + j, (byte) ((q0 & 0x0F) | (q1 & 0x0F) << 4));
+            qh |= ((q0 & 0x10) >> 4) << j;
+            qh |= ((q1 & 0x10) >> 4) << (j + QK / 2);
         }
+        dst.set(LE.INT, off + 4, qh);
     }
 }

@@ -5,9 +5,12 @@ import cria.gguf.GgmlType;
 import java.lang.foreign.MemorySegment;
 
 /** Codec for Q8_0: x = d * q, q in [-127, 127]. Quantization is ggml's quantize_row_q8_0_ref. */
-final class Q8_0Codec implements Codec {
-    private static final int QK = 32;
+final class Q8_0Codec extends Block32Codec {
     private static final int BLOCK_BYTES = 34;
+
+    Q8_0Codec() {
+        super(BLOCK_BYTES);
+    }
 
     @Override
     public GgmlType type() {
@@ -27,26 +30,17 @@ final class Q8_0Codec implements Codec {
     }
 
     @Override
-    public boolean canQuantize() {
-        return true;
-    }
-
-    @Override
-    public void quantize(float[] src, int srcOff, int n, MemorySegment dst, long dstOff) {
-        for (int b = 0; b < n / QK; b++) {
-            int x = srcOff + b * QK;
-            long off = dstOff + (long) b * BLOCK_BYTES;
-            float amax = 0;
-            for (int j = 0; j < QK; j++) {
-                amax = Math.max(amax, Math.abs(src[x + j]));
-            }
-            float d = amax / 127;
-            float id = d != 0 ? 1.0f / d : 0.0f;
-            dst.set(LE.SHORT, off, Half.floatToF16(d));
-            for (int j = 0; j < QK; j++) {
-                // roundf, then the float-to-int8 conversion C performs on assignment
-                dst.set(LE.BYTE, off + 2 + j, (byte) (int) QuantMath.roundf(src[x + j] * id));
-            }
+    void quantizeBlock(float[] src, int x, MemorySegment dst, long off) {
+        float amax = 0;
+        for (int j = 0; j < QK; j++) {
+            amax = Math.max(amax, Math.abs(src[x + j]));
+        }
+        float d = amax / 127;
+        float id = d != 0 ? 1.0f / d : 0.0f;
+        dst.set(LE.SHORT, off, Half.floatToF16(d));
+        for (int j = 0; j < QK; j++) {
+            // roundf, then the float-to-int8 conversion C performs on assignment
+            dst.set(LE.BYTE, off + 2 + j, (byte) (int) QuantMath.roundf(src[x + j] * id));
         }
     }
 }
