@@ -102,6 +102,26 @@ final class KernelCases {
         }
     }
 
+    /** A case that runs over a KV cache on each side, inside one step: it ends the step and frees both caches. */
+    abstract class CacheCase extends Case {
+        private final KvCache cudaCache;
+        private final KvCache refCache;
+
+        CacheCase(String family, String kernel, String shape, KvCache cudaCache, KvCache refCache) {
+            super(family, kernel, shape);
+            this.cudaCache = cudaCache;
+            this.refCache = refCache;
+        }
+
+        @Override
+        public void close() {
+            cuda.ops().endStep();
+            cudaCache.close();
+            refCache.close();
+            super.close();
+        }
+    }
+
     // ---- helpers -------------------------------------------------------------------------------
 
     static float[] download(Backend b, Buf buf, int rows) {
@@ -297,7 +317,7 @@ final class KernelCases {
         int seq = fill(cc, rc, len);
         Batch batch = new Batch(1);
         batch.add(0, len - 1, seq, false);
-        return new Case("attention", "attention_f16", "ctx " + len) {
+        return new CacheCase("attention", "attention_f16", "ctx " + len, cc, rc) {
             final Buf[] q = pair("q", 1, HEADS * HEAD_DIM, 1);
             final Buf out = cuda.allocate("att", 1, HEADS * HEAD_DIM);
             final CudaKvCache c = (CudaKvCache) cc;
@@ -329,14 +349,6 @@ final class KernelCases {
                 ref.ops().attention(q[1], rc, 0, HEADS, KV_HEADS, HEAD_DIM, batch, want);
                 return compare(out, want, 1, 1e-5);
             }
-
-            @Override
-            public void close() {
-                cuda.ops().endStep();
-                cc.close();
-                rc.close();
-                super.close();
-            }
         };
     }
 
@@ -351,7 +363,7 @@ final class KernelCases {
         for (int i = 0; i < n; i++) {
             batch.add(0, i, seq, false);
         }
-        return new Case("flash", "flash_f16_" + HEAD_DIM, "n=" + n + " causal") {
+        return new CacheCase("flash", "flash_f16_" + HEAD_DIM, "n=" + n + " causal", cc, rc) {
             final Buf[] q = pair("q", n, HEADS * HEAD_DIM, 1);
             final Buf out = cuda.allocate("att", n, HEADS * HEAD_DIM);
             final CudaKvCache c = (CudaKvCache) cc;
@@ -400,14 +412,6 @@ final class KernelCases {
                 Buf g = cuda.allocate("got", m, HEADS * HEAD_DIM);
                 put(cuda, g, got);
                 return compare(g, want, m, 3e-3);
-            }
-
-            @Override
-            public void close() {
-                cuda.ops().endStep();
-                cc.close();
-                rc.close();
-                super.close();
             }
         };
     }
@@ -482,7 +486,7 @@ final class KernelCases {
             batch.add(0, i, seq, false);
         }
         Rope rope = new Rope(HEAD_DIM, 500000f, 1f, null, false);
-        return new Case("ropekv", "ropekv_norm_f16", "n=" + n) {
+        return new CacheCase("ropekv", "ropekv_norm_f16", "n=" + n, cc, rc) {
             final Buf[] q = pair("q", n, HEADS * HEAD_DIM, 1);
             final Buf[] k = pair("k", n, kvDim, 1);
             final Buf[] v = pair("v", n, kvDim, 1);
@@ -505,14 +509,6 @@ final class KernelCases {
                 ref.ops().storeKv(rc, 0, k[1], v[1], batch);
                 String bad = compare(k[0], k[1], n, 1e-6);
                 return bad != null ? bad : compare(q[0], q[1], n, 1e-6);
-            }
-
-            @Override
-            public void close() {
-                cuda.ops().endStep();
-                cc.close();
-                rc.close();
-                super.close();
             }
         };
     }

@@ -11,11 +11,6 @@ import java.lang.foreign.MemorySegment;
  */
 abstract class Block32Codec implements Codec {
     static final int QK = 32;
-    private final int blockBytes;
-
-    Block32Codec(int blockBytes) {
-        this.blockBytes = blockBytes;
-    }
 
     @Override
     public final boolean canQuantize() {
@@ -24,8 +19,9 @@ abstract class Block32Codec implements Codec {
 
     @Override
     public final void quantize(float[] src, int srcOff, int n, MemorySegment dst, long dstOff) {
+        long blockBytes = type().rowBytes(QK);
         for (int b = 0; b < n / QK; b++) {
-            quantizeBlock(src, srcOff + b * QK, dst, dstOff + (long) b * blockBytes);
+            quantizeBlock(src, srcOff + b * QK, dst, dstOff + b * blockBytes);
         }
     }
 
@@ -34,16 +30,7 @@ abstract class Block32Codec implements Codec {
 
     /** The value of largest magnitude in {@code src[x .. x + 32)}, with its sign (the first such, as ggml keeps). */
     static float signedMaxAbs(float[] src, int x) {
-        float amax = 0;
-        float max = 0;
-        for (int j = 0; j < QK; j++) {
-            float v = src[x + j];
-            if (amax < Math.abs(v)) {
-                amax = Math.abs(v);
-                max = v;
-            }
-        }
-        return max;
+        return QuantMath.signedMaxAbs(src, x, QK);
     }
 
     /** The smallest of {@code src[x .. x + 32)} (ggml starts from FLT_MAX). */

@@ -2,31 +2,21 @@
 package cria.tensor;
 
 import cria.gguf.GgmlType;
-import java.lang.foreign.MemorySegment;
 
 /** Codec for F16 tensors. */
-final class F16Codec implements Codec {
+final class F16Codec extends HalfCodec {
     @Override
     public GgmlType type() {
         return GgmlType.F16;
     }
 
     @Override
-    public void dequantize(MemorySegment src, long srcOff, float[] dst, int dstOff, int n) {
-        for (int i = 0; i < n; i++) {
-            dst[dstOff + i] = Half.f16ToFloat(src.get(LE.SHORT, srcOff + 2L * i));
-        }
+    float toFloat(short bits) {
+        return Half.f16ToFloat(bits);
     }
 
     @Override
-    public boolean canQuantize() {
-        return true;
-    }
-
-    @Override
-    public void quantize(float[] src, int srcOff, int n, MemorySegment dst, long dstOff) {
-        for (int i = 0; i < n; i++) {
-            dst.set(LE.SHORT, dstOff + 2L * i, Half.floatToF16(src[srcOff + i]));
-        }
+    short fromFloat(float v) {
+        return Half.floatToF16(v);
     }
 }

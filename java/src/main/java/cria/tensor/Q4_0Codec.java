@@ -12,10 +12,6 @@ import java.lang.foreign.MemorySegment;
 final class Q4_0Codec extends Block32Codec {
     private static final int BLOCK_BYTES = 18;
 
-    Q4_0Codec() {
-        super(BLOCK_BYTES);
-    }
-
     @Override
     public GgmlType type() {
         return GgmlType.Q4_0;

@@ -11,10 +11,6 @@ import java.lang.foreign.MemorySegment;
 final class Q4_1Codec extends Block32Codec {
     private static final int BLOCK_BYTES = 20;
 
-    Q4_1Codec() {
-        super(BLOCK_BYTES);
-    }
-
     @Override
     public GgmlType type() {
         return GgmlType.Q4_1;

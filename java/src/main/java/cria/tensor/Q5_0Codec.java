@@ -11,10 +11,6 @@ import java.lang.foreign.MemorySegment;
 final class Q5_0Codec extends Block32Codec {
     private static final int BLOCK_BYTES = 22;
 
-    Q5_0Codec() {
-        super(BLOCK_BYTES);
-    }
-
     @Override
     public GgmlType type() {
         return GgmlType.Q5_0;

@@ -8,10 +8,6 @@ import java.lang.foreign.MemorySegment;
 final class Q5_1Codec extends Block32Codec {
     private static final int BLOCK_BYTES = 24;
 
-    Q5_1Codec() {
-        super(BLOCK_BYTES);
-    }
-
     @Override
     public GgmlType type() {
         return GgmlType.Q5_1;

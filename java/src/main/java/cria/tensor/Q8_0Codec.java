@@ -8,10 +8,6 @@ import java.lang.foreign.MemorySegment;
 final class Q8_0Codec extends Block32Codec {
     private static final int BLOCK_BYTES = 34;
 
-    Q8_0Codec() {
-        super(BLOCK_BYTES);
-    }
-
     @Override
     public GgmlType type() {
         return GgmlType.Q8_0;

@@ -40,16 +40,8 @@ final class Q8_KCodec implements Codec {
         for (int b = 0; b < n / QK; b++) {
             int x = srcOff + b * QK;
             long blk = dstOff + (long) b * BLOCK_BYTES;
-            float max = 0;
-            float amax = 0;
-            for (int j = 0; j < QK; j++) {
-                float ax = Math.abs(src[x + j]);
-                if (ax > amax) {
-                    amax = ax;
-                    max = src[x + j];
-                }
-            }
-            if (amax == 0) {
+            float max = QuantMath.signedMaxAbs(src, x, QK);
+            if (max == 0) {
                 // ggml leaves bsums untouched here; zeros are what a fresh buffer holds
                 dst.asSlice(blk, BLOCK_BYTES).fill((byte) 0);
                 continue;

@@ -37,22 +37,31 @@ final class QuantMath {
     }
 
     /**
+     * The value of largest magnitude in {@code x[off .. off + n)}, with its sign; the first such
+     * when several tie, as ggml keeps it (0 for an empty or all-zero range).
+     */
+    static float signedMaxAbs(float[] x, int off, int n) {
+        float max = 0;
+        float amax = 0;
+        for (int i = 0; i < n; i++) {
+            float ax = Math.abs(x[off + i]);
+            if (ax > amax) {
+                amax = ax;
+                max = x[off + i];
+            }
+        }
+        return max;
+    }
+
+    /**
      * ggml's make_qx_quants: a symmetric scale for {@code n} values in {@code [-nmax, nmax-1]},
      * refined over 18 nearby trial scales to minimise the weighted error. Writes
      * {@code L[lOff ..]} as unsigned levels (level + nmax). {@code weights} may be null: then the
      * weight of x is x*x ({@code rmseType} 1, the only kind the no-imatrix paths use).
      */
     static float makeQxQuants(int n, int nmax, float[] x, int xOff, byte[] L, int lOff, float[] weights, int wOff) {
-        float max = 0;
-        float amax = 0;
-        for (int i = 0; i < n; i++) {
-            float ax = Math.abs(x[xOff + i]);
-            if (ax > amax) {
-                amax = ax;
-                max = x[xOff + i];
-            }
-        }
-        if (amax < GROUP_MAX_EPS) {
+        float max = signedMaxAbs(x, xOff, n);
+        if (Math.abs(max) < GROUP_MAX_EPS) {
             for (int i = 0; i < n; i++) {
                 L[lOff + i] = 0;
             }
@@ -105,16 +114,8 @@ final class QuantMath {
      * Writes unsigned levels (level + nmax).
      */
     static float makeQ3Quants(int n, int nmax, float[] x, int xOff, byte[] L, int lOff) {
-        float max = 0;
-        float amax = 0;
-        for (int i = 0; i < n; i++) {
-            float ax = Math.abs(x[xOff + i]);
-            if (ax > amax) {
-                amax = ax;
-                max = x[xOff + i];
-            }
-        }
-        if (amax < GROUP_MAX_EPS) {
+        float max = signedMaxAbs(x, xOff, n);
+        if (Math.abs(max) < GROUP_MAX_EPS) {
             for (int i = 0; i < n; i++) {
                 L[lOff + i] = 0;
             }
