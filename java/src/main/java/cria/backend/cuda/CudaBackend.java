@@ -27,7 +27,7 @@ public final class CudaBackend implements Backend, DeviceSampler {
     private final LaunchRecorder gpu;
     private final Kernels kernels;
     private final CudaOps ops;
-    private final List<CudaWeight> pending = new ArrayList<>();
+    private final List<CudaWeight> awaitingUpload = new ArrayList<>();
     private long residentBytes;
     private boolean closed;
     // device-side sampling: token ids out, uniforms in
@@ -137,7 +137,7 @@ public final class CudaBackend implements Backend, DeviceSampler {
                     + ", which the CUDA backend cannot read yet (it reads " + CudaTypes.list() + "); use --backend cpu");
         }
         CudaWeight w = new CudaWeight(tensor);
-        pending.add(w);
+        awaitingUpload.add(w);
         return w;
     }
 
@@ -147,11 +147,11 @@ public final class CudaBackend implements Backend, DeviceSampler {
      * @throws CriaException when they need more than the device's free memory, with both sizes
      */
     void commitWeights() {
-        if (pending.isEmpty()) {
+        if (awaitingUpload.isEmpty()) {
             return;
         }
         long need = 0;
-        for (CudaWeight w : pending) {
+        for (CudaWeight w : awaitingUpload) {
             need += w.bytes();
         }
         Gpu.MemInfo m = gpu.memInfo();
@@ -160,13 +160,13 @@ public final class CudaBackend implements Backend, DeviceSampler {
                     + JCudaGpu.mib(m.free()) + " MiB are free (of " + JCudaGpu.mib(m.total()) + " MiB) on " + gpu.describe()
                     + "; use a smaller or more strongly quantized model, or --backend cpu");
         }
-        for (CudaWeight w : pending) {
+        for (CudaWeight w : awaitingUpload) {
             long p = gpu.malloc(w.bytes(), "weight " + w.name());
             gpu.upload(p, w.tensor().data(), w.bytes());
             w.resident(p);
         }
         residentBytes += need;
-        pending.clear();
+        awaitingUpload.clear();
     }
 
     /** Bytes of weights on the device. */
