@@ -9,7 +9,8 @@ import java.lang.foreign.MemorySegment;
  * j + 16 (high nibble). Quantization is ggml's quantize_row_q4_0_ref: d = -max/8 where max is
  * the value of largest magnitude, so that value maps exactly onto level 0.
  */
-final class Q4_0Codec extends Block32Codec {
+final class Q4_0Codec implements Codec {
+    private static final int QK = 32;
     private static final int BLOCK_BYTES = 18;
 
     @Override
@@ -32,8 +33,18 @@ final class Q4_0Codec extends Block32Codec {
     }
 
     @Override
-    void quantizeBlock(float[] src, int x, MemorySegment dst, long off) {
-        float max = signedMaxAbs(src, x);
+    public boolean canQuantize() {
+        return true;
+    }
+
+    @Override
+    public void quantize(float[] src, int srcOff, int n, MemorySegment dst, long dstOff) {
+        QuantMath.quantizeBlocks(src, srcOff, n, dst, dstOff, QK, BLOCK_BYTES, this::quantizeBlock);
+    }
+
+    /** One block of 32 values, as ggml's reference quantizer writes it. */
+    private void quantizeBlock(float[] src, int x, MemorySegment dst, long off) {
+        float max = QuantMath.signedMaxAbs(src, x, QK);
         float d = max / -8;
         float id = d != 0 ? 1.0f / d : 0.0f;
         dst.set(LE.SHORT, off, Half.floatToF16(d));

@@ -8,7 +8,8 @@ import java.lang.foreign.MemorySegment;
  * Codec for Q4_1: x = d * q + m, q in [0, 15], nibbles laid out as in Q4_0. Quantization is
  * ggml's quantize_row_q4_1_ref (d = (max - min) / 15, m = min).
  */
-final class Q4_1Codec extends Block32Codec {
+final class Q4_1Codec implements Codec {
+    private static final int QK = 32;
     private static final int BLOCK_BYTES = 20;
 
     @Override
@@ -32,9 +33,19 @@ final class Q4_1Codec extends Block32Codec {
     }
 
     @Override
-    void quantizeBlock(float[] src, int x, MemorySegment dst, long off) {
-        float min = min(src, x);
-        float max = max(src, x);
+    public boolean canQuantize() {
+        return true;
+    }
+
+    @Override
+    public void quantize(float[] src, int srcOff, int n, MemorySegment dst, long dstOff) {
+        QuantMath.quantizeBlocks(src, srcOff, n, dst, dstOff, QK, BLOCK_BYTES, this::quantizeBlock);
+    }
+
+    /** One block of 32 values, as ggml's reference quantizer writes it. */
+    private void quantizeBlock(float[] src, int x, MemorySegment dst, long off) {
+        float min = QuantMath.min(src, x, QK);
+        float max = QuantMath.max(src, x, QK);
         float d = (max - min) / 15;
         float id = d != 0 ? 1.0f / d : 0.0f;
         dst.set(LE.SHORT, off, Half.floatToF16(d));

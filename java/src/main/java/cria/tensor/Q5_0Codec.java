@@ -8,7 +8,8 @@ import java.lang.foreign.MemorySegment;
  * Codec for Q5_0: x = d * (q - 16), q in [0, 31]. The fifth bit of value j is bit j of the
  * little-endian u32 after the scale. Quantization is ggml's quantize_row_q5_0_ref (d = -max/16).
  */
-final class Q5_0Codec extends Block32Codec {
+final class Q5_0Codec implements Codec {
+    private static final int QK = 32;
     private static final int BLOCK_BYTES = 22;
 
     @Override
@@ -34,8 +35,18 @@ final class Q5_0Codec extends Block32Codec {
     }
 
     @Override
-    void quantizeBlock(float[] src, int x, MemorySegment dst, long off) {
-        float max = signedMaxAbs(src, x);
+    public boolean canQuantize() {
+        return true;
+    }
+
+    @Override
+    public void quantize(float[] src, int srcOff, int n, MemorySegment dst, long dstOff) {
+        QuantMath.quantizeBlocks(src, srcOff, n, dst, dstOff, QK, BLOCK_BYTES, this::quantizeBlock);
+    }
+
+    /** One block of 32 values, as ggml's reference quantizer writes it. */
+    private void quantizeBlock(float[] src, int x, MemorySegment dst, long off) {
+        float max = QuantMath.signedMaxAbs(src, x, QK);
         float d = max / -16;
         float id = d != 0 ? 1.0f / d : 0.0f;
         dst.set(LE.SHORT, off, Half.floatToF16(d));

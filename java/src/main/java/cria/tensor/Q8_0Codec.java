@@ -5,7 +5,8 @@ import cria.gguf.GgmlType;
 import java.lang.foreign.MemorySegment;
 
 /** Codec for Q8_0: x = d * q, q in [-127, 127]. Quantization is ggml's quantize_row_q8_0_ref. */
-final class Q8_0Codec extends Block32Codec {
+final class Q8_0Codec implements Codec {
+    private static final int QK = 32;
     private static final int BLOCK_BYTES = 34;
 
     @Override
@@ -26,7 +27,17 @@ final class Q8_0Codec extends Block32Codec {
     }
 
     @Override
-    void quantizeBlock(float[] src, int x, MemorySegment dst, long off) {
+    public boolean canQuantize() {
+        return true;
+    }
+
+    @Override
+    public void quantize(float[] src, int srcOff, int n, MemorySegment dst, long dstOff) {
+        QuantMath.quantizeBlocks(src, srcOff, n, dst, dstOff, QK, BLOCK_BYTES, this::quantizeBlock);
+    }
+
+    /** One block of 32 values, as ggml's reference quantizer writes it. */
+    private void quantizeBlock(float[] src, int x, MemorySegment dst, long off) {
         float amax = 0;
         for (int j = 0; j < QK; j++) {
             amax = Math.max(amax, Math.abs(src[x + j]));

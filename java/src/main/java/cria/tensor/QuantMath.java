@@ -1,6 +1,8 @@
 // The scalar helpers ggml's quantizers share (rounding, scale searches), reproduced operation by operation.
 package cria.tensor;
 
+import java.lang.foreign.MemorySegment;
+
 /**
  * Building blocks of ggml's reference quantizers. Each method follows ggml's float operations in
  * the same order (Java float arithmetic is IEEE single precision with no fused multiply-add, as
@@ -34,6 +36,44 @@ final class QuantMath {
     /** Float to IEEE half and back: the value a stored F16 scale really has. */
     static float viaF16(float x) {
         return Half.f16ToFloat(Half.floatToF16(x));
+    }
+
+    /** Writes one block of values {@code src[x ..]} at {@code dst[off ..]} (one format's block layout). */
+    @FunctionalInterface
+    interface BlockWriter {
+        void write(float[] src, int x, MemorySegment dst, long off);
+    }
+
+    /**
+     * Quantizes {@code n} values block by block, independently, as ggml's {@code quantize_row_*_ref}
+     * do for the formats with one scale per block: {@code qk} values become {@code blockBytes} bytes.
+     */
+    static void quantizeBlocks(float[] src, int srcOff, int n, MemorySegment dst, long dstOff, int qk, int blockBytes, BlockWriter w) {
+        for (int b = 0; b < n / qk; b++) {
+            w.write(src, srcOff + b * qk, dst, dstOff + (long) b * blockBytes);
+        }
+    }
+
+    /** The smallest of {@code x[off .. off + n)} (ggml starts from FLT_MAX). */
+    static float min(float[] x, int off, int n) {
+        float min = Float.MAX_VALUE;
+        for (int i = 0; i < n; i++) {
+            if (x[off + i] < min) {
+                min = x[off + i];
+            }
+        }
+        return min;
+    }
+
+    /** The largest of {@code x[off .. off + n)} (ggml starts from -FLT_MAX). */
+    static float max(float[] x, int off, int n) {
+        float max = -Float.MAX_VALUE;
+        for (int i = 0; i < n; i++) {
+            if (x[off + i] > max) {
+                max = x[off + i];
+            }
+        }
+        return max;
     }
 
     /**
