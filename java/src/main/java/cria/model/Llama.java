@@ -67,7 +67,6 @@ public final class Llama {
         final Buf logits;   // [Lg, vocab]
         final Buf[] qkvOut;
         final Buf[] logitsOut;
-        final int[] logitRows;
 
         Scratch(int batchSize, int maxLogits) {
             this.batchSize = batchSize;
@@ -85,7 +84,6 @@ public final class Llama {
             logits = backend.allocate("logits", maxLogits, c.vocab());
             qkvOut = new Buf[] {q, k, v};
             logitsOut = new Buf[] {logits};
-            logitRows = new int[batchSize];
         }
 
         /** The logits buffer: row j belongs to the batch's j-th entry that wanted logits. */
@@ -160,8 +158,7 @@ public final class Llama {
         }
         int m = batch.logitCount();
         if (m > 0) {
-            System.arraycopy(batch.logitRows(), 0, s.logitRows, 0, m);
-            ops.gather(s.x, s.logitRows, m, s.xl);                                 // xl[m, dim] = rows that want logits
+            ops.gather(s.x, batch.logitRows(), m, s.xl);                           // xl[m, dim] = rows that want logits
             ops.rmsnormMatmul(s.xl, w.outputNorm, eps, m, s.xl, output, s.logitsOut); // xl = rmsnorm(xl) in place; logits[m, vocab]
         }
         ops.endStep();
