@@ -19,6 +19,14 @@ public interface Backend extends AutoCloseable {
 
     Ops ops();
 
+    /**
+     * A new set of training ops with its own memory (parameters, gradients, optimizer moments and
+     * activations are allocated through it); the caller closes it. Backends that cannot train say so.
+     */
+    default TrainOps trainOps() {
+        throw new cria.CriaException("the " + name() + " backend cannot train yet; use --backend cpu");
+    }
+
     /** A buffer of rows × cols floats, zeroed. */
     Buf allocate(String name, int rows, int cols);
 
