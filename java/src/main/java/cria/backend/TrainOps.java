@@ -88,7 +88,7 @@ public interface TrainOps extends AutoCloseable {
      * {@code logits[i] = w · x[i]}, {@code loss_i = logsumexp(logits[i]) - logits[i][targets[i]]}.
      * Rows whose target is negative are skipped (no loss, zero gradient). When {@code dx} is not
      * null, also the gradient of {@code scale · Σ_i loss_i}: {@code dx} written, {@code dw}
-     * accumulated. x, dx: [n, dim]; w, dw: [vocab, dim].
+     * accumulated (dw may be null: a frozen output). x, dx: [n, dim]; w, dw: [vocab, dim].
      *
      * @return {@code Σ_i loss_i} over the counted rows, in double
      */

@@ -1,0 +1,272 @@
+// The Llama graph for training: the forward pass of cria.model.Llama over whole windows, keeping what backward needs, and its backward.
+package cria.train;
+
+import cria.backend.Buf;
+import cria.backend.Rope;
+import cria.backend.TrainOps;
+import cria.model.LlamaConfig;
+
+/**
+ * The same graph as {@code cria.model.Llama.forward} (embedding; per layer rmsnorm, q/k/v,
+ * rope, causal grouped-query attention, output product into the residual stream, rmsnorm,
+ * SwiGLU feed-forward into the residual stream; final rmsnorm and the output product), run over
+ * {@code seqs} windows of {@code len} tokens at once on {@link TrainOps}, keeping each layer's
+ * activations for backward. Buffers are sized once, here; a step allocates nothing.
+ *
+ * <p>With {@code recompute}, only each layer's input is kept and the rest of a layer is computed
+ * again just before its backward: memory for activations shrinks by about the layer count, at the
+ * price of a second forward pass. Dropout masks are functions of a seed (see
+ * {@link TrainOps#keep}), so the recomputed layer is the same layer.
+ */
+public final class TrainGraph {
+    private final LlamaConfig c;
+    private final TrainOps ops;
+    private final Params p;
+    private final Rope rope;
+    private final int seqs;
+    private final int len;
+    private final int n;
+    private final boolean recompute;
+    private final float dropout;
+
+    private final Buf[] xIn;      // [L + 1][n, dim] residual stream entering layer l; xIn[L] leaves the last layer
+    private final Acts[] acts;    // per layer, or one shared set when recomputing
+    private final Buf xf;         // [n, dim] final norm output
+    private final Buf rstdF;      // [n, 1]
+    // gradients of activations (shared by all layers)
+    private final Buf dx;         // [n, dim] gradient of the residual stream
+    private final Buf dxb;        // [n, dim]
+    private final Buf dxf;        // [n, dim]
+    private final Buf dy;         // [n, dim] gradient of a branch output (after dropout's mask)
+    private final Buf dq;
+    private final Buf dk;
+    private final Buf dv;
+    private final Buf datt;
+    private final Buf dh;         // [n, ffn]
+    private final Buf dgate;
+    private final Buf dup;
+    private final Buf y;          // [n, dim] a branch output before it joins the residual stream
+
+    /** What one layer keeps for backward. */
+    private static final class Acts {
+        final Buf xb1;    // attention input after rmsnorm
+        final Buf rstd1;
+        final Buf q;      // after rope
+        final Buf k;      // after rope
+        final Buf v;
+        final Buf att;    // attention output
+        final Buf lse;
+        final Buf xMid;   // residual stream after the attention branch
+        final Buf xb2;    // feed-forward input after rmsnorm
+        final Buf rstd2;
+        final Buf gate;
+        final Buf up;
+        final Buf h;      // silu(gate) * up
+
+        Acts(TrainOps ops, LlamaConfig c, int n, String tag) {
+            xb1 = ops.allocate(tag + "xb1", n, c.dim());
+            rstd1 = ops.allocate(tag + "rstd1", n, 1);
+            q = ops.allocate(tag + "q", n, c.qDim());
+            k = ops.allocate(tag + "k", n, c.kvDim());
+            v = ops.allocate(tag + "v", n, c.kvDim());
+            att = ops.allocate(tag + "att", n, c.qDim());
+            lse = ops.allocate(tag + "lse", n, c.heads());
+            xMid = ops.allocate(tag + "xMid", n, c.dim());
+            xb2 = ops.allocate(tag + "xb2", n, c.dim());
+            rstd2 = ops.allocate(tag + "rstd2", n, 1);
+            gate = ops.allocate(tag + "gate", n, c.ffn());
+            up = ops.allocate(tag + "up", n, c.ffn());
+            h = ops.allocate(tag + "h", n, c.ffn());
+        }
+
+        static long floatsPerRow(LlamaConfig c) {
+            return 4L * c.dim() + 2 + 2L * c.qDim() + 2L * c.kvDim() + c.heads() + 3L * c.ffn();
+        }
+    }
+
+    /**
+     * @param seqs      windows per micro-batch
+     * @param len       tokens per window (the context)
+     * @param recompute keep only each layer's input and recompute the rest in backward
+     * @param dropout   dropout probability on attention weights and residual branches (training only)
+     */
+    public TrainGraph(Params params, TrainOps ops, int seqs, int len, boolean recompute, float dropout) {
+        this.c = params.config();
+        this.ops = ops;
+        this.p = params;
+        this.rope = new Rope(c.ropeDims(), c.ropeBase(), c.ropeFreqScale(), null, c.ropeNeox());
+        this.seqs = seqs;
+        this.len = len;
+        this.n = Math.multiplyExact(seqs, len);
+        this.recompute = recompute;
+        this.dropout = dropout;
+        int L = c.layers();
+        xIn = new Buf[L + 1];
+        for (int l = 0; l <= L; l++) {
+            xIn[l] = ops.allocate("x" + l, n, c.dim());
+        }
+        acts = new Acts[recompute ? 1 : L];
+        for (int i = 0; i < acts.length; i++) {
+            acts[i] = new Acts(ops, c, n, "l" + i + ".");
+        }
+        xf = ops.allocate("xf", n, c.dim());
+        rstdF = ops.allocate("rstdF", n, 1);
+        dx = ops.allocate("dx", n, c.dim());
+        dxb = ops.allocate("dxb", n, c.dim());
+        dxf = ops.allocate("dxf", n, c.dim());
+        dy = ops.allocate("dy", n, c.dim());
+        y = ops.allocate("y", n, c.dim());
+        dq = ops.allocate("dq", n, c.qDim());
+        dk = ops.allocate("dk", n, c.kvDim());
+        dv = ops.allocate("dv", n, c.kvDim());
+        datt = ops.allocate("datt", n, c.qDim());
+        dh = ops.allocate("dh", n, c.ffn());
+        dgate = ops.allocate("dgate", n, c.ffn());
+        dup = ops.allocate("dup", n, c.ffn());
+    }
+
+    /** Bytes of activations a graph of this size keeps (float32), for memory checks before allocating. */
+    public static long activationBytes(LlamaConfig c, int seqs, int len, boolean recompute) {
+        long rows = (long) seqs * len;
+        long perRow = (c.layers() + 1L) * c.dim() + (recompute ? 1 : c.layers()) * Acts.floatsPerRow(c)
+                + 6L * c.dim() + 1 + 2L * c.qDim() + 2L * c.kvDim() + 3L * c.ffn();
+        return 4L * rows * perRow;
+    }
+
+    /** Rows of a full micro-batch (windows × tokens). */
+    public int rows() {
+        return n;
+    }
+
+    public int windows() {
+        return seqs;
+    }
+
+    public int windowLength() {
+        return len;
+    }
+
+    /**
+     * Forward and backward of one micro-batch: gradients of {@code scale · Σ loss} accumulate into
+     * the parameters' gradients (which the caller zeroes once per step).
+     *
+     * @param inputs  [seqs · len] token ids, window-major
+     * @param targets [seqs · len] next tokens (negative: not scored)
+     * @param scale   gradient scale, e.g. 1 / (scored tokens · accumulation steps)
+     * @param seed    dropout seed of this micro-batch
+     * @return the sum of the scored tokens' cross-entropies
+     */
+    public double trainStep(int[] inputs, int[] targets, float scale, long seed) {
+        forward(inputs, n, seqs, dropout, seed);
+        double loss = ops.crossEntropy(xf, p.out.value, targets, n, scale, dxf, p.out.frozen() ? null : p.out.grad);
+        backward(inputs, seed);
+        return loss;
+    }
+
+    /**
+     * The summed cross-entropy of {@code windows} windows (at most {@link #windows()}), without
+     * dropout and without gradients.
+     */
+    public double loss(int[] inputs, int[] targets, int windows) {
+        if (windows < 1 || windows > seqs) {
+            throw new IllegalArgumentException("windows " + windows + " outside 1.." + seqs);
+        }
+        int rows = windows * len;
+        forward(inputs, rows, windows, 0f, 0);
+        return ops.crossEntropy(xf, p.out.value, targets, rows, 1f, null, null);
+    }
+
+    private Acts acts(int l) {
+        return acts[recompute ? 0 : l];
+    }
+
+    private static long siteSeed(long seed, int layer, int site) {
+        long z = seed ^ (0x632BE59BD9B4E019L * (layer * 4L + site + 1));
+        z = (z ^ (z >>> 31)) * 0x9E3779B97F4A7C15L;
+        return z ^ (z >>> 29);
+    }
+
+    private void forward(int[] inputs, int rows, int windows, float drop, long seed) {
+        ops.embed(p.emb.value, inputs, rows, xIn[0]);
+        for (int l = 0; l < c.layers(); l++) {
+            layerForward(l, acts(l), rows, windows, drop, seed);
+        }
+        ops.rmsnorm(xIn[c.layers()], p.outNorm.value, c.rmsEps(), rows, xf, rstdF);
+    }
+
+    /** Layer l from xIn[l] into xIn[l + 1], keeping its activations in a. */
+    private void layerForward(int l, Acts a, int rows, int windows, float drop, long seed) {
+        float eps = c.rmsEps();
+        Buf x = xIn[l];
+        // attention block: xMid = x + dropout(wo · attention(rope(wq·xb1), rope(wk·xb1), wv·xb1))
+        ops.rmsnorm(x, p.attnNorm[l].value, eps, rows, a.xb1, a.rstd1);
+        ops.matmul(a.xb1, p.wq[l].value, rows, a.q);
+        ops.matmul(a.xb1, p.wk[l].value, rows, a.k);
+        ops.matmul(a.xb1, p.wv[l].value, rows, a.v);
+        ops.rope(a.q, c.heads(), c.headDim(), rows, len, rope, false);
+        ops.rope(a.k, c.kvHeads(), c.headDim(), rows, len, rope, false);
+        ops.attention(a.q, a.k, a.v, windows, len, c.heads(), c.kvHeads(), c.headDim(), a.att, a.lse, drop, siteSeed(seed, l, 0));
+        ops.matmul(a.att, p.wo[l].value, rows, y);
+        if (drop > 0) {
+            ops.dropout(y, rows, drop, siteSeed(seed, l, 1));
+        }
+        ops.copy(x, rows, a.xMid);
+        ops.add(a.xMid, y, rows);
+        // feed-forward block: xIn[l+1] = xMid + dropout(down · (silu(gate·xb2) * up·xb2))
+        ops.rmsnorm(a.xMid, p.ffnNorm[l].value, eps, rows, a.xb2, a.rstd2);
+        ops.matmul(a.xb2, p.gate[l].value, rows, a.gate);
+        ops.matmul(a.xb2, p.up[l].value, rows, a.up);
+        ops.swiglu(a.gate, a.up, rows, a.h);
+        ops.matmul(a.h, p.down[l].value, rows, y);
+        if (drop > 0) {
+            ops.dropout(y, rows, drop, siteSeed(seed, l, 2));
+        }
+        ops.copy(a.xMid, rows, xIn[l + 1]);
+        ops.add(xIn[l + 1], y, rows);
+    }
+
+    private static Buf grad(Params.Param q) {
+        return q.frozen() ? null : q.grad;
+    }
+
+    private void backward(int[] inputs, long seed) {
+        float eps = c.rmsEps();
+        int L = c.layers();
+        ops.zero(dx);
+        ops.rmsnormBackward(dxf, xIn[L], p.outNorm.value, rstdF, n, dx, p.outNorm.grad);
+        int lowest = p.lowestTrainableLayer();
+        for (int l = L - 1; l >= lowest; l--) {
+            Acts a = acts(l);
+            if (recompute && l < L - 1) { // the shared set still holds the last layer's
+                layerForward(l, a, n, seqs, dropout, seed);
+            }
+            // feed-forward block
+            ops.copy(dx, n, dy);
+            if (dropout > 0) {
+                ops.dropout(dy, n, dropout, siteSeed(seed, l, 2));
+            }
+            ops.matmulBackward(dy, a.h, p.down[l].value, n, dh, false, grad(p.down[l]));
+            ops.swigluBackward(dh, a.gate, a.up, n, dgate, dup);
+            ops.matmulBackward(dgate, a.xb2, p.gate[l].value, n, dxb, false, grad(p.gate[l]));
+            ops.matmulBackward(dup, a.xb2, p.up[l].value, n, dxb, true, grad(p.up[l]));
+            ops.rmsnormBackward(dxb, a.xMid, p.ffnNorm[l].value, a.rstd2, n, dx, p.ffnNorm[l].grad);
+            // attention block
+            ops.copy(dx, n, dy);
+            if (dropout > 0) {
+                ops.dropout(dy, n, dropout, siteSeed(seed, l, 1));
+            }
+            ops.matmulBackward(dy, a.att, p.wo[l].value, n, datt, false, grad(p.wo[l]));
+            ops.attentionBackward(datt, a.q, a.k, a.v, a.att, a.lse, seqs, len, c.heads(), c.kvHeads(), c.headDim(), dropout,
+                    siteSeed(seed, l, 0), dq, dk, dv);
+            ops.rope(dq, c.heads(), c.headDim(), n, len, rope, true);
+            ops.rope(dk, c.kvHeads(), c.headDim(), n, len, rope, true);
+            ops.matmulBackward(dq, a.xb1, p.wq[l].value, n, dxb, false, grad(p.wq[l]));
+            ops.matmulBackward(dk, a.xb1, p.wk[l].value, n, dxb, true, grad(p.wk[l]));
+            ops.matmulBackward(dv, a.xb1, p.wv[l].value, n, dxb, true, grad(p.wv[l]));
+            ops.rmsnormBackward(dxb, xIn[l], p.attnNorm[l].value, a.rstd1, n, dx, p.attnNorm[l].grad);
+        }
+        if (lowest == 0 && !p.emb.frozen()) {
+            ops.embedBackward(dx, inputs, n, p.emb.grad);
+        }
+    }
+}
