@@ -41,8 +41,9 @@ class LayeringTest {
             Map.entry("synth", Set.of("gguf", "tensor", "model", "quantize")),
             Map.entry("engine", Set.of("model", "tokenizer", "sample", "backend", "backend.ref", "backend.cpu", "backend.cuda", "gguf", "tensor")),
             Map.entry("bench", Set.of("backend", "backend.ref", "backend.cpu", "backend.cuda", "engine", "model", "gguf", "tensor")),
+            Map.entry("train", Set.of("model", "backend", "tokenizer", "gguf", "tensor")),
             Map.entry("cli", Set.of("engine", "model", "tokenizer", "sample", "backend", "backend.ref", "backend.cpu", "backend.cuda",
-                    "gguf", "tensor", "quantize", "synth", "bench")));
+                    "gguf", "tensor", "quantize", "synth", "bench", "train")));
 
     private static final Pattern USE = Pattern.compile("\\bcria\\.([a-z]+(?:\\.[a-z]+)*)\\.[A-Z]");
 

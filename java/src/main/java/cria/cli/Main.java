@@ -33,6 +33,8 @@ import picocli.CommandLine.Command;
             PerplexityCommand.class,
             TokenizeCommand.class,
             TemplateCommand.class,
+            TrainCommand.class,
+            StoriesCommand.class,
             CommandLine.HelpCommand.class,
         })
 public final class Main implements Runnable {

@@ -1,0 +1,253 @@
+// The training loop: windows, gradient accumulation, clipping, AdamW on the schedule, evaluation, early stopping, checkpoints.
+package cria.train;
+
+import cria.CriaException;
+import cria.backend.TrainOps;
+import java.nio.file.Path;
+import java.util.List;
+
+/**
+ * Runs the recipe (README, "Training") on a model's {@link Params}: each step zeroes the
+ * gradients, runs {@code accum} micro-batches of {@code batch} windows forward and backward
+ * (each micro-batch's loss divided by accum), clips the gradients to a global norm, and takes one
+ * AdamW step at the schedule's learning rate. Evaluates on the validation stream every
+ * {@code evalEvery} steps and at the end, keeps the best weights, stops early after
+ * {@code patience} evaluations without improvement, and writes checkpoints from which
+ * {@link #run} resumes with exactly the losses an uninterrupted run gives (same thread count).
+ */
+public final class Trainer {
+
+    /** Told what happens, as it happens (on the training thread). */
+    public interface Listener {
+        default void onStep(StepResult r) {}
+
+        default void onEval(EvalResult e) {}
+
+        default void onCheckpoint(Path file, int step) {}
+
+        default void onResume(int step) {}
+    }
+
+    /** One optimizer step: its loss (mean cross-entropy), learning rate, gradient norm before clipping, and speed. */
+    public record StepResult(int step, int steps, double loss, double lr, double gradNorm, double tokensPerSecond,
+                             double elapsedSeconds) {}
+
+    /** One evaluation after {@code step} steps: mean validation cross-entropy and its perplexity. */
+    public record EvalResult(int step, double loss, double perplexity, boolean best) {}
+
+    /** How the run ended. */
+    public record Result(int steps, boolean stoppedEarly, double finalLoss, EvalResult best, List<StepResult> history,
+                         List<EvalResult> evals) {}
+
+    private final Params p;
+    private final TrainOps ops;
+    private final TrainOptions o;
+    private final TrainGraph graph;
+    private final Windows windows;
+    private final int[] val;
+    private final int[] inputs;
+    private final int[] targets;
+    private final String recipe;
+
+    /**
+     * @param train  the training stream (documents with BOS, concatenated)
+     * @param val    the validation stream, or an empty array for none
+     * @param recipe a description of everything the losses depend on (shape, data, options), stored in
+     *               checkpoints: a resume with a different recipe is refused
+     */
+    public Trainer(Params params, TrainOps ops, TrainOptions options, int[] train, int[] val, String recipe) {
+        this.p = params;
+        this.ops = ops;
+        this.o = options;
+        this.val = val;
+        this.recipe = recipe;
+        if (train.length < 2) {
+            throw new CriaException("the training data has " + train.length + " tokens; at least 2 are needed (more text, please)");
+        }
+        this.windows = new Windows(train, o.ctx(), o.shuffle(), o.seed());
+        this.graph = new TrainGraph(params, ops, o.batch(), o.ctx(), o.recompute(), o.dropout());
+        this.inputs = new int[graph.rows()];
+        this.targets = new int[graph.rows()];
+    }
+
+    public TrainGraph graph() {
+        return graph;
+    }
+
+    private static long mix(long z) {
+        z = (z ^ (z >>> 30)) * 0xBF58476D1CE4E5B9L;
+        z = (z ^ (z >>> 27)) * 0x94D049BB133111EBL;
+        return z ^ (z >>> 31);
+    }
+
+    /** The dropout seed of micro-batch {@code a} of step {@code s}: a function of the run's seed, so a resumed run drops the same. */
+    private long dropoutSeed(int s, int a) {
+        return mix(o.seed() ^ mix(0x2545F4914F6CDD1DL + (long) s * o.accum() + a));
+    }
+
+    /** Trains to the last step (or an early stop) from the start, or from the checkpoint when {@code resume}. */
+    public Result run(boolean resume, Listener listener) {
+        int steps = o.schedule().steps();
+        Checkpoint.State st = new Checkpoint.State();
+        if (resume) {
+            st = Checkpoint.load(o.checkpoint(), p, ops, recipe);
+            listener.onResume(st.step);
+        }
+        int n = graph.rows();
+        float scale = (float) (1.0 / ((double) n * o.accum()));
+        long t0 = System.nanoTime();
+        int first = st.step;
+        boolean stopped = false;
+        double loss = Double.NaN;
+        for (int s = st.step; s < steps; s++) {
+            p.zeroGrads(ops);
+            loss = 0;
+            for (int a = 0; a < o.accum(); a++) {
+                long k0 = ((long) s * o.accum() + a) * o.batch();
+                for (int i = 0; i < o.batch(); i++) {
+                    windows.fill(k0 + i, inputs, targets, i * o.ctx());
+                }
+                double sum = graph.trainStep(inputs, targets, scale, dropoutSeed(s, a));
+                loss += sum / n / o.accum();
+            }
+            if (!Double.isFinite(loss)) {
+                throw new CriaException("the loss became " + loss + " at step " + (s + 1) + "; lower --lr (now " + o.schedule().lr()
+                        + ") or raise --warmup");
+            }
+            double norm2 = 0;
+            for (Params.Param q : p.all()) {
+                if (!q.frozen()) {
+                    norm2 += ops.sumSquares(q.grad);
+                }
+            }
+            double norm = Math.sqrt(norm2);
+            float coef = 1f;
+            if (o.clip() > 0) {
+                double c = o.clip() / (norm + 1e-6);
+                if (c < 1) {
+                    coef = (float) c;
+                }
+            }
+            double lr = o.schedule().at(s);
+            for (Params.Param q : p.all()) {
+                if (!q.frozen()) {
+                    ops.adamw(q.value, q.grad, q.m, q.v, coef, (float) lr, TrainOptions.BETA1, TrainOptions.BETA2, TrainOptions.ADAM_EPS,
+                            q.decay ? (float) o.weightDecay() : 0f, s + 1);
+                }
+            }
+            double elapsed = (System.nanoTime() - t0) / 1e9;
+            StepResult r = new StepResult(s + 1, steps, loss, lr, norm, o.tokensPerStep() * (s + 1 - first) / Math.max(elapsed, 1e-9),
+                    elapsed);
+            st.history.add(r);
+            listener.onStep(r);
+            boolean last = s == steps - 1;
+            if (val.length > 0 && ((o.evalEvery() > 0 && (s + 1) % o.evalEvery() == 0) || last)) {
+                double vl = validationLoss();
+                boolean best = st.best == null || vl < st.best.loss();
+                EvalResult e = new EvalResult(s + 1, vl, Math.exp(vl), best);
+                st.evals.add(e);
+                if (best) {
+                    st.best = e;
+                    st.badEvals = 0;
+                    st.bestWeights = snapshot(st.bestWeights);
+                } else {
+                    st.badEvals++;
+                }
+                listener.onEval(e);
+                if (o.patience() > 0 && st.badEvals >= o.patience() && !last) {
+                    stopped = true;
+                }
+            }
+            st.step = s + 1;
+            if (o.checkpoint() != null && ((s + 1) % o.saveEvery() == 0 || last || stopped)) {
+                Path f = Checkpoint.save(o.checkpoint(), p, ops, st, recipe);
+                listener.onCheckpoint(f, s + 1);
+            }
+            if (stopped) {
+                break;
+            }
+        }
+        if (st.bestWeights != null && st.best != null && st.best.step() != st.step) {
+            restore(st.bestWeights); // the best evaluated weights are the ones a caller writes out
+        }
+        return new Result(st.step, stopped, loss, st.best, st.history, st.evals);
+    }
+
+    private float[][] snapshot(float[][] into) {
+        List<Params.Param> all = p.all();
+        float[][] w = into != null ? into : new float[all.size()][];
+        for (int i = 0; i < all.size(); i++) {
+            if (w[i] == null) {
+                w[i] = new float[Math.toIntExact(all.get(i).size())];
+            }
+            ops.read(all.get(i).value, w[i]);
+        }
+        return w;
+    }
+
+    private void restore(float[][] w) {
+        List<Params.Param> all = p.all();
+        for (int i = 0; i < all.size(); i++) {
+            ops.write(all.get(i).value, w[i]);
+        }
+    }
+
+    /** Validation windows: consecutive, ctx + 1 tokens each, at most evalWindows. */
+    public int validationWindows() {
+        return (int) Math.min(o.evalWindows(), val.length < 1 ? 0 : (val.length - 1L) / o.ctx());
+    }
+
+    /** Mean cross-entropy over the validation windows (no dropout). */
+    public double validationLoss() {
+        int v = validationWindows();
+        if (v < 1) {
+            throw new CriaException("the validation text has " + val.length + " tokens, fewer than one window of --ctx " + o.ctx()
+                    + " + 1; use a larger --val-split, a longer --val file or a smaller --ctx");
+        }
+        double sum = 0;
+        for (int w0 = 0; w0 < v; w0 += o.batch()) {
+            int w = Math.min(o.batch(), v - w0);
+            for (int j = 0; j < w; j++) {
+                int start = (w0 + j) * o.ctx();
+                for (int t = 0; t < o.ctx(); t++) {
+                    inputs[j * o.ctx() + t] = val[start + t];
+                    targets[j * o.ctx() + t] = val[start + t + 1];
+                }
+            }
+            sum += graph.loss(inputs, targets, w);
+        }
+        return sum / ((double) v * o.ctx());
+    }
+
+    /**
+     * Perplexity as llama.cpp's {@code llama-perplexity} (and {@code cria perplexity}) measures it
+     * with a context of ctx: the tokens are cut into chunks of ctx, each chunk's first token
+     * replaced by {@code bos} (when ≥ 0), and the predictions of each chunk's second half averaged.
+     *
+     * @param tokens the text tokenized as a whole (with BOS first when the model adds one)
+     */
+    public double perplexityLikeLlamaCpp(int[] tokens, int bos) {
+        int ctx = o.ctx();
+        int chunks = tokens.length / ctx;
+        if (chunks < 1 || ctx < 3) {
+            throw new CriaException("perplexity needs at least one chunk of --ctx " + ctx + " tokens (of at least 3); the text has " + tokens.length);
+        }
+        int firstScored = ctx / 2;
+        double sum = 0;
+        long count = 0;
+        for (int c0 = 0; c0 < chunks; c0 += o.batch()) {
+            int w = Math.min(o.batch(), chunks - c0);
+            for (int j = 0; j < w; j++) {
+                int start = (c0 + j) * ctx;
+                for (int t = 0; t < ctx; t++) {
+                    inputs[j * ctx + t] = t == 0 && bos >= 0 ? bos : tokens[start + t];
+                    boolean scored = t >= firstScored && t < ctx - 1;
+                    targets[j * ctx + t] = scored ? tokens[start + t + 1] : -1;
+                    count += scored ? 1 : 0;
+                }
+            }
+            sum += graph.loss(inputs, targets, w);
+        }
+        return Math.exp(sum / count);
+    }
+}
