@@ -3,6 +3,7 @@ package cria.backend.ref;
 
 import cria.backend.HostBackend;
 import cria.backend.Ops;
+import cria.backend.TrainOps;
 
 /** Scalar, single-threaded, float64 accumulation. Never optimized: it exists to be obviously right. */
 public final class RefBackend extends HostBackend {
@@ -21,5 +22,11 @@ public final class RefBackend extends HostBackend {
     @Override
     public Ops ops() {
         return ops;
+    }
+
+    /** A new float64 training oracle ({@link RefTrainOps}): its own heap memory, separate from this backend's buffers. */
+    @Override
+    public TrainOps trainOps() {
+        return new RefTrainOps();
     }
 }
