@@ -255,9 +255,26 @@ final class TrainCommand extends Verb {
                         ropeBase, 1f, false);
                 origin = "trained from scratch";
             }
-            Tokenizer tokenizer = Tokenizer.fromMetadata(vocabMd);
-            TokenData td = TokenData.load(data, val, valSplit, tokenizer, cacheDir != null ? cacheDir : defaultCacheDir(),
-                    progressFor(err, "tokenize", data), err::println);
+            TokenData.Vocabulary vocabulary = TokenData.Vocabulary.of(vocabMd);
+            Tokenizer tokenizer = vocabulary.tokenizer();
+            Progress tp = progressFor(err, "tokenize", data);
+            double split = val != null ? 0 : valSplit;
+            TokenData td = TokenData.load(data, val, split, vocabulary, cacheDir != null ? cacheDir : defaultCacheDir(),
+                    new TokenData.Progress() {
+                        private long last;
+
+                        @Override
+                        public void tokenized(long done, long total) {
+                            tp.add(done - last);
+                            last = done;
+                        }
+
+                        @Override
+                        public void notice(String line) {
+                            err.println(line);
+                        }
+                    });
+            tp.finish();
             err.println("cria train: " + td.summary());
             err.flush();
 
@@ -308,7 +325,7 @@ final class TrainCommand extends Verb {
                     double ppl = Math.exp(r.best().loss());
                     out().printf(Locale.ROOT, "trained %s: %d steps, final loss %.4f, validation loss %.4f (perplexity %.3f) at step %d%s%n",
                             output, r.steps(), r.finalLoss(), r.best().loss(), ppl, r.best().step(), r.stoppedEarly() ? " (stopped early)" : "");
-                    reportPerplexity(trainer, td, tokenizer);
+                    reportPerplexity(trainer, tokenizer, split);
                 } else {
                     out().printf(Locale.ROOT, "trained %s: %d steps, final loss %.4f (no validation text)%n", output, r.steps(), r.finalLoss());
                 }
@@ -326,8 +343,8 @@ final class TrainCommand extends Verb {
     }
 
     /** The validation text as a file and its perplexity measured as `cria perplexity` measures it, so the two can be compared. */
-    private void reportPerplexity(Trainer trainer, TokenData td, Tokenizer tokenizer) {
-        String text = td.validationText();
+    private void reportPerplexity(Trainer trainer, Tokenizer tokenizer, double split) {
+        String text = TokenData.validationText(data, val, split);
         if (text == null) {
             return;
         }
@@ -347,8 +364,12 @@ final class TrainCommand extends Verb {
     }
 
     private Metadata trainVocabulary(int size, PrintWriter err) {
-        Progress progress = progressFor(err, "vocabulary", data);
-        TrainedVocab v = new VocabTrainer(size).progress(progress::add).train(TokenData.documents(data));
+        Progress progress = new Progress(err, "vocabulary", size, "tokens", Progress.stderrIsTerminal());
+        long[] last = {0};
+        TrainedVocab v = new VocabTrainer(size).progress(n -> {
+            progress.add(n - last[0]);
+            last[0] = n;
+        }).train(TokenData.documents(data));
         progress.finish();
         Metadata md = new Metadata("vocabulary trained on " + data);
         v.writeTo(md);
@@ -420,7 +441,7 @@ final class TrainCommand extends Verb {
     private String recipe(LlamaConfig c, boolean isTied, TokenData td, TrainOptions o, Path initPath) {
         return String.format(Locale.ROOT, "shape %d/%d/%d/%d/%d/%d%s; data %s; init %s; batch %d ctx %d accum %d steps %d lr %s min %s warmup %d %s"
                         + " gamma %s size %d cycle %d wd %s clip %s shuffle %b seed %d dropout %s freeze %s threads %d backend %s",
-                c.dim(), c.layers(), c.heads(), c.kvHeads(), c.ffn(), c.vocab(), isTied ? " tied" : "", td.fingerprint(),
+                c.dim(), c.layers(), c.heads(), c.kvHeads(), c.ffn(), c.vocab(), isTied ? " tied" : "", String.format("%016x", td.fingerprint()),
                 initPath == null ? "random" : initPath.getFileName(), o.batch(), o.ctx(), o.accum(), o.schedule().steps(), o.schedule().lr(),
                 o.schedule().minLr(), o.schedule().warmup(), o.schedule().kind(), o.schedule().gamma(), o.schedule().stepSize(),
                 o.schedule().cycle(), o.weightDecay(), o.clip(), o.shuffle(), o.seed(), o.dropout(), freeze, Backends.cpuThreadCount(threads),

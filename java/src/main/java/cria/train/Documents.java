@@ -153,6 +153,30 @@ final class Documents {
         return new Chunk(Arrays.copyOf(tokens, n), Arrays.copyOf(starts, docs), to);
     }
 
+    /** The documents of {@code text} as strings, in file order, blank ones skipped: what {@link #run} tokenizes. */
+    static List<String> texts(byte[] text, String name, boolean jsonl) {
+        CharsetDecoder utf8 = StandardCharsets.UTF_8.newDecoder()
+                .onMalformedInput(CodingErrorAction.REPORT).onUnmappableCharacter(CodingErrorAction.REPORT);
+        List<String> out = new ArrayList<>();
+        int line = 1;
+        for (int s = 0; s < text.length; line++) {
+            int e = s;
+            while (e < text.length && text[e] != '\n') {
+                e++;
+            }
+            int next = e + 1;
+            if (e > s && text[e - 1] == '\r') {
+                e--;
+            }
+            String doc = document(text, s, e, line, name, jsonl, utf8);
+            s = next;
+            if (doc != null && !doc.isBlank()) {
+                out.add(doc);
+            }
+        }
+        return out;
+    }
+
     // The text of one line: the line itself, or the "text" of its JSON object; null for a blank JSONL line.
     private static String document(byte[] text, int s, int e, int line, String name, boolean jsonl, CharsetDecoder utf8) {
         String str;

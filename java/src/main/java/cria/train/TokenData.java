@@ -21,6 +21,7 @@ import java.nio.file.StandardCopyOption;
 import java.nio.file.StandardOpenOption;
 import java.nio.file.attribute.PosixFileAttributeView;
 import java.nio.file.attribute.PosixFilePermission;
+import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.Set;
@@ -229,6 +230,32 @@ public final class TokenData {
         }
         Path written = writeCache(fp, trainIds, valIds, primary, fallback, progress);
         return new TokenData(name, valName, trainIds, valIds, trainDocs, valDocs, text.length, valBytes, fp, written, false);
+    }
+
+    /**
+     * The documents of a data file as text (plain lines, or the "text" of JSONL objects), in file
+     * order, blank ones skipped: exactly the documents {@link #load} tokenizes.
+     */
+    public static List<String> documents(Path data) {
+        byte[] text = readInput(data, "data");
+        return Documents.texts(text, data.getFileName().toString(), isJsonl(data, text));
+    }
+
+    /**
+     * The validation documents as text, one per line: those of {@code valData}, or the last
+     * {@code ceil(valSplit · D)} of {@code data}'s D documents (as {@link #load} holds them out);
+     * null when nothing is held out.
+     */
+    public static String validationText(Path data, Path valData, double valSplit) {
+        List<String> docs;
+        if (valData != null) {
+            docs = documents(valData);
+        } else {
+            List<String> all = documents(data);
+            int held = (int) Math.ceil(valSplit * all.size());
+            docs = all.subList(all.size() - held, all.size());
+        }
+        return docs.isEmpty() ? null : String.join("\n", docs) + "\n";
     }
 
     /** The training stream (not copied: do not change it). */
