@@ -98,7 +98,7 @@ public final class Trainer {
         long t0 = System.nanoTime();
         int first = st.step;
         boolean stopped = false;
-        double loss = Double.NaN;
+        double loss = st.history.isEmpty() ? Double.NaN : st.history.get(st.history.size() - 1).loss();
         for (int s = st.step; s < steps; s++) {
             p.zeroGrads(ops);
             loss = 0;
