@@ -97,12 +97,14 @@ class TrainCommandTest {
             tiny("-o", out, "--clip", "-1"),
             tiny("-o", out, "--dropout", "1.5"),
             {"train", "--data", tmp.resolve("missing.txt").toString(), "-o", out},
-            tiny("-o", out, "--heads", "3"),
+            {"train", "--data", stories.toString(), "--dim", "16", "--heads", "3", "-o", out},
+            tiny("-o", out, "--tokens-per-step", "3"),
         };
         for (String[] args : cases) {
             CliRunner.Result r = CliRunner.run(args);
             assertEquals(1, r.code(), String.join(" ", args) + "\n" + r);
-            assertEquals(1, r.err().strip().lines().filter(l -> l.startsWith("cria: ")).count(), r.err());
+            assertEquals(1, r.err().strip().lines().filter(l -> l.startsWith("cria: ") || l.startsWith("cria train: ") && l.contains("--help"))
+                    .count(), r.err());
             assertTrue(!r.err().contains("\tat "), "no stack trace: " + r.err());
         }
     }
