@@ -66,7 +66,8 @@ public interface TrainOps extends AutoCloseable {
      * t = i % len), head h attends over rows {@code b·len .. i} of k and v, head {@code h / (heads /
      * kvHeads)}, with scores scaled by {@code 1 / sqrt(headDim)}. Keeps the log-sum-exp of each
      * (row, head)'s scaled scores in {@code lse[i][h]}. With {@code dropP > 0} the softmax weight of
-     * (row i, head h, key position j) is dropped by {@code keep(seed, (i·heads + h)·len + j, dropP)}
+     * (row i, head h, key position j within the window, 0 ≤ j ≤ i % len) is dropped by
+     * {@code keep(seed, (i·heads + h)·len + j, dropP)}
      * and kept weights scaled by 1/(1-p); the lse is of the weights before dropout.
      * q, out: [n, heads · headDim]; k, v: [n, kvHeads · headDim]; lse: [n, heads]; n = seqs · len.
      */
