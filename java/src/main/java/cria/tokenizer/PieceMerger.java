@@ -129,8 +129,8 @@ final class PieceMerger {
                 progress.accept(pieces.size());
             }
         }
-        if (progress != null) {
-            progress.accept(pieces.size());
+        if (progress != null && pieces.size() % PROGRESS_EVERY != 0) {
+            progress.accept(pieces.size()); // the end, unless just told
         }
     }
 
