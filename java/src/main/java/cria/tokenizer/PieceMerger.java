@@ -129,8 +129,8 @@ final class PieceMerger {
                 progress.accept(pieces.size());
             }
         }
-        if (progress != null) {
-            progress.accept(pieces.size());
+        if (progress != null && pieces.size() % PROGRESS_EVERY != 0) {
+            progress.accept(pieces.size()); // the end, unless just told
         }
     }
 
@@ -173,10 +173,10 @@ final class PieceMerger {
         return false;
     }
 
-    // Adds delta to a candidate's count (eligible, unlearned candidates only); returns whether it counted.
-    private boolean count(Candidate c, int w, long delta, int step) {
+    // Adds delta to a candidate's count (eligible, unlearned candidates only) and notes where and when it rose.
+    private void count(Candidate c, int w, long delta, int step) {
         if (!c.eligible || c.piece >= 0) {
-            return false;
+            return;
         }
         c.count += delta;
         if (delta > 0) {
@@ -189,7 +189,6 @@ final class PieceMerger {
                 grown.add(c);
             }
         }
-        return true;
     }
 
     private void push(Candidate c) {

@@ -200,6 +200,52 @@ class VocabTrainerTest {
         assertTrue(multi > 0 && multi < words.size(), "some words are one token, some several");
     }
 
+    // An independent, slow trainer: segment every word with the merges so far, count the strings neighbouring
+    // pieces make, take the most frequent (then shorter, then smaller) allowed one; repeat.
+    static List<String> naiveMerges(List<String> docs, int merges) {
+        Map<String, Long> words = new HashMap<>();
+        for (String d : docs) {
+            for (String w : ("\u2581" + d.replace(' ', '\u2581')).split("(?=\u2581)")) {
+                words.merge(w, 1L, Long::sum);
+            }
+        }
+        List<String> learned = new ArrayList<>();
+        Map<String, Integer> rank = new HashMap<>();
+        while (learned.size() < merges) {
+            Map<String, Long> counts = new HashMap<>();
+            for (Map.Entry<String, Long> e : words.entrySet()) {
+                List<String> seg = applyMerges(e.getKey(), rank);
+                for (int i = 0; i + 1 < seg.size(); i++) {
+                    String p = seg.get(i) + seg.get(i + 1);
+                    long scripts = p.replace("\u2581", "").codePoints().mapToObj(Character.UnicodeScript::of).distinct().count();
+                    if (scripts <= 1 && p.codePointCount(0, p.length()) <= 16) {
+                        counts.merge(p, e.getValue(), Long::sum);
+                    }
+                }
+            }
+            String best = null;
+            for (Map.Entry<String, Long> e : counts.entrySet()) {
+                String p = e.getKey();
+                long c = e.getValue();
+                if (best == null || c > counts.get(best) || c == counts.get(best)
+                        && (p.length() < best.length() || p.length() == best.length() && p.compareTo(best) < 0)) {
+                    best = p;
+                }
+            }
+            rank.put(best, learned.size());
+            learned.add(best);
+        }
+        return learned;
+    }
+
+    @Test
+    void learnsTheSameMergesAsANaiveTrainer() {
+        List<String> docs = DOCS.subList(0, 300);
+        TrainedVocab v = new VocabTrainer(420).characterCoverage(1.0).train(docs);
+        List<String> merges = List.of(v.tokens()).subList(v.firstMerge(), v.size());
+        assertEquals(naiveMerges(docs, merges.size()), merges);
+    }
+
     @Test
     void frequentWordsBecomeSingleTokens() {
         Tokenizer tok = tokenizer(new VocabTrainer(N).train(DOCS));
