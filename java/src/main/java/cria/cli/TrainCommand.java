@@ -69,6 +69,9 @@ final class TrainCommand extends Verb {
     @Option(names = "--vocab-size", paramLabel = "N", description = "train a SentencePiece-style BPE vocabulary of N tokens on the data (default: 512 unless --vocab or --init)")
     Integer vocabSize;
 
+    @Option(names = "--mixed-scripts", description = "let vocabulary pieces mix Unicode scripts (e.g. '▁said,'): better compression, fewer shared word tokens")
+    boolean mixedScripts;
+
     @Option(names = "--vocab", paramLabel = "MODEL.gguf", description = "take the vocabulary of this GGUF instead of training one")
     Path vocab;
 
@@ -366,7 +369,7 @@ final class TrainCommand extends Verb {
     private Metadata trainVocabulary(int size, PrintWriter err) {
         Progress progress = new Progress(err, "vocabulary", size, "tokens", Progress.stderrIsTerminal());
         long[] last = {0};
-        TrainedVocab v = new VocabTrainer(size).progress(n -> {
+        TrainedVocab v = new VocabTrainer(size).splitByScript(!mixedScripts).progress(n -> {
             progress.add(n - last[0]);
             last[0] = n;
         }).train(TokenData.documents(data));
