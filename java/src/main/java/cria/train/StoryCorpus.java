@@ -82,7 +82,11 @@ public final class StoryCorpus {
     private final Map<String, String> slots = new HashMap<>();
     private final StringBuilder story = new StringBuilder(1024);
 
-    /** A generator whose stories depend only on {@code seed}. */
+    /**
+     * A generator whose stories depend only on the seed.
+     *
+     * @param seed any value; equal seeds give equal stories
+     */
     public StoryCorpus(long seed) {
         this.state = seed;
     }
@@ -91,6 +95,9 @@ public final class StoryCorpus {
      * Writes stories to {@code out}, one per line, until at least {@code bytes} bytes are written
      * (the last story is whole), replacing the file atomically.
      *
+     * @param out   the file to write (its directory is created if needed)
+     * @param bytes how much text to write at least, 1..{@link #MAX_BYTES}
+     * @param seed  the generator's seed
      * @return the number of stories written
      * @throws CriaException when {@code bytes} is not in 1..{@link #MAX_BYTES} or the file cannot be written
      */

@@ -322,6 +322,11 @@ class TokenDataTest {
         assertTrue(p.notices.get(0).contains("damaged") && p.notices.get(0).contains(cache.toString()), p.notices.get(0));
         assertArrayEquals(good, Files.readAllBytes(cache), "rewritten whole");
 
+        Files.write(cache, java.util.Arrays.copyOf(good, good.length + 4)); // a stray token at the end
+        Counting longer = new Counting();
+        assertFalse(load(data, 0, longer).fromCache());
+        assertEquals(1, longer.notices.size(), longer.notices.toString());
+
         byte[] badId = good.clone();
         badId[40 + 4 * 2] = (byte) 0xFF; // a token id past the vocabulary
         badId[40 + 4 * 2 + 1] = (byte) 0x7F;
