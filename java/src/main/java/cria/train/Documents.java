@@ -55,7 +55,7 @@ final class Documents {
      */
     static Documents run(byte[] text, String name, boolean jsonl, Tokenizer tok, TokenData.Progress progress, long doneBefore, long total) {
         int threads = Math.max(1, Runtime.getRuntime().availableProcessors());
-        int target = (int) Math.clamp(text.length / (8L * threads), 16 << 10, 1 << 20);
+        int target = Math.clamp(text.length / (8L * threads), 16 << 10, 1 << 20);
         List<int[]> ranges = new ArrayList<>(); // {start, end, first line number}
         int line = 1;
         int start = TokenData.startsWithBom(text) ? 3 : 0;

@@ -82,7 +82,11 @@ public final class StoryCorpus {
     private final Map<String, String> slots = new HashMap<>();
     private final StringBuilder story = new StringBuilder(1024);
 
-    /** A generator whose stories depend only on {@code seed}. */
+    /**
+     * A generator whose stories depend only on the seed.
+     *
+     * @param seed any value; equal seeds give equal stories
+     */
     public StoryCorpus(long seed) {
         this.state = seed;
     }
@@ -91,6 +95,9 @@ public final class StoryCorpus {
      * Writes stories to {@code out}, one per line, until at least {@code bytes} bytes are written
      * (the last story is whole), replacing the file atomically.
      *
+     * @param out   the file to write (its directory is created if needed)
+     * @param bytes how much text to write at least, 1..{@link #MAX_BYTES}
+     * @param seed  the generator's seed
      * @return the number of stories written
      * @throws CriaException when {@code bytes} is not in 1..{@link #MAX_BYTES} or the file cannot be written
      */
@@ -300,11 +307,11 @@ public final class StoryCorpus {
     private void newFriend() {
         say(pick("there was a {adj} {kind} named {name}.", "once upon a time, there was a shy {kind} named {name}."));
         say(pick("{name} was new in town and did not have any friends.", "{name} was very shy and did not have many friends."));
-        say("one day, {he} saw a {pkind} named {pal} playing with a {color} {thing} at the {place}.");
+        say("one day, {he} saw a {pkind} named {pal} playing with a {color} {thing} in the {place}.");
         say("{name} wanted to play too, but {he} was [scared|shy].");
         say("[at last|after a while], {he} walked up to {pal} and said, \"hi, can i play with you?\"");
         say("{pal} smiled and said, \"yes! let us play together.\"");
-        say("they [ran and jumped|played with the {thing}|laughed and played] all [day|afternoon] at the {place}.");
+        say("they [ran and jumped|played with the {thing}|laughed and played] all [day|afternoon] in the {place}.");
         say(pick("{name} was not shy anymore. {he} had a new friend.",
                 "from that day on, {name} and {pal} played together every day.",
                 "{name} learned that it is good to say hi to someone new."));

@@ -21,6 +21,7 @@ import java.nio.file.StandardCopyOption;
 import java.nio.file.StandardOpenOption;
 import java.nio.file.attribute.PosixFileAttributeView;
 import java.nio.file.attribute.PosixFilePermission;
+import java.util.Arrays;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
@@ -35,7 +36,7 @@ import java.util.TreeMap;
  * Plain text with one document per line (blank lines skipped; a trailing {@code \r} and a leading
  * UTF-8 byte-order mark are dropped), or JSONL with one {@code {"text": "..."}} object per line
  * (other keys ignored). A file is JSONL when its name ends in {@code .jsonl} or {@code .json} or
- * its first non-blank character is {@code {}. Documents whose text is blank are skipped in both.
+ * its first non-blank character is an opening brace. Documents whose text is blank are skipped in both.
  *
  * <h2>Streams</h2>
  * Each document is tokenized with {@code encode(text, false, false)} and preceded by BOS; documents
@@ -94,6 +95,9 @@ public final class TokenData {
     /**
      * A tokenizer and the fingerprint of the vocabulary it was built from (every
      * {@code tokenizer.ggml.*} metadata value: tokens, scores, types, merges, special ids, flags).
+     *
+     * @param tokenizer   the tokenizer
+     * @param fingerprint a 64-bit hash of the vocabulary, part of the cache's fingerprint
      */
     public record Vocabulary(Tokenizer tokenizer, long fingerprint) {
         /** The tokenizer of a model file's metadata, with its fingerprint. */
@@ -390,7 +394,7 @@ public final class TokenData {
             long storedFp = head.getLong();
             long nTrain = head.getLong();
             long nVal = head.getLong();
-            if (!java.util.Arrays.equals(magic, MAGIC) || version != VERSION || storedFp != fp) {
+            if (!Arrays.equals(magic, MAGIC) || version != VERSION || storedFp != fp) {
                 return damaged(cache, "its header is not a version " + VERSION + " cache of this data", progress);
             }
             if (nTrain < 1 || nVal < 0 || nTrain > MAX_TOKENS || nVal > MAX_TOKENS) {
