@@ -38,6 +38,11 @@ NATIVE_ISA := -march=x86-64-v4 -mavx512vnni
 NATIVE_NEEDS := -DCRIA_NEEDS_X86_64_V4_VNNI
 endif
 DEMO_MODEL := target/demo/cria-demo.gguf
+# The default model: trained once by `make run` on the built-in story corpus, then reused.
+DEFAULT_DIR := target/default
+DEFAULT_MODEL := $(DEFAULT_DIR)/cria-stories.gguf
+DEFAULT_TRAIN := --vocab-size 512 --dim 64 --layers 5 --heads 8 --kv-heads 4 --ffn 172 --ctx 128 --batch 16 \
+                 --steps 400 --lr 3e-3 --warmup 20 --schedule cosine --min-lr 3e-4 --weight-decay 0.1 --eval-every 100 --seed 1
 AOT := target/cria.aot
 
 .PHONY: all build run test bench kernels native install clean help
@@ -50,10 +55,12 @@ build: $(JAR) $(NATIVE_LIB) target/java-home $(AOT) ## the same as all
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' Makefile | sed 's/:.*## /\t/'
 
-run: build ## build, make a small random-weight demo model, generate text with it, say how to run a real GGUF
-	@echo "== ./cria generate -m $(DEMO_MODEL) -p 'Once upon a time' -n 48 --seed 7"
-	@echo "== (a model Cria made itself with RANDOM weights: the text below is meaningless by design)"
-	@./cria generate -m $(DEMO_MODEL) -p "Once upon a time" -n 48 --seed 7
+run: build $(DEFAULT_MODEL) ## build, train the default model once (about 2 minutes), generate text with it
+	@echo "== the default model: $(DEFAULT_MODEL)"
+	@./cria info $(DEFAULT_MODEL) | sed -n 's/^ *general.description *string *"\(.*\)"/==   \1/p'
+	@echo "==   (trained by Cria itself on its built-in corpus of simple stories; loss curve: $(DEFAULT_DIR)/loss.png)"
+	@echo "== ./cria generate -m $(DEFAULT_MODEL) -p 'once upon a time' -n 120 --seed 7"
+	@./cria generate -m $(DEFAULT_MODEL) -p "once upon a time" -n 120 --seed 7
 	@echo
 	@echo "== To run a real model (any Llama-family GGUF, e.g. from Hugging Face):"
 	@echo "==   ./cria generate -m path/to/model.gguf -p 'Once upon a time' -n 128"
@@ -105,6 +112,14 @@ target/java-home:
 $(DEMO_MODEL): $(JAR) target/java-home
 	@mkdir -p $(dir $@)
 	@./cria synth --like tiny --type Q8_0 --seed 1 -o $@ > /dev/null 2>&1 || { echo "make: could not make the demo model"; exit 1; }
+
+# Made once: later runs reuse it (delete $(DEFAULT_DIR) to train it again).
+$(DEFAULT_MODEL): | $(JAR) $(NATIVE_LIB) target/java-home
+	@mkdir -p $(DEFAULT_DIR)
+	@echo "== training the default model (once; about 2 minutes on 2 cores): ./cria train --data $(DEFAULT_DIR)/stories.txt $(DEFAULT_TRAIN)"
+	@./cria stories -o $(DEFAULT_DIR)/stories.txt --bytes 3000000 --seed 1
+	@./cria train --data $(DEFAULT_DIR)/stories.txt $(DEFAULT_TRAIN) -o $@ --log $(DEFAULT_DIR)/train.jsonl \
+	  --png $(DEFAULT_DIR)/loss.png --print-every 50
 
 # JDK 25's ahead-of-time cache: classes loaded and linked, and method profiles, from one training
 # run, so that every later start is faster. The launcher uses it only while it matches the jar.
