@@ -6,6 +6,7 @@
  * whatever the tile, so results do not depend on how rows are split over threads. */
 #include "train.h"
 #include "matmul.h"
+#include "train_simd.h"
 #include <math.h>
 #include <string.h>
 
@@ -18,23 +19,6 @@ int64_t cria_train_matmul_scratch(int32_t k, int32_t o) {
 }
 
 #if CRIA_VNNI
-/* e^x for 16 floats: x = n ln2 + r with |r| <= ln2/2, a degree-6 polynomial for e^r, then scaled by 2^n.
- * Within 2 ulp over the float range; pure multiply-adds, so the same bits on every run. */
-static inline __m512 exp16(__m512 x) {
-    x = _mm512_max_ps(_mm512_min_ps(x, _mm512_set1_ps(88.7f)), _mm512_set1_ps(-103.9f));
-    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
-    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
-    __m512 p = _mm512_set1_ps(1.9875691500e-4f);
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
-    p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
-    return _mm512_scalef_ps(p, n);
-}
-
 /* c[r][0..32) (= or +=) sum_kk a(r, kk) * b[kk][0..32) for r < MR; a(r, kk) = a[r * ars + kk * aks],
  * b rows bks floats apart (masks m0, m1 on its two vectors and on c's). */
 static inline __attribute__((always_inline)) void kern(const int MR, int kc, const float *a, int64_t ars, int64_t aks,
@@ -84,9 +68,6 @@ static void rows_kern(int m, int kc, const float *a, int64_t ars, int64_t aks, c
     }
 }
 
-static inline __mmask16 mask_of(int n) {
-    return n >= 16 ? (__mmask16) 0xffff : n <= 0 ? (__mmask16) 0 : (__mmask16) ((1u << n) - 1);
-}
 #endif
 
 void cria_train_matmul(const float *x, int64_t xo, int64_t xs, int32_t i0, int32_t i1, int32_t k, const float *w, int32_t o,

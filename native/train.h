@@ -30,4 +30,23 @@ void cria_train_matmul_dw(const float *g, int64_t go, int64_t gs, const float *x
 void cria_train_softmax_xent(float *logits, int64_t lo, int64_t ls, int32_t r0, int32_t r1, int32_t vocab, const int32_t *targets,
                              float scale, int32_t grad, double *loss);
 
+
+/* Whether element index survives dropout p under seed: TrainOps.keep, bit for bit. */
+int32_t cria_train_keep(int64_t seed, int64_t index, float p);
+
+/* Floats of per-thread scratch the attention kernels need for windows of len rows and heads of hd values. */
+int64_t cria_train_attention_scratch(int32_t len, int32_t hd);
+
+/* Causal grouped-query attention (TrainOps.attention) of items [item0, item1), an item being one
+ * window b and KV head g (item = b * kv_heads + g) with the heads that share it: out and lse rows
+ * of those heads. q, out: rows of heads * hd; k, v: rows of kv_heads * hd; lse: rows of heads. */
+void cria_train_attention(const float *q, const float *k, const float *v, float *out, float *lse, int32_t len, int32_t heads,
+                          int32_t kv_heads, int32_t hd, int32_t item0, int32_t item1, float drop, int64_t seed, float *scratch);
+
+/* Its backward over the same items: dq of the item's heads, dk and dv of its KV head (written). */
+void cria_train_attention_backward(const float *dout, const float *q, const float *k, const float *v, const float *out,
+                                   const float *lse, float *dq, float *dk, float *dv, int32_t len, int32_t heads,
+                                   int32_t kv_heads, int32_t hd, int32_t item0, int32_t item1, float drop, int64_t seed,
+                                   float *scratch);
+
 #endif

@@ -24,9 +24,10 @@ final class NativeTrainPath extends JavaTrainPath {
     /** Rows of one native cross-entropy block (fixed: dw adds up block by block). */
     static final int CE_ROWS_NATIVE = 512;
 
-    private final MethodHandle mmScratch, mm, mmDx, mmDw, xent;
+    private final MethodHandle mmScratch, mm, mmDx, mmDw, xent, attScratch, att, attBwd;
     private final Arena arena = Arena.ofShared();
     private final MemorySegment[] pack;
+    private final MemorySegment[] attScratchSeg;
     private MemorySegment ceBlock = MemorySegment.NULL;
     // heap arrays the kernels read (critical downcalls), wrapped once per array
     private int[] targetsArray;
@@ -38,6 +39,8 @@ final class NativeTrainPath extends JavaTrainPath {
     private final WorkerPool.Task dxTask = (th, nt) -> dxRows(lo(n, th, nt), lo(n, th + 1, nt));
     private final WorkerPool.Task dwTask = (th, nt) -> dwRows(loUnits(c.rows(), 4, th, nt), loUnits(c.rows(), 4, th + 1, nt));
     private final WorkerPool.Task ceTask = (th, nt) -> ceRows(th, block0 + lo(blockRows, th, nt), block0 + lo(blockRows, th + 1, nt));
+    private final WorkerPool.Task attTask = (th, nt) -> attItems(th, lo(seqs * kvHeads, th, nt), lo(seqs * kvHeads, th + 1, nt));
+    private final WorkerPool.Task attBwdTask = (th, nt) -> attBwdItems(th, lo(seqs * kvHeads, th, nt), lo(seqs * kvHeads, th + 1, nt));
     private final WorkerPool.Task ceDwTask = (th, nt) -> ceDw(loUnits(b.rows(), 4, th, nt), loUnits(b.rows(), 4, th + 1, nt));
 
     NativeTrainPath(WorkerPool pool, NativeKernels nk) {
@@ -55,8 +58,15 @@ final class NativeTrainPath extends JavaTrainPath {
         // heap access allowed: the targets and losses are Java arrays
         xent = linker.downcallHandle(NativeKernels.find(lib, "cria_train_softmax_xent"),
                 FunctionDescriptor.ofVoid(A, J, J, I, I, I, A, FF, I, A), Linker.Option.critical(true));
+        attScratch = linker.downcallHandle(NativeKernels.find(lib, "cria_train_attention_scratch"), FunctionDescriptor.of(J, I, I), critical);
+        att = linker.downcallHandle(NativeKernels.find(lib, "cria_train_attention"),
+                FunctionDescriptor.ofVoid(A, A, A, A, A, I, I, I, I, I, I, FF, J, A), critical);
+        attBwd = linker.downcallHandle(NativeKernels.find(lib, "cria_train_attention_backward"),
+                FunctionDescriptor.ofVoid(A, A, A, A, A, A, A, A, A, I, I, I, I, I, I, FF, J, A), critical);
         pack = new MemorySegment[threads];
         java.util.Arrays.fill(pack, MemorySegment.NULL);
+        attScratchSeg = new MemorySegment[threads];
+        java.util.Arrays.fill(attScratchSeg, MemorySegment.NULL);
     }
 
     @Override
@@ -219,6 +229,63 @@ final class NativeTrainPath extends JavaTrainPath {
         if (r0 < r1) {
             int dim = a.cols();
             dwCall(ceBlock, 0, b.rows(), a.segment(), (long) block0 * dim, dim, blockRows, r0, r1, dim, c.segment(), dim);
+        }
+    }
+
+    // ---- attention ---------------------------------------------------------------------------
+
+    private void attentionScratch(int len, int headDim) {
+        long bytes;
+        try {
+            bytes = 4 * (long) attScratch.invokeExact(len, headDim);
+        } catch (Throwable e) {
+            throw new IllegalStateException(e);
+        }
+        for (int t = 0; t < threads; t++) {
+            attScratchSeg[t] = grow(attScratchSeg[t], bytes);
+        }
+    }
+
+    @Override
+    void attention(HostBuf q, HostBuf k, HostBuf v, int seqs, int len, int heads, int kvHeads, int headDim, HostBuf out,
+                   HostBuf lse, float dropP, long seed) {
+        attentionScratch(len, headDim);
+        setAttention(q, k, v, seqs, len, heads, kvHeads, headDim, out, lse, dropP, seed);
+        pool.run(attTask);
+    }
+
+    /** (window, KV head) items [lo, hi). */
+    private void attItems(int th, int lo, int hi) {
+        if (lo < hi) {
+            try {
+                att.invokeExact(a.segment(), b.segment(), c.segment(), d.segment(), e.segment(), len, heads, kvHeads, headDim, lo, hi,
+                        p1, seed, attScratchSeg[th]);
+            } catch (Throwable ex) {
+                throw new IllegalStateException(ex);
+            }
+        }
+    }
+
+    @Override
+    void attentionBackward(HostBuf dout, HostBuf q, HostBuf k, HostBuf v, HostBuf out, HostBuf lse, int seqs, int len, int heads,
+                           int kvHeads, int headDim, float dropP, long seed, HostBuf dq, HostBuf dk, HostBuf dv) {
+        attentionScratch(len, headDim);
+        setAttention(q, k, v, seqs, len, heads, kvHeads, headDim, out, lse, dropP, seed);
+        f = dout;
+        g = dq;
+        h = dk;
+        i = dv;
+        pool.run(attBwdTask);
+    }
+
+    private void attBwdItems(int th, int lo, int hi) {
+        if (lo < hi) {
+            try {
+                attBwd.invokeExact(f.segment(), a.segment(), b.segment(), c.segment(), d.segment(), e.segment(), g.segment(), h.segment(),
+                        i.segment(), len, heads, kvHeads, headDim, lo, hi, p1, seed, attScratchSeg[th]);
+            } catch (Throwable ex) {
+                throw new IllegalStateException(ex);
+            }
         }
     }
 }
