@@ -221,3 +221,47 @@ void cria_train_softmax_xent(float *logits, int64_t lo, int64_t ls, int32_t r0, 
         l[t] -= scale;
     }
 }
+
+/* out = silu(g) * u over elements [from, to). */
+void cria_train_swiglu(const float *g, const float *u, float *out, int64_t from, int64_t to) {
+    int64_t e = from;
+#if CRIA_VNNI
+    __m512 one = _mm512_set1_ps(1.0f);
+    for (; e < to; e += 16) {
+        __mmask16 m = mask_of((int) (to - e < 16 ? to - e : 16));
+        __m512 gv = _mm512_maskz_loadu_ps(m, g + e);
+        __m512 s = _mm512_div_ps(one, _mm512_add_ps(one, exp16(_mm512_sub_ps(_mm512_setzero_ps(), gv))));
+        _mm512_mask_storeu_ps(out + e, m, _mm512_mul_ps(_mm512_mul_ps(gv, s), _mm512_maskz_loadu_ps(m, u + e)));
+    }
+#else
+    for (; e < to; e++) {
+        float s = 1.0f / (1.0f + expf(-g[e]));
+        out[e] = g[e] * s * u[e];
+    }
+#endif
+}
+
+/* dg = dout * u * silu'(g), du = dout * silu(g) over elements [from, to); silu'(g) = s (1 + g (1 - s)), s = sigmoid(g). */
+void cria_train_swiglu_backward(const float *dout, const float *g, const float *u, float *dg, float *du, int64_t from, int64_t to) {
+    int64_t e = from;
+#if CRIA_VNNI
+    __m512 one = _mm512_set1_ps(1.0f);
+    for (; e < to; e += 16) {
+        __mmask16 m = mask_of((int) (to - e < 16 ? to - e : 16));
+        __m512 gv = _mm512_maskz_loadu_ps(m, g + e);
+        __m512 dv = _mm512_maskz_loadu_ps(m, dout + e);
+        __m512 s = _mm512_div_ps(one, _mm512_add_ps(one, exp16(_mm512_sub_ps(_mm512_setzero_ps(), gv))));
+        __m512 ds = _mm512_mul_ps(s, _mm512_fmadd_ps(gv, _mm512_sub_ps(one, s), one));
+        __m512 dgv = _mm512_mul_ps(_mm512_mul_ps(dv, _mm512_maskz_loadu_ps(m, u + e)), ds);
+        _mm512_mask_storeu_ps(du + e, m, _mm512_mul_ps(dv, _mm512_mul_ps(gv, s)));
+        _mm512_mask_storeu_ps(dg + e, m, dgv);
+    }
+#else
+    for (; e < to; e++) {
+        float s = 1.0f / (1.0f + expf(-g[e]));
+        float dgv = dout[e] * u[e] * (s * (1.0f + g[e] * (1.0f - s)));
+        du[e] = dout[e] * (g[e] * s);
+        dg[e] = dgv;
+    }
+#endif
+}

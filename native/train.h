@@ -49,4 +49,10 @@ void cria_train_attention_backward(const float *dout, const float *q, const floa
                                    int32_t kv_heads, int32_t hd, int32_t item0, int32_t item1, float drop, int64_t seed,
                                    float *scratch);
 
+/* out = silu(g) * u over elements [from, to) (out may be g or u). */
+void cria_train_swiglu(const float *g, const float *u, float *out, int64_t from, int64_t to);
+
+/* dg = dout * u * silu'(g), du = dout * silu(g) over elements [from, to) (dg, du may be dout, g or u). */
+void cria_train_swiglu_backward(const float *dout, const float *g, const float *u, float *dg, float *du, int64_t from, int64_t to);
+
 #endif

@@ -24,7 +24,7 @@ final class NativeTrainPath extends JavaTrainPath {
     /** Rows of one native cross-entropy block (fixed: dw adds up block by block). */
     static final int CE_ROWS_NATIVE = 512;
 
-    private final MethodHandle mmScratch, mm, mmDx, mmDw, xent, attScratch, att, attBwd;
+    private final MethodHandle mmScratch, mm, mmDx, mmDw, xent, attScratch, att, attBwd, swiglu, swigluBwd;
     private final Arena arena = Arena.ofShared();
     private final MemorySegment[] pack;
     private final MemorySegment[] attScratchSeg;
@@ -41,6 +41,8 @@ final class NativeTrainPath extends JavaTrainPath {
     private final WorkerPool.Task ceTask = (th, nt) -> ceRows(th, block0 + lo(blockRows, th, nt), block0 + lo(blockRows, th + 1, nt));
     private final WorkerPool.Task attTask = (th, nt) -> attItems(th, lo(seqs * kvHeads, th, nt), lo(seqs * kvHeads, th + 1, nt));
     private final WorkerPool.Task attBwdTask = (th, nt) -> attBwdItems(th, lo(seqs * kvHeads, th, nt), lo(seqs * kvHeads, th + 1, nt));
+    private final WorkerPool.Task swigluTask = (th, nt) -> swigluRange(count * th / nt / 16 * 16, th + 1 == nt ? count : count * (th + 1) / nt / 16 * 16);
+    private final WorkerPool.Task swigluBwdTask = (th, nt) -> swigluBwdRange(count * th / nt / 16 * 16, th + 1 == nt ? count : count * (th + 1) / nt / 16 * 16);
     private final WorkerPool.Task ceDwTask = (th, nt) -> ceDw(loUnits(b.rows(), 4, th, nt), loUnits(b.rows(), 4, th + 1, nt));
 
     NativeTrainPath(WorkerPool pool, NativeKernels nk) {
@@ -63,6 +65,9 @@ final class NativeTrainPath extends JavaTrainPath {
                 FunctionDescriptor.ofVoid(A, A, A, A, A, I, I, I, I, I, I, FF, J, A), critical);
         attBwd = linker.downcallHandle(NativeKernels.find(lib, "cria_train_attention_backward"),
                 FunctionDescriptor.ofVoid(A, A, A, A, A, A, A, A, A, I, I, I, I, I, I, FF, J, A), critical);
+        swiglu = linker.downcallHandle(NativeKernels.find(lib, "cria_train_swiglu"), FunctionDescriptor.ofVoid(A, A, A, J, J), critical);
+        swigluBwd = linker.downcallHandle(NativeKernels.find(lib, "cria_train_swiglu_backward"),
+                FunctionDescriptor.ofVoid(A, A, A, A, A, J, J), critical);
         pack = new MemorySegment[threads];
         java.util.Arrays.fill(pack, MemorySegment.NULL);
         attScratchSeg = new MemorySegment[threads];
@@ -283,6 +288,48 @@ final class NativeTrainPath extends JavaTrainPath {
             try {
                 attBwd.invokeExact(f.segment(), a.segment(), b.segment(), c.segment(), d.segment(), e.segment(), g.segment(), h.segment(),
                         i.segment(), len, heads, kvHeads, headDim, lo, hi, p1, seed, attScratchSeg[th]);
+            } catch (Throwable ex) {
+                throw new IllegalStateException(ex);
+            }
+        }
+    }
+
+    // ---- element-wise ------------------------------------------------------------------------
+
+    @Override
+    void swiglu(HostBuf gate, HostBuf up, int n, HostBuf out) {
+        a = gate;
+        b = up;
+        c = out;
+        count = (long) n * gate.cols();
+        pool.run(swigluTask);
+    }
+
+    private void swigluRange(long from, long to) {
+        if (from < to) {
+            try {
+                swiglu.invokeExact(a.segment(), b.segment(), c.segment(), from, to);
+            } catch (Throwable ex) {
+                throw new IllegalStateException(ex);
+            }
+        }
+    }
+
+    @Override
+    void swigluBackward(HostBuf dout, HostBuf gate, HostBuf up, int n, HostBuf dgate, HostBuf dup) {
+        a = gate;
+        b = up;
+        c = dout;
+        d = dgate;
+        e = dup;
+        count = (long) n * gate.cols();
+        pool.run(swigluBwdTask);
+    }
+
+    private void swigluBwdRange(long from, long to) {
+        if (from < to) {
+            try {
+                swigluBwd.invokeExact(c.segment(), a.segment(), b.segment(), d.segment(), e.segment(), from, to);
             } catch (Throwable ex) {
                 throw new IllegalStateException(ex);
             }
