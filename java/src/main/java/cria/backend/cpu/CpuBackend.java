@@ -97,6 +97,12 @@ public final class CpuBackend extends HostBackend {
         return ops;
     }
 
+    /** Training ops on this backend's threads, through the native kernels when these ops use them. */
+    @Override
+    public CpuTrainOps trainOps() {
+        return new CpuTrainOps(pool, kernels);
+    }
+
     @Override
     public void close() {
         pool.close();

@@ -28,6 +28,8 @@ final class NativeKernels {
 
     final Path path;
     final int features;
+    /** The loaded library, for the other kernel families' handles ({@link NativeTrainPath}). */
+    final SymbolLookup lib;
     private final MethodHandle supports;
     private final MethodHandle actRowBytes;
     private final MethodHandle quantizeAct;
@@ -43,6 +45,7 @@ final class NativeKernels {
 
     private NativeKernels(Path path, SymbolLookup lib) throws Throwable {
         this.path = path;
+        this.lib = lib;
         Linker linker = Linker.nativeLinker();
         Linker.Option critical = Linker.Option.critical(false);
         this.supports = linker.downcallHandle(find(lib, "cria_supports"), FunctionDescriptor.of(I, I), critical);
@@ -67,7 +70,7 @@ final class NativeKernels {
         this.features = (int) feat.invokeExact();
     }
 
-    private static MemorySegment find(SymbolLookup lib, String name) {
+    static MemorySegment find(SymbolLookup lib, String name) {
         return lib.find(name).orElseThrow(() -> new IllegalStateException("symbol " + name + " missing from libcria.so"));
     }
 

@@ -1,0 +1,338 @@
+// Training's ops on the C kernels of native/train.c; what they do not take runs on the Java path it extends.
+package cria.backend.cpu;
+
+import cria.backend.HostBuf;
+import java.lang.foreign.Arena;
+import java.lang.foreign.FunctionDescriptor;
+import java.lang.foreign.Linker;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.lang.invoke.MethodHandle;
+
+/**
+ * The native training path: matrix products (and cross-entropy, made of them) run in the
+ * register-blocked kernels of native/train.c. Work is split over the pool as on the Java path
+ * (rows for out = x·wᵀ and dx = dout·w, weight rows for dw), and every C entry point takes whole
+ * buffers with offsets in floats, so that no call makes a segment slice. Per-thread scratch
+ * (the packed weight) is off-heap, grown when a larger weight first comes.
+ */
+final class NativeTrainPath extends JavaTrainPath {
+    private static final ValueLayout.OfInt I = ValueLayout.JAVA_INT;
+    private static final ValueLayout.OfLong J = ValueLayout.JAVA_LONG;
+    private static final ValueLayout.OfFloat FF = ValueLayout.JAVA_FLOAT;
+    private static final ValueLayout A = ValueLayout.ADDRESS;
+    /** Rows of one native cross-entropy block (fixed: dw adds up block by block). */
+    static final int CE_ROWS_NATIVE = 512;
+
+    private final MethodHandle mmScratch, mm, mmDx, mmDw, xent, attScratch, att, attBwd, swiglu, swigluBwd;
+    private final Arena arena = Arena.ofShared();
+    private final MemorySegment[] pack;
+    private final MemorySegment[] attScratchSeg;
+    private MemorySegment ceBlock = MemorySegment.NULL;
+    // heap arrays the kernels read (critical downcalls), wrapped once per array
+    private int[] targetsArray;
+    private MemorySegment targetsSeg;
+    private double[] lossArray;
+    private MemorySegment lossSeg;
+
+    private final WorkerPool.Task mmTask = (th, nt) -> mmRows(th, lo(n, th, nt), lo(n, th + 1, nt));
+    private final WorkerPool.Task dxTask = (th, nt) -> dxRows(lo(n, th, nt), lo(n, th + 1, nt));
+    private final WorkerPool.Task dwTask = (th, nt) -> dwRows(loUnits(c.rows(), 4, th, nt), loUnits(c.rows(), 4, th + 1, nt));
+    private final WorkerPool.Task ceTask = (th, nt) -> ceRows(th, block0 + lo(blockRows, th, nt), block0 + lo(blockRows, th + 1, nt));
+    private final WorkerPool.Task attTask = (th, nt) -> attItems(th, lo(seqs * kvHeads, th, nt), lo(seqs * kvHeads, th + 1, nt));
+    private final WorkerPool.Task attBwdTask = (th, nt) -> attBwdItems(th, lo(seqs * kvHeads, th, nt), lo(seqs * kvHeads, th + 1, nt));
+    private final WorkerPool.Task swigluTask = (th, nt) -> swigluRange(count * th / nt / 16 * 16, th + 1 == nt ? count : count * (th + 1) / nt / 16 * 16);
+    private final WorkerPool.Task swigluBwdTask = (th, nt) -> swigluBwdRange(count * th / nt / 16 * 16, th + 1 == nt ? count : count * (th + 1) / nt / 16 * 16);
+    private final WorkerPool.Task ceDwTask = (th, nt) -> ceDw(loUnits(b.rows(), 4, th, nt), loUnits(b.rows(), 4, th + 1, nt));
+
+    NativeTrainPath(WorkerPool pool, NativeKernels nk) {
+        super(pool);
+        Linker linker = Linker.nativeLinker();
+        Linker.Option critical = Linker.Option.critical(false);
+        var lib = nk.lib;
+        mmScratch = linker.downcallHandle(NativeKernels.find(lib, "cria_train_matmul_scratch"), FunctionDescriptor.of(J, I, I), critical);
+        mm = linker.downcallHandle(NativeKernels.find(lib, "cria_train_matmul"),
+                FunctionDescriptor.ofVoid(A, J, J, I, I, I, A, I, A, J, J, A), critical);
+        mmDx = linker.downcallHandle(NativeKernels.find(lib, "cria_train_matmul_dx"),
+                FunctionDescriptor.ofVoid(A, J, J, I, I, I, A, I, A, J, J, I), critical);
+        mmDw = linker.downcallHandle(NativeKernels.find(lib, "cria_train_matmul_dw"),
+                FunctionDescriptor.ofVoid(A, J, J, A, J, J, I, I, I, I, A, J), critical);
+        // heap access allowed: the targets and losses are Java arrays
+        xent = linker.downcallHandle(NativeKernels.find(lib, "cria_train_softmax_xent"),
+                FunctionDescriptor.ofVoid(A, J, J, I, I, I, A, FF, I, A), Linker.Option.critical(true));
+        attScratch = linker.downcallHandle(NativeKernels.find(lib, "cria_train_attention_scratch"), FunctionDescriptor.of(J, I, I), critical);
+        att = linker.downcallHandle(NativeKernels.find(lib, "cria_train_attention"),
+                FunctionDescriptor.ofVoid(A, A, A, A, A, I, I, I, I, I, I, FF, J, A), critical);
+        attBwd = linker.downcallHandle(NativeKernels.find(lib, "cria_train_attention_backward"),
+                FunctionDescriptor.ofVoid(A, A, A, A, A, A, A, A, A, I, I, I, I, I, I, FF, J, A), critical);
+        swiglu = linker.downcallHandle(NativeKernels.find(lib, "cria_train_swiglu"), FunctionDescriptor.ofVoid(A, A, A, J, J), critical);
+        swigluBwd = linker.downcallHandle(NativeKernels.find(lib, "cria_train_swiglu_backward"),
+                FunctionDescriptor.ofVoid(A, A, A, A, A, J, J), critical);
+        pack = new MemorySegment[threads];
+        java.util.Arrays.fill(pack, MemorySegment.NULL);
+        attScratchSeg = new MemorySegment[threads];
+        java.util.Arrays.fill(attScratchSeg, MemorySegment.NULL);
+    }
+
+    @Override
+    void close() {
+        if (arena.scope().isAlive()) {
+            arena.close();
+        }
+    }
+
+    private MemorySegment grow(MemorySegment seg, long bytes) {
+        return seg.byteSize() >= bytes ? seg : arena.allocate(Math.max(bytes, seg.byteSize() * 2), 64);
+    }
+
+    /** Every thread's packing scratch holds a weight of o rows of k. */
+    private void packFor(int k, int o) {
+        long bytes;
+        try {
+            bytes = 4 * (long) mmScratch.invokeExact(k, o);
+        } catch (Throwable e) {
+            throw new IllegalStateException(e);
+        }
+        for (int t = 0; t < threads; t++) {
+            pack[t] = grow(pack[t], bytes);
+        }
+    }
+
+    // ---- matrix products ---------------------------------------------------------------------
+
+    @Override
+    void matmul(HostBuf x, HostBuf w, int n, HostBuf out) {
+        packFor(w.cols(), w.rows());
+        a = x;
+        b = w;
+        this.n = n;
+        c = out;
+        pool.run(mmTask);
+    }
+
+    private void mmRows(int th, int lo, int hi) {
+        if (lo < hi) {
+            matmulCall(a.segment(), 0, a.cols(), lo, hi, a.cols(), b.segment(), b.rows(), c.segment(), 0, c.cols(), pack[th]);
+        }
+    }
+
+    private void matmulCall(MemorySegment x, long xo, long xs, int i0, int i1, int k, MemorySegment w, int o, MemorySegment out,
+                            long oo, long os, MemorySegment scratch) {
+        try {
+            mm.invokeExact(x, xo, xs, i0, i1, k, w, o, out, oo, os, scratch);
+        } catch (Throwable e) {
+            throw new IllegalStateException(e);
+        }
+    }
+
+    @Override
+    void matmulBackward(HostBuf dout, HostBuf x, HostBuf w, int n, HostBuf dx, boolean accumulateDx, HostBuf dw) {
+        a = dout;
+        b = x;
+        this.n = n;
+        if (dx != null) {
+            c = w;
+            d = dx;
+            flag = accumulateDx;
+            pool.run(dxTask);
+        }
+        if (dw != null) {
+            c = dw;
+            pool.run(dwTask);
+        }
+    }
+
+    private void dxRows(int lo, int hi) {
+        if (lo < hi) {
+            dxCall(a.segment(), 0, a.cols(), lo, hi, c.rows(), c.segment(), c.cols(), d.segment(), 0, d.cols(), flag);
+        }
+    }
+
+    private void dxCall(MemorySegment g, long go, long gs, int i0, int i1, int o, MemorySegment w, int k, MemorySegment dx, long dxo,
+                        long dxs, boolean acc) {
+        try {
+            mmDx.invokeExact(g, go, gs, i0, i1, o, w, k, dx, dxo, dxs, acc ? 1 : 0);
+        } catch (Throwable e) {
+            throw new IllegalStateException(e);
+        }
+    }
+
+    private void dwRows(int r0, int r1) {
+        if (r0 < r1) {
+            dwCall(a.segment(), 0, a.cols(), b.segment(), 0, b.cols(), n, r0, r1, c.cols(), c.segment(), c.cols());
+        }
+    }
+
+    private void dwCall(MemorySegment g, long go, long gs, MemorySegment x, long xo, long xs, int rows, int r0, int r1, int k,
+                        MemorySegment dw, long dws) {
+        try {
+            mmDw.invokeExact(g, go, gs, x, xo, xs, rows, r0, r1, k, dw, dws);
+        } catch (Throwable e) {
+            throw new IllegalStateException(e);
+        }
+    }
+
+    // ---- cross-entropy -----------------------------------------------------------------------
+
+    @Override
+    double crossEntropy(HostBuf x, HostBuf w, int[] targets, int n, float scale, HostBuf dx, HostBuf dw) {
+        int vocab = w.rows();
+        packFor(w.cols(), vocab);
+        ceBlock = grow(ceBlock, 4L * CE_ROWS_NATIVE * vocab);
+        if (rowLoss.length < n) {
+            rowLoss = new double[n];
+        }
+        if (lossArray != rowLoss) {
+            lossArray = rowLoss;
+            lossSeg = MemorySegment.ofArray(rowLoss);
+        }
+        if (targetsArray != targets) {
+            targetsArray = targets;
+            targetsSeg = MemorySegment.ofArray(targets);
+        }
+        a = x;
+        b = w;
+        p1 = scale;
+        c = dw;
+        e = dx;
+        for (int r0 = 0; r0 < n; r0 += CE_ROWS_NATIVE) {
+            block0 = r0;
+            blockRows = Math.min(CE_ROWS_NATIVE, n - r0);
+            pool.run(ceTask);
+            if (dx != null && dw != null) {
+                pool.run(ceDwTask);
+            }
+        }
+        double sum = 0;
+        for (int r = 0; r < n; r++) {
+            sum += rowLoss[r];
+        }
+        return sum;
+    }
+
+    /** Global rows [lo, hi) of the current block: logits, loss and (with dx) their gradient and dx. */
+    private void ceRows(int th, int lo, int hi) {
+        if (lo >= hi) {
+            return;
+        }
+        int vocab = b.rows();
+        int dim = a.cols();
+        long shift = -(long) block0 * vocab; // block row r - block0 holds global row r
+        matmulCall(a.segment(), 0, dim, lo, hi, dim, b.segment(), vocab, ceBlock, shift, vocab, pack[th]);
+        try {
+            xent.invokeExact(ceBlock, shift, (long) vocab, lo, hi, vocab, targetsSeg, p1, e != null ? 1 : 0, lossSeg);
+        } catch (Throwable ex) {
+            throw new IllegalStateException(ex);
+        }
+        if (e != null) {
+            dxCall(ceBlock, shift, vocab, lo, hi, vocab, b.segment(), dim, e.segment(), 0, dim, false);
+        }
+    }
+
+    /** dw rows [r0, r1) += the block's logit gradients ᵀ · its rows of x. */
+    private void ceDw(int r0, int r1) {
+        if (r0 < r1) {
+            int dim = a.cols();
+            dwCall(ceBlock, 0, b.rows(), a.segment(), (long) block0 * dim, dim, blockRows, r0, r1, dim, c.segment(), dim);
+        }
+    }
+
+    // ---- attention ---------------------------------------------------------------------------
+
+    private void attentionScratch(int len, int headDim) {
+        long bytes;
+        try {
+            bytes = 4 * (long) attScratch.invokeExact(len, headDim);
+        } catch (Throwable e) {
+            throw new IllegalStateException(e);
+        }
+        for (int t = 0; t < threads; t++) {
+            attScratchSeg[t] = grow(attScratchSeg[t], bytes);
+        }
+    }
+
+    @Override
+    void attention(HostBuf q, HostBuf k, HostBuf v, int seqs, int len, int heads, int kvHeads, int headDim, HostBuf out,
+                   HostBuf lse, float dropP, long seed) {
+        attentionScratch(len, headDim);
+        setAttention(q, k, v, seqs, len, heads, kvHeads, headDim, out, lse, dropP, seed);
+        pool.run(attTask);
+    }
+
+    /** (window, KV head) items [lo, hi). */
+    private void attItems(int th, int lo, int hi) {
+        if (lo < hi) {
+            try {
+                att.invokeExact(a.segment(), b.segment(), c.segment(), d.segment(), e.segment(), len, heads, kvHeads, headDim, lo, hi,
+                        p1, seed, attScratchSeg[th]);
+            } catch (Throwable ex) {
+                throw new IllegalStateException(ex);
+            }
+        }
+    }
+
+    @Override
+    void attentionBackward(HostBuf dout, HostBuf q, HostBuf k, HostBuf v, HostBuf out, HostBuf lse, int seqs, int len, int heads,
+                           int kvHeads, int headDim, float dropP, long seed, HostBuf dq, HostBuf dk, HostBuf dv) {
+        attentionScratch(len, headDim);
+        setAttention(q, k, v, seqs, len, heads, kvHeads, headDim, out, lse, dropP, seed);
+        f = dout;
+        g = dq;
+        h = dk;
+        i = dv;
+        pool.run(attBwdTask);
+    }
+
+    private void attBwdItems(int th, int lo, int hi) {
+        if (lo < hi) {
+            try {
+                attBwd.invokeExact(f.segment(), a.segment(), b.segment(), c.segment(), d.segment(), e.segment(), g.segment(), h.segment(),
+                        i.segment(), len, heads, kvHeads, headDim, lo, hi, p1, seed, attScratchSeg[th]);
+            } catch (Throwable ex) {
+                throw new IllegalStateException(ex);
+            }
+        }
+    }
+
+    // ---- element-wise ------------------------------------------------------------------------
+
+    @Override
+    void swiglu(HostBuf gate, HostBuf up, int n, HostBuf out) {
+        a = gate;
+        b = up;
+        c = out;
+        count = (long) n * gate.cols();
+        pool.run(swigluTask);
+    }
+
+    private void swigluRange(long from, long to) {
+        if (from < to) {
+            try {
+                swiglu.invokeExact(a.segment(), b.segment(), c.segment(), from, to);
+            } catch (Throwable ex) {
+                throw new IllegalStateException(ex);
+            }
+        }
+    }
+
+    @Override
+    void swigluBackward(HostBuf dout, HostBuf gate, HostBuf up, int n, HostBuf dgate, HostBuf dup) {
+        a = gate;
+        b = up;
+        c = dout;
+        d = dgate;
+        e = dup;
+        count = (long) n * gate.cols();
+        pool.run(swigluBwdTask);
+    }
+
+    private void swigluBwdRange(long from, long to) {
+        if (from < to) {
+            try {
+                swigluBwd.invokeExact(c.segment(), a.segment(), b.segment(), d.segment(), e.segment(), from, to);
+            } catch (Throwable ex) {
+                throw new IllegalStateException(ex);
+            }
+        }
+    }
+}

@@ -1,0 +1,279 @@
+// CpuTrainOps against the float64 oracle (RefTrainOps): every op on the native and the Java path, 1 and 2 threads, odd shapes; determinism.
+package cria.backend.cpu;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import cria.backend.Buf;
+import cria.backend.Rope;
+import cria.backend.ref.RefTrainOps;
+import java.util.Random;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.Assumptions;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.Arguments;
+import org.junit.jupiter.params.provider.MethodSource;
+
+/**
+ * Each op of {@link CpuTrainOps} is run beside {@link RefTrainOps} on the same float inputs, and
+ * every output element must agree within float32 rounding: {@code 1e-4 · |ref| + 2e-6 · sqrt(K) ·
+ * max|ref|} for a sum of K terms. Shapes are chosen off every kernel tile (rows, columns and
+ * windows that are not multiples of 8, 12, 16 or 32; grouped-query heads; dropout on).
+ */
+class CpuTrainOpsTest {
+
+    static Stream<Arguments> paths() {
+        return Stream.of(Arguments.of(true, 1), Arguments.of(true, 2), Arguments.of(false, 1), Arguments.of(false, 2));
+    }
+
+    /** A buffer in both implementations. */
+    record P(Buf c, Buf r) {}
+
+    /** The two implementations side by side, with random inputs written to both. */
+    static final class Both implements AutoCloseable {
+        final CpuBackend backend;
+        final CpuTrainOps c;
+        final RefTrainOps r = new RefTrainOps();
+        final Random rnd = new Random(7);
+
+        Both(boolean nat, int threads) {
+            backend = new CpuBackend(threads, nat);
+            Assumptions.assumeTrue(backend.usesNativeKernels() == nat, "skipped: the native kernels are not built here");
+            c = backend.trainOps();
+            assertEquals(nat, c.usesNativeKernels());
+        }
+
+        P rand(String name, int rows, int cols, double amp) {
+            float[] v = new float[rows * cols];
+            for (int i = 0; i < v.length; i++) {
+                v[i] = (float) ((rnd.nextDouble() * 2 - 1) * amp);
+            }
+            P p = new P(c.allocate(name, rows, cols), r.allocate(name, rows, cols));
+            c.write(p.c, v);
+            r.write(p.r, v);
+            return p;
+        }
+
+        P zeros(String name, int rows, int cols) {
+            return new P(c.allocate(name, rows, cols), r.allocate(name, rows, cols));
+        }
+
+        /** The first {@code rows} rows of p agree, for sums of k terms. */
+        void expect(String what, P p, int rows, int k) {
+            int cols = p.c.cols();
+            float[] got = new float[rows * cols];
+            c.read(p.c, got);
+            double[] want = RefTrainOps.values(p.r);
+            double max = 0;
+            for (int i = 0; i < got.length; i++) {
+                max = Math.max(max, Math.abs(want[i]));
+            }
+            for (int i = 0; i < got.length; i++) {
+                double tol = 1e-4 * Math.abs(want[i]) + 2e-6 * Math.sqrt(k) * max + 1e-30;
+                if (!(Math.abs(got[i] - want[i]) <= tol)) {
+                    throw new AssertionError(what + ": element (" + i / cols + ", " + i % cols + ") is " + got[i] + ", expected "
+                            + want[i] + " (tolerance " + tol + ", max " + max + ")");
+                }
+            }
+        }
+
+        @Override
+        public void close() {
+            c.close();
+            r.close();
+            backend.close();
+        }
+    }
+
+    @ParameterizedTest(name = "native={0} threads={1}")
+    @MethodSource("paths")
+    void matrixProductsAndTheirBackward(boolean nat, int threads) {
+        // odd sizes, small and past the kernels' row blocks
+        int[][] shapes = {{39, 37, 53}, {1, 5, 3}, {300, 70, 75}, {97, 64, 32}, {64, 172, 64}};
+        for (int[] s : shapes) {
+            int n = s[0], in = s[1], out = s[2];
+            try (Both b = new Both(nat, threads)) {
+                P x = b.rand("x", n + 2, in, 1), w = b.rand("w", out, in, 0.5), y = b.zeros("y", n + 2, out);
+                b.c.matmul(x.c, w.c, n, y.c);
+                b.r.matmul(x.r, w.r, n, y.r);
+                b.expect("matmul " + n + "x" + in + "x" + out, y, n, in);
+                P g = b.rand("g", n, out, 1), dx = b.rand("dx", n, in, 1), dw = b.rand("dw", out, in, 1);
+                b.c.matmulBackward(g.c, x.c, w.c, n, dx.c, false, dw.c);
+                b.r.matmulBackward(g.r, x.r, w.r, n, dx.r, false, dw.r);
+                b.expect("matmul dx", dx, n, out);
+                b.expect("matmul dw", dw, out, n);
+                b.c.matmulBackward(g.c, x.c, w.c, n, dx.c, true, null);
+                b.r.matmulBackward(g.r, x.r, w.r, n, dx.r, true, null);
+                b.expect("matmul dx +=", dx, n, out);
+                b.c.matmulBackward(g.c, x.c, w.c, n, null, false, dw.c);
+                b.r.matmulBackward(g.r, x.r, w.r, n, null, false, dw.r);
+                b.expect("matmul dw +=", dw, out, 2 * n);
+            }
+        }
+    }
+
+    @ParameterizedTest(name = "native={0} threads={1}")
+    @MethodSource("paths")
+    void normsAndElementWise(boolean nat, int threads) {
+        try (Both b = new Both(nat, threads)) {
+            int n = 41, d = 37;
+            P x = b.rand("x", n, d, 2), w = b.rand("w", 1, d, 1), out = b.zeros("out", n, d), rstd = b.zeros("rstd", n, 1);
+            b.c.rmsnorm(x.c, w.c, 1e-5f, n, out.c, rstd.c);
+            b.r.rmsnorm(x.r, w.r, 1e-5f, n, out.r, rstd.r);
+            b.expect("rmsnorm", out, n, d);
+            b.expect("rmsnorm rstd", rstd, n, d);
+            P g = b.rand("g", n, d, 1), dx = b.rand("dx", n, d, 1), dw = b.rand("dw", 1, d, 1);
+            b.c.rmsnormBackward(g.c, x.c, w.c, rstd.c, n, dx.c, dw.c);
+            b.r.rmsnormBackward(g.r, x.r, w.r, rstd.r, n, dx.r, dw.r);
+            b.expect("rmsnorm dx", dx, n, d);
+            b.expect("rmsnorm dw", dw, 1, n);
+
+            P gate = b.rand("gate", n, d, 4), up = b.rand("up", n, d, 1), o = b.zeros("o", n, d);
+            b.c.swiglu(gate.c, up.c, n, o.c);
+            b.r.swiglu(gate.r, up.r, n, o.r);
+            b.expect("swiglu", o, n, 1);
+            P dg = b.zeros("dg", n, d), du = b.zeros("du", n, d);
+            b.c.swigluBackward(g.c, gate.c, up.c, n, dg.c, du.c);
+            b.r.swigluBackward(g.r, gate.r, up.r, n, dg.r, du.r);
+            b.expect("swiglu dgate", dg, n, 1);
+            b.expect("swiglu dup", du, n, 1);
+
+            b.c.add(x.c, g.c, n - 3);
+            b.r.add(x.r, g.r, n - 3);
+            b.expect("add", x, n, 1);
+            b.c.dropout(x.c, n - 1, 0.3f, 99);
+            b.r.dropout(x.r, n - 1, 0.3f, 99);
+            b.expect("dropout", x, n, 1);
+            P cp = b.zeros("copy", n, d);
+            b.c.copy(x.c, n - 2, cp.c);
+            b.r.copy(x.r, n - 2, cp.r);
+            b.expect("copy", cp, n, 1);
+
+            int[] tokens = new int[n];
+            for (int i = 0; i < n; i++) {
+                tokens[i] = b.rnd.nextInt(9); // repeats: embedBackward adds into the same rows
+            }
+            P table = b.rand("table", 9, d, 1), e = b.zeros("e", n, d);
+            b.c.embed(table.c, tokens, n, e.c);
+            b.r.embed(table.r, tokens, n, e.r);
+            b.expect("embed", e, n, 1);
+            b.c.embedBackward(g.c, tokens, n, table.c);
+            b.r.embedBackward(g.r, tokens, n, table.r);
+            b.expect("embedBackward", table, 9, n);
+        }
+    }
+
+    @ParameterizedTest(name = "native={0} threads={1}")
+    @MethodSource("paths")
+    void ropeAndItsInverse(boolean nat, int threads) {
+        for (Rope rope : new Rope[] {new Rope(10, 10000f, 1f, null, false), new Rope(6, 500f, 0.5f, null, true)}) {
+            try (Both b = new Both(nat, threads)) {
+                int n = 3 * 13 - 4, heads = 3, hd = 10;
+                P x = b.rand("x", n, heads * hd, 1);
+                b.c.rope(x.c, heads, hd, n, 13, rope, false);
+                b.r.rope(x.r, heads, hd, n, 13, rope, false);
+                b.expect("rope", x, n, 4);
+                b.c.rope(x.c, heads, hd, n, 13, rope, true);
+                b.r.rope(x.r, heads, hd, n, 13, rope, true);
+                b.expect("rope inverse", x, n, 4);
+            }
+        }
+    }
+
+    @ParameterizedTest(name = "native={0} threads={1}")
+    @MethodSource("paths")
+    void attentionAndItsBackward(boolean nat, int threads) {
+        // {seqs, len, heads, kvHeads, headDim}: grouped (3 per KV head), plain, headDim 8 and 48 as the benchmark shapes
+        int[][] shapes = {{3, 13, 6, 2, 10}, {2, 37, 2, 2, 16}, {2, 70, 8, 4, 8}, {1, 45, 2, 1, 48}};
+        for (int[] s : shapes) {
+            for (float drop : new float[] {0f, 0.2f}) {
+                try (Both b = new Both(nat, threads)) {
+                    int seqs = s[0], len = s[1], heads = s[2], kvh = s[3], hd = s[4], n = seqs * len;
+                    String what = "attention " + java.util.Arrays.toString(s) + " drop " + drop;
+                    P q = b.rand("q", n, heads * hd, 1.5), k = b.rand("k", n, kvh * hd, 1.5), v = b.rand("v", n, kvh * hd, 1);
+                    P out = b.zeros("out", n, heads * hd), lse = b.zeros("lse", n, heads);
+                    b.c.attention(q.c, k.c, v.c, seqs, len, heads, kvh, hd, out.c, lse.c, drop, 1234);
+                    b.r.attention(q.r, k.r, v.r, seqs, len, heads, kvh, hd, out.r, lse.r, drop, 1234);
+                    b.expect(what + " out", out, n, len);
+                    b.expect(what + " lse", lse, n, len);
+                    P g = b.rand("g", n, heads * hd, 1);
+                    P dq = b.rand("dq", n, heads * hd, 1), dk = b.rand("dk", n, kvh * hd, 1), dv = b.rand("dv", n, kvh * hd, 1);
+                    b.c.attentionBackward(g.c, q.c, k.c, v.c, out.c, lse.c, seqs, len, heads, kvh, hd, drop, 1234, dq.c, dk.c, dv.c);
+                    b.r.attentionBackward(g.r, q.r, k.r, v.r, out.r, lse.r, seqs, len, heads, kvh, hd, drop, 1234, dq.r, dk.r, dv.r);
+                    b.expect(what + " dq", dq, n, len * hd);
+                    b.expect(what + " dk", dk, n, len * hd * heads);
+                    b.expect(what + " dv", dv, n, len * heads);
+                }
+            }
+        }
+    }
+
+    @ParameterizedTest(name = "native={0} threads={1}")
+    @MethodSource("paths")
+    void crossEntropyWithItsGradient(boolean nat, int threads) {
+        for (int[] s : new int[][] {{300, 37, 70}, {5, 64, 512}}) {
+            try (Both b = new Both(nat, threads)) {
+                int n = s[0], d = s[1], vocab = s[2];
+                P x = b.rand("x", n, d, 1), w = b.rand("w", vocab, d, 1), dx = b.rand("dx", n, d, 1), dw = b.rand("dw", vocab, d, 0.1);
+                int[] targets = new int[n];
+                for (int i = 0; i < n; i++) {
+                    targets[i] = i % 7 == 3 ? -1 : b.rnd.nextInt(vocab);
+                }
+                double lc = b.c.crossEntropy(x.c, w.c, targets, n, 0.01f, dx.c, dw.c);
+                double lr = b.r.crossEntropy(x.r, w.r, targets, n, 0.01f, dx.r, dw.r);
+                assertEquals(lr, lc, 1e-5 * Math.abs(lr) + 1e-4, "summed loss");
+                b.expect("crossEntropy dx", dx, n, vocab);
+                b.expect("crossEntropy dw", dw, vocab, n);
+                assertEquals(lr, b.c.crossEntropy(x.c, w.c, targets, n, 0.01f, null, null), 1e-5 * Math.abs(lr) + 1e-4, "loss alone");
+            }
+        }
+    }
+
+    @ParameterizedTest(name = "native={0} threads={1}")
+    @MethodSource("paths")
+    void optimizer(boolean nat, int threads) {
+        try (Both b = new Both(nat, threads)) {
+            int rows = 37, cols = 53;
+            P p = b.rand("p", rows, cols, 1), g = b.rand("g", rows, cols, 1), m = b.zeros("m", rows, cols), v = b.zeros("v", rows, cols);
+            double sc = b.c.sumSquares(g.c), sr = b.r.sumSquares(g.r);
+            assertEquals(sr, sc, 1e-6 * sr, "sumSquares");
+            for (int step = 1; step <= 3; step++) {
+                b.c.adamw(p.c, g.c, m.c, v.c, 0.5f, 1e-2f, 0.9f, 0.95f, 1e-8f, 0.1f, step);
+                b.r.adamw(p.r, g.r, m.r, v.r, 0.5f, 1e-2f, 0.9f, 0.95f, 1e-8f, 0.1f, step);
+            }
+            b.expect("adamw p", p, rows, 1);
+            b.expect("adamw m", m, rows, 1);
+            b.expect("adamw v", v, rows, 1);
+        }
+    }
+
+    /** Every op's outputs of one fixed sequence, run twice: bit-identical; 1 and 2 threads only rounding apart. */
+    @ParameterizedTest(name = "native={0}")
+    @org.junit.jupiter.params.provider.ValueSource(booleans = {true, false})
+    void deterministic(boolean nat) {
+        float[] a1 = DeterminismRun.run(nat, 2);
+        float[] a2 = DeterminismRun.run(nat, 2);
+        assertArrayEquals(a1, a2, "two runs on 2 threads differ");
+        float[] b1 = DeterminismRun.run(nat, 1);
+        for (int i = 0; i < a1.length; i++) {
+            assertTrue(Math.abs(a1[i] - b1[i]) <= 1e-4f * Math.abs(b1[i]) + 1e-5f, "1 vs 2 threads at " + i + ": " + b1[i] + " vs " + a1[i]);
+        }
+    }
+
+    @Test
+    void badSizesAreRefusedInOneLine() {
+        try (CpuBackend be = new CpuBackend(2); CpuTrainOps t = be.trainOps()) {
+            Buf x = t.allocate("x", 4, 8), w = t.allocate("w", 3, 7), out = t.allocate("out", 4, 3);
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> t.matmul(x, w, 4, out));
+            assertTrue(e.getMessage().contains("x") && !e.getMessage().contains("\n"), e.getMessage());
+            assertThrows(IllegalArgumentException.class, () -> t.matmul(x, t.allocate("w2", 3, 8), 5, out));
+            assertThrows(IllegalArgumentException.class, () -> t.embed(w, new int[] {0, 3}, 2, t.allocate("e", 2, 7)));
+            assertThrows(IllegalArgumentException.class, () -> t.dropout(x, 4, 1f, 0));
+            assertThrows(IllegalArgumentException.class,
+                    () -> t.attention(x, x, x, 2, 2, 3, 2, 8, x, x, 0f, 0)); // 3 heads over 2 KV heads
+        }
+    }
+}

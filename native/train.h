@@ -1,0 +1,58 @@
+/* Training's CPU kernels (train.c, train_attention.c), called from Java through the FFM API
+ * (cria.backend.cpu.NativeTrainPath). Float32 row-major buffers; every entry point does one
+ * thread's share (the rows or columns it is given) and allocates nothing: scratch comes from the caller. */
+#ifndef CRIA_TRAIN_H
+#define CRIA_TRAIN_H
+#include <stdint.h>
+
+/* Floats of per-thread scratch cria_train_matmul needs for a weight of o rows of k values. */
+int64_t cria_train_matmul_scratch(int32_t k, int32_t o);
+
+/* Every float buffer comes with an offset in floats (xo, oo...) added to its pointer first, so that
+ * callers address rows of a buffer without making a slice of it per call; strides are in floats. */
+
+/* out[i][r] = sum_c x[i][c] * w[r][c] for rows i in [i0, i1) and r in [0, o); w [o][k] is packed per
+ * call into scratch (cria_train_matmul_scratch floats, 64-byte aligned). */
+void cria_train_matmul(const float *x, int64_t xo, int64_t xs, int32_t i0, int32_t i1, int32_t k, const float *w, int32_t o,
+                       float *out, int64_t oo, int64_t os, float *scratch);
+
+/* dx[i][c] (= or, with accumulate, +=) sum_r g[i][r] * w[r][c] for rows i in [i0, i1), c in [0, k); w [o][k]. */
+void cria_train_matmul_dx(const float *g, int64_t go, int64_t gs, int32_t i0, int32_t i1, int32_t o, const float *w, int32_t k,
+                          float *dx, int64_t dxo, int64_t dxs, int32_t accumulate);
+
+/* dw[r][c] += sum_i g[i][r] * x[i][c] for weight rows r in [r0, r1), c in [0, k), input rows i in [0, n) in order. */
+void cria_train_matmul_dw(const float *g, int64_t go, int64_t gs, const float *x, int64_t xo, int64_t xs, int32_t n, int32_t r0,
+                          int32_t r1, int32_t k, float *dw, int64_t dws);
+
+/* Rows [r0, r1) of a block of logits (row r at logits + lo + r * ls, vocab values): the loss of row r
+ * (log-sum-exp minus the target's logit, 0 for a negative target targets[r]) into loss[r], and with
+ * grad the gradient scale * (softmax - onehot) written over the logits (zeros for a skipped row). */
+void cria_train_softmax_xent(float *logits, int64_t lo, int64_t ls, int32_t r0, int32_t r1, int32_t vocab, const int32_t *targets,
+                             float scale, int32_t grad, double *loss);
+
+
+/* Whether element index survives dropout p under seed: TrainOps.keep, bit for bit. */
+int32_t cria_train_keep(int64_t seed, int64_t index, float p);
+
+/* Floats of per-thread scratch the attention kernels need for windows of len rows and heads of hd values. */
+int64_t cria_train_attention_scratch(int32_t len, int32_t hd);
+
+/* Causal grouped-query attention (TrainOps.attention) of items [item0, item1), an item being one
+ * window b and KV head g (item = b * kv_heads + g) with the heads that share it: out and lse rows
+ * of those heads. q, out: rows of heads * hd; k, v: rows of kv_heads * hd; lse: rows of heads. */
+void cria_train_attention(const float *q, const float *k, const float *v, float *out, float *lse, int32_t len, int32_t heads,
+                          int32_t kv_heads, int32_t hd, int32_t item0, int32_t item1, float drop, int64_t seed, float *scratch);
+
+/* Its backward over the same items: dq of the item's heads, dk and dv of its KV head (written). */
+void cria_train_attention_backward(const float *dout, const float *q, const float *k, const float *v, const float *out,
+                                   const float *lse, float *dq, float *dk, float *dv, int32_t len, int32_t heads,
+                                   int32_t kv_heads, int32_t hd, int32_t item0, int32_t item1, float drop, int64_t seed,
+                                   float *scratch);
+
+/* out = silu(g) * u over elements [from, to) (out may be g or u). */
+void cria_train_swiglu(const float *g, const float *u, float *out, int64_t from, int64_t to);
+
+/* dg = dout * u * silu'(g), du = dout * silu(g) over elements [from, to) (dg, du may be dout, g or u). */
+void cria_train_swiglu_backward(const float *dout, const float *g, const float *u, float *dg, float *du, int64_t from, int64_t to);
+
+#endif
