@@ -266,6 +266,17 @@ class RefTrainOpsGradientTest {
 
     @Test
     void attentionForwardIsNaiveCausalSoftmax() {
+        checkAttentionForward(0f);
+    }
+
+    @Test
+    void attentionForwardWithDropoutDropsTheMasksWeights() {
+        checkAttentionForward(0.3f);
+    }
+
+    /** Compares attention with softmax(QKᵀ/√d + causal mask)·V per window and head, weights dropped by keep(). */
+    private void checkAttentionForward(float dropP) {
+        long dropSeed = 5;
         int seqs = 2;
         int len = 5;
         int heads = 4;
@@ -277,7 +288,7 @@ class RefTrainOpsGradientTest {
         Buf v = random("v", n, kvHeads * headDim);
         Buf out = ops.allocate("out", n, heads * headDim);
         Buf lse = ops.allocate("lse", n, heads);
-        ops.attention(q, k, v, seqs, len, heads, kvHeads, headDim, out, lse, 0f, 0);
+        ops.attention(q, k, v, seqs, len, heads, kvHeads, headDim, out, lse, dropP, dropSeed);
         double[] qs = RefTrainOps.values(q);
         double[] ks = RefTrainOps.values(k);
         double[] vs = RefTrainOps.values(v);
@@ -304,12 +315,14 @@ class RefTrainOpsGradientTest {
                     for (int j = 0; j < len; j++) {
                         z += Math.exp(s[t][j]);
                     }
-                    String at = "window " + b + " position " + t + " head " + h + " (seed " + SEED + ")";
+                    String at = "dropout " + dropP + " window " + b + " position " + t + " head " + h + " (seed " + SEED + ")";
                     assertEquals(Math.log(z), lses[(b * len + t) * heads + h], 1e-12, "lse at " + at);
                     for (int d = 0; d < headDim; d++) {
                         double o = 0;
                         for (int j = 0; j < len; j++) {
-                            o += Math.exp(s[t][j]) / z * vs[(b * len + j) * kw + kh * headDim + d];
+                            long index = ((long) (b * len + t) * heads + h) * len + j;
+                            double mask = TrainOps.keep(dropSeed, index, dropP) ? 1 / (1 - (double) dropP) : 0;
+                            o += mask * Math.exp(s[t][j]) / z * vs[(b * len + j) * kw + kh * headDim + d];
                         }
                         assertEquals(o, outs[(b * len + t) * qw + h * headDim + d], 1e-12, "out at " + at + " dim " + d);
                     }
@@ -354,6 +367,68 @@ class RefTrainOpsGradientTest {
             }
             backend.close();
         }
+    }
+
+    @Test
+    void forwardOpsAreTheirFormulas() {
+        int n = 3;
+        int dim = 4;
+        String at = " (seed " + SEED + ")";
+        Buf x = random("x", n, dim);
+        Buf w = random("w", 1, dim);
+        Buf y = random("y", n, dim);
+        double[] xs = RefTrainOps.values(x);
+        double[] ws = RefTrainOps.values(w);
+        double[] ys = RefTrainOps.values(y);
+
+        Buf out = ops.allocate("out", n, dim);
+        Buf rstd = ops.allocate("rstd", n, 1);
+        ops.rmsnorm(x, w, 0.5f, n, out, rstd);       // a large eps, so that dropping it shows
+        for (int i = 0; i < n; i++) {
+            double meanSq = 0;
+            for (int c = 0; c < dim; c++) {
+                meanSq += xs[i * dim + c] * xs[i * dim + c] / dim;
+            }
+            double rs = 1 / Math.sqrt(meanSq + 0.5);
+            assertEquals(rs, RefTrainOps.values(rstd)[i], 1e-14, "rmsnorm rstd row " + i + at);
+            for (int c = 0; c < dim; c++) {
+                assertEquals(xs[i * dim + c] * rs * ws[c], RefTrainOps.values(out)[i * dim + c], 1e-14, "rmsnorm" + at);
+            }
+        }
+
+        ops.swiglu(x, y, n, out);
+        for (int e = 0; e < n * dim; e++) {
+            double silu = xs[e] / (1 + Math.exp(-xs[e]));
+            assertEquals(silu * ys[e], RefTrainOps.values(out)[e], 1e-14, "swiglu element " + e + at);
+        }
+
+        Buf table = random("table", 5, dim);
+        ops.embed(table, new int[] {4, 0, 4}, n, out);
+        assertEquals(RefTrainOps.values(table)[4 * dim + 1], RefTrainOps.values(out)[2 * dim + 1], 0.0, "embed" + at);
+
+        Buf m = random("m", 2, dim);                 // [out 2, in dim]
+        Buf prod = ops.allocate("prod", n, 2);
+        ops.matmul(x, m, n, prod);
+        double[] ms = RefTrainOps.values(m);
+        for (int i = 0; i < n; i++) {
+            for (int r = 0; r < 2; r++) {
+                double s = 0;
+                for (int c = 0; c < dim; c++) {
+                    s += ms[r * dim + c] * xs[i * dim + c];
+                }
+                assertEquals(s, RefTrainOps.values(prod)[i * 2 + r], 1e-14, "matmul out[" + i + "][" + r + "]" + at);
+            }
+        }
+
+        float p = 0.25f;
+        ops.dropout(x, n, p, 42);                    // element (i, c) is index i·cols + c
+        int dropped = 0;
+        for (int e = 0; e < n * dim; e++) {
+            boolean kept = TrainOps.keep(42, e, p);
+            dropped += kept ? 0 : 1;
+            assertEquals(kept ? xs[e] / 0.75 : 0, RefTrainOps.values(x)[e], 1e-15, "dropout element " + e + at);
+        }
+        assertTrue(dropped > 0 && dropped < n * dim, "dropout dropped " + dropped + " of " + n * dim);
     }
 
     @Test
