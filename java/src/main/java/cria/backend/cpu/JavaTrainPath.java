@@ -458,40 +458,35 @@ class JavaTrainPath {
         int no = dwb.rows();
         MemorySegment x = xb.segment(), dw = dwb.segment();
         MemorySegment g = gb == null ? null : gb.segment();
-        int o = o0;
-        for (; o + 4 <= o1; o += 4) {
+        // four weight rows per tile; the last tile repeats its last row and stores only the rows it has
+        // (a loop of its own for the last rows was compiled with boxed vectors)
+        for (int o = o0; o < o1; o += 4) {
+            int q1 = Math.min(o + 1, o1 - 1), q2 = Math.min(o + 2, o1 - 1), q3 = Math.min(o + 3, o1 - 1);
             int col = 0;
             for (; col + L <= k; col += L) {
                 FloatVector a0 = FloatVector.zero(F), a1 = a0, a2 = a0, a3 = a0;
                 for (int r = 0; r < rows; r++) {
                     FloatVector xv = FloatVector.fromMemorySegment(F, x, xb.rowOffset(r0 + r) + 4L * col, LE);
-                    long go = (long) (gArr != null ? r : r0 + r) * no + o;
-                    a0 = xv.fma(FloatVector.broadcast(F, gv(g, gArr, go)), a0);
-                    a1 = xv.fma(FloatVector.broadcast(F, gv(g, gArr, go + 1)), a1);
-                    a2 = xv.fma(FloatVector.broadcast(F, gv(g, gArr, go + 2)), a2);
-                    a3 = xv.fma(FloatVector.broadcast(F, gv(g, gArr, go + 3)), a3);
+                    long go = (long) (gArr != null ? r : r0 + r) * no;
+                    a0 = xv.fma(FloatVector.broadcast(F, gv(g, gArr, go + o)), a0);
+                    a1 = xv.fma(FloatVector.broadcast(F, gv(g, gArr, go + q1)), a1);
+                    a2 = xv.fma(FloatVector.broadcast(F, gv(g, gArr, go + q2)), a2);
+                    a3 = xv.fma(FloatVector.broadcast(F, gv(g, gArr, go + q3)), a3);
                 }
                 storeAdd(dw, dwb.rowOffset(o) + 4L * col, a0);
-                storeAdd(dw, dwb.rowOffset(o + 1) + 4L * col, a1);
-                storeAdd(dw, dwb.rowOffset(o + 2) + 4L * col, a2);
-                storeAdd(dw, dwb.rowOffset(o + 3) + 4L * col, a3);
+                if (o + 1 < o1) {
+                    storeAdd(dw, dwb.rowOffset(o + 1) + 4L * col, a1);
+                }
+                if (o + 2 < o1) {
+                    storeAdd(dw, dwb.rowOffset(o + 2) + 4L * col, a2);
+                }
+                if (o + 3 < o1) {
+                    storeAdd(dw, dwb.rowOffset(o + 3) + 4L * col, a3);
+                }
             }
-            for (int oo = o; oo < o + 4; oo++) {
+            for (int oo = o; oo < Math.min(o + 4, o1); oo++) {
                 dwScalar(gb, xb, r0, rows, gArr, oo, col, k);
             }
-        }
-        for (; o < o1; o++) {
-            int col = 0;
-            for (; col + L <= k; col += L) {
-                FloatVector a0 = FloatVector.zero(F);
-                for (int r = 0; r < rows; r++) {
-                    FloatVector xv = FloatVector.fromMemorySegment(F, x, xb.rowOffset(r0 + r) + 4L * col, LE);
-                    long go = (long) (gArr != null ? r : r0 + r) * no + o;
-                    a0 = xv.fma(FloatVector.broadcast(F, gv(g, gArr, go)), a0);
-                }
-                storeAdd(dw, dwb.rowOffset(o) + 4L * col, a0);
-            }
-            dwScalar(gb, xb, r0, rows, gArr, o, col, k);
         }
     }
 

@@ -18,7 +18,7 @@ import org.junit.jupiter.params.provider.ValueSource;
 class CpuTrainOpsAllocationTest {
     static final TrainModel.Shape SHAPE = new TrainModel.Shape(40, 1, 4, 2, 52, 37, 9, 2, 0.1f);
     static final int STEPS = 20;
-    static final int WINDOWS = 12;
+    static final int WINDOWS = 30;
 
     @ParameterizedTest(name = "native={0}")
     @ValueSource(booleans = {false, true})
