@@ -30,7 +30,7 @@ class TrainCommandTest {
     static String[] tiny(String... more) {
         String[] base = {"train", "--data", stories.toString(), "--vocab-size", "300", "--dim", "16", "--layers", "2", "--heads", "2",
             "--kv-heads", "1", "--ffn", "24", "--ctx", "32", "--batch", "4", "--steps", "12", "--lr", "3e-3", "--warmup", "2",
-            "--eval-every", "6", "--eval-windows", "4", "--threads", "2", "--backend", "ref", "--cache-dir", tmp.resolve("cache").toString()};
+            "--eval-every", "6", "--eval-windows", "4", "--threads", "2", "--cache-dir", tmp.resolve("cache").toString()};
         String[] all = new String[base.length + more.length];
         System.arraycopy(base, 0, all, 0, base.length);
         System.arraycopy(more, 0, all, base.length, more.length);
