@@ -100,6 +100,56 @@ class TrainGraphGradientTest {
         }
     }
 
+    /**
+     * The CPU backend (native kernels and the Vector API path, 1 and 2 threads) gives the oracle's
+     * loss and gradients for the whole graph, with dropout on, to float32 rounding.
+     */
+    @ParameterizedTest(name = "native={0}")
+    @ValueSource(booleans = {true, false})
+    void theCpuBackendGivesTheOraclesGradients(boolean useNative) {
+        // a shape with odd widths, GQA and several windows, so every kernel's edges take part
+        LlamaConfig c = new LlamaConfig("llama", 40, 2, 4, 2, 10, 70, 53, 64, 1e-5f, 10, 10000f, 1f, false);
+        int seqs = 3;
+        int len = 17;
+        int[][] d = data(11, seqs * len, c.vocab());
+        double refLoss;
+        java.util.List<double[]> refGrads = new java.util.ArrayList<>();
+        try (TrainOps ops = new RefTrainOps()) {
+            Params p = new Params(c, false, ops);
+            p.initRandom(ops, 9);
+            TrainGraph g = new TrainGraph(p, ops, seqs, len, false, 0.1f);
+            p.zeroGrads(ops);
+            refLoss = g.trainStep(d[0], d[1], 1f / (seqs * len), 77);
+            for (Params.Param q : p.all()) {
+                refGrads.add(RefTrainOps.values(q.grad));
+            }
+        }
+        for (int threads : new int[] {1, 2}) {
+            try (cria.backend.cpu.CpuBackend cpu = new cria.backend.cpu.CpuBackend(threads, useNative); TrainOps ops = cpu.trainOps()) {
+                Params p = new Params(c, false, ops);
+                p.initRandom(ops, 9);
+                TrainGraph g = new TrainGraph(p, ops, seqs, len, false, 0.1f);
+                p.zeroGrads(ops);
+                double loss = g.trainStep(d[0], d[1], 1f / (seqs * len), 77);
+                assertEquals(refLoss, loss, 1e-5 * refLoss, "loss, " + threads + " threads");
+                for (int i = 0; i < p.all().size(); i++) {
+                    Params.Param q = p.all().get(i);
+                    float[] got = new float[Math.toIntExact(q.size())];
+                    ops.read(q.grad, got);
+                    double[] want = refGrads.get(i);
+                    double scale = 0;
+                    for (double w : want) {
+                        scale = Math.max(scale, Math.abs(w));
+                    }
+                    assertTrue(scale > 0, q.name + " has a gradient");
+                    for (int j = 0; j < got.length; j++) {
+                        assertEquals(want[j], got[j], 2e-4 * scale, q.name + "[" + j + "], " + threads + " threads");
+                    }
+                }
+            }
+        }
+    }
+
     @Test
     void frozenWeightsGetNoGradientAndTheRestAreUnchanged() {
         LlamaConfig c = tiny();
