@@ -119,6 +119,36 @@ class TrainerTest {
     }
 
     @Test
+    void patienceStopsEarlyAndTheBestWeightsAreKept() {
+        // validation text that runs the other way (next = previous - 1): the better the model learns
+        // the training text, the worse it does there, so validation loss rises after a while
+        int[] val = new int[200];
+        for (int i = 1; i < val.length; i++) {
+            val[i] = (val[i - 1] + C.vocab() - 1) % C.vocab();
+        }
+        Schedule s = new Schedule(Schedule.Kind.CONSTANT, 3e-2, 3e-2, 0, 60, 0.5, 1, 2);
+        TrainOptions o = new TrainOptions(2, 6, 1, s, 0.0, 1.0, true, 11, 0f, false, 2, 8, 2, null, 1);
+        List<Trainer.EvalResult> evals = new ArrayList<>();
+        try (TrainOps ops = new RefTrainOps()) {
+            Params p = new Params(C, false, ops);
+            p.initRandom(ops, 5);
+            Trainer t = new Trainer(p, ops, o, stream(1, 400), val, "test");
+            Trainer.Result r = t.run(false, new Trainer.Listener() {
+                @Override
+                public void onEval(Trainer.EvalResult e) {
+                    evals.add(e);
+                }
+            });
+            assertTrue(r.stoppedEarly(), "stopped early: " + evals);
+            assertTrue(r.steps() < 60, "before the last step: " + r.steps());
+            Trainer.EvalResult last = evals.get(evals.size() - 1);
+            Trainer.EvalResult prev = evals.get(evals.size() - 2);
+            assertTrue(!last.best() && !prev.best(), "two evaluations without improvement: " + evals);
+            assertEquals(r.best().loss(), t.validationLoss(), 1e-9, "the weights left in place are the best evaluated ones");
+        }
+    }
+
+    @Test
     void aCheckpointOfAnotherRunOrACorruptOneIsRefused(@TempDir Path dir) throws IOException {
         Path ckpt = dir.resolve("ck");
         TrainOptions o = options(2, 1, 2, true, ckpt, 1);
