@@ -362,8 +362,8 @@ final class TrainCommand extends Verb {
         } catch (IOException e) {
             throw OutputFiles.failed(valText, e);
         }
-        out().printf(Locale.ROOT, "perplexity of %s on its validation text (%s, -c %d, as cria perplexity and llama-perplexity count): %.4f%n",
-                output, valText, ctx, ppl);
+        out().printf(Locale.ROOT, "perplexity of %s on its validation text (%s, -c %d, as cria perplexity and llama-perplexity count): %.4f%s%n",
+                output, valText, ctx, ppl, type.equalsIgnoreCase("F32") ? "" : " (of the F32 weights, before conversion to " + type + ")");
     }
 
     private Metadata trainVocabulary(int size, PrintWriter err) {
