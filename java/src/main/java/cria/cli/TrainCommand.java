@@ -454,12 +454,12 @@ final class TrainCommand extends Verb {
     private void writeModel(TrainOps ops, Params params, Metadata vocabMd, String description, PrintWriter err) throws Exception {
         String name = output.getFileName().toString().replaceFirst("\\.gguf$", "");
         if (type.equalsIgnoreCase("F32")) {
-            ModelExport.write(output, params, ops, ctx, vocabMd, name, description);
+            ModelExport.write(output, params, ops, vocabMd, name, description);
             return;
         }
         Path tmp = Path.of(output + ".f32.tmp");
         try {
-            ModelExport.write(tmp, params, ops, ctx, vocabMd, name, description);
+            ModelExport.write(tmp, params, ops, vocabMd, name, description);
             picocli.CommandLine q = new picocli.CommandLine(new QuantizeCommand()).setOut(new PrintWriter(OutputStream.nullOutputStream()))
                     .setErr(err);
             q.setExecutionExceptionHandler((ex, line, parsed) -> {

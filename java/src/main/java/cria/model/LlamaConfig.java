@@ -40,6 +40,29 @@ public record LlamaConfig(String arch, int dim, int layers, int heads, int kvHea
         }
     }
 
+    /**
+     * Writes this shape as the {@code llama.*} keys llama.cpp reads (and {@link #from} reads back),
+     * with {@code general.architecture = llama}. Rope scaling is not written: shapes written this
+     * way have none.
+     */
+    public void putLlamaKeys(Metadata md) {
+        md.put("general.architecture", GgufValue.ofString("llama"));
+        md.put("llama.context_length", GgufValue.ofU32(trainedContextLength));
+        md.put("llama.embedding_length", GgufValue.ofU32(dim));
+        md.put("llama.block_count", GgufValue.ofU32(layers));
+        md.put("llama.feed_forward_length", GgufValue.ofU32(ffn));
+        md.put("llama.rope.dimension_count", GgufValue.ofU32(ropeDims));
+        md.put("llama.attention.head_count", GgufValue.ofU32(heads));
+        md.put("llama.attention.head_count_kv", GgufValue.ofU32(kvHeads));
+        md.put("llama.attention.layer_norm_rms_epsilon", GgufValue.ofF32(rmsEps));
+        md.put("llama.rope.freq_base", GgufValue.ofF32(ropeBase));
+        md.put("llama.vocab_size", GgufValue.ofU32(vocab));
+        if (headDim * heads != dim) {
+            md.put("llama.attention.key_length", GgufValue.ofU32(headDim));
+            md.put("llama.attention.value_length", GgufValue.ofU32(headDim));
+        }
+    }
+
     /** Architectures stored with the llama graph (Mistral and most fine-tunes say "llama"). */
     static final Set<String> LLAMA_LIKE = Set.of("llama", "mistral");
 

@@ -7,6 +7,7 @@ import cria.gguf.GgufTensorInfo;
 import cria.gguf.GgufValue;
 import cria.gguf.GgufWriter;
 import cria.gguf.Metadata;
+import cria.model.LlamaConfig;
 import cria.model.Llama;
 import cria.quantize.LlamaFileType;
 import cria.quantize.QuantPlan;
@@ -39,18 +40,9 @@ public final class Synth {
 
     /** Writes the {@code llama.*} hyper-parameters of shape {@code s}, the architecture and {@code name}. */
     public static void putHyperparameters(Metadata md, SynthShape s, String name) {
-        md.put("general.architecture", GgufValue.ofString("llama"));
+        new LlamaConfig("llama", s.dim(), s.layers(), s.heads(), s.kvHeads(), s.headDim(), s.ffn(), s.vocab(), s.context(), s.rmsEps(),
+                s.headDim(), s.ropeBase(), 1f, false).putLlamaKeys(md);
         md.put("general.name", GgufValue.ofString(name));
-        md.put("llama.context_length", GgufValue.ofU32(s.context()));
-        md.put("llama.embedding_length", GgufValue.ofU32(s.dim()));
-        md.put("llama.block_count", GgufValue.ofU32(s.layers()));
-        md.put("llama.feed_forward_length", GgufValue.ofU32(s.ffn()));
-        md.put("llama.rope.dimension_count", GgufValue.ofU32(s.headDim()));
-        md.put("llama.attention.head_count", GgufValue.ofU32(s.heads()));
-        md.put("llama.attention.head_count_kv", GgufValue.ofU32(s.kvHeads()));
-        md.put("llama.attention.layer_norm_rms_epsilon", GgufValue.ofF32(s.rmsEps()));
-        md.put("llama.rope.freq_base", GgufValue.ofF32(s.ropeBase()));
-        md.put("llama.vocab_size", GgufValue.ofU32(s.vocab()));
     }
 
     /**

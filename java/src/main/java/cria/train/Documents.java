@@ -111,15 +111,16 @@ final class Documents {
         return new Documents(out);
     }
 
-    // Tokenizes the lines in [from, to), the first of which is line number 'line'.
-    private static Chunk chunk(byte[] text, int from, int to, int line, String name, boolean jsonl, Tokenizer tok) {
+    /** Told each non-blank document of a run of lines, with the line number it stands on. */
+    @FunctionalInterface
+    private interface DocumentSink {
+        void accept(int line, String doc);
+    }
+
+    // The documents of the lines in [from, to), the first of which is line number 'line', in order.
+    private static void documents(byte[] text, int from, int to, int line, String name, boolean jsonl, DocumentSink sink) {
         CharsetDecoder utf8 = StandardCharsets.UTF_8.newDecoder()
                 .onMalformedInput(CodingErrorAction.REPORT).onUnmappableCharacter(CodingErrorAction.REPORT);
-        int[] tokens = new int[Math.max(16, (to - from) / 3)];
-        int n = 0;
-        int[] starts = new int[16];
-        int docs = 0;
-        int bos = tok.bos();
         for (int s = from; s < to; line++) {
             int e = s;
             while (e < to && text[e] != '\n') {
@@ -131,9 +132,29 @@ final class Documents {
             }
             String doc = document(text, s, e, line, name, jsonl, utf8);
             s = next;
-            if (doc == null || doc.isBlank()) {
-                continue;
+            if (doc != null && !doc.isBlank()) {
+                sink.accept(line, doc);
             }
+        }
+    }
+
+    /** A chunk being filled: BOS + ids per document. */
+    private static final class ChunkBuilder implements DocumentSink {
+        private final String name;
+        private final Tokenizer tok;
+        private int[] tokens;
+        private int n;
+        private int[] starts = new int[16];
+        private int docs;
+
+        ChunkBuilder(String name, Tokenizer tok, int bytes) {
+            this.name = name;
+            this.tok = tok;
+            this.tokens = new int[Math.max(16, bytes / 3)];
+        }
+
+        @Override
+        public void accept(int line, String doc) {
             int[] ids = tok.encode(doc, false, false);
             if (n + 1L + ids.length > TokenData.MAX_TOKENS) {
                 throw new CriaException(name + " line " + line + ": more than " + TokenData.MAX_TOKENS + " tokens in one part of the file;"
@@ -146,34 +167,23 @@ final class Documents {
                 starts = Arrays.copyOf(starts, 2 * docs);
             }
             starts[docs++] = n;
-            tokens[n++] = bos;
+            tokens[n++] = tok.bos();
             System.arraycopy(ids, 0, tokens, n, ids.length);
             n += ids.length;
         }
-        return new Chunk(Arrays.copyOf(tokens, n), Arrays.copyOf(starts, docs), to);
+    }
+
+    // Tokenizes the lines in [from, to), the first of which is line number 'line'.
+    private static Chunk chunk(byte[] text, int from, int to, int line, String name, boolean jsonl, Tokenizer tok) {
+        ChunkBuilder b = new ChunkBuilder(name, tok, to - from);
+        documents(text, from, to, line, name, jsonl, b);
+        return new Chunk(Arrays.copyOf(b.tokens, b.n), Arrays.copyOf(b.starts, b.docs), to);
     }
 
     /** The documents of {@code text} as strings, in file order, blank ones skipped: what {@link #run} tokenizes. */
     static List<String> texts(byte[] text, String name, boolean jsonl) {
-        CharsetDecoder utf8 = StandardCharsets.UTF_8.newDecoder()
-                .onMalformedInput(CodingErrorAction.REPORT).onUnmappableCharacter(CodingErrorAction.REPORT);
         List<String> out = new ArrayList<>();
-        int line = 1;
-        for (int s = 0; s < text.length; line++) {
-            int e = s;
-            while (e < text.length && text[e] != '\n') {
-                e++;
-            }
-            int next = e + 1;
-            if (e > s && text[e - 1] == '\r') {
-                e--;
-            }
-            String doc = document(text, s, e, line, name, jsonl, utf8);
-            s = next;
-            if (doc != null && !doc.isBlank()) {
-                out.add(doc);
-            }
-        }
+        documents(text, 0, text.length, 1, name, jsonl, (line, doc) -> out.add(doc));
         return out;
     }
 
