@@ -372,7 +372,7 @@ final class TrainCommand extends Verb {
         TrainedVocab v = new VocabTrainer(size).splitByScript(!mixedScripts).progress(n -> {
             progress.add(n - last[0]);
             last[0] = n;
-        }).train(TokenData.documents(data));
+        }).train(TokenData.trainingDocuments(data, val, val != null ? 0 : valSplit)); // never the held-out text
         progress.finish();
         Metadata md = new Metadata("vocabulary trained on " + data);
         v.writeTo(md);

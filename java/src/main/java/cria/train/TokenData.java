@@ -223,7 +223,7 @@ public final class TokenData {
             valDocs = v.docs();
         } else {
             long d = main.docs();
-            valDocs = (long) Math.ceil(valSplit * d);
+            valDocs = heldOut(d, valSplit);
             trainDocs = d - valDocs;
             if (trainDocs < 1) {
                 throw new CriaException(data + " has only " + d + " document" + (d == 1 ? "" : "s") + ": a validation split of " + valSplit
@@ -256,10 +256,23 @@ public final class TokenData {
             docs = documents(valData);
         } else {
             List<String> all = documents(data);
-            int held = (int) Math.ceil(valSplit * all.size());
-            docs = all.subList(all.size() - held, all.size());
+            docs = all.subList(all.size() - (int) heldOut(all.size(), valSplit), all.size());
         }
         return docs.isEmpty() ? null : String.join("\n", docs) + "\n";
+    }
+
+    /**
+     * The training documents as text: all of {@code data}'s when validation comes from another
+     * file, else all but the last {@code ceil(valSplit · D)} (the ones {@link #load} holds out).
+     */
+    public static List<String> trainingDocuments(Path data, Path valData, double valSplit) {
+        List<String> all = documents(data);
+        return valData != null ? all : all.subList(0, all.size() - (int) heldOut(all.size(), valSplit));
+    }
+
+    /** Documents held out for validation of {@code docs} with a split of {@code valSplit}: the last ceil(valSplit · docs). */
+    static long heldOut(long docs, double valSplit) {
+        return (long) Math.ceil(valSplit * docs);
     }
 
     /** The training stream (not copied: do not change it). */
