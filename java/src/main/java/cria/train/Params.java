@@ -245,6 +245,32 @@ public final class Params implements AutoCloseable {
         return vals;
     }
 
+    /** {@code Σ g²} over the gradients of the tensors that train (frozen ones excluded). */
+    public double gradientSumOfSquares(TrainOps ops) {
+        double sum = 0;
+        for (Param q : all) {
+            if (!q.frozen) {
+                sum += ops.sumSquares(q.grad);
+            }
+        }
+        return sum;
+    }
+
+    /**
+     * One AdamW step ({@link TrainOps#adamw}, the recipe's betas and epsilon) on every tensor that
+     * trains, on its gradient times {@code gradScale}; weight decay on matrices only.
+     *
+     * @param step the optimizer step, counted from 1
+     */
+    public void adamw(TrainOps ops, float gradScale, float lr, float weightDecay, int step) {
+        for (Param q : all) {
+            if (!q.frozen) {
+                ops.adamw(q.value, q.grad, q.m, q.v, gradScale, lr, TrainOptions.BETA1, TrainOptions.BETA2, TrainOptions.ADAM_EPS,
+                        q.decay ? weightDecay : 0f, step);
+            }
+        }
+    }
+
     /** Zeroes every gradient. */
     public void zeroGrads(TrainOps ops) {
         for (Param p : all) {

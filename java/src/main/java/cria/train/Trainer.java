@@ -114,13 +114,7 @@ public final class Trainer {
                 throw new CriaException("the loss became " + loss + " at step " + (s + 1) + "; lower --lr (now " + o.schedule().lr()
                         + ") or raise --warmup");
             }
-            double norm2 = 0;
-            for (Params.Param q : p.all()) {
-                if (!q.frozen()) {
-                    norm2 += ops.sumSquares(q.grad);
-                }
-            }
-            double norm = Math.sqrt(norm2);
+            double norm = Math.sqrt(p.gradientSumOfSquares(ops));
             float coef = 1f;
             if (o.clip() > 0) {
                 double c = o.clip() / (norm + 1e-6);
@@ -129,12 +123,7 @@ public final class Trainer {
                 }
             }
             double lr = o.schedule().at(s);
-            for (Params.Param q : p.all()) {
-                if (!q.frozen()) {
-                    ops.adamw(q.value, q.grad, q.m, q.v, coef, (float) lr, TrainOptions.BETA1, TrainOptions.BETA2, TrainOptions.ADAM_EPS,
-                            q.decay ? (float) o.weightDecay() : 0f, s + 1);
-                }
-            }
+            p.adamw(ops, coef, (float) lr, (float) o.weightDecay(), s + 1);
             double elapsed = (System.nanoTime() - t0) / 1e9;
             StepResult r = new StepResult(s + 1, steps, loss, lr, norm, o.tokensPerStep() * (s + 1 - first) / Math.max(elapsed, 1e-9),
                     elapsed);
