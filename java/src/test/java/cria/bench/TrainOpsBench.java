@@ -172,12 +172,49 @@ public final class TrainOpsBench {
         if (!wanted("step")) {
             return;
         }
+        if (Boolean.getBoolean("bench.profile")) {
+            profile(t, s, steps);
+            return;
+        }
         TrainModel m = new TrainModel(t, s, 1);
         double fwd = time(() -> m.forward(false), 1, steps);
         double step = time(m::step, 1, steps);
         double flops = 3 * s.forwardMacs() * 2 * n;
         System.out.printf(Locale.ROOT, "  forward only %.1f ms; whole step (fwd + bwd + AdamW) %.1f ms = %.0f tokens/s, %.1f GFLOP/s%n",
                 fwd, step, n / (step / 1000), flops / step / 1e6);
+    }
+
+    /** -Dbench.profile=true: whole steps through a proxy that sums each op's time (the proxy's own cost included). */
+    static void profile(CpuTrainOps t, TrainModel.Shape s, int steps) {
+        java.util.Map<String, double[]> acc = new java.util.TreeMap<>();
+        cria.backend.TrainOps timed = (cria.backend.TrainOps) java.lang.reflect.Proxy.newProxyInstance(
+                TrainOpsBench.class.getClassLoader(), new Class<?>[] {cria.backend.TrainOps.class}, (proxy, method, margs) -> {
+                    long t0 = System.nanoTime();
+                    Object r;
+                    try {
+                        r = method.invoke(t, margs);
+                    } catch (java.lang.reflect.InvocationTargetException e) {
+                        throw e.getCause();
+                    }
+                    double[] a = acc.computeIfAbsent(method.getName(), k -> new double[2]);
+                    a[0] += (System.nanoTime() - t0) / 1e6;
+                    a[1]++;
+                    return r;
+                });
+        TrainModel m = new TrainModel(timed, s, 1);
+        for (int i = 0; i < 3; i++) {
+            m.step();
+        }
+        acc.clear();
+        long t0 = System.nanoTime();
+        for (int i = 0; i < steps; i++) {
+            m.step();
+        }
+        double total = (System.nanoTime() - t0) / 1e6 / steps;
+        System.out.printf(Locale.ROOT, "  profile: %.1f ms a step (%d steps)%n", total, steps);
+        acc.entrySet().stream().sorted((x, y) -> Double.compare(y.getValue()[0], x.getValue()[0])).forEach(e -> System.out.printf(
+                Locale.ROOT, "    %-20s %8.1f ms a step %5.1f%% (%d calls)%n", e.getKey(), e.getValue()[0] / steps,
+                100 * e.getValue()[0] / steps / total, (long) (e.getValue()[1] / steps)));
     }
 
     static Buf rand(CpuTrainOps t, int rows, int cols) {

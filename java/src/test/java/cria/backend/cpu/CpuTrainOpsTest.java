@@ -123,8 +123,14 @@ class CpuTrainOpsTest {
     @ParameterizedTest(name = "native={0} threads={1}")
     @MethodSource("paths")
     void normsAndElementWise(boolean nat, int threads) {
+        // small (one thread takes it) and past the ops' hand-off size, columns past a block of 128
+        for (int[] shape : new int[][] {{41, 37}, {700, 150}}) {
+            normsAndElementWise(nat, threads, shape[0], shape[1]);
+        }
+    }
+
+    private static void normsAndElementWise(boolean nat, int threads, int n, int d) {
         try (Both b = new Both(nat, threads)) {
-            int n = 41, d = 37;
             P x = b.rand("x", n, d, 2), w = b.rand("w", 1, d, 1), out = b.zeros("out", n, d), rstd = b.zeros("rstd", n, 1);
             b.c.rmsnorm(x.c, w.c, 1e-5f, n, out.c, rstd.c);
             b.r.rmsnorm(x.r, w.r, 1e-5f, n, out.r, rstd.r);
@@ -174,16 +180,21 @@ class CpuTrainOpsTest {
     @ParameterizedTest(name = "native={0} threads={1}")
     @MethodSource("paths")
     void ropeAndItsInverse(boolean nat, int threads) {
-        for (Rope rope : new Rope[] {new Rope(10, 10000f, 1f, null, false), new Rope(6, 500f, 0.5f, null, true)}) {
-            try (Both b = new Both(nat, threads)) {
-                int n = 3 * 13 - 4, heads = 3, hd = 10;
-                P x = b.rand("x", n, heads * hd, 1);
-                b.c.rope(x.c, heads, hd, n, 13, rope, false);
-                b.r.rope(x.r, heads, hd, n, 13, rope, false);
-                b.expect("rope", x, n, 4);
-                b.c.rope(x.c, heads, hd, n, 13, rope, true);
-                b.r.rope(x.r, heads, hd, n, 13, rope, true);
-                b.expect("rope inverse", x, n, 4);
+        // interleaved and neox pairs, all or part of the head rotated, few rows and past the hand-off size
+        // (heads of 10 values; of 8 with the dims 8 and 4)
+        for (Rope rope : new Rope[] {new Rope(10, 10000f, 1f, null, false), new Rope(6, 500f, 0.5f, null, true),
+            new Rope(6, 10000f, 1f, null, false), new Rope(8, 10000f, 1f, null, false), new Rope(4, 10000f, 1f, null, false)}) {
+            for (int n : new int[] {3 * 13 - 4, 700 * 13 - 5}) {
+                try (Both b = new Both(nat, threads)) {
+                    int heads = 3, hd = rope.dims() == 8 || rope.dims() == 4 ? 8 : 10;
+                    P x = b.rand("x", n, heads * hd, 1);
+                    b.c.rope(x.c, heads, hd, n, 13, rope, false);
+                    b.r.rope(x.r, heads, hd, n, 13, rope, false);
+                    b.expect("rope", x, n, 4);
+                    b.c.rope(x.c, heads, hd, n, 13, rope, true);
+                    b.r.rope(x.r, heads, hd, n, 13, rope, true);
+                    b.expect("rope inverse", x, n, 4);
+                }
             }
         }
     }
@@ -244,8 +255,13 @@ class CpuTrainOpsTest {
     @ParameterizedTest(name = "native={0} threads={1}")
     @MethodSource("paths")
     void optimizer(boolean nat, int threads) {
+        for (int[] shape : new int[][] {{37, 53}, {300, 70}}) {
+            optimizer(nat, threads, shape[0], shape[1]);
+        }
+    }
+
+    private static void optimizer(boolean nat, int threads, int rows, int cols) {
         try (Both b = new Both(nat, threads)) {
-            int rows = 37, cols = 53;
             P p = b.rand("p", rows, cols, 1), g = b.rand("g", rows, cols, 1), m = b.zeros("m", rows, cols), v = b.zeros("v", rows, cols);
             double sc = b.c.sumSquares(g.c), sr = b.r.sumSquares(g.r);
             assertEquals(sr, sc, 1e-6 * sr, "sumSquares");
