@@ -16,6 +16,9 @@
 #include <math.h>
 #include <string.h>
 
+#define LOG2E 1.44269504088896341f
+#define LN2 0.693147180559945309f
+
 #define SPLITMIX_A 0x9E3779B97F4A7C15ULL
 #define SPLITMIX_B 0xBF58476D1CE4E5B9ULL
 #define SPLITMIX_C 0x94D049BB133111EBULL
@@ -249,8 +252,8 @@ void cria_train_attention(const float *q, const float *k, const float *v, float 
                     qr[r] = q + i * qs + (int64_t) h * hd;
                     orow[r] = out + i * qs + (int64_t) h * hd;
                 }
-                tile_in(qr, nr, hd, scale, qb);
-                /* scaled scores of the tile's rows, masked past each row's position, and their maxima */
+                tile_in(qr, nr, hd, scale * LOG2E, qb);
+                /* scaled scores (in log2 units) of the tile's rows, masked past each row's position, and their maxima */
                 __m512 mx[BR], s[BR], ninf = _mm512_set1_ps(-INFINITY);
                 float rs[BR];
                 for (int r = 0; r < BR; r++) {
@@ -279,12 +282,12 @@ void cria_train_attention(const float *q, const float *k, const float *v, float 
                     __m512 m = _mm512_set1_ps(_mm512_reduce_max_ps(mx[r])), acc = _mm512_setzero_ps();
                     for (int32_t cb = 0; cb < nb; cb++) {
                         float *x = sr + (int64_t) cb * BLOCK;
-                        __m512 e = _mm512_maskz_mov_ps(mask_of(t + 1 - cb * 16), exp16_neg(_mm512_sub_ps(_mm512_load_ps(x), m)));
+                        __m512 e = exp2_16_neg(mask_of(t + 1 - cb * 16), _mm512_sub_ps(_mm512_load_ps(x), m));
                         _mm512_store_ps(x, e);
                         acc = _mm512_add_ps(acc, e);
                     }
                     float sum = _mm512_reduce_add_ps(acc);
-                    lse[i * heads + h] = _mm512_cvtss_f32(m) + logf(sum);
+                    lse[i * heads + h] = _mm512_cvtss_f32(m) * LN2 + logf(sum);
                     rs[r] = 1.0f / sum;
                     if (drop > 0) {
                         int64_t base = (i * heads + h) * len;
@@ -334,9 +337,9 @@ void cria_train_attention_backward(const float *dout, const float *q, const floa
                         a += gr[r][d] * out[at + d];
                     }
                     dd[r] = r < nr ? a : 0;
-                    l[r] = lse[i * heads + h];
+                    l[r] = lse[i * heads + h] * LOG2E;
                 }
-                tile_in(qr, nr, hd, scale, qb);
+                tile_in(qr, nr, hd, scale * LOG2E, qb);
                 tile_in(gr, nr, hd, 1.0f, gb);
                 for (int32_t cb = 0; cb < nb; cb++) {
                     int32_t c = cb * 16;
@@ -344,7 +347,7 @@ void cria_train_attention_backward(const float *dout, const float *q, const floa
                     tile_scores(qb, gb, kt, vt, lp, hd, c, s, dp);
                     for (int r = 0; r < BR; r++) {
                         __mmask16 mk = mask_of(r < nr ? t0 + r + 1 - c : 0);
-                        __m512 pc = _mm512_maskz_mov_ps(mk, exp16_neg(_mm512_sub_ps(s[r], _mm512_set1_ps(l[r]))));
+                        __m512 pc = exp2_16_neg(mk, _mm512_sub_ps(s[r], _mm512_set1_ps(l[r])));
                         if (drop > 0) {
                             __m512 f = drop16(&dr, seed, ((row0 + t0 + r) * heads + h) * len + c);
                             s[r] = _mm512_mul_ps(pc, _mm512_fmsub_ps(dp[r], f, _mm512_set1_ps(dd[r]))); /* dS */
@@ -376,7 +379,7 @@ void cria_train_attention_backward(const float *dout, const float *q, const floa
         for (int j = 0; j < len; j++) {
             float *kro = dk + (row0 + j) * ks + (int64_t) g * hd, *vro = dv + (row0 + j) * ks + (int64_t) g * hd;
             for (int d = 0; d < hd; d++) {
-                kro[d] = dkt[(int64_t) d * lp + j];
+                kro[d] = dkt[(int64_t) d * lp + j] * LN2;
                 vro[d] = dvt[(int64_t) d * lp + j];
             }
         }
