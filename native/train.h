@@ -64,9 +64,16 @@ void cria_train_rmsnorm(const float *x, const float *w, float *out, float *rstd,
 void cria_train_rmsnorm_backward_dx(const float *g, const float *x, const float *w, const float *rstd, float *dx, int32_t dim,
                                     int32_t r0, int32_t r1);
 
-/* rmsnorm's weight gradient for columns [c0, c1): dw[c] += sum over rows [0, n) in order of g rstd x. */
-void cria_train_rmsnorm_backward_dw(const float *g, const float *x, const float *rstd, float *dw, int32_t n, int32_t dim,
-                                    int32_t c0, int32_t c1);
+/* Rows of one block of rmsnorm's fused backward. */
+#define CRIA_RMS_BLOCK 256
+
+/* rmsnorm's backward in one pass over row blocks [b0, b1) (CRIA_RMS_BLOCK rows each, the last one ends at n):
+ * dx as cria_train_rmsnorm_backward_dx, and partial[b][c] = the block's sum, rows in order, of g rstd x. */
+void cria_train_rmsnorm_backward(const float *g, const float *x, const float *w, const float *rstd, float *dx, float *partial,
+                                 int32_t n, int32_t dim, int32_t b0, int32_t b1);
+
+/* dw[c] += sum over the blocks in order of partial[b][c]. */
+void cria_train_rmsnorm_backward_dw_sum(const float *partial, int32_t blocks, int32_t dim, float *dw);
 
 /* Rope over rows [r0, r1) of x (heads * hd values a row, position r % len): pairs (2j, 2j + 1), or
  * (j, j + dims / 2) with neox, j < dims / 2, rotated by the angle of (position, j) (tables of len rows of

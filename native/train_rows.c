@@ -1,7 +1,7 @@
 /* Training's row-wise ops (rmsnorm and its backward, rope, AdamW): each entry point does one thread's
  * share (rows, columns or elements) and allocates nothing. Every result element is computed by one
- * thread in an order fixed by the shapes: rmsnorm's weight gradient sums over all rows in order,
- * split by columns. */
+ * thread in an order fixed by the shapes: rmsnorm's weight gradient sums each fixed block of rows in
+ * order, then the blocks in order. */
 #include "train.h"
 #include "train_simd.h"
 #include <math.h>
@@ -80,40 +80,39 @@ void cria_train_rmsnorm_backward_dx(const float *g, const float *x, const float 
     }
 }
 
-void cria_train_rmsnorm_backward_dw(const float *g, const float *x, const float *rstd, float *dw, int32_t n, int32_t dim,
-                                    int32_t c0, int32_t c1) {
+void cria_train_rmsnorm_backward(const float *g, const float *x, const float *w, const float *rstd, float *dx, float *partial,
+                                 int32_t n, int32_t dim, int32_t b0, int32_t b1) {
+    for (int32_t b = b0; b < b1; b++) {
+        int32_t r0 = b * CRIA_RMS_BLOCK, r1 = r0 + CRIA_RMS_BLOCK < n ? r0 + CRIA_RMS_BLOCK : n;
+        float *pb = partial + (int64_t) b * dim;
+        memset(pb, 0, sizeof(float) * dim);
+        cria_train_rmsnorm_backward_dx(g, x, w, rstd, dx, dim, r0, r1);
+        for (int32_t r = r0; r < r1; r++) {
+            const float *gr = g + (int64_t) r * dim, *xr = x + (int64_t) r * dim;
 #if CRIA_VNNI
-    /* up to 8 vectors of columns in registers, every row in order */
-    for (int32_t cb = c0; cb < c1; cb += 128) {
-        int32_t nv = (c1 - cb + 15) / 16 < 8 ? (c1 - cb + 15) / 16 : 8;
-        __m512 acc[8];
-        __mmask16 m[8];
-        for (int u = 0; u < 8; u++) {
-            acc[u] = _mm512_setzero_ps();
-            m[u] = u < nv ? mask_of(c1 - cb - 16 * u) : 0;
-        }
-        for (int32_t r = 0; r < n; r++) {
-            const float *gr = g + (int64_t) r * dim + cb, *xr = x + (int64_t) r * dim + cb;
             __m512 rs = _mm512_set1_ps(rstd[r]);
-            for (int u = 0; u < nv; u++) {
-                __m512 gx = _mm512_mul_ps(_mm512_maskz_loadu_ps(m[u], gr + 16 * u), rs);
-                acc[u] = _mm512_fmadd_ps(gx, _mm512_maskz_loadu_ps(m[u], xr + 16 * u), acc[u]);
+            for (int32_t c = 0; c < dim; c += 16) {
+                __mmask16 m = mask_of(dim - c);
+                __m512 gx = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, gr + c), rs);
+                _mm512_mask_storeu_ps(pb + c, m, _mm512_fmadd_ps(gx, _mm512_maskz_loadu_ps(m, xr + c), _mm512_maskz_loadu_ps(m, pb + c)));
             }
-        }
-        for (int u = 0; u < nv; u++) {
-            __m512 old = _mm512_maskz_loadu_ps(m[u], dw + cb + 16 * u);
-            _mm512_mask_storeu_ps(dw + cb + 16 * u, m[u], _mm512_add_ps(acc[u], old));
+#else
+            for (int32_t c = 0; c < dim; c++) {
+                pb[c] = fmaf(gr[c] * rstd[r], xr[c], pb[c]);
+            }
+#endif
         }
     }
-#else
-    for (int32_t c = c0; c < c1; c++) {
+}
+
+void cria_train_rmsnorm_backward_dw_sum(const float *partial, int32_t blocks, int32_t dim, float *dw) {
+    for (int32_t c = 0; c < dim; c++) {
         float acc = 0;
-        for (int32_t r = 0; r < n; r++) {
-            acc = fmaf(g[(int64_t) r * dim + c] * rstd[r], x[(int64_t) r * dim + c], acc);
+        for (int32_t b = 0; b < blocks; b++) {
+            acc += partial[(int64_t) b * dim + c];
         }
         dw[c] += acc;
     }
-#endif
 }
 
 /* Largest head the vector rope expands per row (bigger ones go value by value). */

@@ -25,7 +25,10 @@ final class NativeTrainPath extends JavaTrainPath {
     static final int CE_ROWS_NATIVE = 512;
 
     private final MethodHandle mmScratch, mm, mmDx, mmDw, xent, attScratch, att, attBwd, swiglu, swigluBwd;
-    private final MethodHandle rms, rmsBwdDx, rmsBwdDw, ropeH, adamwH;
+    private final MethodHandle rms, rmsBwd, rmsBwdSum, ropeH, adamwH;
+    /** Rows of a block of rmsnorm's fused backward (CRIA_RMS_BLOCK in native/train.h). */
+    static final int RMS_BLOCK = 256;
+    private MemorySegment rmsPartial = MemorySegment.NULL;
     private final Arena arena = Arena.ofShared();
     private final MemorySegment[] pack;
     private final MemorySegment[] attScratchSeg;
@@ -49,8 +52,7 @@ final class NativeTrainPath extends JavaTrainPath {
     private final WorkerPool.Task swigluTask = (th, nt) -> swigluRange(count * th / nt / 16 * 16, th + 1 == nt ? count : count * (th + 1) / nt / 16 * 16);
     private final WorkerPool.Task swigluBwdTask = (th, nt) -> swigluBwdRange(count * th / nt / 16 * 16, th + 1 == nt ? count : count * (th + 1) / nt / 16 * 16);
     private final WorkerPool.Task rmsTask = (th, nt) -> rmsRows(lo(n, th, nt), lo(n, th + 1, nt));
-    private final WorkerPool.Task rmsBwdDxTask = (th, nt) -> rmsBwdRows(lo(n, th, nt), lo(n, th + 1, nt));
-    private final WorkerPool.Task rmsBwdDwTask = (th, nt) -> rmsBwdCols(loUnits(cols, 16, th, nt), loUnits(cols, 16, th + 1, nt));
+    private final WorkerPool.Task rmsBwdTask = (th, nt) -> rmsBwdBlocks(lo(blockRows, th, nt), lo(blockRows, th + 1, nt));
     private final WorkerPool.Task ropeTask = (th, nt) -> ropeRows(lo(n, th, nt), lo(n, th + 1, nt));
     private final WorkerPool.Task adamwTask = (th, nt) -> adamwRange(loUnits((int) count, 16, th, nt), loUnits((int) count, 16, th + 1, nt));
     private final WorkerPool.Task ceDwTask = (th, nt) -> ceDw(loUnits(b.rows(), 4, th, nt), loUnits(b.rows(), 4, th + 1, nt));
@@ -79,10 +81,10 @@ final class NativeTrainPath extends JavaTrainPath {
         swigluBwd = linker.downcallHandle(NativeKernels.find(lib, "cria_train_swiglu_backward"),
                 FunctionDescriptor.ofVoid(A, A, A, A, A, J, J), critical);
         rms = linker.downcallHandle(NativeKernels.find(lib, "cria_train_rmsnorm"), FunctionDescriptor.ofVoid(A, A, A, A, I, FF, I, I), critical);
-        rmsBwdDx = linker.downcallHandle(NativeKernels.find(lib, "cria_train_rmsnorm_backward_dx"),
-                FunctionDescriptor.ofVoid(A, A, A, A, A, I, I, I), critical);
-        rmsBwdDw = linker.downcallHandle(NativeKernels.find(lib, "cria_train_rmsnorm_backward_dw"),
-                FunctionDescriptor.ofVoid(A, A, A, A, I, I, I, I), critical);
+        rmsBwd = linker.downcallHandle(NativeKernels.find(lib, "cria_train_rmsnorm_backward"),
+                FunctionDescriptor.ofVoid(A, A, A, A, A, A, I, I, I, I), critical);
+        rmsBwdSum = linker.downcallHandle(NativeKernels.find(lib, "cria_train_rmsnorm_backward_dw_sum"),
+                FunctionDescriptor.ofVoid(A, I, I, A), critical);
         // heap access allowed: the angle tables are Java arrays
         ropeH = linker.downcallHandle(NativeKernels.find(lib, "cria_train_rope"),
                 FunctionDescriptor.ofVoid(A, I, I, I, I, I, I, I, A, A, FF), Linker.Option.critical(true));
@@ -389,24 +391,21 @@ final class NativeTrainPath extends JavaTrainPath {
         e = dx;
         f = dw;
         cols = x.cols();
-        runRows(rmsBwdDxTask, (long) n * cols);
-        runRows(rmsBwdDwTask, (long) n * cols);
-    }
-
-    private void rmsBwdRows(int lo, int hi) {
-        if (lo < hi) {
-            try {
-                rmsBwdDx.invokeExact(a.segment(), b.segment(), c.segment(), d.segment(), e.segment(), cols, lo, hi);
-            } catch (Throwable ex) {
-                throw new IllegalStateException(ex);
-            }
+        // one pass: dx row by row, dw's sums per fixed block of rows (then added in block order here)
+        blockRows = (n + RMS_BLOCK - 1) / RMS_BLOCK;
+        rmsPartial = grow(rmsPartial, 4L * blockRows * cols);
+        runRows(rmsBwdTask, (long) n * cols);
+        try {
+            rmsBwdSum.invokeExact(rmsPartial, blockRows, cols, f.segment());
+        } catch (Throwable ex) {
+            throw new IllegalStateException(ex);
         }
     }
 
-    private void rmsBwdCols(int c0, int c1) {
-        if (c0 < c1) {
+    private void rmsBwdBlocks(int b0, int b1) {
+        if (b0 < b1) {
             try {
-                rmsBwdDw.invokeExact(a.segment(), b.segment(), d.segment(), f.segment(), n, cols, c0, c1);
+                rmsBwd.invokeExact(a.segment(), b.segment(), c.segment(), d.segment(), e.segment(), rmsPartial, n, cols, b0, b1);
             } catch (Throwable ex) {
                 throw new IllegalStateException(ex);
             }
