@@ -86,4 +86,7 @@ void cria_train_rope(float *x, int32_t r0, int32_t r1, int32_t len, int32_t head
 void cria_train_adamw(float *p, const float *g, float *m, float *v, int64_t from, int64_t to, float grad_scale, float beta1,
                       float beta2, float eps, float decay, float step_lr, float bias2);
 
+/* Dropout in place over elements [from, to): x[k] = keep(seed, k, p) ? x[k] / (1 - p) : 0 (TrainOps.dropout). */
+void cria_train_dropout(float *x, int64_t from, int64_t to, float p, int64_t seed);
+
 #endif

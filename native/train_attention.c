@@ -19,9 +19,6 @@
 #define LOG2E 1.44269504088896341f
 #define LN2 0.693147180559945309f
 
-#define SPLITMIX_A 0x9E3779B97F4A7C15ULL
-#define SPLITMIX_B 0xBF58476D1CE4E5B9ULL
-#define SPLITMIX_C 0x94D049BB133111EBULL
 
 int32_t cria_train_keep(int64_t seed, int64_t index, float p) {
     if (p <= 0) {
@@ -90,42 +87,6 @@ static void tile_in(const float *const *rows, int32_t nr, int32_t hd, float scal
 }
 
 #if CRIA_VNNI
-
-/* The keep mask of 16 consecutive elements idx0 .. idx0 + 15 under seed (TrainOps.keep, bit for bit):
- * z0 = seed + (idx0 + 1) * A, and lanes add lane * A (offsets of lanes 0..7 in lo, 8..15 in hi). */
-static inline __mmask16 keep16(uint64_t z0, __m512i lo, __m512i hi, __m512i thr) {
-    __m512i a = _mm512_add_epi64(_mm512_set1_epi64((int64_t) z0), lo);
-    __m512i b = _mm512_add_epi64(_mm512_set1_epi64((int64_t) z0), hi);
-    __m512i mb = _mm512_set1_epi64((int64_t) SPLITMIX_B), mc = _mm512_set1_epi64((int64_t) SPLITMIX_C);
-    a = _mm512_mullo_epi64(_mm512_xor_si512(a, _mm512_srli_epi64(a, 30)), mb);
-    b = _mm512_mullo_epi64(_mm512_xor_si512(b, _mm512_srli_epi64(b, 30)), mb);
-    a = _mm512_mullo_epi64(_mm512_xor_si512(a, _mm512_srli_epi64(a, 27)), mc);
-    b = _mm512_mullo_epi64(_mm512_xor_si512(b, _mm512_srli_epi64(b, 27)), mc);
-    a = _mm512_srli_epi64(_mm512_xor_si512(a, _mm512_srli_epi64(a, 31)), 40);
-    b = _mm512_srli_epi64(_mm512_xor_si512(b, _mm512_srli_epi64(b, 31)), 40);
-    return (__mmask16) (_mm512_cmpge_epu64_mask(a, thr) | ((unsigned) _mm512_cmpge_epu64_mask(b, thr) << 8));
-}
-
-/* The dropout state of one call: lane offsets and threshold. */
-typedef struct {
-    __m512i lo, hi, thr;
-    __m512 kept;
-} dropper;
-
-static inline dropper dropper_of(float drop) {
-    dropper r;
-    r.lo = _mm512_mullo_epi64(_mm512_setr_epi64(0, 1, 2, 3, 4, 5, 6, 7), _mm512_set1_epi64((int64_t) SPLITMIX_A));
-    r.hi = _mm512_mullo_epi64(_mm512_setr_epi64(8, 9, 10, 11, 12, 13, 14, 15), _mm512_set1_epi64((int64_t) SPLITMIX_A));
-    r.thr = _mm512_set1_epi64((int64_t) (drop * (float) (1 << 24)));
-    r.kept = _mm512_set1_ps(1.0f / (1.0f - drop));
-    return r;
-}
-
-/* The dropout factors (0 or 1/(1-p)) of elements idx0 .. idx0 + 15. */
-static inline __m512 drop16(const dropper *dr, int64_t seed, int64_t idx0) {
-    uint64_t z0 = (uint64_t) seed + ((uint64_t) idx0 + 1) * SPLITMIX_A;
-    return _mm512_maskz_mov_ps(keep16(z0, dr->lo, dr->hi, dr->thr), dr->kept);
-}
 
 /* s[r] = q_r . k_j for keys c .. c + 15 (kt: [hd][lp]) and dp[r] = g_r . v_j (when vt), r < BR; the tile's
  * rows packed by tile_in (qb, gb). */

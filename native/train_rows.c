@@ -1,4 +1,4 @@
-/* Training's row-wise ops (rmsnorm and its backward, rope, AdamW): each entry point does one thread's
+/* Training's row-wise ops (rmsnorm and its backward, rope, AdamW, dropout): each entry point does one thread's
  * share (rows, columns or elements) and allocates nothing. Every result element is computed by one
  * thread in an order fixed by the shapes: rmsnorm's weight gradient sums each fixed block of rows in
  * order, then the blocks in order. */
@@ -207,5 +207,20 @@ void cria_train_adamw(float *p, const float *g, float *m, float *v, int64_t from
         p[k] = p[k] * decay - mv * step_lr / den;
         m[k] = mv;
         v[k] = vv;
+    }
+}
+
+void cria_train_dropout(float *x, int64_t from, int64_t to, float p, int64_t seed) {
+    float kept = 1.0f / (1.0f - p);
+    int64_t k = from;
+#if CRIA_VNNI
+    dropper dr = dropper_of(p);
+    for (; k + 16 <= to; k += 16) {
+        __mmask16 m = keep16((uint64_t) seed + ((uint64_t) k + 1) * SPLITMIX_A, dr.lo, dr.hi, dr.thr);
+        _mm512_storeu_ps(x + k, _mm512_maskz_mul_ps(m, _mm512_loadu_ps(x + k), dr.kept));
+    }
+#endif
+    for (; k < to; k++) {
+        x[k] = cria_train_keep(seed, k, p) ? x[k] * kept : 0.0f;
     }
 }

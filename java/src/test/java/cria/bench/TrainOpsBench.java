@@ -158,6 +158,10 @@ public final class TrainOpsBench {
             ms = time(() -> t.add(x, xn, n), w, r);
             line("add", ms, 0);
         }
+        if (wanted("dropout")) {
+            ms = time(() -> t.dropout(x, n, 0.1f, 5), w, r);
+            line("dropout", ms, 0);
+        }
         if (wanted("crossEntropy (fwd + grads)")) {
             ms = time(() -> t.crossEntropy(xn, out, targets, n, 1f / n, dx, dout), w, r);
             line("crossEntropy (fwd + grads)", ms, 3.0 * n * s.vocab() * d);

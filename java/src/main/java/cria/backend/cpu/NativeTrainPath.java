@@ -25,7 +25,7 @@ final class NativeTrainPath extends JavaTrainPath {
     static final int CE_ROWS_NATIVE = 512;
 
     private final MethodHandle mmScratch, mm, mmDx, mmDw, xent, attScratch, att, attBwd, swiglu, swigluBwd;
-    private final MethodHandle rms, rmsBwd, rmsBwdSum, ropeH, adamwH;
+    private final MethodHandle rms, rmsBwd, rmsBwdSum, ropeH, adamwH, dropoutH;
     /** Rows of a block of rmsnorm's fused backward (CRIA_RMS_BLOCK in native/train.h). */
     static final int RMS_BLOCK = 256;
     private MemorySegment rmsPartial = MemorySegment.NULL;
@@ -55,6 +55,7 @@ final class NativeTrainPath extends JavaTrainPath {
     private final WorkerPool.Task rmsBwdTask = (th, nt) -> rmsBwdBlocks(lo(blockRows, th, nt), lo(blockRows, th + 1, nt));
     private final WorkerPool.Task ropeTask = (th, nt) -> ropeRows(lo(n, th, nt), lo(n, th + 1, nt));
     private final WorkerPool.Task adamwTask = (th, nt) -> adamwRange(loUnits((int) count, 16, th, nt), loUnits((int) count, 16, th + 1, nt));
+    private final WorkerPool.Task dropoutTask = (th, nt) -> dropoutRange(loUnits((int) count, 16, th, nt), loUnits((int) count, 16, th + 1, nt));
     private final WorkerPool.Task ceDwTask = (th, nt) -> ceDw(loUnits(b.rows(), 4, th, nt), loUnits(b.rows(), 4, th + 1, nt));
 
     NativeTrainPath(WorkerPool pool, NativeKernels nk) {
@@ -90,6 +91,7 @@ final class NativeTrainPath extends JavaTrainPath {
                 FunctionDescriptor.ofVoid(A, I, I, I, I, I, I, I, A, A, FF), Linker.Option.critical(true));
         adamwH = linker.downcallHandle(NativeKernels.find(lib, "cria_train_adamw"),
                 FunctionDescriptor.ofVoid(A, A, A, A, J, J, FF, FF, FF, FF, FF, FF, FF), critical);
+        dropoutH = linker.downcallHandle(NativeKernels.find(lib, "cria_train_dropout"), FunctionDescriptor.ofVoid(A, J, J, FF, J), critical);
         pack = new MemorySegment[threads];
         java.util.Arrays.fill(pack, MemorySegment.NULL);
         attScratchSeg = new MemorySegment[threads];
@@ -466,6 +468,25 @@ final class NativeTrainPath extends JavaTrainPath {
         if (from < to) {
             try {
                 adamwH.invokeExact(a.segment(), b.segment(), c.segment(), d.segment(), from, to, p1, p2, p3, p4, p5, p6, p7);
+            } catch (Throwable ex) {
+                throw new IllegalStateException(ex);
+            }
+        }
+    }
+
+    @Override
+    void dropout(HostBuf x, int n, float p, long seed) {
+        a = x;
+        p1 = p;
+        this.seed = seed;
+        count = (long) n * x.cols();
+        runRows(dropoutTask, count);
+    }
+
+    private void dropoutRange(long from, long to) {
+        if (from < to) {
+            try {
+                dropoutH.invokeExact(a.segment(), from, to, p1, seed);
             } catch (Throwable ex) {
                 throw new IllegalStateException(ex);
             }
