@@ -62,6 +62,8 @@ static void transpose_in(const float *src, int64_t rs, int64_t row0, int64_t off
     }
 }
 
+#if CRIA_VNNI
+
 /* kr[j][0 .. hv) = src row (row0 + j), values off .. off + hd, zeros past hd, for j < len; zero rows up to lp. */
 static void rows_in(const float *src, int64_t rs, int64_t row0, int64_t off, int32_t len, int32_t lp, int32_t hd, int32_t hv,
                     float *kr) {
@@ -86,7 +88,6 @@ static void tile_in(const float *const *rows, int32_t nr, int32_t hd, float scal
     }
 }
 
-#if CRIA_VNNI
 
 /* s[r] = q_r . k_j for keys c .. c + 15 (kt: [hd][lp]) and dp[r] = g_r . v_j (when vt), r < BR; the tile's
  * rows packed by tile_in (qb, gb). */
