@@ -55,4 +55,38 @@ void cria_train_swiglu(const float *g, const float *u, float *out, int64_t from,
 /* dg = dout * u * silu'(g), du = dout * silu(g) over elements [from, to) (dg, du may be dout, g or u). */
 void cria_train_swiglu_backward(const float *dout, const float *g, const float *u, float *dg, float *du, int64_t from, int64_t to);
 
+/* ---- row-wise ops (train_rows.c) ---- */
+
+/* out[r] = x[r] * rstd[r] * w, rstd[r] = 1 / sqrt(mean(x[r]^2) + eps), rows r in [r0, r1) of dim values. */
+void cria_train_rmsnorm(const float *x, const float *w, float *out, float *rstd, int32_t dim, float eps, int32_t r0, int32_t r1);
+
+/* rmsnorm's backward for rows [r0, r1): dx[r] += rstd (w g) - x rstd^3 / dim * sum(w g x). */
+void cria_train_rmsnorm_backward_dx(const float *g, const float *x, const float *w, const float *rstd, float *dx, int32_t dim,
+                                    int32_t r0, int32_t r1);
+
+/* Rows of one block of rmsnorm's fused backward. */
+#define CRIA_RMS_BLOCK 256
+
+/* rmsnorm's backward in one pass over row blocks [b0, b1) (CRIA_RMS_BLOCK rows each, the last one ends at n):
+ * dx as cria_train_rmsnorm_backward_dx, and partial[b][c] = the block's sum, rows in order, of g rstd x. */
+void cria_train_rmsnorm_backward(const float *g, const float *x, const float *w, const float *rstd, float *dx, float *partial,
+                                 int32_t n, int32_t dim, int32_t b0, int32_t b1);
+
+/* dw[c] += sum over the blocks in order of partial[b][c]. */
+void cria_train_rmsnorm_backward_dw_sum(const float *partial, int32_t blocks, int32_t dim, float *dw);
+
+/* Rope over rows [r0, r1) of x (heads * hd values a row, position r % len): pairs (2j, 2j + 1), or
+ * (j, j + dims / 2) with neox, j < dims / 2, rotated by the angle of (position, j) (tables of len rows of
+ * dims / 2), sign -1 for the inverse rotation. */
+void cria_train_rope(float *x, int32_t r0, int32_t r1, int32_t len, int32_t heads, int32_t hd, int32_t dims, int32_t neox,
+                     const float *cos_t, const float *sin_t, float sign);
+
+/* AdamW over elements [from, to) (TrainOps.adamw): decay = 1 - lr wd, step_lr = lr / (1 - beta1^step),
+ * bias2 = sqrt(1 - beta2^step). */
+void cria_train_adamw(float *p, const float *g, float *m, float *v, int64_t from, int64_t to, float grad_scale, float beta1,
+                      float beta2, float eps, float decay, float step_lr, float bias2);
+
+/* Dropout in place over elements [from, to): x[k] = keep(seed, k, p) ? x[k] / (1 - p) : 0 (TrainOps.dropout). */
+void cria_train_dropout(float *x, int64_t from, int64_t to, float p, int64_t seed);
+
 #endif

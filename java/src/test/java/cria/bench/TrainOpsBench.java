@@ -42,6 +42,21 @@ public final class TrainOpsBench {
         void run();
     }
 
+    /** -Dbench.only=a,b: time only the ops whose names start with one of these (and no whole step unless "step" is one). */
+    static final String[] ONLY = System.getProperty("bench.only", "").isEmpty() ? null : System.getProperty("bench.only").split(",");
+
+    static boolean wanted(String name) {
+        if (ONLY == null) {
+            return true;
+        }
+        for (String o : ONLY) {
+            if (name.startsWith(o)) {
+                return true;
+            }
+        }
+        return false;
+    }
+
     /** Median milliseconds of reps runs after warm runs. */
     static double time(Op op, int warm, int reps) {
         for (int i = 0; i < warm; i++) {
@@ -79,51 +94,131 @@ public final class TrainOpsBench {
         int w = 30, r = 5; // warm runs: until the JIT has compiled the Java code in between
         double total = 0;
         double ms;
-        ms = time(() -> t.matmul(xn, wq, n, q), w, r);
-        line("matmul x·wqᵀ [" + qd + "x" + d + "]", ms, (double) n * qd * d);
-        ms = time(() -> t.matmul(xn, w1, n, gate), w, r);
-        line("matmul x·w1ᵀ [" + f + "x" + d + "]", ms, (double) n * f * d);
-        ms = time(() -> t.matmul(h, w2, n, x), w, r);
-        line("matmul h·w2ᵀ [" + d + "x" + f + "]", ms, (double) n * f * d);
-        ms = time(() -> t.matmulBackward(gate, xn, w1, n, dx, false, null), w, r);
-        line("matmul dx = g·w1", ms, (double) n * f * d);
-        ms = time(() -> t.matmulBackward(x, h, w2, n, gate, false, null), w, r);
-        line("matmul dx = g·w2", ms, (double) n * f * d);
-        ms = time(() -> t.matmulBackward(gate, xn, w1, n, null, false, dw1), w, r);
-        line("matmul dw1 += gᵀ·x", ms, (double) n * f * d);
-        ms = time(() -> t.matmulBackward(x, h, w2, n, null, false, dw2), w, r);
-        line("matmul dw2 += gᵀ·x", ms, (double) n * f * d);
-        ms = time(() -> t.matmulBackward(q, xn, wq, n, null, false, dwq), w, r);
-        line("matmul dwq += gᵀ·x", ms, (double) n * qd * d);
-        ms = time(() -> t.rope(q, s.heads(), hd, n, s.len(), rope, false), w, r);
-        line("rope q", ms, 0);
-        ms = time(() -> t.attention(q, k, v, s.seqs(), s.len(), s.heads(), s.kvHeads(), hd, att, lse, 0f, 1), w, r);
-        line("attention", ms, 2 * att1);
-        ms = time(() -> t.attentionBackward(att, q, k, v, att, lse, s.seqs(), s.len(), s.heads(), s.kvHeads(), hd, 0f, 1, dq, dk, dv), w, r);
-        line("attentionBackward", ms, 5 * att1);
-        ms = time(() -> t.rmsnorm(x, nw, 1e-5f, n, xn, rstd), w, r);
-        line("rmsnorm", ms, 0);
-        ms = time(() -> t.rmsnormBackward(x, xn, nw, rstd, n, dx, dnw), w, r);
-        line("rmsnormBackward", ms, 0);
-        ms = time(() -> t.swiglu(gate, up, n, h), w, r);
-        line("swiglu", ms, 0);
-        ms = time(() -> t.swigluBackward(h, gate, up, n, gate, up), w, r);
-        line("swigluBackward", ms, 0);
-        ms = time(() -> t.add(x, xn, n), w, r);
-        line("add", ms, 0);
-        ms = time(() -> t.crossEntropy(xn, out, targets, n, 1f / n, dx, dout), w, r);
-        line("crossEntropy (fwd + grads)", ms, 3.0 * n * s.vocab() * d);
+        if (wanted("matmul x·wqᵀ [" + qd + "x" + d + "]")) {
+            ms = time(() -> t.matmul(xn, wq, n, q), w, r);
+            line("matmul x·wqᵀ [" + qd + "x" + d + "]", ms, (double) n * qd * d);
+        }
+        if (wanted("matmul x·w1ᵀ [" + f + "x" + d + "]")) {
+            ms = time(() -> t.matmul(xn, w1, n, gate), w, r);
+            line("matmul x·w1ᵀ [" + f + "x" + d + "]", ms, (double) n * f * d);
+        }
+        if (wanted("matmul h·w2ᵀ [" + d + "x" + f + "]")) {
+            ms = time(() -> t.matmul(h, w2, n, x), w, r);
+            line("matmul h·w2ᵀ [" + d + "x" + f + "]", ms, (double) n * f * d);
+        }
+        if (wanted("matmul dx = g·w1")) {
+            ms = time(() -> t.matmulBackward(gate, xn, w1, n, dx, false, null), w, r);
+            line("matmul dx = g·w1", ms, (double) n * f * d);
+        }
+        if (wanted("matmul dx = g·w2")) {
+            ms = time(() -> t.matmulBackward(x, h, w2, n, gate, false, null), w, r);
+            line("matmul dx = g·w2", ms, (double) n * f * d);
+        }
+        if (wanted("matmul dw1 += gᵀ·x")) {
+            ms = time(() -> t.matmulBackward(gate, xn, w1, n, null, false, dw1), w, r);
+            line("matmul dw1 += gᵀ·x", ms, (double) n * f * d);
+        }
+        if (wanted("matmul dw2 += gᵀ·x")) {
+            ms = time(() -> t.matmulBackward(x, h, w2, n, null, false, dw2), w, r);
+            line("matmul dw2 += gᵀ·x", ms, (double) n * f * d);
+        }
+        if (wanted("matmul dwq += gᵀ·x")) {
+            ms = time(() -> t.matmulBackward(q, xn, wq, n, null, false, dwq), w, r);
+            line("matmul dwq += gᵀ·x", ms, (double) n * qd * d);
+        }
+        if (wanted("rope q")) {
+            ms = time(() -> t.rope(q, s.heads(), hd, n, s.len(), rope, false), w, r);
+            line("rope q", ms, 0);
+        }
+        if (wanted("attention")) {
+            ms = time(() -> t.attention(q, k, v, s.seqs(), s.len(), s.heads(), s.kvHeads(), hd, att, lse, 0f, 1), w, r);
+            line("attention", ms, 2 * att1);
+        }
+        if (wanted("attentionBackward")) {
+            ms = time(() -> t.attentionBackward(att, q, k, v, att, lse, s.seqs(), s.len(), s.heads(), s.kvHeads(), hd, 0f, 1, dq, dk, dv), w, r);
+            line("attentionBackward", ms, 5 * att1);
+        }
+        if (wanted("rmsnorm")) {
+            ms = time(() -> t.rmsnorm(x, nw, 1e-5f, n, xn, rstd), w, r);
+            line("rmsnorm", ms, 0);
+        }
+        if (wanted("rmsnormBackward")) {
+            ms = time(() -> t.rmsnormBackward(x, xn, nw, rstd, n, dx, dnw), w, r);
+            line("rmsnormBackward", ms, 0);
+        }
+        if (wanted("swiglu")) {
+            ms = time(() -> t.swiglu(gate, up, n, h), w, r);
+            line("swiglu", ms, 0);
+        }
+        if (wanted("swigluBackward")) {
+            ms = time(() -> t.swigluBackward(h, gate, up, n, gate, up), w, r);
+            line("swigluBackward", ms, 0);
+        }
+        if (wanted("add")) {
+            ms = time(() -> t.add(x, xn, n), w, r);
+            line("add", ms, 0);
+        }
+        if (wanted("dropout")) {
+            ms = time(() -> t.dropout(x, n, 0.1f, 5), w, r);
+            line("dropout", ms, 0);
+        }
+        if (wanted("crossEntropy (fwd + grads)")) {
+            ms = time(() -> t.crossEntropy(xn, out, targets, n, 1f / n, dx, dout), w, r);
+            line("crossEntropy (fwd + grads)", ms, 3.0 * n * s.vocab() * d);
+        }
         Buf m1 = rand(t, f, d), v1 = rand(t, f, d);
         t.zero(v1);
-        ms = time(() -> t.adamw(w1, dw1, m1, v1, 1f, 1e-3f, 0.9f, 0.95f, 1e-8f, 0.1f, 3), w, r);
-        line("adamw [" + f + "x" + d + "]", ms, 0);
+        if (wanted("adamw [" + f + "x" + d + "]")) {
+            ms = time(() -> t.adamw(w1, dw1, m1, v1, 1f, 1e-3f, 0.9f, 0.95f, 1e-8f, 0.1f, 3), w, r);
+            line("adamw [" + f + "x" + d + "]", ms, 0);
+        }
 
+        if (!wanted("step")) {
+            return;
+        }
+        if (Boolean.getBoolean("bench.profile")) {
+            profile(t, s, steps);
+            return;
+        }
         TrainModel m = new TrainModel(t, s, 1);
         double fwd = time(() -> m.forward(false), 1, steps);
         double step = time(m::step, 1, steps);
         double flops = 3 * s.forwardMacs() * 2 * n;
         System.out.printf(Locale.ROOT, "  forward only %.1f ms; whole step (fwd + bwd + AdamW) %.1f ms = %.0f tokens/s, %.1f GFLOP/s%n",
                 fwd, step, n / (step / 1000), flops / step / 1e6);
+    }
+
+    /** -Dbench.profile=true: whole steps through a proxy that sums each op's time (the proxy's own cost included). */
+    static void profile(CpuTrainOps t, TrainModel.Shape s, int steps) {
+        java.util.Map<String, double[]> acc = new java.util.TreeMap<>();
+        cria.backend.TrainOps timed = (cria.backend.TrainOps) java.lang.reflect.Proxy.newProxyInstance(
+                TrainOpsBench.class.getClassLoader(), new Class<?>[] {cria.backend.TrainOps.class}, (proxy, method, margs) -> {
+                    long t0 = System.nanoTime();
+                    Object r;
+                    try {
+                        r = method.invoke(t, margs);
+                    } catch (java.lang.reflect.InvocationTargetException e) {
+                        throw e.getCause();
+                    }
+                    double[] a = acc.computeIfAbsent(method.getName(), k -> new double[2]);
+                    a[0] += (System.nanoTime() - t0) / 1e6;
+                    a[1]++;
+                    return r;
+                });
+        TrainModel m = new TrainModel(timed, s, 1);
+        for (int i = 0; i < 3; i++) {
+            m.step();
+        }
+        acc.clear();
+        long t0 = System.nanoTime();
+        for (int i = 0; i < steps; i++) {
+            m.step();
+        }
+        double total = (System.nanoTime() - t0) / 1e6 / steps;
+        System.out.printf(Locale.ROOT, "  profile: %.1f ms a step (%d steps)%n", total, steps);
+        acc.entrySet().stream().sorted((x, y) -> Double.compare(y.getValue()[0], x.getValue()[0])).forEach(e -> System.out.printf(
+                Locale.ROOT, "    %-20s %8.1f ms a step %5.1f%% (%d calls)%n", e.getKey(), e.getValue()[0] / steps,
+                100 * e.getValue()[0] / steps / total, (long) (e.getValue()[1] / steps)));
     }
 
     static Buf rand(CpuTrainOps t, int rows, int cols) {

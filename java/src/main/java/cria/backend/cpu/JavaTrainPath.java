@@ -73,6 +73,21 @@ class JavaTrainPath {
         pool.run(tasks[code]);
     }
 
+    /** Values below which a row-wise or element-wise op runs on the calling thread alone (the hand-off costs more). */
+    static final long SMALL_OP = 16384;
+
+    /**
+     * Runs an element-wise or row-wise task of {@code values} values: on the calling thread alone
+     * when it is small (its results do not depend on the split), on every thread otherwise.
+     */
+    final void runRows(WorkerPool.Task task, long values) {
+        if (values < SMALL_OP) {
+            task.run(0, 1);
+        } else {
+            pool.run(task);
+        }
+    }
+
     /** Thread t's float scratch of at least n values (grown, never shrunk). */
     final float[] scratch(int t, int n) {
         if (scratch[t].length < n) {
@@ -148,14 +163,14 @@ class JavaTrainPath {
     void zero(MemorySegment s, long values) {
         sa = s;
         count = values;
-        run(ZERO);
+        runRows(tasks[ZERO], values);
     }
 
     void copy(MemorySegment src, MemorySegment dst, long values) {
         sa = src;
         sb = dst;
         count = values;
-        run(COPY);
+        runRows(tasks[COPY], values);
     }
 
     /**
@@ -805,7 +820,7 @@ class JavaTrainPath {
         sa = s;
         count = values;
         blockRows = blocks;
-        run(SUMSQ);
+        runRows(tasks[SUMSQ], values);
         double sum = 0;
         for (int k = 0; k < blocks; k++) {
             sum += partial[k];
@@ -835,7 +850,7 @@ class JavaTrainPath {
         p6 = (float) (lr / (1 - Math.pow(beta1, step)));
         p7 = (float) Math.sqrt(1 - Math.pow(beta2, step));
         count = (long) p.rows() * p.cols();
-        run(ADAMW);
+        runRows(tasks[ADAMW], count);
     }
 
     private void adamwRange(int from, int to) {

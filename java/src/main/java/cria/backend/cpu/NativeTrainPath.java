@@ -25,6 +25,10 @@ final class NativeTrainPath extends JavaTrainPath {
     static final int CE_ROWS_NATIVE = 512;
 
     private final MethodHandle mmScratch, mm, mmDx, mmDw, xent, attScratch, att, attBwd, swiglu, swigluBwd;
+    private final MethodHandle rms, rmsBwd, rmsBwdSum, ropeH, adamwH, dropoutH;
+    /** Rows of a block of rmsnorm's fused backward (CRIA_RMS_BLOCK in native/train.h). */
+    static final int RMS_BLOCK = 256;
+    private MemorySegment rmsPartial = MemorySegment.NULL;
     private final Arena arena = Arena.ofShared();
     private final MemorySegment[] pack;
     private final MemorySegment[] attScratchSeg;
@@ -32,6 +36,10 @@ final class NativeTrainPath extends JavaTrainPath {
     // heap arrays the kernels read (critical downcalls), wrapped once per array
     private int[] targetsArray;
     private MemorySegment targetsSeg;
+    private float[] cosArray;
+    private float[] sinArray;
+    private MemorySegment cosSeg;
+    private MemorySegment sinSeg;
     private double[] lossArray;
     private MemorySegment lossSeg;
 
@@ -43,6 +51,11 @@ final class NativeTrainPath extends JavaTrainPath {
     private final WorkerPool.Task attBwdTask = (th, nt) -> attBwdItems(th, lo(seqs * kvHeads, th, nt), lo(seqs * kvHeads, th + 1, nt));
     private final WorkerPool.Task swigluTask = (th, nt) -> swigluRange(count * th / nt / 16 * 16, th + 1 == nt ? count : count * (th + 1) / nt / 16 * 16);
     private final WorkerPool.Task swigluBwdTask = (th, nt) -> swigluBwdRange(count * th / nt / 16 * 16, th + 1 == nt ? count : count * (th + 1) / nt / 16 * 16);
+    private final WorkerPool.Task rmsTask = (th, nt) -> rmsRows(lo(n, th, nt), lo(n, th + 1, nt));
+    private final WorkerPool.Task rmsBwdTask = (th, nt) -> rmsBwdBlocks(lo(blockRows, th, nt), lo(blockRows, th + 1, nt));
+    private final WorkerPool.Task ropeTask = (th, nt) -> ropeRows(lo(n, th, nt), lo(n, th + 1, nt));
+    private final WorkerPool.Task adamwTask = (th, nt) -> adamwRange(loUnits((int) count, 16, th, nt), loUnits((int) count, 16, th + 1, nt));
+    private final WorkerPool.Task dropoutTask = (th, nt) -> dropoutRange(loUnits((int) count, 16, th, nt), loUnits((int) count, 16, th + 1, nt));
     private final WorkerPool.Task ceDwTask = (th, nt) -> ceDw(loUnits(b.rows(), 4, th, nt), loUnits(b.rows(), 4, th + 1, nt));
 
     NativeTrainPath(WorkerPool pool, NativeKernels nk) {
@@ -68,6 +81,17 @@ final class NativeTrainPath extends JavaTrainPath {
         swiglu = linker.downcallHandle(NativeKernels.find(lib, "cria_train_swiglu"), FunctionDescriptor.ofVoid(A, A, A, J, J), critical);
         swigluBwd = linker.downcallHandle(NativeKernels.find(lib, "cria_train_swiglu_backward"),
                 FunctionDescriptor.ofVoid(A, A, A, A, A, J, J), critical);
+        rms = linker.downcallHandle(NativeKernels.find(lib, "cria_train_rmsnorm"), FunctionDescriptor.ofVoid(A, A, A, A, I, FF, I, I), critical);
+        rmsBwd = linker.downcallHandle(NativeKernels.find(lib, "cria_train_rmsnorm_backward"),
+                FunctionDescriptor.ofVoid(A, A, A, A, A, A, I, I, I, I), critical);
+        rmsBwdSum = linker.downcallHandle(NativeKernels.find(lib, "cria_train_rmsnorm_backward_dw_sum"),
+                FunctionDescriptor.ofVoid(A, I, I, A), critical);
+        // heap access allowed: the angle tables are Java arrays
+        ropeH = linker.downcallHandle(NativeKernels.find(lib, "cria_train_rope"),
+                FunctionDescriptor.ofVoid(A, I, I, I, I, I, I, I, A, A, FF), Linker.Option.critical(true));
+        adamwH = linker.downcallHandle(NativeKernels.find(lib, "cria_train_adamw"),
+                FunctionDescriptor.ofVoid(A, A, A, A, J, J, FF, FF, FF, FF, FF, FF, FF), critical);
+        dropoutH = linker.downcallHandle(NativeKernels.find(lib, "cria_train_dropout"), FunctionDescriptor.ofVoid(A, J, J, FF, J), critical);
         pack = new MemorySegment[threads];
         java.util.Arrays.fill(pack, MemorySegment.NULL);
         attScratchSeg = new MemorySegment[threads];
@@ -330,6 +354,139 @@ final class NativeTrainPath extends JavaTrainPath {
         if (from < to) {
             try {
                 swigluBwd.invokeExact(c.segment(), a.segment(), b.segment(), d.segment(), e.segment(), from, to);
+            } catch (Throwable ex) {
+                throw new IllegalStateException(ex);
+            }
+        }
+    }
+
+    // ---- row-wise ------------------------------------------------------------------------------
+
+    @Override
+    void rmsnorm(HostBuf x, HostBuf w, float eps, int n, HostBuf out, HostBuf rstd) {
+        a = x;
+        b = w;
+        p1 = eps;
+        this.n = n;
+        c = out;
+        d = rstd;
+        runRows(rmsTask, (long) n * x.cols());
+    }
+
+    private void rmsRows(int lo, int hi) {
+        if (lo < hi) {
+            try {
+                rms.invokeExact(a.segment(), b.segment(), c.segment(), d.segment(), a.cols(), p1, lo, hi);
+            } catch (Throwable ex) {
+                throw new IllegalStateException(ex);
+            }
+        }
+    }
+
+    @Override
+    void rmsnormBackward(HostBuf dout, HostBuf x, HostBuf w, HostBuf rstd, int n, HostBuf dx, HostBuf dw) {
+        a = dout;
+        b = x;
+        c = w;
+        d = rstd;
+        this.n = n;
+        e = dx;
+        f = dw;
+        cols = x.cols();
+        // one pass: dx row by row, dw's sums per fixed block of rows (then added in block order here)
+        blockRows = (n + RMS_BLOCK - 1) / RMS_BLOCK;
+        rmsPartial = grow(rmsPartial, 4L * blockRows * cols);
+        runRows(rmsBwdTask, (long) n * cols);
+        try {
+            rmsBwdSum.invokeExact(rmsPartial, blockRows, cols, f.segment());
+        } catch (Throwable ex) {
+            throw new IllegalStateException(ex);
+        }
+    }
+
+    private void rmsBwdBlocks(int b0, int b1) {
+        if (b0 < b1) {
+            try {
+                rmsBwd.invokeExact(a.segment(), b.segment(), c.segment(), d.segment(), e.segment(), rmsPartial, n, cols, b0, b1);
+            } catch (Throwable ex) {
+                throw new IllegalStateException(ex);
+            }
+        }
+    }
+
+    @Override
+    void rope(HostBuf x, int heads, int headDim, int n, int len, cria.backend.Rope rope, boolean inverse) {
+        angles(rope, len);
+        if (cosArray != cosTable()) {
+            cosArray = cosTable();
+            cosSeg = MemorySegment.ofArray(cosArray);
+        }
+        if (sinArray != sinTable()) {
+            sinArray = sinTable();
+            sinSeg = MemorySegment.ofArray(sinArray);
+        }
+        a = x;
+        this.heads = heads;
+        this.headDim = headDim;
+        this.n = n;
+        this.len = len;
+        this.cols = rope.dims();
+        this.flag = rope.neox();
+        p1 = inverse ? -1f : 1f;
+        runRows(ropeTask, (long) n * x.cols());
+    }
+
+    private void ropeRows(int lo, int hi) {
+        if (lo < hi) {
+            try {
+                ropeH.invokeExact(a.segment(), lo, hi, len, heads, headDim, cols, flag ? 1 : 0, cosSeg, sinSeg, p1);
+            } catch (Throwable ex) {
+                throw new IllegalStateException(ex);
+            }
+        }
+    }
+
+    @Override
+    void adamw(HostBuf p, HostBuf g, HostBuf m, HostBuf v, float gradScale, float lr, float beta1, float beta2, float eps,
+               float weightDecay, int step) {
+        a = p;
+        b = g;
+        c = m;
+        d = v;
+        p1 = gradScale;
+        p2 = beta1;
+        p3 = beta2;
+        p4 = eps;
+        p5 = 1f - lr * weightDecay;
+        p6 = (float) (lr / (1 - Math.pow(beta1, step)));
+        p7 = (float) Math.sqrt(1 - Math.pow(beta2, step));
+        count = (long) p.rows() * p.cols();
+        runRows(adamwTask, count);
+    }
+
+    private void adamwRange(long from, long to) {
+        if (from < to) {
+            try {
+                adamwH.invokeExact(a.segment(), b.segment(), c.segment(), d.segment(), from, to, p1, p2, p3, p4, p5, p6, p7);
+            } catch (Throwable ex) {
+                throw new IllegalStateException(ex);
+            }
+        }
+    }
+
+    @Override
+    void dropout(HostBuf x, int n, float p, long seed) {
+        a = x;
+        p1 = p;
+        this.seed = seed;
+        count = (long) n * x.cols();
+        runRows(dropoutTask, count);
+    }
+
+    private void dropoutRange(long from, long to) {
+        if (from < to) {
+            try {
+                dropoutH.invokeExact(a.segment(), from, to, p1, seed);
             } catch (Throwable ex) {
                 throw new IllegalStateException(ex);
             }
