@@ -10,64 +10,165 @@
 #include <math.h>
 #include <string.h>
 
-#define NR 32   /* result columns per tile: two vectors */
-#define MB 48   /* rows per block: a block's rows are reused across every panel while they sit in L2 */
-#define KB 256  /* input rows per block of dw's reduction */
+#define NR 32   /* columns per packed panel of the right-hand side: two vectors */
+#define MR 12   /* rows per register tile: 24 accumulators of the 32 registers */
+#define KC 128  /* reduction rows per block: a packed panel block (KC x NR, 16 KiB) stays in L1 */
+#define KCW 256 /* input rows per block of dw's reduction (x's rows packed, 32 KiB a panel) */
+#define MC 96   /* left-hand rows per block: reused across every panel while they sit in L2 */
+
+static inline int64_t round_up(int64_t v, int64_t to) {
+    return (v + to - 1) / to * to;
+}
 
 int64_t cria_train_matmul_scratch(int32_t k, int32_t o) {
-    return (int64_t) ((o + NR - 1) / NR) * NR * k + 16;
+    int64_t fwd = round_up(o, NR) * k;                        /* w^T packed */
+    int64_t dx = (int64_t) o * round_up(k, NR);               /* w packed */
+    int64_t dw = (int64_t) KCW * (round_up(k, NR) + round_up(o, MR)) + 16; /* a block of x and one of g */
+    int64_t m = fwd > dx ? fwd : dx;
+    return (m > dw ? m : dw) + 16;
 }
 
 #if CRIA_VNNI
-/* c[r][0..32) (= or +=) sum_kk a(r, kk) * b[kk][0..32) for r < MR; a(r, kk) = a[r * ars + kk * aks],
- * b rows bks floats apart (masks m0, m1 on its two vectors and on c's). */
-static inline __attribute__((always_inline)) void kern(const int MR, int kc, const float *a, int64_t ars, int64_t aks,
-                                                       const float *b, int64_t bks, float *c, int64_t cs, __mmask16 m0,
-                                                       __mmask16 m1, int load) {
-    __m512 c0[12], c1[12];
-    for (int r = 0; r < MR; r++) {
+/* c[r][0..16 NV) (= or +=) sum_kk a(r, kk) * b[kk][0..16 NV) for r < R; a(r, kk) = a[r * ars + kk * aks],
+ * b a packed panel block (rows of NR floats); masks m0, m1 on c's two vectors. */
+static inline __attribute__((always_inline)) void kern(const int R, const int NV, int kc, const float *a, int64_t ars, int64_t aks,
+                                                       const float *b, float *c, int64_t cs, __mmask16 m0, __mmask16 m1, int load) {
+    __m512 c0[MR], c1[MR];
+    for (int r = 0; r < R; r++) {
         if (load) {
             c0[r] = _mm512_maskz_loadu_ps(m0, c + r * cs);
-            c1[r] = _mm512_maskz_loadu_ps(m1, c + r * cs + 16);
+            if (NV > 1) {
+                c1[r] = _mm512_maskz_loadu_ps(m1, c + r * cs + 16);
+            }
         } else {
+            /* the tile is written at the end: its lines are fetched while the products run */
+            _mm_prefetch((const char *) (c + r * cs), _MM_HINT_ET0);
+            if (NV > 1) {
+                _mm_prefetch((const char *) (c + r * cs + 16), _MM_HINT_ET0);
+            }
             c0[r] = _mm512_setzero_ps();
             c1[r] = _mm512_setzero_ps();
         }
     }
     for (int kk = 0; kk < kc; kk++) {
-        __m512 b0 = _mm512_maskz_loadu_ps(m0, b + kk * bks);
-        __m512 b1 = _mm512_maskz_loadu_ps(m1, b + kk * bks + 16);
+        __m512 b0 = _mm512_load_ps(b + kk * NR);
+        __m512 b1 = NV > 1 ? _mm512_load_ps(b + kk * NR + 16) : b0;
         const float *ak = a + kk * aks;
-        for (int r = 0; r < MR; r++) {
+        for (int r = 0; r < R; r++) {
             __m512 av = _mm512_set1_ps(ak[r * ars]);
             c0[r] = _mm512_fmadd_ps(av, b0, c0[r]);
-            c1[r] = _mm512_fmadd_ps(av, b1, c1[r]);
+            if (NV > 1) {
+                c1[r] = _mm512_fmadd_ps(av, b1, c1[r]);
+            }
         }
     }
-    for (int r = 0; r < MR; r++) {
+    for (int r = 0; r < R; r++) {
         _mm512_mask_storeu_ps(c + r * cs, m0, c0[r]);
-        _mm512_mask_storeu_ps(c + r * cs + 16, m1, c1[r]);
+        if (NV > 1) {
+            _mm512_mask_storeu_ps(c + r * cs + 16, m1, c1[r]);
+        }
     }
 }
 
-/* Rows [0, m) of a tile column: 12 rows at a time, then 8, 4 and single rows. */
-static void rows_kern(int m, int kc, const float *a, int64_t ars, int64_t aks, const float *b, int64_t bks, float *c,
-                      int64_t cs, __mmask16 m0, __mmask16 m1, int load) {
+/* Rows [0, m) against one panel block: MR rows at a time, then 8, 4 and single rows; one vector
+ * when the panel has at most 16 columns left. */
+static void rows_kern(int m, int kc, const float *a, int64_t ars, int64_t aks, const float *b, float *c, int64_t cs, int cols,
+                      int load) {
+    __mmask16 m0 = mask_of(cols), m1 = mask_of(cols - 16);
     int r = 0;
-    for (; r + 12 <= m; r += 12) {
-        kern(12, kc, a + r * ars, ars, aks, b, bks, c + r * cs, cs, m0, m1, load);
-    }
-    for (; r + 8 <= m; r += 8) {
-        kern(8, kc, a + r * ars, ars, aks, b, bks, c + r * cs, cs, m0, m1, load);
-    }
-    for (; r + 4 <= m; r += 4) {
-        kern(4, kc, a + r * ars, ars, aks, b, bks, c + r * cs, cs, m0, m1, load);
-    }
-    for (; r < m; r++) {
-        kern(1, kc, a + r * ars, ars, aks, b, bks, c + r * cs, cs, m0, m1, load);
+    if (cols > 16) {
+        for (; r + MR <= m; r += MR) {
+            kern(MR, 2, kc, a + r * ars, ars, aks, b, c + r * cs, cs, m0, m1, load);
+        }
+        for (; r + 8 <= m; r += 8) {
+            kern(8, 2, kc, a + r * ars, ars, aks, b, c + r * cs, cs, m0, m1, load);
+        }
+        for (; r + 4 <= m; r += 4) {
+            kern(4, 2, kc, a + r * ars, ars, aks, b, c + r * cs, cs, m0, m1, load);
+        }
+        for (; r < m; r++) {
+            kern(1, 2, kc, a + r * ars, ars, aks, b, c + r * cs, cs, m0, m1, load);
+        }
+    } else {
+        for (; r + MR <= m; r += MR) {
+            kern(MR, 1, kc, a + r * ars, ars, aks, b, c + r * cs, cs, m0, m1, load);
+        }
+        for (; r + 8 <= m; r += 8) {
+            kern(8, 1, kc, a + r * ars, ars, aks, b, c + r * cs, cs, m0, m1, load);
+        }
+        for (; r + 4 <= m; r += 4) {
+            kern(4, 1, kc, a + r * ars, ars, aks, b, c + r * cs, cs, m0, m1, load);
+        }
+        for (; r < m; r++) {
+            kern(1, 1, kc, a + r * ars, ars, aks, b, c + r * cs, cs, m0, m1, load);
+        }
     }
 }
 
+/* Packs B (kk, j) = b[kk * bks + j * bjs] for kk in [k0, k0 + kc), j in [0, n) into panel blocks:
+ * panel p is kc rows of NR floats (zeros past n) at dst + p * kc * NR. */
+static void pack_b(const float *b, int64_t bks, int64_t bjs, int k0, int kc, int n, float *dst) {
+    int panels = (n + NR - 1) / NR;
+    for (int p = 0; p < panels; p++) {
+        float *d = dst + (int64_t) p * kc * NR;
+        int cols = n - p * NR < NR ? n - p * NR : NR;
+        if (bjs == 1) {
+            __mmask16 m0 = mask_of(cols), m1 = mask_of(cols - 16);
+            for (int kk = 0; kk < kc; kk++) {
+                const float *src = b + (int64_t) (k0 + kk) * bks + p * NR;
+                _mm512_store_ps(d + kk * NR, _mm512_maskz_loadu_ps(m0, src));
+                _mm512_store_ps(d + kk * NR + 16, _mm512_maskz_loadu_ps(m1, src + 16));
+            }
+        } else {
+            /* transposing: column j of B is contiguous along kk */
+            for (int j = 0; j < NR; j++) {
+                if (j < cols) {
+                    const float *src = b + (int64_t) (p * NR + j) * bjs + (int64_t) k0 * bks;
+                    for (int kk = 0; kk < kc; kk++) {
+                        d[kk * NR + j] = src[kk * bks];
+                    }
+                } else {
+                    for (int kk = 0; kk < kc; kk++) {
+                        d[kk * NR + j] = 0;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/* Packs all of B (k rows, n columns) block by block: block kb (rows [kb, kb + kc)) at dst + kb * round_up(n, NR). */
+static void pack_b_all(const float *b, int64_t bks, int64_t bjs, int k, int n, float *dst) {
+    int64_t np = round_up(n, NR);
+    for (int kb = 0; kb < k; kb += KC) {
+        pack_b(b, bks, bjs, kb, k - kb < KC ? k - kb : KC, n, dst + kb * np);
+    }
+}
+
+/* C[i][j] (= or, with acc, +=) sum_kk A(i, kk) B(kk, j) for i < m, j < n, kk < k, B packed by pack_b_all. Each
+ * element is one fused multiply-add chain over kk ascending from 0 or from C, whatever the blocking. */
+static void gemm_packed(int m, int n, int k, const float *a, int64_t ars, int64_t aks, const float *bp, float *c, int64_t cs,
+                        int acc) {
+    int64_t np = round_up(n, NR);
+    if (k == 0) {
+        if (!acc) {
+            for (int i = 0; i < m; i++) {
+                memset(c + i * cs, 0, (size_t) n * 4);
+            }
+        }
+        return;
+    }
+    for (int ib = 0; ib < m; ib += MC) {
+        int mb = m - ib < MC ? m - ib : MC;
+        for (int kb = 0; kb < k; kb += KC) {
+            int kc = k - kb < KC ? k - kb : KC;
+            for (int p = 0; p * NR < n; p++) {
+                rows_kern(mb, kc, a + ib * ars + kb * aks, ars, aks, bp + kb * np + (int64_t) p * kc * NR, c + ib * cs + p * NR, cs,
+                          n - p * NR, acc || kb > 0);
+            }
+        }
+    }
+}
 #endif
 
 void cria_train_matmul(const float *x, int64_t xo, int64_t xs, int32_t i0, int32_t i1, int32_t k, const float *w, int32_t o,
@@ -75,33 +176,9 @@ void cria_train_matmul(const float *x, int64_t xo, int64_t xs, int32_t i0, int32
     x += xo;
     out += oo;
 #if CRIA_VNNI
-    int panels = (o + NR - 1) / NR;
-    /* w^T in panels of 32 columns: wt[p][kk][j] = w[32p + j][kk], zeros past o */
-    float *wt = scratch;
-    for (int p = 0; p < panels; p++) {
-        float *dst = wt + (int64_t) p * k * NR;
-        for (int j = 0; j < NR; j++) {
-            int r = p * NR + j;
-            if (r < o) {
-                const float *src = w + (int64_t) r * k;
-                for (int kk = 0; kk < k; kk++) {
-                    dst[kk * NR + j] = src[kk];
-                }
-            } else {
-                for (int kk = 0; kk < k; kk++) {
-                    dst[kk * NR + j] = 0;
-                }
-            }
-        }
-    }
-    for (int ib = i0; ib < i1; ib += MB) {
-        int m = i1 - ib < MB ? i1 - ib : MB;
-        for (int p = 0; p < panels; p++) {
-            int cols = o - p * NR;
-            rows_kern(m, k, x + (int64_t) ib * xs, xs, 1, wt + (int64_t) p * k * NR, NR, out + (int64_t) ib * os + p * NR, os,
-                      mask_of(cols), mask_of(cols - 16), 0);
-        }
-    }
+    /* B(kk, r) = w[r][kk] */
+    pack_b_all(w, 1, k, k, o, scratch);
+    gemm_packed(i1 - i0, o, k, x + (int64_t) i0 * xs, xs, 1, scratch, out + (int64_t) i0 * os, os, 0);
 #else
     (void) scratch;
     for (int i = i0; i < i1; i++) {
@@ -117,20 +194,15 @@ void cria_train_matmul(const float *x, int64_t xo, int64_t xs, int32_t i0, int32
 }
 
 void cria_train_matmul_dx(const float *g, int64_t go, int64_t gs, int32_t i0, int32_t i1, int32_t o, const float *w, int32_t k,
-                          float *dx, int64_t dxo, int64_t dxs, int32_t accumulate) {
+                          float *dx, int64_t dxo, int64_t dxs, int32_t accumulate, float *scratch) {
     g += go;
     dx += dxo;
 #if CRIA_VNNI
-    int panels = (k + NR - 1) / NR;
-    for (int ib = i0; ib < i1; ib += MB) {
-        int m = i1 - ib < MB ? i1 - ib : MB;
-        for (int p = 0; p < panels; p++) {
-            int cols = k - p * NR;
-            rows_kern(m, o, g + (int64_t) ib * gs, gs, 1, w + p * NR, k, dx + (int64_t) ib * dxs + p * NR, dxs, mask_of(cols),
-                      mask_of(cols - 16), accumulate);
-        }
-    }
+    /* B(r, c) = w[r][c] */
+    pack_b_all(w, k, 1, o, k, scratch);
+    gemm_packed(i1 - i0, k, o, g + (int64_t) i0 * gs, gs, 1, scratch, dx + (int64_t) i0 * dxs, dxs, accumulate);
 #else
+    (void) scratch;
     for (int i = i0; i < i1; i++) {
         for (int c = 0; c < k; c++) {
             float s = accumulate ? dx[(int64_t) i * dxs + c] : 0;
@@ -144,20 +216,36 @@ void cria_train_matmul_dx(const float *g, int64_t go, int64_t gs, int32_t i0, in
 }
 
 void cria_train_matmul_dw(const float *g, int64_t go, int64_t gs, const float *x, int64_t xo, int64_t xs, int32_t n, int32_t r0,
-                          int32_t r1, int32_t k, float *dw, int64_t dws) {
+                          int32_t r1, int32_t k, float *dw, int64_t dws, float *scratch) {
     g += go;
     x += xo;
 #if CRIA_VNNI
-    int panels = (k + NR - 1) / NR;
-    for (int kb = 0; kb < n; kb += KB) {
-        int kc = n - kb < KB ? n - kb : KB;
-        for (int p = 0; p < panels; p++) {
-            int cols = k - p * NR;
-            rows_kern(r1 - r0, kc, g + (int64_t) kb * gs + r0, 1, gs, x + (int64_t) kb * xs + p * NR, xs,
-                      dw + (int64_t) r0 * dws + p * NR, dws, mask_of(cols), mask_of(cols - 16), 1);
+    int m = r1 - r0;
+    float *bp = scratch;                           /* KCW rows of x, packed in panels */
+    float *ap = scratch + KCW * round_up(k, NR);   /* the same rows of g's columns [r0, r1): ap[s][kk][MR] per sliver s */
+    for (int kb = 0; kb < n; kb += KCW) {
+        int kc = n - kb < KCW ? n - kb : KCW;
+        pack_b(x, xs, 1, kb, kc, k, bp);
+        /* g's rows are gs apart (often a power-of-two stride that maps every row to the same few
+         * cache sets): each sliver's values are copied together, 16 lanes a row written over the
+         * next row's start, in order */
+        for (int s = 0; s * MR < m; s++) {
+            __mmask16 mk = mask_of(m - s * MR < MR ? m - s * MR : MR);
+            const float *src = g + (int64_t) kb * gs + r0 + s * MR;
+            float *d = ap + (int64_t) s * kc * MR;
+            for (int kk = 0; kk < kc; kk++) {
+                _mm512_storeu_ps(d + kk * MR, _mm512_maskz_loadu_ps(mk, src + (int64_t) kk * gs));
+            }
+        }
+        for (int p = 0; p * NR < k; p++) {
+            for (int s = 0; s * MR < m; s++) {
+                rows_kern(m - s * MR < MR ? m - s * MR : MR, kc, ap + (int64_t) s * kc * MR, 1, MR, bp + (int64_t) p * kc * NR,
+                          dw + (int64_t) (r0 + s * MR) * dws + p * NR, dws, k - p * NR, 1);
+            }
         }
     }
 #else
+    (void) scratch;
     for (int r = r0; r < r1; r++) {
         for (int c = 0; c < k; c++) {
             float s = dw[(int64_t) r * dws + c];

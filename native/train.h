@@ -18,11 +18,11 @@ void cria_train_matmul(const float *x, int64_t xo, int64_t xs, int32_t i0, int32
 
 /* dx[i][c] (= or, with accumulate, +=) sum_r g[i][r] * w[r][c] for rows i in [i0, i1), c in [0, k); w [o][k]. */
 void cria_train_matmul_dx(const float *g, int64_t go, int64_t gs, int32_t i0, int32_t i1, int32_t o, const float *w, int32_t k,
-                          float *dx, int64_t dxo, int64_t dxs, int32_t accumulate);
+                          float *dx, int64_t dxo, int64_t dxs, int32_t accumulate, float *scratch);
 
 /* dw[r][c] += sum_i g[i][r] * x[i][c] for weight rows r in [r0, r1), c in [0, k), input rows i in [0, n) in order. */
 void cria_train_matmul_dw(const float *g, int64_t go, int64_t gs, const float *x, int64_t xo, int64_t xs, int32_t n, int32_t r0,
-                          int32_t r1, int32_t k, float *dw, int64_t dws);
+                          int32_t r1, int32_t k, float *dw, int64_t dws, float *scratch);
 
 /* Rows [r0, r1) of a block of logits (row r at logits + lo + r * ls, vocab values): the loss of row r
  * (log-sum-exp minus the target's logit, 0 for a negative target targets[r]) into loss[r], and with

@@ -36,14 +36,14 @@ final class NativeTrainPath extends JavaTrainPath {
     private MemorySegment lossSeg;
 
     private final WorkerPool.Task mmTask = (th, nt) -> mmRows(th, lo(n, th, nt), lo(n, th + 1, nt));
-    private final WorkerPool.Task dxTask = (th, nt) -> dxRows(lo(n, th, nt), lo(n, th + 1, nt));
-    private final WorkerPool.Task dwTask = (th, nt) -> dwRows(loUnits(c.rows(), 4, th, nt), loUnits(c.rows(), 4, th + 1, nt));
+    private final WorkerPool.Task dxTask = (th, nt) -> dxRows(th, lo(n, th, nt), lo(n, th + 1, nt));
+    private final WorkerPool.Task dwTask = (th, nt) -> dwRows(th, loUnits(c.rows(), 4, th, nt), loUnits(c.rows(), 4, th + 1, nt));
     private final WorkerPool.Task ceTask = (th, nt) -> ceRows(th, block0 + lo(blockRows, th, nt), block0 + lo(blockRows, th + 1, nt));
     private final WorkerPool.Task attTask = (th, nt) -> attItems(th, lo(seqs * kvHeads, th, nt), lo(seqs * kvHeads, th + 1, nt));
     private final WorkerPool.Task attBwdTask = (th, nt) -> attBwdItems(th, lo(seqs * kvHeads, th, nt), lo(seqs * kvHeads, th + 1, nt));
     private final WorkerPool.Task swigluTask = (th, nt) -> swigluRange(count * th / nt / 16 * 16, th + 1 == nt ? count : count * (th + 1) / nt / 16 * 16);
     private final WorkerPool.Task swigluBwdTask = (th, nt) -> swigluBwdRange(count * th / nt / 16 * 16, th + 1 == nt ? count : count * (th + 1) / nt / 16 * 16);
-    private final WorkerPool.Task ceDwTask = (th, nt) -> ceDw(loUnits(b.rows(), 4, th, nt), loUnits(b.rows(), 4, th + 1, nt));
+    private final WorkerPool.Task ceDwTask = (th, nt) -> ceDw(th, loUnits(b.rows(), 4, th, nt), loUnits(b.rows(), 4, th + 1, nt));
 
     NativeTrainPath(WorkerPool pool, NativeKernels nk) {
         super(pool);
@@ -54,9 +54,9 @@ final class NativeTrainPath extends JavaTrainPath {
         mm = linker.downcallHandle(NativeKernels.find(lib, "cria_train_matmul"),
                 FunctionDescriptor.ofVoid(A, J, J, I, I, I, A, I, A, J, J, A), critical);
         mmDx = linker.downcallHandle(NativeKernels.find(lib, "cria_train_matmul_dx"),
-                FunctionDescriptor.ofVoid(A, J, J, I, I, I, A, I, A, J, J, I), critical);
+                FunctionDescriptor.ofVoid(A, J, J, I, I, I, A, I, A, J, J, I, A), critical);
         mmDw = linker.downcallHandle(NativeKernels.find(lib, "cria_train_matmul_dw"),
-                FunctionDescriptor.ofVoid(A, J, J, A, J, J, I, I, I, I, A, J), critical);
+                FunctionDescriptor.ofVoid(A, J, J, A, J, J, I, I, I, I, A, J, A), critical);
         // heap access allowed: the targets and losses are Java arrays
         xent = linker.downcallHandle(NativeKernels.find(lib, "cria_train_softmax_xent"),
                 FunctionDescriptor.ofVoid(A, J, J, I, I, I, A, FF, I, A), Linker.Option.critical(true));
@@ -127,6 +127,7 @@ final class NativeTrainPath extends JavaTrainPath {
 
     @Override
     void matmulBackward(HostBuf dout, HostBuf x, HostBuf w, int n, HostBuf dx, boolean accumulateDx, HostBuf dw) {
+        packFor(w.cols(), w.rows());
         a = dout;
         b = x;
         this.n = n;
@@ -142,31 +143,31 @@ final class NativeTrainPath extends JavaTrainPath {
         }
     }
 
-    private void dxRows(int lo, int hi) {
+    private void dxRows(int th, int lo, int hi) {
         if (lo < hi) {
-            dxCall(a.segment(), 0, a.cols(), lo, hi, c.rows(), c.segment(), c.cols(), d.segment(), 0, d.cols(), flag);
+            dxCall(a.segment(), 0, a.cols(), lo, hi, c.rows(), c.segment(), c.cols(), d.segment(), 0, d.cols(), flag, pack[th]);
         }
     }
 
     private void dxCall(MemorySegment g, long go, long gs, int i0, int i1, int o, MemorySegment w, int k, MemorySegment dx, long dxo,
-                        long dxs, boolean acc) {
+                        long dxs, boolean acc, MemorySegment scratch) {
         try {
-            mmDx.invokeExact(g, go, gs, i0, i1, o, w, k, dx, dxo, dxs, acc ? 1 : 0);
+            mmDx.invokeExact(g, go, gs, i0, i1, o, w, k, dx, dxo, dxs, acc ? 1 : 0, scratch);
         } catch (Throwable e) {
             throw new IllegalStateException(e);
         }
     }
 
-    private void dwRows(int r0, int r1) {
+    private void dwRows(int th, int r0, int r1) {
         if (r0 < r1) {
-            dwCall(a.segment(), 0, a.cols(), b.segment(), 0, b.cols(), n, r0, r1, c.cols(), c.segment(), c.cols());
+            dwCall(a.segment(), 0, a.cols(), b.segment(), 0, b.cols(), n, r0, r1, c.cols(), c.segment(), c.cols(), pack[th]);
         }
     }
 
     private void dwCall(MemorySegment g, long go, long gs, MemorySegment x, long xo, long xs, int rows, int r0, int r1, int k,
-                        MemorySegment dw, long dws) {
+                        MemorySegment dw, long dws, MemorySegment scratch) {
         try {
-            mmDw.invokeExact(g, go, gs, x, xo, xs, rows, r0, r1, k, dw, dws);
+            mmDw.invokeExact(g, go, gs, x, xo, xs, rows, r0, r1, k, dw, dws, scratch);
         } catch (Throwable e) {
             throw new IllegalStateException(e);
         }
@@ -225,15 +226,15 @@ final class NativeTrainPath extends JavaTrainPath {
             throw new IllegalStateException(ex);
         }
         if (e != null) {
-            dxCall(ceBlock, shift, vocab, lo, hi, vocab, b.segment(), dim, e.segment(), 0, dim, false);
+            dxCall(ceBlock, shift, vocab, lo, hi, vocab, b.segment(), dim, e.segment(), 0, dim, false, pack[th]);
         }
     }
 
     /** dw rows [r0, r1) += the block's logit gradients ᵀ · its rows of x. */
-    private void ceDw(int r0, int r1) {
+    private void ceDw(int th, int r0, int r1) {
         if (r0 < r1) {
             int dim = a.cols();
-            dwCall(ceBlock, 0, b.rows(), a.segment(), (long) block0 * dim, dim, blockRows, r0, r1, dim, c.segment(), dim);
+            dwCall(ceBlock, 0, b.rows(), a.segment(), (long) block0 * dim, dim, blockRows, r0, r1, dim, c.segment(), dim, pack[th]);
         }
     }
 
