@@ -12,12 +12,21 @@
 
 #define NR 32   /* columns per packed panel of the right-hand side: two vectors */
 #define MR 12   /* rows per register tile: 24 accumulators of the 32 registers */
-#define KC 128  /* reduction rows per block: a packed panel block (KC x NR, 16 KiB) stays in L1 */
+#ifndef KC
+#define KC 192  /* most reduction rows per block: a packed panel block (at most KC x NR, 24 KiB) stays in L1 */
+#endif
 #define KCW 256 /* input rows per block of dw's reduction (x's rows packed, 32 KiB a panel) */
 #define MC 96   /* left-hand rows per block: reused across every panel while they sit in L2 */
 
 static inline int64_t round_up(int64_t v, int64_t to) {
     return (v + to - 1) / to * to;
+}
+
+/* Rows per block of a reduction of k: the fewest blocks of at most KC, of equal size (k = 288 is
+ * two blocks of 144, not 128 + 128 + 32, whose last would pay a tile's load and store for little). */
+static inline int kblock(int k) {
+    int blocks = (k + KC - 1) / KC;
+    return (int) round_up((k + blocks - 1) / blocks, 4);
 }
 
 int64_t cria_train_matmul_scratch(int32_t k, int32_t o) {
@@ -140,8 +149,9 @@ static void pack_b(const float *b, int64_t bks, int64_t bjs, int k0, int kc, int
 /* Packs all of B (k rows, n columns) block by block: block kb (rows [kb, kb + kc)) at dst + kb * round_up(n, NR). */
 static void pack_b_all(const float *b, int64_t bks, int64_t bjs, int k, int n, float *dst) {
     int64_t np = round_up(n, NR);
-    for (int kb = 0; kb < k; kb += KC) {
-        pack_b(b, bks, bjs, kb, k - kb < KC ? k - kb : KC, n, dst + kb * np);
+    int kcb = kblock(k);
+    for (int kb = 0; kb < k; kb += kcb) {
+        pack_b(b, bks, bjs, kb, k - kb < kcb ? k - kb : kcb, n, dst + kb * np);
     }
 }
 
@@ -150,6 +160,7 @@ static void pack_b_all(const float *b, int64_t bks, int64_t bjs, int k, int n, f
 static void gemm_packed(int m, int n, int k, const float *a, int64_t ars, int64_t aks, const float *bp, float *c, int64_t cs,
                         int acc) {
     int64_t np = round_up(n, NR);
+    int kcb = kblock(k);
     if (k == 0) {
         if (!acc) {
             for (int i = 0; i < m; i++) {
@@ -160,8 +171,8 @@ static void gemm_packed(int m, int n, int k, const float *a, int64_t ars, int64_
     }
     for (int ib = 0; ib < m; ib += MC) {
         int mb = m - ib < MC ? m - ib : MC;
-        for (int kb = 0; kb < k; kb += KC) {
-            int kc = k - kb < KC ? k - kb : KC;
+        for (int kb = 0; kb < k; kb += kcb) {
+            int kc = k - kb < kcb ? k - kb : kcb;
             for (int p = 0; p * NR < n; p++) {
                 rows_kern(mb, kc, a + ib * ars + kb * aks, ars, aks, bp + kb * np + (int64_t) p * kc * NR, c + ib * cs + p * NR, cs,
                           n - p * NR, acc || kb > 0);
