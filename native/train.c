@@ -169,11 +169,21 @@ static void gemm_packed(int m, int n, int k, const float *a, int64_t ars, int64_
         }
         return;
     }
+    int panels = (n + NR - 1) / NR;
     for (int ib = 0; ib < m; ib += MC) {
         int mb = m - ib < MC ? m - ib : MC;
+        /* the next block's rows (when they are rows of a: aks 1) are fetched into L2 a few per panel */
+        int next = aks == 1 && ib + MC < m ? (m - ib - MC < MC ? m - ib - MC : MC) : 0;
+        int per = (next + panels - 1) / panels;
         for (int kb = 0; kb < k; kb += kcb) {
             int kc = k - kb < kcb ? k - kb : kcb;
-            for (int p = 0; p * NR < n; p++) {
+            for (int p = 0; p < panels; p++) {
+                for (int r = p * per; r < (p + 1) * per && r < next; r++) {
+                    const char *row = (const char *) (a + (ib + MC + r) * ars + kb);
+                    for (int off = 0; off < kc * 4 + 63; off += 64) {
+                        _mm_prefetch(row + off, _MM_HINT_T1);
+                    }
+                }
                 rows_kern(mb, kc, a + ib * ars + kb * aks, ars, aks, bp + kb * np + (int64_t) p * kc * NR, c + ib * cs + p * NR, cs,
                           n - p * NR, acc || kb > 0);
             }
@@ -237,19 +247,29 @@ void cria_train_matmul_dw(const float *g, int64_t go, int64_t gs, const float *x
     for (int kb = 0; kb < n; kb += KCW) {
         int kc = n - kb < KCW ? n - kb : KCW;
         pack_b(x, xs, 1, kb, kc, k, bp);
-        /* g's rows are gs apart (often a power-of-two stride that maps every row to the same few
-         * cache sets): each sliver's values are copied together, 16 lanes a row written over the
-         * next row's start, in order */
-        for (int s = 0; s * MR < m; s++) {
-            __mmask16 mk = mask_of(m - s * MR < MR ? m - s * MR : MR);
-            const float *src = g + (int64_t) kb * gs + r0 + s * MR;
-            float *d = ap + (int64_t) s * kc * MR;
-            for (int kk = 0; kk < kc; kk++) {
-                _mm512_storeu_ps(d + kk * MR, _mm512_maskz_loadu_ps(mk, src + (int64_t) kk * gs));
+        /* g's rows are gs apart (often a power-of-two stride that maps every row onto the same few
+         * cache sets): each sliver's values are copied together, row by row of g */
+        for (int kk = 0; kk < kc; kk++) {
+            const float *src = g + (int64_t) (kb + kk) * gs + r0;
+            for (int s = 0; s * MR < m; s++) {
+                __mmask16 mk = mask_of(m - s * MR < MR ? m - s * MR : MR);
+                _mm512_mask_storeu_ps(ap + (int64_t) s * kc * MR + kk * MR, mk, _mm512_maskz_loadu_ps(mk, src + s * MR));
             }
         }
+        /* the next block's rows of g and x are fetched into L2 a few per tile */
+        int next = n - kb - kc < KCW ? n - kb - kc : KCW;
+        int calls = ((k + NR - 1) / NR) * ((m + MR - 1) / MR);
+        int per = (2 * next + calls - 1) / calls, u = 0;
         for (int p = 0; p * NR < k; p++) {
             for (int s = 0; s * MR < m; s++) {
+                for (int e = u + per; u < e && u < 2 * next; u++) {
+                    const char *row = u < next ? (const char *) (g + (int64_t) (kb + kc + u) * gs + r0)
+                                               : (const char *) (x + (int64_t) (kb + kc + u - next) * xs);
+                    int bytes = (u < next ? m : k) * 4 + 63;
+                    for (int off = 0; off < bytes; off += 64) {
+                        _mm_prefetch(row + off, _MM_HINT_T1);
+                    }
+                }
                 rows_kern(m - s * MR < MR ? m - s * MR : MR, kc, ap + (int64_t) s * kc * MR, 1, MR, bp + (int64_t) p * kc * NR,
                           dw + (int64_t) (r0 + s * MR) * dws + p * NR, dws, k - p * NR, 1);
             }
