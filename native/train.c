@@ -155,80 +155,188 @@ static void pack_b_all(const float *b, int64_t bks, int64_t bjs, int k, int n, f
     }
 }
 
-/* C[i][j] (= or, with acc, +=) sum_kk A(i, kk) B(kk, j) for i < m, j < n, kk < k, B packed by pack_b_all. Each
- * element is one fused multiply-add chain over kk ascending from 0 or from C, whatever the blocking. */
-static void gemm_packed(int m, int n, int k, const float *a, int64_t ars, int64_t aks, const float *bp, float *c, int64_t cs,
-                        int acc) {
-    int64_t np = round_up(n, NR);
-    int kcb = kblock(k);
-    if (k == 0) {
-        if (!acc) {
-            for (int i = 0; i < m; i++) {
-                memset(c + i * cs, 0, (size_t) n * 4);
-            }
-        }
-        return;
-    }
-    int panels = (n + NR - 1) / NR;
+/* One product of a row block: C[i][j] (= or, with acc, +=) sum_kk A(i, kk) B(kk, j) for j < n, kk < k;
+ * A(i, kk) = a[i * ars + kk], B packed by pack_b_all. */
+typedef struct {
+    const float *a;
+    int64_t ars;
+    const float *bp;
+    int n, k;
+    float *c;
+    int64_t cs;
+    int acc;
+} part;
+
+/* Rows [0, m) of every part, a block of MC rows at a time through all the parts (so that rows the
+ * parts share, or a C they share, stay in cache from one part to the next). Each element is one
+ * fused multiply-add chain over kk ascending from 0 or from C, whatever the blocking. */
+static void gemm_parts(int m, int count, const part *parts) {
     for (int ib = 0; ib < m; ib += MC) {
         int mb = m - ib < MC ? m - ib : MC;
-        /* the next block's rows (when they are rows of a: aks 1) are fetched into L2 a few per panel */
-        int next = aks == 1 && ib + MC < m ? (m - ib - MC < MC ? m - ib - MC : MC) : 0;
-        int per = (next + panels - 1) / panels;
-        for (int kb = 0; kb < k; kb += kcb) {
-            int kc = k - kb < kcb ? k - kb : kcb;
-            for (int p = 0; p < panels; p++) {
-                for (int r = p * per; r < (p + 1) * per && r < next; r++) {
-                    const char *row = (const char *) (a + (ib + MC + r) * ars + kb);
-                    for (int off = 0; off < kc * 4 + 63; off += 64) {
-                        _mm_prefetch(row + off, _MM_HINT_T1);
-                    }
+        int next = ib + MC < m ? (m - ib - MC < MC ? m - ib - MC : MC) : 0;
+        for (int j = 0; j < count; j++) {
+            const part *q = &parts[j];
+            const float *a = q->a + ib * q->ars;
+            float *c = q->c + ib * q->cs;
+            int n = q->n, k = q->k;
+            if (k == 0) {
+                for (int i = 0; i < mb && !q->acc; i++) {
+                    memset(c + i * q->cs, 0, (size_t) n * 4);
                 }
-                rows_kern(mb, kc, a + ib * ars + kb * aks, ars, aks, bp + kb * np + (int64_t) p * kc * NR, c + ib * cs + p * NR, cs,
-                          n - p * NR, acc || kb > 0);
+                continue;
+            }
+            int64_t np = round_up(n, NR);
+            int kcb = kblock(k);
+            int panels = (n + NR - 1) / NR;
+            /* the next block's rows of a are fetched into L2 a few per panel (rows of 64 to 768
+             * floats are too short for the hardware prefetcher to follow) */
+            int per = (next + panels - 1) / panels;
+            for (int kb = 0; kb < k; kb += kcb) {
+                int kc = k - kb < kcb ? k - kb : kcb;
+                for (int p = 0; p < panels; p++) {
+                    for (int r = p * per; r < (p + 1) * per && r < next; r++) {
+                        const char *row = (const char *) (a + (MC + r) * q->ars + kb);
+                        for (int off = 0; off < kc * 4 + 63; off += 64) {
+                            _mm_prefetch(row + off, _MM_HINT_T1);
+                        }
+                    }
+                    rows_kern(mb, kc, a + kb, q->ars, 1, q->bp + kb * np + (int64_t) p * kc * NR, c + p * NR, q->cs, n - p * NR,
+                              q->acc || kb > 0);
+                }
+            }
+        }
+    }
+}
+
+/* dw_j[r][c] += sum_i g_j[i][r] x[i][c] (i < n, c < k) for the rows [r0, r1) of the weights stacked
+ * (d[j] = {g, gs, dw, o}; dw rows k floats apart). x is packed once per block of KCW rows for all
+ * the weights; each weight's slivers of g are copied beside it. */
+static void dw_parts(const float *x, int64_t xs, int n, int k, int count, const int64_t *d, int r0, int r1, float *scratch) {
+    float *bp = scratch;                           /* KCW rows of x, packed in panels */
+    float *ap = scratch + KCW * round_up(k, NR);   /* the same rows of g's columns: ap[s][kk][MR] per sliver s */
+    for (int kb = 0; kb < n; kb += KCW) {
+        int kc = n - kb < KCW ? n - kb : KCW;
+        int next = n - kb - kc < KCW ? n - kb - kc : KCW;
+        pack_b(x, xs, 1, kb, kc, k, bp);
+        int64_t base = 0;
+        int first = 1;
+        for (int j = 0; j < count; j++) {
+            const float *g = (const float *) (intptr_t) d[4 * j];
+            int64_t gs = d[4 * j + 1];
+            float *dw = (float *) (intptr_t) d[4 * j + 2];
+            int o = (int) d[4 * j + 3];
+            int lo = r0 - base > 0 ? (int) (r0 - base) : 0;
+            int hi = r1 - base < o ? (int) (r1 - base) : o;
+            base += o;
+            if (lo >= hi) {
+                continue;
+            }
+            int m = hi - lo;
+            /* g's rows are gs apart (often a power-of-two stride that maps every row onto the same
+             * few cache sets): each sliver's values are copied together, row by row of g */
+            for (int kk = 0; kk < kc; kk++) {
+                const float *src = g + (int64_t) (kb + kk) * gs + lo;
+                for (int s = 0; s * MR < m; s++) {
+                    __mmask16 mk = mask_of(m - s * MR < MR ? m - s * MR : MR);
+                    _mm512_mask_storeu_ps(ap + (int64_t) s * kc * MR + kk * MR, mk, _mm512_maskz_loadu_ps(mk, src + s * MR));
+                }
+            }
+            /* the next block's rows of this g (and, with the first weight, of x) are fetched into L2 a few per tile */
+            int gx = first ? 2 * next : next;
+            first = 0;
+            int calls = ((k + NR - 1) / NR) * ((m + MR - 1) / MR);
+            int per = (gx + calls - 1) / calls, u = 0;
+            for (int p = 0; p * NR < k; p++) {
+                for (int s = 0; s * MR < m; s++) {
+                    for (int e = u + per; u < e && u < gx; u++) {
+                        const char *row = u < next ? (const char *) (g + (int64_t) (kb + kc + u) * gs + lo)
+                                                   : (const char *) (x + (int64_t) (kb + kc + u - next) * xs);
+                        int bytes = (u < next ? m : k) * 4 + 63;
+                        for (int off = 0; off < bytes; off += 64) {
+                            _mm_prefetch(row + off, _MM_HINT_T1);
+                        }
+                    }
+                    rows_kern(m - s * MR < MR ? m - s * MR : MR, kc, ap + (int64_t) s * kc * MR, 1, MR, bp + (int64_t) p * kc * NR,
+                              dw + (int64_t) (lo + s * MR) * k + p * NR, k, k - p * NR, 1);
+                }
             }
         }
     }
 }
 #endif
+
+void cria_train_matmul_multi(const float *x, int64_t xo, int64_t xs, int32_t i0, int32_t i1, int32_t k, int32_t count,
+                             const int64_t *desc, float *scratch) {
+    x += xo + (int64_t) i0 * xs;
+#if CRIA_VNNI
+    part parts[CRIA_TRAIN_MAX_PARTS];
+    float *bp = scratch;
+    for (int j = 0; j < count; j++) {
+        const float *w = (const float *) (intptr_t) desc[4 * j];
+        int o = (int) desc[4 * j + 2];
+        int64_t os = desc[4 * j + 3];
+        /* B(kk, r) = w[r][kk] */
+        pack_b_all(w, 1, k, k, o, bp);
+        parts[j] = (part) {x, xs, bp, o, k, (float *) (intptr_t) desc[4 * j + 1] + (int64_t) i0 * os, os, 0};
+        bp += round_up(o, NR) * k;
+    }
+    gemm_parts(i1 - i0, count, parts);
+#else
+    (void) scratch;
+    for (int j = 0; j < count; j++) {
+        const float *w = (const float *) (intptr_t) desc[4 * j];
+        float *out = (float *) (intptr_t) desc[4 * j + 1];
+        int o = (int) desc[4 * j + 2];
+        int64_t os = desc[4 * j + 3];
+        for (int i = 0; i < i1 - i0; i++) {
+            for (int r = 0; r < o; r++) {
+                float s = 0;
+                for (int kk = 0; kk < k; kk++) {
+                    s = fmaf(x[(int64_t) i * xs + kk], w[(int64_t) r * k + kk], s);
+                }
+                out[(int64_t) (i0 + i) * os + r] = s;
+            }
+        }
+    }
+#endif
+}
 
 void cria_train_matmul(const float *x, int64_t xo, int64_t xs, int32_t i0, int32_t i1, int32_t k, const float *w, int32_t o,
                        float *out, int64_t oo, int64_t os, float *scratch) {
-    x += xo;
-    out += oo;
-#if CRIA_VNNI
-    /* B(kk, r) = w[r][kk] */
-    pack_b_all(w, 1, k, k, o, scratch);
-    gemm_packed(i1 - i0, o, k, x + (int64_t) i0 * xs, xs, 1, scratch, out + (int64_t) i0 * os, os, 0);
-#else
-    (void) scratch;
-    for (int i = i0; i < i1; i++) {
-        for (int r = 0; r < o; r++) {
-            float s = 0;
-            for (int kk = 0; kk < k; kk++) {
-                s = fmaf(x[(int64_t) i * xs + kk], w[(int64_t) r * k + kk], s);
-            }
-            out[(int64_t) i * os + r] = s;
-        }
-    }
-#endif
+    int64_t desc[4] = {(int64_t) (intptr_t) w, (int64_t) (intptr_t) (out + oo), o, os};
+    cria_train_matmul_multi(x, xo, xs, i0, i1, k, 1, desc, scratch);
 }
 
-void cria_train_matmul_dx(const float *g, int64_t go, int64_t gs, int32_t i0, int32_t i1, int32_t o, const float *w, int32_t k,
-                          float *dx, int64_t dxo, int64_t dxs, int32_t accumulate, float *scratch) {
-    g += go;
-    dx += dxo;
+void cria_train_matmul_dx_multi(int32_t i0, int32_t i1, int32_t k, int32_t count, const int64_t *desc, float *dx, int64_t dxo,
+                                int64_t dxs, int32_t accumulate, float *scratch) {
+    dx += dxo + (int64_t) i0 * dxs;
 #if CRIA_VNNI
-    /* B(r, c) = w[r][c] */
-    pack_b_all(w, k, 1, o, k, scratch);
-    gemm_packed(i1 - i0, k, o, g + (int64_t) i0 * gs, gs, 1, scratch, dx + (int64_t) i0 * dxs, dxs, accumulate);
+    part parts[CRIA_TRAIN_MAX_PARTS];
+    float *bp = scratch;
+    for (int j = 0; j < count; j++) {
+        const float *g = (const float *) (intptr_t) desc[4 * j];
+        int64_t gs = desc[4 * j + 1];
+        const float *w = (const float *) (intptr_t) desc[4 * j + 2];
+        int o = (int) desc[4 * j + 3];
+        /* B(r, c) = w[r][c]; the products add up into dx in order */
+        pack_b_all(w, k, 1, o, k, bp);
+        parts[j] = (part) {g + (int64_t) i0 * gs, gs, bp, k, o, dx, dxs, accumulate || j > 0};
+        bp += (int64_t) o * round_up(k, NR);
+    }
+    gemm_parts(i1 - i0, count, parts);
 #else
     (void) scratch;
-    for (int i = i0; i < i1; i++) {
+    for (int i = 0; i < i1 - i0; i++) {
         for (int c = 0; c < k; c++) {
             float s = accumulate ? dx[(int64_t) i * dxs + c] : 0;
-            for (int r = 0; r < o; r++) {
-                s = fmaf(g[(int64_t) i * gs + r], w[(int64_t) r * k + c], s);
+            for (int j = 0; j < count; j++) {
+                const float *g = (const float *) (intptr_t) desc[4 * j];
+                int64_t gs = desc[4 * j + 1];
+                const float *w = (const float *) (intptr_t) desc[4 * j + 2];
+                int o = (int) desc[4 * j + 3];
+                for (int r = 0; r < o; r++) {
+                    s = fmaf(g[(int64_t) (i0 + i) * gs + r], w[(int64_t) r * k + c], s);
+                }
             }
             dx[(int64_t) i * dxs + c] = s;
         }
@@ -236,57 +344,59 @@ void cria_train_matmul_dx(const float *g, int64_t go, int64_t gs, int32_t i0, in
 #endif
 }
 
-void cria_train_matmul_dw(const float *g, int64_t go, int64_t gs, const float *x, int64_t xo, int64_t xs, int32_t n, int32_t r0,
-                          int32_t r1, int32_t k, float *dw, int64_t dws, float *scratch) {
-    g += go;
+void cria_train_matmul_dx(const float *g, int64_t go, int64_t gs, int32_t i0, int32_t i1, int32_t o, const float *w, int32_t k,
+                          float *dx, int64_t dxo, int64_t dxs, int32_t accumulate, float *scratch) {
+    int64_t desc[4] = {(int64_t) (intptr_t) (g + go), gs, (int64_t) (intptr_t) w, o};
+    cria_train_matmul_dx_multi(i0, i1, k, 1, desc, dx, dxo, dxs, accumulate, scratch);
+}
+
+void cria_train_matmul_dw_multi(const float *x, int64_t xo, int64_t xs, int32_t n, int32_t k, int32_t count, const int64_t *desc,
+                                int32_t r0, int32_t r1, float *scratch) {
     x += xo;
 #if CRIA_VNNI
-    int m = r1 - r0;
-    float *bp = scratch;                           /* KCW rows of x, packed in panels */
-    float *ap = scratch + KCW * round_up(k, NR);   /* the same rows of g's columns [r0, r1): ap[s][kk][MR] per sliver s */
-    for (int kb = 0; kb < n; kb += KCW) {
-        int kc = n - kb < KCW ? n - kb : KCW;
-        pack_b(x, xs, 1, kb, kc, k, bp);
-        /* g's rows are gs apart (often a power-of-two stride that maps every row onto the same few
-         * cache sets): each sliver's values are copied together, row by row of g */
-        for (int kk = 0; kk < kc; kk++) {
-            const float *src = g + (int64_t) (kb + kk) * gs + r0;
-            for (int s = 0; s * MR < m; s++) {
-                __mmask16 mk = mask_of(m - s * MR < MR ? m - s * MR : MR);
-                _mm512_mask_storeu_ps(ap + (int64_t) s * kc * MR + kk * MR, mk, _mm512_maskz_loadu_ps(mk, src + s * MR));
-            }
-        }
-        /* the next block's rows of g and x are fetched into L2 a few per tile */
-        int next = n - kb - kc < KCW ? n - kb - kc : KCW;
-        int calls = ((k + NR - 1) / NR) * ((m + MR - 1) / MR);
-        int per = (2 * next + calls - 1) / calls, u = 0;
-        for (int p = 0; p * NR < k; p++) {
-            for (int s = 0; s * MR < m; s++) {
-                for (int e = u + per; u < e && u < 2 * next; u++) {
-                    const char *row = u < next ? (const char *) (g + (int64_t) (kb + kc + u) * gs + r0)
-                                               : (const char *) (x + (int64_t) (kb + kc + u - next) * xs);
-                    int bytes = (u < next ? m : k) * 4 + 63;
-                    for (int off = 0; off < bytes; off += 64) {
-                        _mm_prefetch(row + off, _MM_HINT_T1);
-                    }
-                }
-                rows_kern(m - s * MR < MR ? m - s * MR : MR, kc, ap + (int64_t) s * kc * MR, 1, MR, bp + (int64_t) p * kc * NR,
-                          dw + (int64_t) (r0 + s * MR) * dws + p * NR, dws, k - p * NR, 1);
-            }
-        }
-    }
+    dw_parts(x, xs, n, k, count, desc, r0, r1, scratch);
 #else
     (void) scratch;
-    for (int r = r0; r < r1; r++) {
-        for (int c = 0; c < k; c++) {
-            float s = dw[(int64_t) r * dws + c];
-            for (int i = 0; i < n; i++) {
-                s = fmaf(g[(int64_t) i * gs + r], x[(int64_t) i * xs + c], s);
+    int64_t base = 0;
+    for (int j = 0; j < count; j++) {
+        const float *g = (const float *) (intptr_t) desc[4 * j];
+        int64_t gs = desc[4 * j + 1];
+        float *dw = (float *) (intptr_t) desc[4 * j + 2];
+        int o = (int) desc[4 * j + 3];
+        for (int r = 0; r < o; r++) {
+            if (base + r < r0 || base + r >= r1) {
+                continue;
             }
-            dw[(int64_t) r * dws + c] = s;
+            for (int c = 0; c < k; c++) {
+                float s = dw[(int64_t) r * k + c];
+                for (int i = 0; i < n; i++) {
+                    s = fmaf(g[(int64_t) i * gs + r], x[(int64_t) i * xs + c], s);
+                }
+                dw[(int64_t) r * k + c] = s;
+            }
         }
+        base += o;
     }
 #endif
+}
+
+void cria_train_matmul_dw(const float *g, int64_t go, int64_t gs, const float *x, int64_t xo, int64_t xs, int32_t n, int32_t r0,
+                          int32_t r1, int32_t k, float *dw, int64_t dws, float *scratch) {
+    /* rows [r0, r1) of a weight with dws-float rows: a weight of r1 - r0 rows of dws floats, k of them taken */
+    int64_t desc[4] = {(int64_t) (intptr_t) (g + go + r0), gs, (int64_t) (intptr_t) (dw + (int64_t) r0 * dws), r1 - r0};
+    if (dws == k) {
+        cria_train_matmul_dw_multi(x, xo, xs, n, k, 1, desc, 0, r1 - r0, scratch);
+    } else {
+        for (int r = r0; r < r1; r++) { /* never taken by the callers: dw rows are always k floats */
+            for (int c = 0; c < k; c++) {
+                float s = dw[(int64_t) r * dws + c];
+                for (int i = 0; i < n; i++) {
+                    s = fmaf(g[go + (int64_t) i * gs + r], x[xo + (int64_t) i * xs + c], s);
+                }
+                dw[(int64_t) r * dws + c] = s;
+            }
+        }
+    }
 }
 
 void cria_train_softmax_xent(float *logits, int64_t lo, int64_t ls, int32_t r0, int32_t r1, int32_t vocab, const int32_t *targets,

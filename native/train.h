@@ -24,6 +24,28 @@ void cria_train_matmul_dx(const float *g, int64_t go, int64_t gs, int32_t i0, in
 void cria_train_matmul_dw(const float *g, int64_t go, int64_t gs, const float *x, int64_t xo, int64_t xs, int32_t n, int32_t r0,
                           int32_t r1, int32_t k, float *dw, int64_t dws, float *scratch);
 
+/* The most weights one multi-product call takes (q, k, v). */
+#define CRIA_TRAIN_MAX_PARTS 4
+
+/* Products of one input by several weights (q, k and v of one input; gate and up), reading the
+ * input's rows once: for each j < count, with desc[4j..4j+4) = {w address, out address, o, os},
+ * out_j[i][r] = sum_c x[i][c] * w_j[r][c] for rows i in [i0, i1), r < o. The weights are packed into
+ * scratch (cria_train_matmul_scratch(k, the sum of the o rounded up to 32) floats). */
+void cria_train_matmul_multi(const float *x, int64_t xo, int64_t xs, int32_t i0, int32_t i1, int32_t k, int32_t count,
+                             const int64_t *desc, float *scratch);
+
+/* dx[i][c] (= or, with accumulate, +=) sum_j sum_r g_j[i][r] * w_j[r][c] for rows i in [i0, i1), c < k,
+ * the weights in order (as cria_train_matmul_dx once per weight, accumulating after the first);
+ * desc[4j..4j+4) = {g address, gs, w address, o}. */
+void cria_train_matmul_dx_multi(int32_t i0, int32_t i1, int32_t k, int32_t count, const int64_t *desc, float *dx, int64_t dxo,
+                                int64_t dxs, int32_t accumulate, float *scratch);
+
+/* dw_j[r][c] += sum_i g_j[i][r] * x[i][c] (i < n in order, c < k) for the rows [r0, r1) of the weights
+ * stacked in order (rows of weight j are base_j + r, base_j the rows of the weights before it);
+ * desc[4j..4j+4) = {g address, gs, dw address, o}, dw rows k floats apart. */
+void cria_train_matmul_dw_multi(const float *x, int64_t xo, int64_t xs, int32_t n, int32_t k, int32_t count, const int64_t *desc,
+                                int32_t r0, int32_t r1, float *scratch);
+
 /* Rows [r0, r1) of a block of logits (row r at logits + lo + r * ls, vocab values): the loss of row r
  * (log-sum-exp minus the target's logit, 0 for a negative target targets[r]) into loss[r], and with
  * grad the gradient scale * (softmax - onehot) written over the logits (zeros for a skipped row). */

@@ -51,6 +51,7 @@ public final class TrainModel {
     final Buf embed, dEmbed, normF, dNormF, out, dOut;
     final Layer[] layers;
     final Buf x0, xf, rstdF, dxf, dx, dxn, datt, dq, dk, dv, dh, dgate, dup;
+    final Buf[] dQkv, dGateUp;
     int step;
 
     /** One layer's weights, their gradients, and the activations backward needs. */
@@ -58,6 +59,8 @@ public final class TrainModel {
         final Buf n1, wq, wk, wv, wo, n2, w1, w3, w2;
         final Buf dn1, dwq, dwk, dwv, dwo, dn2, dw1, dw3, dw2;
         final Buf xIn, xn1, rstd1, q, k, v, att, lse, o, x1, xn2, rstd2, gate, up, h, down;
+        // the multi-products' operands (q, k, v of xn1; gate and up of xn2)
+        final Buf[] wQkv, qkv, dwQkv, w13, gateUp, dw13;
 
         Layer(Random rnd, int li) {
             int qd = s.heads() * s.headDim(), kd = s.kvHeads() * s.headDim();
@@ -95,6 +98,12 @@ public final class TrainModel {
             up = t.allocate("up", n, s.ffn());
             h = t.allocate("h", n, s.ffn());
             down = t.allocate("down", n, s.dim());
+            wQkv = new Buf[] {wq, wk, wv};
+            qkv = new Buf[] {q, k, v};
+            dwQkv = new Buf[] {dwq, dwk, dwv};
+            w13 = new Buf[] {w1, w3};
+            gateUp = new Buf[] {gate, up};
+            dw13 = new Buf[] {dw1, dw3};
         }
     }
 
@@ -134,6 +143,8 @@ public final class TrainModel {
         dh = t.allocate("dh", n, s.ffn());
         dgate = t.allocate("dgate", n, s.ffn());
         dup = t.allocate("dup", n, s.ffn());
+        dQkv = new Buf[] {dq, dk, dv};
+        dGateUp = new Buf[] {dgate, dup};
     }
 
     /** A parameter with uniform values of ±amp (amp 0: ones, a norm's gain), and its AdamW moments. */
@@ -158,9 +169,7 @@ public final class TrainModel {
         int hd = s.headDim();
         for (Layer l : layers) {
             t.rmsnorm(l.xIn, l.n1, 1e-5f, n, l.xn1, l.rstd1);
-            t.matmul(l.xn1, l.wq, n, l.q);
-            t.matmul(l.xn1, l.wk, n, l.k);
-            t.matmul(l.xn1, l.wv, n, l.v);
+            t.matmuls(l.xn1, l.wQkv, n, l.qkv);
             t.rope(l.q, s.heads(), hd, n, s.len(), rope, false);
             t.rope(l.k, s.kvHeads(), hd, n, s.len(), rope, false);
             t.attention(l.q, l.k, l.v, s.seqs(), s.len(), s.heads(), s.kvHeads(), hd, l.att, l.lse, s.drop(), 17 + step);
@@ -168,8 +177,7 @@ public final class TrainModel {
             t.copy(l.xIn, n, l.x1);
             t.add(l.x1, l.o, n);
             t.rmsnorm(l.x1, l.n2, 1e-5f, n, l.xn2, l.rstd2);
-            t.matmul(l.xn2, l.w1, n, l.gate);
-            t.matmul(l.xn2, l.w3, n, l.up);
+            t.matmuls(l.xn2, l.w13, n, l.gateUp);
             t.swiglu(l.gate, l.up, n, l.h);
             t.matmul(l.h, l.w2, n, l.down);
             t.add(l.down, l.x1, n);
@@ -189,17 +197,14 @@ public final class TrainModel {
             // dx: the gradient of this layer's output (= of x1 + down)
             t.matmulBackward(dx, l.h, l.w2, n, dh, false, l.dw2);
             t.swigluBackward(dh, l.gate, l.up, n, dgate, dup);
-            t.matmulBackward(dgate, l.xn2, l.w1, n, dxn, false, l.dw1);
-            t.matmulBackward(dup, l.xn2, l.w3, n, dxn, true, l.dw3);
+            t.matmulsBackward(dGateUp, l.xn2, l.w13, n, dxn, false, l.dw13);
             t.rmsnormBackward(dxn, l.x1, l.n2, l.rstd2, n, dx, l.dn2); // dx is now the gradient of x1
             t.matmulBackward(dx, l.att, l.wo, n, datt, false, l.dwo);
             t.attentionBackward(datt, l.q, l.k, l.v, l.att, l.lse, s.seqs(), s.len(), s.heads(), s.kvHeads(), hd, s.drop(), 17 + step,
                     dq, dk, dv);
             t.rope(dq, s.heads(), hd, n, s.len(), rope, true);
             t.rope(dk, s.kvHeads(), hd, n, s.len(), rope, true);
-            t.matmulBackward(dq, l.xn1, l.wq, n, dxn, false, l.dwq);
-            t.matmulBackward(dk, l.xn1, l.wk, n, dxn, true, l.dwk);
-            t.matmulBackward(dv, l.xn1, l.wv, n, dxn, true, l.dwv);
+            t.matmulsBackward(dQkv, l.xn1, l.wQkv, n, dxn, false, l.dwQkv);
             t.rmsnormBackward(dxn, l.xIn, l.n1, l.rstd1, n, dx, l.dn1); // dx is now the gradient of the layer's input
         }
         t.embedBackward(dx, tokens, n, dEmbed);

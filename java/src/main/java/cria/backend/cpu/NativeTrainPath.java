@@ -24,11 +24,16 @@ final class NativeTrainPath extends JavaTrainPath {
     /** Rows of one native cross-entropy block (fixed: dw adds up block by block). */
     static final int CE_ROWS_NATIVE = 512;
 
-    private final MethodHandle mmScratch, mm, mmDx, mmDw, xent, attScratch, att, attBwd, swiglu, swigluBwd;
+    private final MethodHandle mmScratch, mm, mmDx, mmDw, mmMulti, dxMulti, dwMulti, xent, attScratch, att, attBwd, swiglu, swigluBwd;
     private final Arena arena = Arena.ofShared();
     private final MemorySegment[] pack;
     private final MemorySegment[] attScratchSeg;
     private MemorySegment ceBlock = MemorySegment.NULL;
+    /** A multi-product's weights for the C kernels: per weight four longs (addresses and sizes); dw's apart from dx's. */
+    private final MemorySegment parts = arena.allocate(8L * 4 * 4, 8);
+    private final MemorySegment dwParts = arena.allocate(8L * 4 * 4, 8);
+    private int partCount;
+    private int partRows;
     // heap arrays the kernels read (critical downcalls), wrapped once per array
     private int[] targetsArray;
     private MemorySegment targetsSeg;
@@ -39,6 +44,9 @@ final class NativeTrainPath extends JavaTrainPath {
     private final WorkerPool.Task dxTask = (th, nt) -> dxRows(th, lo(n, th, nt), lo(n, th + 1, nt));
     private final WorkerPool.Task dwTask = (th, nt) -> dwRows(th, loUnits(c.rows(), 4, th, nt), loUnits(c.rows(), 4, th + 1, nt));
     private final WorkerPool.Task ceTask = (th, nt) -> ceRows(th, block0 + lo(blockRows, th, nt), block0 + lo(blockRows, th + 1, nt));
+    private final WorkerPool.Task mmMultiTask = (th, nt) -> mmMultiRows(th, lo(n, th, nt), lo(n, th + 1, nt));
+    private final WorkerPool.Task dxMultiTask = (th, nt) -> dxMultiRows(th, lo(n, th, nt), lo(n, th + 1, nt));
+    private final WorkerPool.Task dwMultiTask = (th, nt) -> dwMultiRows(th, loUnits(partRows, 4, th, nt), loUnits(partRows, 4, th + 1, nt));
     private final WorkerPool.Task attTask = (th, nt) -> attItems(th, lo(seqs * kvHeads, th, nt), lo(seqs * kvHeads, th + 1, nt));
     private final WorkerPool.Task attBwdTask = (th, nt) -> attBwdItems(th, lo(seqs * kvHeads, th, nt), lo(seqs * kvHeads, th + 1, nt));
     private final WorkerPool.Task swigluTask = (th, nt) -> swigluRange(count * th / nt / 16 * 16, th + 1 == nt ? count : count * (th + 1) / nt / 16 * 16);
@@ -57,6 +65,12 @@ final class NativeTrainPath extends JavaTrainPath {
                 FunctionDescriptor.ofVoid(A, J, J, I, I, I, A, I, A, J, J, I, A), critical);
         mmDw = linker.downcallHandle(NativeKernels.find(lib, "cria_train_matmul_dw"),
                 FunctionDescriptor.ofVoid(A, J, J, A, J, J, I, I, I, I, A, J, A), critical);
+        mmMulti = linker.downcallHandle(NativeKernels.find(lib, "cria_train_matmul_multi"),
+                FunctionDescriptor.ofVoid(A, J, J, I, I, I, I, A, A), critical);
+        dxMulti = linker.downcallHandle(NativeKernels.find(lib, "cria_train_matmul_dx_multi"),
+                FunctionDescriptor.ofVoid(I, I, I, I, A, A, J, J, I, A), critical);
+        dwMulti = linker.downcallHandle(NativeKernels.find(lib, "cria_train_matmul_dw_multi"),
+                FunctionDescriptor.ofVoid(A, J, J, I, I, I, A, I, I, A), critical);
         // heap access allowed: the targets and losses are Java arrays
         xent = linker.downcallHandle(NativeKernels.find(lib, "cria_train_softmax_xent"),
                 FunctionDescriptor.ofVoid(A, J, J, I, I, I, A, FF, I, A), Linker.Option.critical(true));
@@ -170,6 +184,98 @@ final class NativeTrainPath extends JavaTrainPath {
             mmDw.invokeExact(g, go, gs, x, xo, xs, rows, r0, r1, k, dw, dws, scratch);
         } catch (Throwable e) {
             throw new IllegalStateException(e);
+        }
+    }
+
+    // ---- several products of one input ------------------------------------------------------
+
+    private static int roundUp32(int v) {
+        return (v + 31) / 32 * 32;
+    }
+
+    @Override
+    void matmuls(HostBuf x, HostBuf[] w, HostBuf[] out, int count, int n) {
+        int rows = 0;
+        for (int j = 0; j < count; j++) {
+            parts.setAtIndex(J, 4L * j, w[j].segment().address());
+            parts.setAtIndex(J, 4L * j + 1, out[j].segment().address());
+            parts.setAtIndex(J, 4L * j + 2, w[j].rows());
+            parts.setAtIndex(J, 4L * j + 3, out[j].cols());
+            rows += roundUp32(w[j].rows());
+        }
+        packFor(x.cols(), rows);
+        a = x;
+        this.n = n;
+        partCount = count;
+        pool.run(mmMultiTask);
+    }
+
+    private void mmMultiRows(int th, int lo, int hi) {
+        if (lo < hi) {
+            try {
+                mmMulti.invokeExact(a.segment(), 0L, (long) a.cols(), lo, hi, a.cols(), partCount, parts, pack[th]);
+            } catch (Throwable e) {
+                throw new IllegalStateException(e);
+            }
+        }
+    }
+
+    @Override
+    void matmulsBackward(HostBuf[] dout, HostBuf x, HostBuf[] w, int count, int n, HostBuf dx, boolean accumulateDx, HostBuf[] dw) {
+        int rows = 0;
+        int dws = 0;
+        for (int j = 0; j < count; j++) {
+            parts.setAtIndex(J, 4L * j, dout[j].segment().address());
+            parts.setAtIndex(J, 4L * j + 1, dout[j].cols());
+            parts.setAtIndex(J, 4L * j + 2, w[j].segment().address());
+            parts.setAtIndex(J, 4L * j + 3, w[j].rows());
+            rows += roundUp32(w[j].rows());
+            if (dw[j] != null) {
+                dwParts.setAtIndex(J, 4L * dws, dout[j].segment().address());
+                dwParts.setAtIndex(J, 4L * dws + 1, dout[j].cols());
+                dwParts.setAtIndex(J, 4L * dws + 2, dw[j].segment().address());
+                dwParts.setAtIndex(J, 4L * dws + 3, dw[j].rows());
+                dws++;
+            }
+        }
+        packFor(x.cols(), rows);
+        a = x;
+        this.n = n;
+        if (dx != null) {
+            partCount = count;
+            d = dx;
+            flag = accumulateDx;
+            pool.run(dxMultiTask);
+        }
+        if (dws > 0) {
+            partCount = dws;
+            partRows = 0;
+            for (int j = 0; j < count; j++) {
+                if (dw[j] != null) {
+                    partRows += dw[j].rows();
+                }
+            }
+            pool.run(dwMultiTask);
+        }
+    }
+
+    private void dxMultiRows(int th, int lo, int hi) {
+        if (lo < hi) {
+            try {
+                dxMulti.invokeExact(lo, hi, a.cols(), partCount, parts, d.segment(), 0L, (long) d.cols(), flag ? 1 : 0, pack[th]);
+            } catch (Throwable e) {
+                throw new IllegalStateException(e);
+            }
+        }
+    }
+
+    private void dwMultiRows(int th, int r0, int r1) {
+        if (r0 < r1) {
+            try {
+                dwMulti.invokeExact(a.segment(), 0L, (long) a.cols(), n, a.cols(), partCount, dwParts, r0, r1, pack[th]);
+            } catch (Throwable e) {
+                throw new IllegalStateException(e);
+            }
         }
     }
 
