@@ -399,6 +399,60 @@ void cria_train_matmul_dw(const float *g, int64_t go, int64_t gs, const float *x
     }
 }
 
+/* The loss of one row of logits l (vocab values; target t >= 0) and, with grad, its gradient
+ * scale * (softmax - onehot) written over l. */
+static double xent_row(float *l, int vocab, int t, float scale, int grad) {
+#if CRIA_VNNI
+    __m512 mx = _mm512_set1_ps(-INFINITY);
+    for (int v = 0; v < vocab; v += 16) {
+        mx = _mm512_max_ps(mx, _mm512_mask_loadu_ps(_mm512_set1_ps(-INFINITY), mask_of(vocab - v), l + v));
+    }
+    float max = _mm512_reduce_max_ps(mx);
+    float lt = l[t];
+    __m512 acc = _mm512_setzero_ps(), m16 = _mm512_set1_ps(max);
+    for (int v = 0; v < vocab; v += 16) {
+        __mmask16 m = mask_of(vocab - v);
+        __m512 e = _mm512_maskz_mov_ps(m, exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, l + v), m16)));
+        acc = _mm512_add_ps(acc, e);
+        if (grad) {
+            _mm512_mask_storeu_ps(l + v, m, e); /* kept for the gradient: one exponential per logit */
+        }
+    }
+    float sum = _mm512_reduce_add_ps(acc);
+    if (grad) {
+        __m512 f = _mm512_set1_ps(scale / sum);
+        for (int v = 0; v < vocab; v += 16) {
+            __mmask16 m = mask_of(vocab - v);
+            _mm512_mask_storeu_ps(l + v, m, _mm512_mul_ps(f, _mm512_maskz_loadu_ps(m, l + v)));
+        }
+        l[t] -= scale;
+    }
+    return (double) (max + logf(sum)) - lt;
+#else
+    float max = -INFINITY;
+    for (int v = 0; v < vocab; v++) {
+        max = l[v] > max ? l[v] : max;
+    }
+    float lt = l[t];
+    float sum = 0;
+    for (int v = 0; v < vocab; v++) {
+        float e = expf(l[v] - max);
+        sum += e;
+        if (grad) {
+            l[v] = e;
+        }
+    }
+    if (grad) {
+        float f = scale / sum;
+        for (int v = 0; v < vocab; v++) {
+            l[v] *= f;
+        }
+        l[t] -= scale;
+    }
+    return (double) (max + logf(sum)) - lt;
+#endif
+}
+
 void cria_train_softmax_xent(float *logits, int64_t lo, int64_t ls, int32_t r0, int32_t r1, int32_t vocab, const int32_t *targets,
                              float scale, int32_t grad, double *loss) {
     for (int32_t r = r0; r < r1; r++) {
@@ -411,44 +465,66 @@ void cria_train_softmax_xent(float *logits, int64_t lo, int64_t ls, int32_t r0, 
             }
             continue;
         }
-        float max = -INFINITY;
-        for (int v = 0; v < vocab; v++) {
-            max = l[v] > max ? l[v] : max;
-        }
-        float sum;
-#if CRIA_VNNI
-        __m512 acc = _mm512_setzero_ps();
-        __m512 mx = _mm512_set1_ps(max);
-        for (int v = 0; v < vocab; v += 16) {
-            __mmask16 m = mask_of(vocab - v);
-            acc = _mm512_add_ps(acc, _mm512_maskz_mov_ps(m, exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, l + v), mx))));
-        }
-        sum = _mm512_reduce_add_ps(acc);
-#else
-        sum = 0;
-        for (int v = 0; v < vocab; v++) {
-            sum += expf(l[v] - max);
-        }
-#endif
-        float lse = max + logf(sum);
-        loss[r] = (double) lse - l[t];
-        if (!grad) {
-            continue;
-        }
-#if CRIA_VNNI
-        __m512 ls16 = _mm512_set1_ps(lse), sc = _mm512_set1_ps(scale);
-        for (int v = 0; v < vocab; v += 16) {
-            __mmask16 m = mask_of(vocab - v);
-            __m512 e = exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, l + v), ls16));
-            _mm512_mask_storeu_ps(l + v, m, _mm512_mul_ps(sc, e));
-        }
-#else
-        for (int v = 0; v < vocab; v++) {
-            l[v] = scale * expf(l[v] - lse);
-        }
-#endif
-        l[t] -= scale;
+        loss[r] = xent_row(l, vocab, t, scale, grad);
     }
+}
+
+int64_t cria_train_xent_scratch(int32_t dim, int32_t vocab) {
+    return round_up(vocab, NR) * dim + (int64_t) vocab * round_up(dim, NR) + 16;
+}
+
+void cria_train_xent_pack(const float *w, int32_t vocab, int32_t dim, float *scratch) {
+#if CRIA_VNNI
+    pack_b_all(w, 1, dim, dim, vocab, scratch);                               /* B(c, v) = w[v][c]: the logits */
+    pack_b_all(w, dim, 1, vocab, dim, scratch + round_up(vocab, NR) * dim);   /* B(v, c) = w[v][c]: dx */
+#else
+    (void) w, (void) vocab, (void) dim, (void) scratch;
+#endif
+}
+
+void cria_train_xent_rows(const float *x, int64_t xs, int32_t r0, int32_t r1, int32_t dim, const float *w, int32_t vocab,
+                          const float *packed, float *logits, int64_t lo, int64_t ls, const int32_t *targets, float scale,
+                          float *dx, int64_t dxs, double *loss) {
+#if CRIA_VNNI
+    const float *wt = packed, *wp = packed + round_up(vocab, NR) * dim;
+    /* a few rows at a time, so that their logits are still in L1/L2 for the softmax and for dx */
+    for (int i0 = r0; i0 < r1; i0 += MC) {
+        int m = r1 - i0 < MC ? r1 - i0 : MC;
+        float *l = logits + lo + (int64_t) i0 * ls;
+        part fwd = {x + (int64_t) i0 * xs, xs, wt, vocab, dim, l, ls, 0};
+        gemm_parts(m, 1, &fwd);
+        cria_train_softmax_xent(logits, lo, ls, i0, i0 + m, vocab, targets, scale, dx != NULL, loss);
+        if (dx != NULL) {
+            part bwd = {l, ls, wp, dim, vocab, dx + (int64_t) i0 * dxs, dxs, 0};
+            gemm_parts(m, 1, &bwd);
+        }
+    }
+#else
+    (void) packed;
+    for (int i = r0; i < r1; i++) {
+        float *l = logits + lo + (int64_t) i * ls;
+        for (int v = 0; v < vocab; v++) {
+            float s = 0;
+            for (int c = 0; c < dim; c++) {
+                s = fmaf(x[(int64_t) i * xs + c], w[(int64_t) v * dim + c], s);
+            }
+            l[v] = s;
+        }
+    }
+    cria_train_softmax_xent(logits, lo, ls, r0, r1, vocab, targets, scale, dx != NULL, loss);
+    if (dx != NULL) {
+        for (int i = r0; i < r1; i++) {
+            const float *l = logits + lo + (int64_t) i * ls;
+            for (int c = 0; c < dim; c++) {
+                float s = 0;
+                for (int v = 0; v < vocab; v++) {
+                    s = fmaf(l[v], w[(int64_t) v * dim + c], s);
+                }
+                dx[(int64_t) i * dxs + c] = s;
+            }
+        }
+    }
+#endif
 }
 
 /* out = silu(g) * u over elements [from, to). */

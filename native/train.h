@@ -53,6 +53,20 @@ void cria_train_softmax_xent(float *logits, int64_t lo, int64_t ls, int32_t r0, 
                              float scale, int32_t grad, double *loss);
 
 
+/* Floats of per-thread scratch for cross-entropy's packed output weight (vocab rows of dim). */
+int64_t cria_train_xent_scratch(int32_t dim, int32_t vocab);
+
+/* Packs the output weight w [vocab][dim] both ways into scratch (cria_train_xent_scratch floats, 64-byte aligned). */
+void cria_train_xent_pack(const float *w, int32_t vocab, int32_t dim, float *scratch);
+
+/* Cross-entropy of rows [r0, r1) (x's rows xs floats apart, dim values): logits = x . w^T into the
+ * block (row r at logits + lo + r * ls), loss[r] as cria_train_softmax_xent, and when dx is not
+ * null the gradient scale * (softmax - onehot) over the logits and dx[r] = gradient . w (written).
+ * packed: w packed by cria_train_xent_pack. */
+void cria_train_xent_rows(const float *x, int64_t xs, int32_t r0, int32_t r1, int32_t dim, const float *w, int32_t vocab,
+                          const float *packed, float *logits, int64_t lo, int64_t ls, const int32_t *targets, float scale,
+                          float *dx, int64_t dxs, double *loss);
+
 /* Whether element index survives dropout p under seed: TrainOps.keep, bit for bit. */
 int32_t cria_train_keep(int64_t seed, int64_t index, float p);
 

@@ -24,9 +24,10 @@ final class NativeTrainPath extends JavaTrainPath {
     /** Rows of one native cross-entropy block (fixed: dw adds up block by block). */
     static final int CE_ROWS_NATIVE = 512;
 
-    private final MethodHandle mmScratch, mm, mmDx, mmDw, mmMulti, dxMulti, dwMulti, xent, attScratch, att, attBwd, swiglu, swigluBwd;
+    private final MethodHandle mmScratch, mm, mmDx, mmDw, mmMulti, dxMulti, dwMulti, xentScratch, xentPack, xentRows, attScratch, att, attBwd, swiglu, swigluBwd;
     private final Arena arena = Arena.ofShared();
     private final MemorySegment[] pack;
+    private final MemorySegment[] xentPacked;
     private final MemorySegment[] attScratchSeg;
     private MemorySegment ceBlock = MemorySegment.NULL;
     /** A multi-product's weights for the C kernels: per weight four longs (addresses and sizes); dw's apart from dx's. */
@@ -43,6 +44,7 @@ final class NativeTrainPath extends JavaTrainPath {
     private final WorkerPool.Task mmTask = (th, nt) -> mmRows(th, lo(n, th, nt), lo(n, th + 1, nt));
     private final WorkerPool.Task dxTask = (th, nt) -> dxRows(th, lo(n, th, nt), lo(n, th + 1, nt));
     private final WorkerPool.Task dwTask = (th, nt) -> dwRows(th, loUnits(c.rows(), 4, th, nt), loUnits(c.rows(), 4, th + 1, nt));
+    private final WorkerPool.Task cePackTask = (th, nt) -> cePack(th);
     private final WorkerPool.Task ceTask = (th, nt) -> ceRows(th, block0 + lo(blockRows, th, nt), block0 + lo(blockRows, th + 1, nt));
     private final WorkerPool.Task mmMultiTask = (th, nt) -> mmMultiRows(th, lo(n, th, nt), lo(n, th + 1, nt));
     private final WorkerPool.Task dxMultiTask = (th, nt) -> dxMultiRows(th, lo(n, th, nt), lo(n, th + 1, nt));
@@ -71,9 +73,11 @@ final class NativeTrainPath extends JavaTrainPath {
                 FunctionDescriptor.ofVoid(I, I, I, I, A, A, J, J, I, A), critical);
         dwMulti = linker.downcallHandle(NativeKernels.find(lib, "cria_train_matmul_dw_multi"),
                 FunctionDescriptor.ofVoid(A, J, J, I, I, I, A, I, I, A), critical);
+        xentScratch = linker.downcallHandle(NativeKernels.find(lib, "cria_train_xent_scratch"), FunctionDescriptor.of(J, I, I), critical);
+        xentPack = linker.downcallHandle(NativeKernels.find(lib, "cria_train_xent_pack"), FunctionDescriptor.ofVoid(A, I, I, A), critical);
         // heap access allowed: the targets and losses are Java arrays
-        xent = linker.downcallHandle(NativeKernels.find(lib, "cria_train_softmax_xent"),
-                FunctionDescriptor.ofVoid(A, J, J, I, I, I, A, FF, I, A), Linker.Option.critical(true));
+        xentRows = linker.downcallHandle(NativeKernels.find(lib, "cria_train_xent_rows"),
+                FunctionDescriptor.ofVoid(A, J, I, I, I, A, I, A, A, J, J, A, FF, A, J, A), Linker.Option.critical(true));
         attScratch = linker.downcallHandle(NativeKernels.find(lib, "cria_train_attention_scratch"), FunctionDescriptor.of(J, I, I), critical);
         att = linker.downcallHandle(NativeKernels.find(lib, "cria_train_attention"),
                 FunctionDescriptor.ofVoid(A, A, A, A, A, I, I, I, I, I, I, FF, J, A), critical);
@@ -84,6 +88,8 @@ final class NativeTrainPath extends JavaTrainPath {
                 FunctionDescriptor.ofVoid(A, A, A, A, A, J, J), critical);
         pack = new MemorySegment[threads];
         java.util.Arrays.fill(pack, MemorySegment.NULL);
+        xentPacked = new MemorySegment[threads];
+        java.util.Arrays.fill(xentPacked, MemorySegment.NULL);
         attScratchSeg = new MemorySegment[threads];
         java.util.Arrays.fill(attScratchSeg, MemorySegment.NULL);
     }
@@ -297,11 +303,21 @@ final class NativeTrainPath extends JavaTrainPath {
             targetsArray = targets;
             targetsSeg = MemorySegment.ofArray(targets);
         }
+        long bytes;
+        try {
+            bytes = 4 * (long) xentScratch.invokeExact(w.cols(), vocab);
+        } catch (Throwable ex) {
+            throw new IllegalStateException(ex);
+        }
+        for (int t = 0; t < threads; t++) {
+            xentPacked[t] = grow(xentPacked[t], bytes);
+        }
         a = x;
         b = w;
         p1 = scale;
         c = dw;
         e = dx;
+        pool.run(cePackTask);
         for (int r0 = 0; r0 < n; r0 += CE_ROWS_NATIVE) {
             block0 = r0;
             blockRows = Math.min(CE_ROWS_NATIVE, n - r0);
@@ -317,7 +333,16 @@ final class NativeTrainPath extends JavaTrainPath {
         return sum;
     }
 
-    /** Global rows [lo, hi) of the current block: logits, loss and (with dx) their gradient and dx. */
+    /** Each thread's copy of the output weight, packed once per call for the logits and for dx. */
+    private void cePack(int th) {
+        try {
+            xentPack.invokeExact(b.segment(), b.rows(), b.cols(), xentPacked[th]);
+        } catch (Throwable ex) {
+            throw new IllegalStateException(ex);
+        }
+    }
+
+    /** Global rows [lo, hi) of the current block: logits, loss and (with dx) their gradient and dx, a few rows at a time. */
     private void ceRows(int th, int lo, int hi) {
         if (lo >= hi) {
             return;
@@ -325,14 +350,11 @@ final class NativeTrainPath extends JavaTrainPath {
         int vocab = b.rows();
         int dim = a.cols();
         long shift = -(long) block0 * vocab; // block row r - block0 holds global row r
-        matmulCall(a.segment(), 0, dim, lo, hi, dim, b.segment(), vocab, ceBlock, shift, vocab, pack[th]);
         try {
-            xent.invokeExact(ceBlock, shift, (long) vocab, lo, hi, vocab, targetsSeg, p1, e != null ? 1 : 0, lossSeg);
+            xentRows.invokeExact(a.segment(), (long) dim, lo, hi, dim, b.segment(), vocab, xentPacked[th], ceBlock, shift, (long) vocab,
+                    targetsSeg, p1, (MemorySegment) (e != null ? e.segment() : MemorySegment.NULL), (long) dim, lossSeg);
         } catch (Throwable ex) {
             throw new IllegalStateException(ex);
-        }
-        if (e != null) {
-            dxCall(ceBlock, shift, vocab, lo, hi, vocab, b.segment(), dim, e.segment(), 0, dim, false, pack[th]);
         }
     }
 
