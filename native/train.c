@@ -570,3 +570,35 @@ void cria_train_swiglu_backward(const float *dout, const float *g, const float *
     }
 #endif
 }
+
+/* One AdamW step over elements [from, to) (TrainOps.adamw, as the Java path computes it):
+ * g' = gs g; m = b1 m + (1 - b1) g'; v = b2 v + (1 - b2) g'^2; p = decay p - step m / (sqrt(v) / bc2 + eps). */
+void cria_train_adamw(float *p, const float *g, float *m, float *v, int64_t from, int64_t to, float gs, float b1, float b2, float eps,
+                      float decay, float step, float bc2) {
+    float c1 = 1.0f - b1, c2 = 1.0f - b2;
+    int64_t e = from;
+#if CRIA_VNNI
+    __m512 vgs = _mm512_set1_ps(gs), vb1 = _mm512_set1_ps(b1), vb2 = _mm512_set1_ps(b2), vc1 = _mm512_set1_ps(c1),
+           vc2 = _mm512_set1_ps(c2), veps = _mm512_set1_ps(eps), vdecay = _mm512_set1_ps(decay), vstep = _mm512_set1_ps(step),
+           vbc2 = _mm512_set1_ps(bc2);
+    for (; e + 16 <= to; e += 16) {
+        __m512 gv = _mm512_mul_ps(_mm512_loadu_ps(g + e), vgs);
+        __m512 mv = _mm512_add_ps(_mm512_mul_ps(_mm512_loadu_ps(m + e), vb1), _mm512_mul_ps(gv, vc1));
+        __m512 vv = _mm512_add_ps(_mm512_mul_ps(_mm512_loadu_ps(v + e), vb2), _mm512_mul_ps(_mm512_mul_ps(gv, gv), vc2));
+        __m512 denom = _mm512_add_ps(_mm512_div_ps(_mm512_sqrt_ps(vv), vbc2), veps);
+        __m512 pv = _mm512_mul_ps(_mm512_loadu_ps(p + e), vdecay);
+        _mm512_storeu_ps(p + e, _mm512_sub_ps(pv, _mm512_div_ps(_mm512_mul_ps(mv, vstep), denom)));
+        _mm512_storeu_ps(m + e, mv);
+        _mm512_storeu_ps(v + e, vv);
+    }
+#endif
+    for (; e < to; e++) {
+        float gv = g[e] * gs;
+        float mv = m[e] * b1 + gv * c1;
+        float vv = v[e] * b2 + gv * gv * c2;
+        float denom = sqrtf(vv) / bc2 + eps;
+        p[e] = p[e] * decay - mv * step / denom;
+        m[e] = mv;
+        v[e] = vv;
+    }
+}

@@ -91,4 +91,9 @@ void cria_train_swiglu(const float *g, const float *u, float *out, int64_t from,
 /* dg = dout * u * silu'(g), du = dout * silu(g) over elements [from, to) (dg, du may be dout, g or u). */
 void cria_train_swiglu_backward(const float *dout, const float *g, const float *u, float *dg, float *du, int64_t from, int64_t to);
 
+/* One AdamW step over elements [from, to) of p, with its gradient g and moments m, v (TrainOps.adamw;
+ * decay = 1 - lr wd, step = lr / (1 - b1^t), bc2 = sqrt(1 - b2^t)). */
+void cria_train_adamw(float *p, const float *g, float *m, float *v, int64_t from, int64_t to, float gs, float b1, float b2, float eps,
+                      float decay, float step, float bc2);
+
 #endif

@@ -24,7 +24,7 @@ final class NativeTrainPath extends JavaTrainPath {
     /** Rows of one native cross-entropy block (fixed: dw adds up block by block). */
     static final int CE_ROWS_NATIVE = 512;
 
-    private final MethodHandle mmScratch, mm, mmDx, mmDw, mmMulti, dxMulti, dwMulti, xentScratch, xentPack, xentRows, attScratch, att, attBwd, swiglu, swigluBwd;
+    private final MethodHandle mmScratch, mm, mmDx, mmDw, mmMulti, dxMulti, dwMulti, xentScratch, xentPack, xentRows, adamwH, attScratch, att, attBwd, swiglu, swigluBwd;
     private final Arena arena = Arena.ofShared();
     private final MemorySegment[] pack;
     private final MemorySegment[] xentPacked;
@@ -44,6 +44,7 @@ final class NativeTrainPath extends JavaTrainPath {
     private final WorkerPool.Task mmTask = (th, nt) -> mmRows(th, lo(n, th, nt), lo(n, th + 1, nt));
     private final WorkerPool.Task dxTask = (th, nt) -> dxRows(th, lo(n, th, nt), lo(n, th + 1, nt));
     private final WorkerPool.Task dwTask = (th, nt) -> dwRows(th, loUnits(c.rows(), 4, th, nt), loUnits(c.rows(), 4, th + 1, nt));
+    private final WorkerPool.Task adamwTask = (th, nt) -> adamwRange(loUnits((int) count, 16, th, nt), loUnits((int) count, 16, th + 1, nt));
     private final WorkerPool.Task cePackTask = (th, nt) -> cePack(th);
     private final WorkerPool.Task ceTask = (th, nt) -> ceRows(th, block0 + lo(blockRows, th, nt), block0 + lo(blockRows, th + 1, nt));
     private final WorkerPool.Task mmMultiTask = (th, nt) -> mmMultiRows(th, lo(n, th, nt), lo(n, th + 1, nt));
@@ -78,6 +79,8 @@ final class NativeTrainPath extends JavaTrainPath {
         // heap access allowed: the targets and losses are Java arrays
         xentRows = linker.downcallHandle(NativeKernels.find(lib, "cria_train_xent_rows"),
                 FunctionDescriptor.ofVoid(A, J, I, I, I, A, I, A, A, J, J, A, FF, A, J, A), Linker.Option.critical(true));
+        adamwH = linker.downcallHandle(NativeKernels.find(lib, "cria_train_adamw"),
+                FunctionDescriptor.ofVoid(A, A, A, A, J, J, FF, FF, FF, FF, FF, FF, FF), critical);
         attScratch = linker.downcallHandle(NativeKernels.find(lib, "cria_train_attention_scratch"), FunctionDescriptor.of(J, I, I), critical);
         att = linker.downcallHandle(NativeKernels.find(lib, "cria_train_attention"),
                 FunctionDescriptor.ofVoid(A, A, A, A, A, I, I, I, I, I, I, FF, J, A), critical);
@@ -417,6 +420,36 @@ final class NativeTrainPath extends JavaTrainPath {
             try {
                 attBwd.invokeExact(f.segment(), a.segment(), b.segment(), c.segment(), d.segment(), e.segment(), g.segment(), h.segment(),
                         i.segment(), len, heads, kvHeads, headDim, lo, hi, p1, seed, attScratchSeg[th]);
+            } catch (Throwable ex) {
+                throw new IllegalStateException(ex);
+            }
+        }
+    }
+
+    // ---- optimizer ---------------------------------------------------------------------------
+
+    @Override
+    void adamw(HostBuf p, HostBuf g, HostBuf m, HostBuf v, float gradScale, float lr, float beta1, float beta2, float eps,
+               float weightDecay, int step) {
+        a = p;
+        b = g;
+        c = m;
+        d = v;
+        p1 = gradScale;
+        p2 = beta1;
+        p3 = beta2;
+        p4 = eps;
+        p5 = 1f - lr * weightDecay;
+        p6 = (float) (lr / (1 - Math.pow(beta1, step)));
+        p7 = (float) Math.sqrt(1 - Math.pow(beta2, step));
+        count = (long) p.rows() * p.cols();
+        pool.run(adamwTask);
+    }
+
+    private void adamwRange(int from, int to) {
+        if (from < to) {
+            try {
+                adamwH.invokeExact(a.segment(), b.segment(), c.segment(), d.segment(), (long) from, (long) to, p1, p2, p3, p4, p5, p6, p7);
             } catch (Throwable ex) {
                 throw new IllegalStateException(ex);
             }
