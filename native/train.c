@@ -171,6 +171,18 @@ typedef struct {
  * parts share, or a C they share, stay in cache from one part to the next). Each element is one
  * fused multiply-add chain over kk ascending from 0 or from C, whatever the blocking. */
 static void gemm_parts(int m, int count, const part *parts) {
+    /* packed weights that together outgrow half of L2 are taken one after the other, each over
+     * all the rows, so that each stays in L2 (the rows then come again from L3) */
+    int64_t packed = 0;
+    for (int j = 0; j < count; j++) {
+        packed += round_up(parts[j].n, NR) * parts[j].k * 4;
+    }
+    if (count > 1 && packed > (512 << 10)) {
+        for (int j = 0; j < count; j++) {
+            gemm_parts(m, 1, &parts[j]);
+        }
+        return;
+    }
     for (int ib = 0; ib < m; ib += MC) {
         int mb = m - ib < MC ? m - ib : MC;
         int next = ib + MC < m ? (m - ib - MC < MC ? m - ib - MC : MC) : 0;
