@@ -18,11 +18,33 @@ void cria_train_matmul(const float *x, int64_t xo, int64_t xs, int32_t i0, int32
 
 /* dx[i][c] (= or, with accumulate, +=) sum_r g[i][r] * w[r][c] for rows i in [i0, i1), c in [0, k); w [o][k]. */
 void cria_train_matmul_dx(const float *g, int64_t go, int64_t gs, int32_t i0, int32_t i1, int32_t o, const float *w, int32_t k,
-                          float *dx, int64_t dxo, int64_t dxs, int32_t accumulate);
+                          float *dx, int64_t dxo, int64_t dxs, int32_t accumulate, float *scratch);
 
 /* dw[r][c] += sum_i g[i][r] * x[i][c] for weight rows r in [r0, r1), c in [0, k), input rows i in [0, n) in order. */
 void cria_train_matmul_dw(const float *g, int64_t go, int64_t gs, const float *x, int64_t xo, int64_t xs, int32_t n, int32_t r0,
-                          int32_t r1, int32_t k, float *dw, int64_t dws);
+                          int32_t r1, int32_t k, float *dw, int64_t dws, float *scratch);
+
+/* The most weights one multi-product call takes (q, k, v). */
+#define CRIA_TRAIN_MAX_PARTS 4
+
+/* Products of one input by several weights (q, k and v of one input; gate and up), reading the
+ * input's rows once: for each j < count, with desc[4j..4j+4) = {w address, out address, o, os},
+ * out_j[i][r] = sum_c x[i][c] * w_j[r][c] for rows i in [i0, i1), r < o. The weights are packed into
+ * scratch (cria_train_matmul_scratch(k, the sum of the o rounded up to 32) floats). */
+void cria_train_matmul_multi(const float *x, int64_t xo, int64_t xs, int32_t i0, int32_t i1, int32_t k, int32_t count,
+                             const int64_t *desc, float *scratch);
+
+/* dx[i][c] (= or, with accumulate, +=) sum_j sum_r g_j[i][r] * w_j[r][c] for rows i in [i0, i1), c < k,
+ * the weights in order (as cria_train_matmul_dx once per weight, accumulating after the first);
+ * desc[4j..4j+4) = {g address, gs, w address, o}. */
+void cria_train_matmul_dx_multi(int32_t i0, int32_t i1, int32_t k, int32_t count, const int64_t *desc, float *dx, int64_t dxo,
+                                int64_t dxs, int32_t accumulate, float *scratch);
+
+/* dw_j[r][c] += sum_i g_j[i][r] * x[i][c] (i < n in order, c < k) for the rows [r0, r1) of the weights
+ * stacked in order (rows of weight j are base_j + r, base_j the rows of the weights before it);
+ * desc[4j..4j+4) = {g address, gs, dw address, o}, dw rows k floats apart. */
+void cria_train_matmul_dw_multi(const float *x, int64_t xo, int64_t xs, int32_t n, int32_t k, int32_t count, const int64_t *desc,
+                                int32_t r0, int32_t r1, float *scratch);
 
 /* Rows [r0, r1) of a block of logits (row r at logits + lo + r * ls, vocab values): the loss of row r
  * (log-sum-exp minus the target's logit, 0 for a negative target targets[r]) into loss[r], and with
@@ -30,6 +52,20 @@ void cria_train_matmul_dw(const float *g, int64_t go, int64_t gs, const float *x
 void cria_train_softmax_xent(float *logits, int64_t lo, int64_t ls, int32_t r0, int32_t r1, int32_t vocab, const int32_t *targets,
                              float scale, int32_t grad, double *loss);
 
+
+/* Floats of per-thread scratch for cross-entropy's packed output weight (vocab rows of dim). */
+int64_t cria_train_xent_scratch(int32_t dim, int32_t vocab);
+
+/* Packs the output weight w [vocab][dim] both ways into scratch (cria_train_xent_scratch floats, 64-byte aligned). */
+void cria_train_xent_pack(const float *w, int32_t vocab, int32_t dim, float *scratch);
+
+/* Cross-entropy of rows [r0, r1) (x's rows xs floats apart, dim values): logits = x . w^T into the
+ * block (row r at logits + lo + r * ls), loss[r] as cria_train_softmax_xent, and when dx is not
+ * null the gradient scale * (softmax - onehot) over the logits and dx[r] = gradient . w (written).
+ * packed: w packed by cria_train_xent_pack. */
+void cria_train_xent_rows(const float *x, int64_t xs, int32_t r0, int32_t r1, int32_t dim, const float *w, int32_t vocab,
+                          const float *packed, float *logits, int64_t lo, int64_t ls, const int32_t *targets, float scale,
+                          float *dx, int64_t dxs, double *loss);
 
 /* Whether element index survives dropout p under seed: TrainOps.keep, bit for bit. */
 int32_t cria_train_keep(int64_t seed, int64_t index, float p);

@@ -55,6 +55,18 @@ public interface TrainOps extends AutoCloseable {
     void matmul(Buf x, Buf w, int n, Buf out);
 
     /**
+     * Several products of one input, {@code out[j] = x · w[j]ᵀ} for each j (q, k and v of one
+     * normed input; gate and up): the same as {@link #matmul} on each pair, which is what this
+     * default does; an implementation may read x once for all of them. w and out have the same
+     * length; every w[j] has x's columns.
+     */
+    default void matmuls(Buf x, Buf[] w, int n, Buf[] out) {
+        for (int j = 0; j < w.length; j++) {
+            matmul(x, w[j], n, out[j]);
+        }
+    }
+
+    /**
      * Rotates each head of x ([n, heads · headDim]) in place at position {@code i % len} (rope's
      * pairs and frequencies as {@link Ops#rope}). {@code inverse} rotates by the opposite angle:
      * that is rope's backward (the rotation is orthogonal).
@@ -112,6 +124,18 @@ public interface TrainOps extends AutoCloseable {
      * (dw may be null for a frozen weight).
      */
     void matmulBackward(Buf dout, Buf x, Buf w, int n, Buf dx, boolean accumulateDx, Buf dw);
+
+    /**
+     * Backward of {@link #matmuls}: {@code dx = Σ_j dout[j] · w[j]} (or {@code dx += } when
+     * {@code accumulateDx}; the products added in j order, exactly as {@link #matmulBackward} once
+     * per j, accumulating after the first, which is what this default does; dx may be null) and
+     * {@code dw[j] += dout[j]ᵀ · x} (dw, or any entry of it, null for a frozen weight).
+     */
+    default void matmulsBackward(Buf[] dout, Buf x, Buf[] w, int n, Buf dx, boolean accumulateDx, Buf[] dw) {
+        for (int j = 0; j < w.length; j++) {
+            matmulBackward(dout[j], x, w[j], n, dx, accumulateDx || j > 0, dw == null ? null : dw[j]);
+        }
+    }
 
     /**
      * Backward of {@link #attention} with the same arguments, from its inputs, output and lse:

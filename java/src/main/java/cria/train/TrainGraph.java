@@ -46,6 +46,13 @@ public final class TrainGraph {
     private final Buf dgate;
     private final Buf dup;
     private final Buf y;          // [n, dim] a branch output before it joins the residual stream
+    // the multi-products' operands, filled per call (so that a step allocates nothing)
+    private final Buf[] w3 = new Buf[3];
+    private final Buf[] o3 = new Buf[3];
+    private final Buf[] g3 = new Buf[3];
+    private final Buf[] w2 = new Buf[2];
+    private final Buf[] o2 = new Buf[2];
+    private final Buf[] g2 = new Buf[2];
 
     /** What one layer keeps for backward. */
     private static final class Acts {
@@ -200,9 +207,7 @@ public final class TrainGraph {
         Buf x = xIn[l];
         // attention block: xMid = x + dropout(wo · attention(rope(wq·xb1), rope(wk·xb1), wv·xb1))
         ops.rmsnorm(x, p.attnNorm[l].value, eps, rows, a.xb1, a.rstd1);
-        ops.matmul(a.xb1, p.wq[l].value, rows, a.q);
-        ops.matmul(a.xb1, p.wk[l].value, rows, a.k);
-        ops.matmul(a.xb1, p.wv[l].value, rows, a.v);
+        ops.matmuls(a.xb1, fill(w3, p.wq[l].value, p.wk[l].value, p.wv[l].value), rows, fill(o3, a.q, a.k, a.v));
         ops.rope(a.q, c.heads(), c.headDim(), rows, len, rope, false);
         ops.rope(a.k, c.kvHeads(), c.headDim(), rows, len, rope, false);
         ops.attention(a.q, a.k, a.v, windows, len, c.heads(), c.kvHeads(), c.headDim(), a.att, a.lse, drop, siteSeed(seed, l, 0));
@@ -214,8 +219,7 @@ public final class TrainGraph {
         ops.add(a.xMid, y, rows);
         // feed-forward block: xIn[l+1] = xMid + dropout(down · (silu(gate·xb2) * up·xb2))
         ops.rmsnorm(a.xMid, p.ffnNorm[l].value, eps, rows, a.xb2, a.rstd2);
-        ops.matmul(a.xb2, p.gate[l].value, rows, a.gate);
-        ops.matmul(a.xb2, p.up[l].value, rows, a.up);
+        ops.matmuls(a.xb2, fill(w2, p.gate[l].value, p.up[l].value), rows, fill(o2, a.gate, a.up));
         ops.swiglu(a.gate, a.up, rows, a.h);
         ops.matmul(a.h, p.down[l].value, rows, y);
         if (drop > 0) {
@@ -223,6 +227,19 @@ public final class TrainGraph {
         }
         ops.copy(a.xMid, rows, xIn[l + 1]);
         ops.add(xIn[l + 1], y, rows);
+    }
+
+    private static Buf[] fill(Buf[] into, Buf b0, Buf b1) {
+        into[0] = b0;
+        into[1] = b1;
+        return into;
+    }
+
+    private static Buf[] fill(Buf[] into, Buf b0, Buf b1, Buf b2) {
+        into[0] = b0;
+        into[1] = b1;
+        into[2] = b2;
+        return into;
     }
 
     private static Buf grad(Params.Param q) {
@@ -247,8 +264,8 @@ public final class TrainGraph {
             }
             ops.matmulBackward(dy, a.h, p.down[l].value, n, dh, false, grad(p.down[l]));
             ops.swigluBackward(dh, a.gate, a.up, n, dgate, dup);
-            ops.matmulBackward(dgate, a.xb2, p.gate[l].value, n, dxb, false, grad(p.gate[l]));
-            ops.matmulBackward(dup, a.xb2, p.up[l].value, n, dxb, true, grad(p.up[l]));
+            ops.matmulsBackward(fill(o2, dgate, dup), a.xb2, fill(w2, p.gate[l].value, p.up[l].value), n, dxb, false,
+                    fill(g2, grad(p.gate[l]), grad(p.up[l])));
             ops.rmsnormBackward(dxb, a.xMid, p.ffnNorm[l].value, a.rstd2, n, dx, p.ffnNorm[l].grad);
             // attention block
             ops.copy(dx, n, dy);
@@ -260,9 +277,8 @@ public final class TrainGraph {
                     siteSeed(seed, l, 0), dq, dk, dv);
             ops.rope(dq, c.heads(), c.headDim(), n, len, rope, true);
             ops.rope(dk, c.kvHeads(), c.headDim(), n, len, rope, true);
-            ops.matmulBackward(dq, a.xb1, p.wq[l].value, n, dxb, false, grad(p.wq[l]));
-            ops.matmulBackward(dk, a.xb1, p.wk[l].value, n, dxb, true, grad(p.wk[l]));
-            ops.matmulBackward(dv, a.xb1, p.wv[l].value, n, dxb, true, grad(p.wv[l]));
+            ops.matmulsBackward(fill(o3, dq, dk, dv), a.xb1, fill(w3, p.wq[l].value, p.wk[l].value, p.wv[l].value), n, dxb, false,
+                    fill(g3, grad(p.wq[l]), grad(p.wk[l]), grad(p.wv[l])));
             ops.rmsnormBackward(dxb, xIn[l], p.attnNorm[l].value, a.rstd1, n, dx, p.attnNorm[l].grad);
         }
         if (lowest == 0 && !p.emb.frozen()) {

@@ -181,7 +181,7 @@ public final class TrainOpsBench {
             return;
         }
         TrainModel m = new TrainModel(t, s, 1);
-        double fwd = time(() -> m.forward(false), 1, steps);
+        double fwd = time(() -> m.forward(), 1, steps);
         double step = time(m::step, 1, steps);
         double flops = 3 * s.forwardMacs() * 2 * n;
         System.out.printf(Locale.ROOT, "  forward only %.1f ms; whole step (fwd + bwd + AdamW) %.1f ms = %.0f tokens/s, %.1f GFLOP/s%n",

@@ -25,6 +25,11 @@ import java.lang.foreign.ValueLayout;
 public final class CpuTrainOps implements TrainOps {
     private final Arena arena = Arena.ofShared();
     private final JavaTrainPath path;
+    /** The checked buffers of a multi-product (at most {@link #MAX_PARTS}), kept so that a call allocates nothing. */
+    private static final int MAX_PARTS = 4;
+    private final HostBuf[] partW = new HostBuf[MAX_PARTS];
+    private final HostBuf[] partOut = new HostBuf[MAX_PARTS];
+    private final HostBuf[] partDw = new HostBuf[MAX_PARTS];
 
     /**
      * Training ops on {@code pool}'s threads: the native kernels when {@code nk} is not null, the
@@ -153,6 +158,29 @@ public final class CpuTrainOps implements TrainOps {
     }
 
     @Override
+    public void matmuls(Buf x, Buf[] w, int n, Buf[] out) {
+        int count = w.length;
+        if (out.length != count) {
+            throw bad(count + " weights for " + out.length + " outputs");
+        }
+        if (count == 0) {
+            return;
+        }
+        if (count > MAX_PARTS) {
+            TrainOps.super.matmuls(x, w, n, out);
+            return;
+        }
+        HostBuf xs = null;
+        for (int j = 0; j < count; j++) {
+            HostBuf ws = host(w[j]);
+            xs = shaped(x, n, ws.cols());
+            partW[j] = ws;
+            partOut[j] = shaped(out[j], n, ws.rows());
+        }
+        path.matmuls(xs, partW, partOut, count, n);
+    }
+
+    @Override
     public void rope(Buf x, int heads, int headDim, int n, int len, Rope rope, boolean inverse) {
         HostBuf xs = shaped(x, n, heads * headDim);
         if (heads <= 0 || headDim <= 0 || len <= 0 || rope.dims() > headDim || rope.dims() % 2 != 0) {
@@ -250,6 +278,31 @@ public final class CpuTrainOps implements TrainOps {
         HostBuf dxs = dx == null ? null : shaped(dx, n, ws.cols());
         HostBuf dws = dw == null ? null : shaped(dw, ws.rows(), ws.cols());
         path.matmulBackward(d, xs, ws, n, dxs, accumulateDx, dws);
+    }
+
+    @Override
+    public void matmulsBackward(Buf[] dout, Buf x, Buf[] w, int n, Buf dx, boolean accumulateDx, Buf[] dw) {
+        int count = w.length;
+        if (dout.length != count || (dw != null && dw.length != count)) {
+            throw bad(count + " weights for " + dout.length + " output gradients" + (dw != null ? " and " + dw.length + " weight gradients" : ""));
+        }
+        if (count == 0) {
+            return;
+        }
+        if (count > MAX_PARTS) {
+            TrainOps.super.matmulsBackward(dout, x, w, n, dx, accumulateDx, dw);
+            return;
+        }
+        HostBuf xs = null;
+        for (int j = 0; j < count; j++) {
+            HostBuf ws = host(w[j]);
+            xs = shaped(x, n, ws.cols());
+            partW[j] = ws;
+            partOut[j] = shaped(dout[j], n, ws.rows());
+            partDw[j] = dw == null || dw[j] == null ? null : shaped(dw[j], ws.rows(), ws.cols());
+        }
+        HostBuf dxs = dx == null ? null : shaped(dx, n, xs.cols());
+        path.matmulsBackward(partOut, xs, partW, count, n, dxs, accumulateDx, partDw);
     }
 
     @Override

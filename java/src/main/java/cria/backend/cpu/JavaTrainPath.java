@@ -435,6 +435,20 @@ class JavaTrainPath {
         }
     }
 
+    /** out[j] = x · w[j]ᵀ for j < count (checked by the caller): one product after the other here. */
+    void matmuls(HostBuf x, HostBuf[] w, HostBuf[] out, int count, int n) {
+        for (int j = 0; j < count; j++) {
+            matmul(x, w[j], n, out[j]);
+        }
+    }
+
+    /** Backward of {@link #matmuls}: dx (= or +=) Σ_j dout[j] · w[j] in j order, dw[j] += dout[j]ᵀ · x (null entries skipped). */
+    void matmulsBackward(HostBuf[] dout, HostBuf x, HostBuf[] w, int count, int n, HostBuf dx, boolean accumulateDx, HostBuf[] dw) {
+        for (int j = 0; j < count; j++) {
+            matmulBackward(dout[j], x, w[j], n, dx, accumulateDx || j > 0, dw[j]);
+        }
+    }
+
     void matmulBackward(HostBuf dout, HostBuf x, HostBuf w, int n, HostBuf dx, boolean accumulateDx, HostBuf dw) {
         a = dout;
         b = x;

@@ -24,15 +24,21 @@ final class NativeTrainPath extends JavaTrainPath {
     /** Rows of one native cross-entropy block (fixed: dw adds up block by block). */
     static final int CE_ROWS_NATIVE = 512;
 
-    private final MethodHandle mmScratch, mm, mmDx, mmDw, xent, attScratch, att, attBwd, swiglu, swigluBwd;
+    private final MethodHandle mmScratch, mm, mmDx, mmDw, mmMulti, dxMulti, dwMulti, xentScratch, xentPack, xentRows, attScratch, att, attBwd, swiglu, swigluBwd;
     private final MethodHandle rms, rmsBwd, rmsBwdSum, ropeH, adamwH, dropoutH;
     /** Rows of a block of rmsnorm's fused backward (CRIA_RMS_BLOCK in native/train.h). */
     static final int RMS_BLOCK = 256;
     private MemorySegment rmsPartial = MemorySegment.NULL;
     private final Arena arena = Arena.ofShared();
     private final MemorySegment[] pack;
+    private final MemorySegment[] xentPacked;
     private final MemorySegment[] attScratchSeg;
     private MemorySegment ceBlock = MemorySegment.NULL;
+    /** A multi-product's weights for the C kernels: per weight four longs (addresses and sizes); dw's apart from dx's. */
+    private final MemorySegment parts = arena.allocate(8L * 4 * 4, 8);
+    private final MemorySegment dwParts = arena.allocate(8L * 4 * 4, 8);
+    private int partCount;
+    private int partRows;
     // heap arrays the kernels read (critical downcalls), wrapped once per array
     private int[] targetsArray;
     private MemorySegment targetsSeg;
@@ -44,9 +50,14 @@ final class NativeTrainPath extends JavaTrainPath {
     private MemorySegment lossSeg;
 
     private final WorkerPool.Task mmTask = (th, nt) -> mmRows(th, lo(n, th, nt), lo(n, th + 1, nt));
-    private final WorkerPool.Task dxTask = (th, nt) -> dxRows(lo(n, th, nt), lo(n, th + 1, nt));
-    private final WorkerPool.Task dwTask = (th, nt) -> dwRows(loUnits(c.rows(), 4, th, nt), loUnits(c.rows(), 4, th + 1, nt));
+    private final WorkerPool.Task dxTask = (th, nt) -> dxRows(th, lo(n, th, nt), lo(n, th + 1, nt));
+    private final WorkerPool.Task dwTask = (th, nt) -> dwRows(th, loUnits(c.rows(), 4, th, nt), loUnits(c.rows(), 4, th + 1, nt));
+    private final WorkerPool.Task adamwTask = (th, nt) -> adamwRange(loUnits((int) count, 16, th, nt), loUnits((int) count, 16, th + 1, nt));
+    private final WorkerPool.Task cePackTask = (th, nt) -> cePack(th);
     private final WorkerPool.Task ceTask = (th, nt) -> ceRows(th, block0 + lo(blockRows, th, nt), block0 + lo(blockRows, th + 1, nt));
+    private final WorkerPool.Task mmMultiTask = (th, nt) -> mmMultiRows(th, lo(n, th, nt), lo(n, th + 1, nt));
+    private final WorkerPool.Task dxMultiTask = (th, nt) -> dxMultiRows(th, lo(n, th, nt), lo(n, th + 1, nt));
+    private final WorkerPool.Task dwMultiTask = (th, nt) -> dwMultiRows(th, loUnits(partRows, 4, th, nt), loUnits(partRows, 4, th + 1, nt));
     private final WorkerPool.Task attTask = (th, nt) -> attItems(th, lo(seqs * kvHeads, th, nt), lo(seqs * kvHeads, th + 1, nt));
     private final WorkerPool.Task attBwdTask = (th, nt) -> attBwdItems(th, lo(seqs * kvHeads, th, nt), lo(seqs * kvHeads, th + 1, nt));
     private final WorkerPool.Task swigluTask = (th, nt) -> swigluRange(count * th / nt / 16 * 16, th + 1 == nt ? count : count * (th + 1) / nt / 16 * 16);
@@ -54,9 +65,8 @@ final class NativeTrainPath extends JavaTrainPath {
     private final WorkerPool.Task rmsTask = (th, nt) -> rmsRows(lo(n, th, nt), lo(n, th + 1, nt));
     private final WorkerPool.Task rmsBwdTask = (th, nt) -> rmsBwdBlocks(lo(blockRows, th, nt), lo(blockRows, th + 1, nt));
     private final WorkerPool.Task ropeTask = (th, nt) -> ropeRows(lo(n, th, nt), lo(n, th + 1, nt));
-    private final WorkerPool.Task adamwTask = (th, nt) -> adamwRange(loUnits((int) count, 16, th, nt), loUnits((int) count, 16, th + 1, nt));
     private final WorkerPool.Task dropoutTask = (th, nt) -> dropoutRange(loUnits((int) count, 16, th, nt), loUnits((int) count, 16, th + 1, nt));
-    private final WorkerPool.Task ceDwTask = (th, nt) -> ceDw(loUnits(b.rows(), 4, th, nt), loUnits(b.rows(), 4, th + 1, nt));
+    private final WorkerPool.Task ceDwTask = (th, nt) -> ceDw(th, loUnits(b.rows(), 4, th, nt), loUnits(b.rows(), 4, th + 1, nt));
 
     NativeTrainPath(WorkerPool pool, NativeKernels nk) {
         super(pool);
@@ -67,12 +77,20 @@ final class NativeTrainPath extends JavaTrainPath {
         mm = linker.downcallHandle(NativeKernels.find(lib, "cria_train_matmul"),
                 FunctionDescriptor.ofVoid(A, J, J, I, I, I, A, I, A, J, J, A), critical);
         mmDx = linker.downcallHandle(NativeKernels.find(lib, "cria_train_matmul_dx"),
-                FunctionDescriptor.ofVoid(A, J, J, I, I, I, A, I, A, J, J, I), critical);
+                FunctionDescriptor.ofVoid(A, J, J, I, I, I, A, I, A, J, J, I, A), critical);
         mmDw = linker.downcallHandle(NativeKernels.find(lib, "cria_train_matmul_dw"),
-                FunctionDescriptor.ofVoid(A, J, J, A, J, J, I, I, I, I, A, J), critical);
+                FunctionDescriptor.ofVoid(A, J, J, A, J, J, I, I, I, I, A, J, A), critical);
+        mmMulti = linker.downcallHandle(NativeKernels.find(lib, "cria_train_matmul_multi"),
+                FunctionDescriptor.ofVoid(A, J, J, I, I, I, I, A, A), critical);
+        dxMulti = linker.downcallHandle(NativeKernels.find(lib, "cria_train_matmul_dx_multi"),
+                FunctionDescriptor.ofVoid(I, I, I, I, A, A, J, J, I, A), critical);
+        dwMulti = linker.downcallHandle(NativeKernels.find(lib, "cria_train_matmul_dw_multi"),
+                FunctionDescriptor.ofVoid(A, J, J, I, I, I, A, I, I, A), critical);
+        xentScratch = linker.downcallHandle(NativeKernels.find(lib, "cria_train_xent_scratch"), FunctionDescriptor.of(J, I, I), critical);
+        xentPack = linker.downcallHandle(NativeKernels.find(lib, "cria_train_xent_pack"), FunctionDescriptor.ofVoid(A, I, I, A), critical);
         // heap access allowed: the targets and losses are Java arrays
-        xent = linker.downcallHandle(NativeKernels.find(lib, "cria_train_softmax_xent"),
-                FunctionDescriptor.ofVoid(A, J, J, I, I, I, A, FF, I, A), Linker.Option.critical(true));
+        xentRows = linker.downcallHandle(NativeKernels.find(lib, "cria_train_xent_rows"),
+                FunctionDescriptor.ofVoid(A, J, I, I, I, A, I, A, A, J, J, A, FF, A, J, A), Linker.Option.critical(true));
         attScratch = linker.downcallHandle(NativeKernels.find(lib, "cria_train_attention_scratch"), FunctionDescriptor.of(J, I, I), critical);
         att = linker.downcallHandle(NativeKernels.find(lib, "cria_train_attention"),
                 FunctionDescriptor.ofVoid(A, A, A, A, A, I, I, I, I, I, I, FF, J, A), critical);
@@ -94,6 +112,8 @@ final class NativeTrainPath extends JavaTrainPath {
         dropoutH = linker.downcallHandle(NativeKernels.find(lib, "cria_train_dropout"), FunctionDescriptor.ofVoid(A, J, J, FF, J), critical);
         pack = new MemorySegment[threads];
         java.util.Arrays.fill(pack, MemorySegment.NULL);
+        xentPacked = new MemorySegment[threads];
+        java.util.Arrays.fill(xentPacked, MemorySegment.NULL);
         attScratchSeg = new MemorySegment[threads];
         java.util.Arrays.fill(attScratchSeg, MemorySegment.NULL);
     }
@@ -151,6 +171,7 @@ final class NativeTrainPath extends JavaTrainPath {
 
     @Override
     void matmulBackward(HostBuf dout, HostBuf x, HostBuf w, int n, HostBuf dx, boolean accumulateDx, HostBuf dw) {
+        packFor(w.cols(), w.rows());
         a = dout;
         b = x;
         this.n = n;
@@ -166,33 +187,125 @@ final class NativeTrainPath extends JavaTrainPath {
         }
     }
 
-    private void dxRows(int lo, int hi) {
+    private void dxRows(int th, int lo, int hi) {
         if (lo < hi) {
-            dxCall(a.segment(), 0, a.cols(), lo, hi, c.rows(), c.segment(), c.cols(), d.segment(), 0, d.cols(), flag);
+            dxCall(a.segment(), 0, a.cols(), lo, hi, c.rows(), c.segment(), c.cols(), d.segment(), 0, d.cols(), flag, pack[th]);
         }
     }
 
     private void dxCall(MemorySegment g, long go, long gs, int i0, int i1, int o, MemorySegment w, int k, MemorySegment dx, long dxo,
-                        long dxs, boolean acc) {
+                        long dxs, boolean acc, MemorySegment scratch) {
         try {
-            mmDx.invokeExact(g, go, gs, i0, i1, o, w, k, dx, dxo, dxs, acc ? 1 : 0);
+            mmDx.invokeExact(g, go, gs, i0, i1, o, w, k, dx, dxo, dxs, acc ? 1 : 0, scratch);
         } catch (Throwable e) {
             throw new IllegalStateException(e);
         }
     }
 
-    private void dwRows(int r0, int r1) {
+    private void dwRows(int th, int r0, int r1) {
         if (r0 < r1) {
-            dwCall(a.segment(), 0, a.cols(), b.segment(), 0, b.cols(), n, r0, r1, c.cols(), c.segment(), c.cols());
+            dwCall(a.segment(), 0, a.cols(), b.segment(), 0, b.cols(), n, r0, r1, c.cols(), c.segment(), c.cols(), pack[th]);
         }
     }
 
     private void dwCall(MemorySegment g, long go, long gs, MemorySegment x, long xo, long xs, int rows, int r0, int r1, int k,
-                        MemorySegment dw, long dws) {
+                        MemorySegment dw, long dws, MemorySegment scratch) {
         try {
-            mmDw.invokeExact(g, go, gs, x, xo, xs, rows, r0, r1, k, dw, dws);
+            mmDw.invokeExact(g, go, gs, x, xo, xs, rows, r0, r1, k, dw, dws, scratch);
         } catch (Throwable e) {
             throw new IllegalStateException(e);
+        }
+    }
+
+    // ---- several products of one input ------------------------------------------------------
+
+    private static int roundUp32(int v) {
+        return (v + 31) / 32 * 32;
+    }
+
+    @Override
+    void matmuls(HostBuf x, HostBuf[] w, HostBuf[] out, int count, int n) {
+        int rows = 0;
+        for (int j = 0; j < count; j++) {
+            parts.setAtIndex(J, 4L * j, w[j].segment().address());
+            parts.setAtIndex(J, 4L * j + 1, out[j].segment().address());
+            parts.setAtIndex(J, 4L * j + 2, w[j].rows());
+            parts.setAtIndex(J, 4L * j + 3, out[j].cols());
+            rows += roundUp32(w[j].rows());
+        }
+        packFor(x.cols(), rows);
+        a = x;
+        this.n = n;
+        partCount = count;
+        pool.run(mmMultiTask);
+    }
+
+    private void mmMultiRows(int th, int lo, int hi) {
+        if (lo < hi) {
+            try {
+                mmMulti.invokeExact(a.segment(), 0L, (long) a.cols(), lo, hi, a.cols(), partCount, parts, pack[th]);
+            } catch (Throwable e) {
+                throw new IllegalStateException(e);
+            }
+        }
+    }
+
+    @Override
+    void matmulsBackward(HostBuf[] dout, HostBuf x, HostBuf[] w, int count, int n, HostBuf dx, boolean accumulateDx, HostBuf[] dw) {
+        int rows = 0;
+        int dws = 0;
+        for (int j = 0; j < count; j++) {
+            parts.setAtIndex(J, 4L * j, dout[j].segment().address());
+            parts.setAtIndex(J, 4L * j + 1, dout[j].cols());
+            parts.setAtIndex(J, 4L * j + 2, w[j].segment().address());
+            parts.setAtIndex(J, 4L * j + 3, w[j].rows());
+            rows += roundUp32(w[j].rows());
+            if (dw[j] != null) {
+                dwParts.setAtIndex(J, 4L * dws, dout[j].segment().address());
+                dwParts.setAtIndex(J, 4L * dws + 1, dout[j].cols());
+                dwParts.setAtIndex(J, 4L * dws + 2, dw[j].segment().address());
+                dwParts.setAtIndex(J, 4L * dws + 3, dw[j].rows());
+                dws++;
+            }
+        }
+        packFor(x.cols(), rows);
+        a = x;
+        this.n = n;
+        if (dx != null) {
+            partCount = count;
+            d = dx;
+            flag = accumulateDx;
+            pool.run(dxMultiTask);
+        }
+        if (dws > 0) {
+            partCount = dws;
+            partRows = 0;
+            for (int j = 0; j < count; j++) {
+                if (dw[j] != null) {
+                    partRows += dw[j].rows();
+                }
+            }
+            pool.run(dwMultiTask);
+        }
+    }
+
+    private void dxMultiRows(int th, int lo, int hi) {
+        if (lo < hi) {
+            try {
+                dxMulti.invokeExact(lo, hi, a.cols(), partCount, parts, d.segment(), 0L, (long) d.cols(), flag ? 1 : 0, pack[th]);
+            } catch (Throwable e) {
+                throw new IllegalStateException(e);
+            }
+        }
+    }
+
+    private void dwMultiRows(int th, int r0, int r1) {
+        if (r0 < r1) {
+            try {
+                dwMulti.invokeExact(a.segment(), 0L, (long) a.cols(), n, a.cols(), partCount, dwParts, r0, r1, pack[th]);
+            } catch (Throwable e) {
+                throw new IllegalStateException(e);
+            }
         }
     }
 
@@ -214,11 +327,21 @@ final class NativeTrainPath extends JavaTrainPath {
             targetsArray = targets;
             targetsSeg = MemorySegment.ofArray(targets);
         }
+        long bytes;
+        try {
+            bytes = 4 * (long) xentScratch.invokeExact(w.cols(), vocab);
+        } catch (Throwable ex) {
+            throw new IllegalStateException(ex);
+        }
+        for (int t = 0; t < threads; t++) {
+            xentPacked[t] = grow(xentPacked[t], bytes);
+        }
         a = x;
         b = w;
         p1 = scale;
         c = dw;
         e = dx;
+        pool.run(cePackTask);
         for (int r0 = 0; r0 < n; r0 += CE_ROWS_NATIVE) {
             block0 = r0;
             blockRows = Math.min(CE_ROWS_NATIVE, n - r0);
@@ -234,7 +357,16 @@ final class NativeTrainPath extends JavaTrainPath {
         return sum;
     }
 
-    /** Global rows [lo, hi) of the current block: logits, loss and (with dx) their gradient and dx. */
+    /** Each thread's copy of the output weight, packed once per call for the logits and for dx. */
+    private void cePack(int th) {
+        try {
+            xentPack.invokeExact(b.segment(), b.rows(), b.cols(), xentPacked[th]);
+        } catch (Throwable ex) {
+            throw new IllegalStateException(ex);
+        }
+    }
+
+    /** Global rows [lo, hi) of the current block: logits, loss and (with dx) their gradient and dx, a few rows at a time. */
     private void ceRows(int th, int lo, int hi) {
         if (lo >= hi) {
             return;
@@ -242,22 +374,19 @@ final class NativeTrainPath extends JavaTrainPath {
         int vocab = b.rows();
         int dim = a.cols();
         long shift = -(long) block0 * vocab; // block row r - block0 holds global row r
-        matmulCall(a.segment(), 0, dim, lo, hi, dim, b.segment(), vocab, ceBlock, shift, vocab, pack[th]);
         try {
-            xent.invokeExact(ceBlock, shift, (long) vocab, lo, hi, vocab, targetsSeg, p1, e != null ? 1 : 0, lossSeg);
+            xentRows.invokeExact(a.segment(), (long) dim, lo, hi, dim, b.segment(), vocab, xentPacked[th], ceBlock, shift, (long) vocab,
+                    targetsSeg, p1, (MemorySegment) (e != null ? e.segment() : MemorySegment.NULL), (long) dim, lossSeg);
         } catch (Throwable ex) {
             throw new IllegalStateException(ex);
-        }
-        if (e != null) {
-            dxCall(ceBlock, shift, vocab, lo, hi, vocab, b.segment(), dim, e.segment(), 0, dim, false);
         }
     }
 
     /** dw rows [r0, r1) += the block's logit gradients ᵀ · its rows of x. */
-    private void ceDw(int r0, int r1) {
+    private void ceDw(int th, int r0, int r1) {
         if (r0 < r1) {
             int dim = a.cols();
-            dwCall(ceBlock, 0, b.rows(), a.segment(), (long) block0 * dim, dim, blockRows, r0, r1, dim, c.segment(), dim);
+            dwCall(ceBlock, 0, b.rows(), a.segment(), (long) block0 * dim, dim, blockRows, r0, r1, dim, c.segment(), dim, pack[th]);
         }
     }
 

@@ -9,6 +9,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import cria.backend.Buf;
 import cria.backend.Rope;
 import cria.backend.ref.RefTrainOps;
+import java.util.Arrays;
 import java.util.Random;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.Assumptions;
@@ -116,6 +117,69 @@ class CpuTrainOpsTest {
                 b.c.matmulBackward(g.c, x.c, w.c, n, null, false, dw.c);
                 b.r.matmulBackward(g.r, x.r, w.r, n, null, false, dw.r);
                 b.expect("matmul dw +=", dw, out, 2 * n);
+            }
+        }
+    }
+
+    /** Several products of one input (q, k, v; gate, up) against the oracle, and bit for bit against one product at a time. */
+    @ParameterizedTest(name = "native={0} threads={1}")
+    @MethodSource("paths")
+    void severalProductsOfOneInput(boolean nat, int threads) {
+        int[][] shapes = {{97, 64, 64, 32, 32}, {300, 37, 53, 20, 7}, {39, 70, 172, 172}, {5, 9, 3}};
+        for (int[] s : shapes) {
+            int n = s[0], in = s[1], count = s.length - 2;
+            try (Both b = new Both(nat, threads)) {
+                P x = b.rand("x", n + 1, in, 1);
+                P[] w = new P[count], y = new P[count], g = new P[count], dw = new P[count];
+                for (int j = 0; j < count; j++) {
+                    w[j] = b.rand("w" + j, s[2 + j], in, 0.5);
+                    y[j] = b.zeros("y" + j, n + 1, s[2 + j]);
+                    g[j] = b.rand("g" + j, n, s[2 + j], 1);
+                    dw[j] = b.rand("dw" + j, s[2 + j], in, 1);
+                }
+                Buf[] wc = new Buf[count], wr = new Buf[count], yc = new Buf[count], yr = new Buf[count];
+                Buf[] gc = new Buf[count], gr = new Buf[count], dwc = new Buf[count], dwr = new Buf[count];
+                for (int j = 0; j < count; j++) {
+                    wc[j] = w[j].c;
+                    wr[j] = w[j].r;
+                    yc[j] = y[j].c;
+                    yr[j] = y[j].r;
+                    gc[j] = g[j].c;
+                    gr[j] = g[j].r;
+                    dwc[j] = j == 1 ? null : dw[j].c; // the second weight frozen
+                    dwr[j] = j == 1 ? null : dw[j].r;
+                }
+                String what = count + " products " + n + "x" + in;
+                b.c.matmuls(x.c, wc, n, yc);
+                b.r.matmuls(x.r, wr, n, yr);
+                for (int j = 0; j < count; j++) {
+                    b.expect(what + " out " + j, y[j], n, in);
+                    float[] fused = new float[n * s[2 + j]], one = new float[n * s[2 + j]];
+                    b.c.read(y[j].c, fused);
+                    b.c.matmul(x.c, w[j].c, n, y[j].c);
+                    b.c.read(y[j].c, one);
+                    assertArrayEquals(one, fused, what + " out " + j + ": fused and single products differ");
+                }
+                P dx = b.rand("dx", n, in, 1);
+                float[] dx0 = new float[n * in];
+                b.c.read(dx.c, dx0);
+                b.c.matmulsBackward(gc, x.c, wc, n, dx.c, true, dwc);
+                b.r.matmulsBackward(gr, x.r, wr, n, dx.r, true, dwr);
+                b.expect(what + " dx +=", dx, n, 2 * Arrays.stream(s, 2, s.length).sum());
+                for (int j = 0; j < count; j++) {
+                    if (j != 1) {
+                        b.expect(what + " dw " + j, dw[j], s[2 + j], n);
+                    }
+                }
+                // dx written, bit for bit as one product at a time
+                float[] fused = new float[n * in], one = new float[n * in];
+                b.c.matmulsBackward(gc, x.c, wc, n, dx.c, false, null);
+                b.c.read(dx.c, fused);
+                for (int j = 0; j < count; j++) {
+                    b.c.matmulBackward(gc[j], x.c, wc[j], n, dx.c, j > 0, null);
+                }
+                b.c.read(dx.c, one);
+                assertArrayEquals(one, fused, what + ": fused and single dx differ");
             }
         }
     }
