@@ -42,7 +42,7 @@ DEMO_MODEL := target/demo/cria-demo.gguf
 DEFAULT_DIR := target/default
 DEFAULT_MODEL := $(DEFAULT_DIR)/cria-stories.gguf
 DEFAULT_TRAIN := --vocab-size 512 --dim 64 --layers 5 --heads 8 --kv-heads 4 --ffn 172 --ctx 128 --batch 16 \
-                 --steps 400 --lr 3e-3 --warmup 20 --schedule cosine --min-lr 3e-4 --weight-decay 0.1 --eval-every 100 --seed 1
+                 --steps 800 --lr 3e-3 --warmup 30 --schedule cosine --min-lr 3e-4 --weight-decay 0.1 --eval-every 100 --seed 1
 AOT := target/cria.aot
 
 .PHONY: all build run test bench kernels native install clean help
