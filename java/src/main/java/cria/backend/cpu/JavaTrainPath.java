@@ -864,7 +864,12 @@ class JavaTrainPath {
         p6 = (float) (lr / (1 - Math.pow(beta1, step)));
         p7 = (float) Math.sqrt(1 - Math.pow(beta2, step));
         count = (long) p.rows() * p.cols();
-        runRows(tasks[ADAMW], count);
+        runRows(adamwTask(), count);
+    }
+
+    /** The task that runs {@link #adamw}'s elements once its arguments are set (the native path has its own). */
+    WorkerPool.Task adamwTask() {
+        return tasks[ADAMW];
     }
 
     private void adamwRange(int from, int to) {

@@ -52,7 +52,7 @@ final class NativeTrainPath extends JavaTrainPath {
     private final WorkerPool.Task mmTask = (th, nt) -> mmRows(th, lo(n, th, nt), lo(n, th + 1, nt));
     private final WorkerPool.Task dxTask = (th, nt) -> dxRows(th, lo(n, th, nt), lo(n, th + 1, nt));
     private final WorkerPool.Task dwTask = (th, nt) -> dwRows(th, loUnits(c.rows(), 4, th, nt), loUnits(c.rows(), 4, th + 1, nt));
-    private final WorkerPool.Task adamwTask = (th, nt) -> adamwRange(loUnits((int) count, 16, th, nt), loUnits((int) count, 16, th + 1, nt));
+    private final WorkerPool.Task nativeAdamw = (th, nt) -> adamwRange(loUnits((int) count, 16, th, nt), loUnits((int) count, 16, th + 1, nt));
     private final WorkerPool.Task cePackTask = (th, nt) -> cePack(th);
     private final WorkerPool.Task ceTask = (th, nt) -> ceRows(th, block0 + lo(blockRows, th, nt), block0 + lo(blockRows, th + 1, nt));
     private final WorkerPool.Task mmMultiTask = (th, nt) -> mmMultiRows(th, lo(n, th, nt), lo(n, th + 1, nt));
@@ -576,21 +576,8 @@ final class NativeTrainPath extends JavaTrainPath {
     }
 
     @Override
-    void adamw(HostBuf p, HostBuf g, HostBuf m, HostBuf v, float gradScale, float lr, float beta1, float beta2, float eps,
-               float weightDecay, int step) {
-        a = p;
-        b = g;
-        c = m;
-        d = v;
-        p1 = gradScale;
-        p2 = beta1;
-        p3 = beta2;
-        p4 = eps;
-        p5 = 1f - lr * weightDecay;
-        p6 = (float) (lr / (1 - Math.pow(beta1, step)));
-        p7 = (float) Math.sqrt(1 - Math.pow(beta2, step));
-        count = (long) p.rows() * p.cols();
-        runRows(adamwTask, count);
+    WorkerPool.Task adamwTask() {
+        return nativeAdamw;
     }
 
     private void adamwRange(long from, long to) {
