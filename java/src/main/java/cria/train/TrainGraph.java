@@ -246,6 +246,19 @@ public final class TrainGraph {
         return q.frozen() ? null : q.grad;
     }
 
+    /**
+     * The gradient of a residual branch's output: the stream's own gradient, or, with dropout, a
+     * copy of it through the same mask the forward pass applied (no copy without dropout).
+     */
+    private Buf branchGradient(long seed, int layer, int site) {
+        if (dropout <= 0) {
+            return dx;
+        }
+        ops.copy(dx, n, dy);
+        ops.dropout(dy, n, dropout, siteSeed(seed, layer, site));
+        return dy;
+    }
+
     private void backward(int[] inputs, long seed) {
         float eps = c.rmsEps();
         int L = c.layers();
@@ -258,21 +271,13 @@ public final class TrainGraph {
                 layerForward(l, a, n, seqs, dropout, seed);
             }
             // feed-forward block
-            ops.copy(dx, n, dy);
-            if (dropout > 0) {
-                ops.dropout(dy, n, dropout, siteSeed(seed, l, 2));
-            }
-            ops.matmulBackward(dy, a.h, p.down[l].value, n, dh, false, grad(p.down[l]));
+            ops.matmulBackward(branchGradient(seed, l, 2), a.h, p.down[l].value, n, dh, false, grad(p.down[l]));
             ops.swigluBackward(dh, a.gate, a.up, n, dgate, dup);
             ops.matmulsBackward(fill(o2, dgate, dup), a.xb2, fill(w2, p.gate[l].value, p.up[l].value), n, dxb, false,
                     fill(g2, grad(p.gate[l]), grad(p.up[l])));
             ops.rmsnormBackward(dxb, a.xMid, p.ffnNorm[l].value, a.rstd2, n, dx, p.ffnNorm[l].grad);
             // attention block
-            ops.copy(dx, n, dy);
-            if (dropout > 0) {
-                ops.dropout(dy, n, dropout, siteSeed(seed, l, 1));
-            }
-            ops.matmulBackward(dy, a.att, p.wo[l].value, n, datt, false, grad(p.wo[l]));
+            ops.matmulBackward(branchGradient(seed, l, 1), a.att, p.wo[l].value, n, datt, false, grad(p.wo[l]));
             ops.attentionBackward(datt, a.q, a.k, a.v, a.att, a.lse, seqs, len, c.heads(), c.kvHeads(), c.headDim(), dropout,
                     siteSeed(seed, l, 0), dq, dk, dv);
             ops.rope(dq, c.heads(), c.headDim(), n, len, rope, true);
