@@ -14,11 +14,14 @@ import java.util.Map;
  * <pre>
  * check                                cpu-java  cpu-native  cuda    why
  * matmul, F32/F16/BF16 weights         1e-5      1e-5        1e-5    float products, another summation order
- * matmul, quantized weights            1e-5      2.5e-2      2e-5    native: activations quantized to 8 bits, a scale
+ * matmul, quantized weights            1e-5      5e-2        2e-5    native: activations quantized to 8 bits, a scale
  *                                                                    per block (an outlier in the block costs the
  *                                                                    rest precision): measured up to 2.4e-2 on 12
- *                                                                    outputs (max of 8640), p99 1.3e-2; java and
- *                                                                    cuda: weights dequantized, float activations
+ *                                                                    outputs (max of 8640), p99 1.3e-2, and 2.67e-2
+ *                                                                    on a Q4_K product of 1 x 512 (seed
+ *                                                                    -3514668791876113077): few outputs make the
+ *                                                                    measure heavy-tailed; java and cuda: weights
+ *                                                                    dequantized, float activations
  * silu(gate) * up of quantized         1e-5      5e-2        2e-5    the product of two such products: both
  *   products (rmsnormGateUpSwiglu)                                   errors add (native measured up to 2.4e-2)
  * embed (any table type)               1e-6      1e-6        1e-6    a dequantized row: float rounding at most
@@ -53,7 +56,7 @@ final class Tolerances {
     static {
         //                                   cpu-java  cpu-native  cuda
         TABLE.put(Check.MATMUL_FLOAT,     new double[] {1e-5, 1e-5, 1e-5});
-        TABLE.put(Check.MATMUL_QUANTIZED, new double[] {1e-5, 2.5e-2, 2e-5});
+        TABLE.put(Check.MATMUL_QUANTIZED, new double[] {1e-5, 5e-2, 2e-5});
         TABLE.put(Check.SWIGLU_OF_QUANTIZED_PRODUCTS, new double[] {1e-5, 5e-2, 2e-5});
         TABLE.put(Check.EMBED,            new double[] {1e-6, 1e-6, 1e-6});
         TABLE.put(Check.RMSNORM,          new double[] {1e-6, 1e-6, 1e-6});
