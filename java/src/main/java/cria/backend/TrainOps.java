@@ -39,6 +39,18 @@ public interface TrainOps extends AutoCloseable {
     /** {@code dst = src} over rows {@code [0, n)}; same shapes. */
     void copy(Buf src, int n, Buf dst);
 
+    /**
+     * A frozen weight over a model file's tensor of any type, F32 to Q2_K (fine-tuning's base):
+     * read-only, its bytes left where they are (the mapped file; a quantized tensor is never
+     * dequantized whole: products stream its rows). It is a {@code [rows, rowLength]} weight for
+     * {@link #matmul}, {@link #matmuls}, {@link #matmulBackward} and {@link #matmulsBackward} (with
+     * no weight gradient), {@link #crossEntropy} (with {@code dw} null) and {@link #embed}.
+     */
+    Buf frozen(cria.tensor.Tensor t);
+
+    /** {@code x *= s} over [n, cols]. */
+    void scale(Buf x, int n, float s);
+
     // ---- forward ---------------------------------------------------------------------------
 
     /** {@code x[i] = table[tokens[i]]}. table: [vocab, dim]; x: [n, dim]. Tokens are checked by the caller. */

@@ -26,7 +26,7 @@ import java.util.List;
  * One file, {@code checkpoint.bin} in the checkpoint directory: the magic {@code CRIACKPT}, a
  * version, a JSON header (the step reached, the recipe it belongs to, the best evaluation, the
  * evaluations without improvement, the loss history), then every tensor's values and its two
- * AdamW moments as little-endian float32 in {@link Params#all()} order, then the best weights when
+ * AdamW moments as little-endian float32 in {@link Params#stateful()} order, then the best weights when
  * there are any. The data position and the random state are functions of the step and the seed
  * (windows and dropout masks are drawn from counters), so the step restores them. It is written
  * to a temporary file, forced to disk and renamed over the previous one: a kill at any moment
@@ -84,7 +84,7 @@ public final class Checkpoint {
                 writeFully(ch, head);
                 ByteBuffer buf = ByteBuffer.allocate(1 << 20).order(ByteOrder.LITTLE_ENDIAN);
                 float[] scratch = new float[0];
-                for (Params.Param q : p.all()) {
+                for (Params.Param q : p.stateful()) {
                     for (Buf b : new Buf[] {q.value, q.m, q.v}) {
                         if (scratch.length != q.size()) {
                             scratch = new float[Math.toIntExact(q.size())];
@@ -139,7 +139,7 @@ public final class Checkpoint {
                         + "]; resume with the same model, data and options, or use another --checkpoint directory");
             }
             long tensors = 0;
-            for (Params.Param q : p.all()) {
+            for (Params.Param q : p.stateful()) {
                 tensors += q.size();
             }
             boolean hasBest = h.path("hasBest").asBoolean(false);
@@ -152,7 +152,7 @@ public final class Checkpoint {
             st.badEvals = h.path("badEvals").asInt();
             ByteBuffer buf = ByteBuffer.allocate(1 << 20).order(ByteOrder.LITTLE_ENDIAN);
             buf.flip();
-            for (Params.Param q : p.all()) {
+            for (Params.Param q : p.stateful()) {
                 for (Buf b : new Buf[] {q.value, q.m, q.v}) {
                     float[] vals = new float[Math.toIntExact(q.size())];
                     buf = readFloats(ch, buf, vals, f);
@@ -160,9 +160,9 @@ public final class Checkpoint {
                 }
             }
             if (hasBest) {
-                st.bestWeights = new float[p.all().size()][];
-                for (int i = 0; i < p.all().size(); i++) {
-                    st.bestWeights[i] = new float[Math.toIntExact(p.all().get(i).size())];
+                st.bestWeights = new float[p.stateful().size()][];
+                for (int i = 0; i < p.stateful().size(); i++) {
+                    st.bestWeights[i] = new float[Math.toIntExact(p.stateful().get(i).size())];
                     buf = readFloats(ch, buf, st.bestWeights[i], f);
                 }
             }

@@ -36,14 +36,26 @@ public final class Params implements AutoCloseable {
         boolean frozen;
 
         Param(TrainOps ops, String name, int rows, int cols, boolean decay) {
+            this(name, rows, cols, decay, ops.allocate(name, rows, cols), ops.allocate(name + ".grad", rows, cols),
+                    ops.allocate(name + ".m", rows, cols), ops.allocate(name + ".v", rows, cols));
+        }
+
+        /** A tensor with the given buffers; a frozen base tensor has no moments and (matrices) no gradient. */
+        Param(String name, int rows, int cols, boolean decay, Buf value, Buf grad, Buf m, Buf v) {
             this.name = name;
             this.rows = rows;
             this.cols = cols;
             this.decay = decay;
-            this.value = ops.allocate(name, rows, cols);
-            this.grad = ops.allocate(name + ".grad", rows, cols);
-            this.m = ops.allocate(name + ".m", rows, cols);
-            this.v = ops.allocate(name + ".v", rows, cols);
+            this.value = value;
+            this.grad = grad;
+            this.m = m;
+            this.v = v;
+            this.frozen = m == null;
+        }
+
+        /** Whether this tensor has optimizer state (a base tensor of fine-tuning has none: it never trains). */
+        public boolean hasState() {
+            return m != null;
         }
 
         /** Whether the optimizer leaves this tensor as it is (--freeze). */
@@ -78,14 +90,24 @@ public final class Params implements AutoCloseable {
     public final Param[] up;
     public final Param[] down;
 
+    /** Makes one tensor: (name, rows, cols, decay) to a Param. */
+    private interface Maker {
+        Param make(String name, int rows, int cols, boolean decay);
+    }
+
     /** Allocates the tensors of {@code c} (zeroed) in {@code ops}' memory. */
     public Params(LlamaConfig c, boolean tied, TrainOps ops) {
+        this(c, tied, (name, rows, cols, decay) -> new Param(ops, name, rows, cols, decay));
+    }
+
+    private Params(LlamaConfig c, boolean tied, Maker maker) {
         this.config = c;
         this.tied = tied;
         int L = c.layers();
-        emb = add(ops, "token_embd.weight", c.vocab(), c.dim(), true);
-        outNorm = add(ops, "output_norm.weight", 1, c.dim(), false);
-        out = tied ? emb : add(ops, "output.weight", c.vocab(), c.dim(), true);
+        this.lora = new LoraPair[L][];
+        emb = add(maker.make("token_embd.weight", c.vocab(), c.dim(), true));
+        outNorm = add(maker.make("output_norm.weight", 1, c.dim(), false));
+        out = tied ? emb : add(maker.make("output.weight", c.vocab(), c.dim(), true));
         attnNorm = new Param[L];
         wq = new Param[L];
         wk = new Param[L];
@@ -97,22 +119,148 @@ public final class Params implements AutoCloseable {
         down = new Param[L];
         for (int l = 0; l < L; l++) {
             String p = "blk." + l + ".";
-            attnNorm[l] = add(ops, p + "attn_norm.weight", 1, c.dim(), false);
-            wq[l] = add(ops, p + "attn_q.weight", c.qDim(), c.dim(), true);
-            wk[l] = add(ops, p + "attn_k.weight", c.kvDim(), c.dim(), true);
-            wv[l] = add(ops, p + "attn_v.weight", c.kvDim(), c.dim(), true);
-            wo[l] = add(ops, p + "attn_output.weight", c.dim(), c.qDim(), true);
-            ffnNorm[l] = add(ops, p + "ffn_norm.weight", 1, c.dim(), false);
-            gate[l] = add(ops, p + "ffn_gate.weight", c.ffn(), c.dim(), true);
-            up[l] = add(ops, p + "ffn_up.weight", c.ffn(), c.dim(), true);
-            down[l] = add(ops, p + "ffn_down.weight", c.dim(), c.ffn(), true);
+            attnNorm[l] = add(maker.make(p + "attn_norm.weight", 1, c.dim(), false));
+            wq[l] = add(maker.make(p + "attn_q.weight", c.qDim(), c.dim(), true));
+            wk[l] = add(maker.make(p + "attn_k.weight", c.kvDim(), c.dim(), true));
+            wv[l] = add(maker.make(p + "attn_v.weight", c.kvDim(), c.dim(), true));
+            wo[l] = add(maker.make(p + "attn_output.weight", c.dim(), c.qDim(), true));
+            ffnNorm[l] = add(maker.make(p + "ffn_norm.weight", 1, c.dim(), false));
+            gate[l] = add(maker.make(p + "ffn_gate.weight", c.ffn(), c.dim(), true));
+            up[l] = add(maker.make(p + "ffn_up.weight", c.ffn(), c.dim(), true));
+            down[l] = add(maker.make(p + "ffn_down.weight", c.dim(), c.ffn(), true));
         }
     }
 
-    private Param add(TrainOps ops, String name, int rows, int cols, boolean decay) {
-        Param p = new Param(ops, name, rows, cols, decay);
+    /**
+     * A fine-tuning base: every tensor of {@code file} (a Llama model of shape {@code c}, any
+     * weight type) frozen where it is. Matrices are {@link TrainOps#frozen} views of the mapped
+     * file (never copied, never dequantized whole); the small norm vectors are copied as floats.
+     * Nothing of it trains: adapters are added with {@link #addLora}.
+     */
+    public static Params frozenBase(LlamaConfig c, GgufFile file, TrainOps ops) {
+        boolean tied = file.tensor("output.weight") == null;
+        Params base = new Params(c, tied, (name, rows, cols, decay) -> {
+            GgufTensorInfo info = file.tensor(name);
+            if (info == null) {
+                throw new CriaException(file.path() + ": no tensor " + name + "; fine-tuning needs a Llama model");
+            }
+            Tensor t = Tensor.of(file, info);
+            if (t.rows() != rows || t.rowLength() != cols) {
+                throw new CriaException(file.path() + ": tensor " + name + " is " + t.rows() + " x " + t.rowLength() + ", expected "
+                        + rows + " x " + cols);
+            }
+            if (rows > 1) {
+                return new Param(name, rows, cols, decay, ops.frozen(t), null, null, null);
+            }
+            Buf value = ops.allocate(name, 1, cols);
+            ops.write(value, t.dequantizeRow(0));
+            return new Param(name, 1, cols, decay, value, ops.allocate(name + ".grad", 1, cols), null, null);
+        });
+        GgufTensorInfo freqs = file.tensor("rope_freqs.weight");
+        if (freqs != null) {
+            Tensor t = Tensor.of(file, freqs);
+            if (t.rows() != 1 || t.rowLength() != c.ropeDims() / 2) {
+                throw new CriaException(file.path() + ": rope_freqs.weight has " + t.rowLength() + " values, expected " + c.ropeDims() / 2);
+            }
+            base.ropeFactors = t.dequantizeRow(0);
+        }
+        return base;
+    }
+
+    private Param add(Param p) {
         all.add(p);
         return p;
+    }
+
+    // ---- LoRA ----------------------------------------------------------------------------------
+
+    /**
+     * One adapter of a product: {@code y = W·x + scale · B·(A·x)} with A {@code [rank, in]} and B
+     * {@code [out, rank]} (GGUF {@code <W>.lora_a} ne = [in, rank], {@code .lora_b} ne = [rank, out]).
+     */
+    public record LoraPair(LoraTarget target, Param a, Param b, float scale) {
+        public int rank() {
+            return a.rows;
+        }
+    }
+
+    private final LoraPair[][] lora;
+    private float[] ropeFactors;
+
+    /** llama3's per-frequency rope factors of the base ({@code rope_freqs.weight}), or null. */
+    public float[] ropeFactors() {
+        return ropeFactors;
+    }
+
+    /** The base product a target names in layer l. */
+    public Param product(int l, LoraTarget t) {
+        return switch (t) {
+            case Q -> wq[l];
+            case K -> wk[l];
+            case V -> wv[l];
+            case O -> wo[l];
+            case GATE -> gate[l];
+            case UP -> up[l];
+            case DOWN -> down[l];
+        };
+    }
+
+    /**
+     * Adds a trainable adapter on target t of layer l: A uniform in ±1/sqrt(in) (PyTorch's default
+     * for a linear layer, as PEFT initializes it), B zero, so the adapted model starts as the base;
+     * scale = alpha / rank. Seeded: the same seed gives the same A.
+     */
+    public LoraPair addLora(TrainOps ops, int l, LoraTarget t, int rank, float alpha, long seed) {
+        Param w = product(l, t);
+        Param a = add(new Param(ops, w.name + ".lora_a", rank, w.cols, true));
+        Param b = add(new Param(ops, w.name + ".lora_b", w.rows, rank, true));
+        float[] init = new float[Math.toIntExact(a.size())];
+        Random r = new Random(seed * 1_000_003L + (long) l * LoraTarget.values().length + t.ordinal());
+        double bound = 1.0 / Math.sqrt(w.cols);
+        for (int i = 0; i < init.length; i++) {
+            init[i] = (float) ((r.nextDouble() * 2 - 1) * bound);
+        }
+        ops.write(a.value, init);
+        LoraPair pair = new LoraPair(t, a, b, alpha / rank);
+        if (lora[l] == null) {
+            lora[l] = new LoraPair[LoraTarget.values().length];
+        }
+        lora[l][t.ordinal()] = pair;
+        return pair;
+    }
+
+    /** The adapter on target t of layer l, or null. */
+    public LoraPair lora(int l, LoraTarget t) {
+        return lora[l] == null ? null : lora[l][t.ordinal()];
+    }
+
+    /** Every adapter, by layer then target. */
+    public List<LoraPair> loras() {
+        List<LoraPair> list = new ArrayList<>();
+        for (LoraPair[] layer : lora) {
+            if (layer != null) {
+                for (LoraPair p : layer) {
+                    if (p != null) {
+                        list.add(p);
+                    }
+                }
+            }
+        }
+        return list;
+    }
+
+    /**
+     * The tensors that train, in {@link #all()} order: what checkpoints and best-weight snapshots
+     * hold (frozen ones are the same at every step: they come back from the model or the seed).
+     */
+    public List<Param> stateful() {
+        List<Param> list = new ArrayList<>();
+        for (Param p : all) {
+            if (p.hasState() && !p.frozen) {
+                list.add(p);
+            }
+        }
+        return list;
     }
 
     /** Bytes of the values, gradients and moments of a model of this shape, as float32 (for memory checks). */
@@ -178,6 +326,13 @@ public final class Params implements AutoCloseable {
             return 0;
         }
         for (int l = 0; l < config.layers(); l++) {
+            if (lora[l] != null) {
+                for (LoraPair q : lora[l]) {
+                    if (q != null && !q.a.frozen) {
+                        return l;
+                    }
+                }
+            }
             for (Param p : new Param[] {attnNorm[l], wq[l], wk[l], wv[l], wo[l], ffnNorm[l], gate[l], up[l], down[l]}) {
                 if (!p.frozen) {
                     return l;
@@ -274,7 +429,9 @@ public final class Params implements AutoCloseable {
     /** Zeroes every gradient. */
     public void zeroGrads(TrainOps ops) {
         for (Param p : all) {
-            ops.zero(p.grad);
+            if (p.grad != null && !p.frozen) {
+                ops.zero(p.grad);
+            }
         }
     }
 

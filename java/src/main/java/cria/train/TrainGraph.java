@@ -53,6 +53,13 @@ public final class TrainGraph {
     private final Buf[] w2 = new Buf[2];
     private final Buf[] o2 = new Buf[2];
     private final Buf[] g2 = new Buf[2];
+    // LoRA (when the params carry adapters): what each adapter keeps, and scratch by width
+    private final float loraDropout;
+    private final Buf[][] loraT;                 // [layer][target] [n, rank] scale · A·x, kept for backward
+    private final java.util.Map<Integer, Buf> loraOut = new java.util.HashMap<>();   // [n, out] B·t, by out width
+    private final java.util.Map<Integer, Buf> loraIn = new java.util.HashMap<>();    // [n, in] dropped input, by in width
+    private final java.util.Map<Integer, Buf> loraDx = new java.util.HashMap<>();    // [n, in] an adapter's input gradient, by in width
+    private final java.util.Map<Integer, Buf> loraDt = new java.util.HashMap<>();    // [n, rank] gradient of t, by rank
 
     /** What one layer keeps for backward. */
     private static final class Acts {
@@ -98,10 +105,20 @@ public final class TrainGraph {
      * @param dropout   dropout probability on attention weights and residual branches (training only)
      */
     public TrainGraph(Params params, TrainOps ops, int seqs, int len, boolean recompute, float dropout) {
+        this(params, ops, seqs, len, recompute, dropout, 0f);
+    }
+
+    /**
+     * A graph whose products carry the params' LoRA adapters ({@link Params#addLora}):
+     * {@code y = W·x + scale · B·(A·dropout(x))}, with {@code loraDropout} on each adapter's input
+     * (its own mask per adapter; training steps only).
+     */
+    public TrainGraph(Params params, TrainOps ops, int seqs, int len, boolean recompute, float dropout, float loraDropout) {
         this.c = params.config();
+        this.loraDropout = loraDropout;
         this.ops = ops;
         this.p = params;
-        this.rope = new Rope(c.ropeDims(), c.ropeBase(), c.ropeFreqScale(), null, c.ropeNeox());
+        this.rope = new Rope(c.ropeDims(), c.ropeBase(), c.ropeFreqScale(), params.ropeFactors(), c.ropeNeox());
         this.seqs = seqs;
         this.len = len;
         this.n = Math.multiplyExact(seqs, len);
@@ -130,6 +147,31 @@ public final class TrainGraph {
         dh = ops.allocate("dh", n, c.ffn());
         dgate = ops.allocate("dgate", n, c.ffn());
         dup = ops.allocate("dup", n, c.ffn());
+        loraT = new Buf[c.layers()][LoraTarget.values().length];
+        for (Params.LoraPair lp : params.loras()) {
+            int l = layerOf(lp);
+            int t = lp.target().ordinal();
+            loraT[l][t] = ops.allocate("lora" + l + "." + lp.target().shortName(), n, lp.rank());
+            Params.Param w = params.product(l, lp.target());
+            loraOut.computeIfAbsent(w.rows, k -> ops.allocate("loraOut" + k, n, k));
+            loraDt.computeIfAbsent(lp.rank(), k -> ops.allocate("loraDt" + k, n, k));
+            if (loraDropout > 0) {
+                loraIn.computeIfAbsent(w.cols, k -> ops.allocate("loraIn" + k, n, k));
+                loraDx.computeIfAbsent(w.cols, k -> ops.allocate("loraDx" + k, n, k));
+            }
+        }
+    }
+
+    private int layerOf(Params.LoraPair lp) {
+        String name = lp.a().name; // blk.<l>.
+        return Integer.parseInt(name.substring(4, name.indexOf('.', 4)));
+    }
+
+    /** Bytes of the buffers adapters of rank {@code rank} on {@code perLayer} products of every layer add (float32). */
+    public static long loraActivationBytes(LlamaConfig c, int seqs, int len, int rank, int perLayer, boolean dropout) {
+        long rows = (long) seqs * len;
+        long widths = 2L * c.dim() + 2L * c.qDim() + 2L * c.kvDim() + 2L * c.ffn();
+        return 4L * rows * ((long) c.layers() * perLayer * rank + rank + widths * (dropout ? 3 : 1));
     }
 
     /** Bytes of activations a graph of this size keeps (float32), for memory checks before allocating. */
@@ -164,7 +206,7 @@ public final class TrainGraph {
      * @return the sum of the scored tokens' cross-entropies
      */
     public double trainStep(int[] inputs, int[] targets, float scale, long seed) {
-        forward(inputs, n, seqs, dropout, seed);
+        forward(inputs, n, seqs, dropout, loraDropout, seed);
         double loss = ops.crossEntropy(xf, p.out.value, targets, n, scale, dxf, p.out.frozen() ? null : p.out.grad);
         backward(inputs, seed);
         return loss;
@@ -179,7 +221,7 @@ public final class TrainGraph {
             throw new IllegalArgumentException("windows " + windows + " outside 1.." + seqs);
         }
         int rows = windows * len;
-        forward(inputs, rows, windows, 0f, 0);
+        forward(inputs, rows, windows, 0f, 0f, 0);
         return ops.crossEntropy(xf, p.out.value, targets, rows, 1f, null, null);
     }
 
@@ -193,25 +235,29 @@ public final class TrainGraph {
         return z ^ (z >>> 29);
     }
 
-    private void forward(int[] inputs, int rows, int windows, float drop, long seed) {
+    private void forward(int[] inputs, int rows, int windows, float drop, float loraDrop, long seed) {
         ops.embed(p.emb.value, inputs, rows, xIn[0]);
         for (int l = 0; l < c.layers(); l++) {
-            layerForward(l, acts(l), rows, windows, drop, seed);
+            layerForward(l, acts(l), rows, windows, drop, loraDrop, seed);
         }
         ops.rmsnorm(xIn[c.layers()], p.outNorm.value, c.rmsEps(), rows, xf, rstdF);
     }
 
     /** Layer l from xIn[l] into xIn[l + 1], keeping its activations in a. */
-    private void layerForward(int l, Acts a, int rows, int windows, float drop, long seed) {
+    private void layerForward(int l, Acts a, int rows, int windows, float drop, float loraDrop, long seed) {
         float eps = c.rmsEps();
         Buf x = xIn[l];
         // attention block: xMid = x + dropout(wo · attention(rope(wq·xb1), rope(wk·xb1), wv·xb1))
         ops.rmsnorm(x, p.attnNorm[l].value, eps, rows, a.xb1, a.rstd1);
         ops.matmuls(a.xb1, fill(w3, p.wq[l].value, p.wk[l].value, p.wv[l].value), rows, fill(o3, a.q, a.k, a.v));
+        loraForward(l, LoraTarget.Q, a.xb1, a.q, rows, loraDrop, seed);  // q += scale · Bq·(Aq·xb1), likewise k, v
+        loraForward(l, LoraTarget.K, a.xb1, a.k, rows, loraDrop, seed);
+        loraForward(l, LoraTarget.V, a.xb1, a.v, rows, loraDrop, seed);
         ops.rope(a.q, c.heads(), c.headDim(), rows, len, rope, false);
         ops.rope(a.k, c.kvHeads(), c.headDim(), rows, len, rope, false);
         ops.attention(a.q, a.k, a.v, windows, len, c.heads(), c.kvHeads(), c.headDim(), a.att, a.lse, drop, siteSeed(seed, l, 0));
         ops.matmul(a.att, p.wo[l].value, rows, y);
+        loraForward(l, LoraTarget.O, a.att, y, rows, loraDrop, seed);
         if (drop > 0) {
             ops.dropout(y, rows, drop, siteSeed(seed, l, 1));
         }
@@ -220,13 +266,68 @@ public final class TrainGraph {
         // feed-forward block: xIn[l+1] = xMid + dropout(down · (silu(gate·xb2) * up·xb2))
         ops.rmsnorm(a.xMid, p.ffnNorm[l].value, eps, rows, a.xb2, a.rstd2);
         ops.matmuls(a.xb2, fill(w2, p.gate[l].value, p.up[l].value), rows, fill(o2, a.gate, a.up));
+        loraForward(l, LoraTarget.GATE, a.xb2, a.gate, rows, loraDrop, seed);
+        loraForward(l, LoraTarget.UP, a.xb2, a.up, rows, loraDrop, seed);
         ops.swiglu(a.gate, a.up, rows, a.h);
         ops.matmul(a.h, p.down[l].value, rows, y);
+        loraForward(l, LoraTarget.DOWN, a.h, y, rows, loraDrop, seed);
         if (drop > 0) {
             ops.dropout(y, rows, drop, siteSeed(seed, l, 2));
         }
         ops.copy(a.xMid, rows, xIn[l + 1]);
         ops.add(xIn[l + 1], y, rows);
+    }
+
+    private static long loraSeed(long seed, int layer, LoraTarget t) {
+        return siteSeed(seed ^ 0x4C6F52414C6F5241L, layer * 2 + t.ordinal() / 4, t.ordinal() % 4);
+    }
+
+    /** The input of target t's adapter: x itself, or a copy of it through the adapter's dropout mask. */
+    private Buf loraInput(int l, LoraTarget t, Buf x, int rows, float drop, long seed) {
+        if (drop <= 0) {
+            return x;
+        }
+        Buf xd = loraIn.get(x.cols());
+        ops.copy(x, rows, xd);
+        ops.dropout(xd, rows, drop, loraSeed(seed, l, t));
+        return xd;
+    }
+
+    /** {@code out += scale · B·(A·dropout(x))} for target t of layer l, when it has an adapter; keeps {@code scale · A·x}. */
+    private void loraForward(int l, LoraTarget t, Buf x, Buf out, int rows, float drop, long seed) {
+        Params.LoraPair lp = p.lora(l, t);
+        if (lp == null) {
+            return;
+        }
+        Buf tt = loraT[l][t.ordinal()];
+        ops.matmul(loraInput(l, t, x, rows, drop, seed), lp.a().value, rows, tt);
+        ops.scale(tt, rows, lp.scale());
+        Buf u = loraOut.get(out.cols());
+        ops.matmul(tt, lp.b().value, rows, u);
+        ops.add(out, u, rows);
+    }
+
+    /**
+     * The adapter's part of a product's backward, after the base product's: {@code dB += doutᵀ·t},
+     * {@code dA += scale · (dout·B)ᵀ·x} and {@code dx += scale · (dout·B)·A} (through the mask).
+     */
+    private void loraBackward(int l, LoraTarget t, Buf dout, Buf x, Buf dxAcc, long seed) {
+        Params.LoraPair lp = p.lora(l, t);
+        if (lp == null) {
+            return;
+        }
+        Buf dt = loraDt.get(lp.rank());
+        ops.matmulBackward(dout, loraT[l][t.ordinal()], lp.b().value, n, dt, false, grad(lp.b()));
+        ops.scale(dt, n, lp.scale());
+        if (loraDropout > 0) {
+            Buf xd = loraInput(l, t, x, n, loraDropout, seed);
+            Buf dxl = loraDx.get(x.cols());
+            ops.matmulBackward(dt, xd, lp.a().value, n, dxl, false, grad(lp.a()));
+            ops.dropout(dxl, n, loraDropout, loraSeed(seed, l, t));
+            ops.add(dxAcc, dxl, n);
+        } else {
+            ops.matmulBackward(dt, x, lp.a().value, n, dxAcc, true, grad(lp.a()));
+        }
     }
 
     private static Buf[] fill(Buf[] into, Buf b0, Buf b1) {
@@ -243,7 +344,7 @@ public final class TrainGraph {
     }
 
     private static Buf grad(Params.Param q) {
-        return q.frozen() ? null : q.grad;
+        return q.frozen() || q.grad == null ? null : q.grad;
     }
 
     /**
@@ -268,22 +369,31 @@ public final class TrainGraph {
         for (int l = L - 1; l >= lowest; l--) {
             Acts a = acts(l);
             if (recompute && l < L - 1) { // the shared set still holds the last layer's
-                layerForward(l, a, n, seqs, dropout, seed);
+                layerForward(l, a, n, seqs, dropout, loraDropout, seed);
             }
             // feed-forward block
-            ops.matmulBackward(branchGradient(seed, l, 2), a.h, p.down[l].value, n, dh, false, grad(p.down[l]));
+            Buf dDown = branchGradient(seed, l, 2);
+            ops.matmulBackward(dDown, a.h, p.down[l].value, n, dh, false, grad(p.down[l]));
+            loraBackward(l, LoraTarget.DOWN, dDown, a.h, dh, seed);
             ops.swigluBackward(dh, a.gate, a.up, n, dgate, dup);
             ops.matmulsBackward(fill(o2, dgate, dup), a.xb2, fill(w2, p.gate[l].value, p.up[l].value), n, dxb, false,
                     fill(g2, grad(p.gate[l]), grad(p.up[l])));
+            loraBackward(l, LoraTarget.GATE, dgate, a.xb2, dxb, seed);
+            loraBackward(l, LoraTarget.UP, dup, a.xb2, dxb, seed);
             ops.rmsnormBackward(dxb, a.xMid, p.ffnNorm[l].value, a.rstd2, n, dx, p.ffnNorm[l].grad);
             // attention block
-            ops.matmulBackward(branchGradient(seed, l, 1), a.att, p.wo[l].value, n, datt, false, grad(p.wo[l]));
+            Buf dO = branchGradient(seed, l, 1);
+            ops.matmulBackward(dO, a.att, p.wo[l].value, n, datt, false, grad(p.wo[l]));
+            loraBackward(l, LoraTarget.O, dO, a.att, datt, seed);
             ops.attentionBackward(datt, a.q, a.k, a.v, a.att, a.lse, seqs, len, c.heads(), c.kvHeads(), c.headDim(), dropout,
                     siteSeed(seed, l, 0), dq, dk, dv);
             ops.rope(dq, c.heads(), c.headDim(), n, len, rope, true);
             ops.rope(dk, c.kvHeads(), c.headDim(), n, len, rope, true);
             ops.matmulsBackward(fill(o3, dq, dk, dv), a.xb1, fill(w3, p.wq[l].value, p.wk[l].value, p.wv[l].value), n, dxb, false,
                     fill(g3, grad(p.wq[l]), grad(p.wk[l]), grad(p.wv[l])));
+            loraBackward(l, LoraTarget.Q, dq, a.xb1, dxb, seed);
+            loraBackward(l, LoraTarget.K, dk, a.xb1, dxb, seed);
+            loraBackward(l, LoraTarget.V, dv, a.xb1, dxb, seed);
             ops.rmsnormBackward(dxb, xIn[l], p.attnNorm[l].value, a.rstd1, n, dx, p.attnNorm[l].grad);
         }
         if (lowest == 0 && !p.emb.frozen()) {

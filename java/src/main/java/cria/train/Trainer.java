@@ -43,8 +43,9 @@ public final class Trainer {
     private final TrainOps ops;
     private final TrainOptions o;
     private final TrainGraph graph;
-    private final Windows windows;
-    private final int[] val;
+    private final TrainSource windows;
+    private final int[] valStream;
+    private final TrainSource.Validation val;
     private final int[] inputs;
     private final int[] targets;
     private final String recipe;
@@ -56,16 +57,38 @@ public final class Trainer {
      *               checkpoints: a resume with a different recipe is refused
      */
     public Trainer(Params params, TrainOps ops, TrainOptions options, int[] train, int[] val, String recipe) {
+        this(params, ops, options, streamWindows(train, options), null, val, recipe, 0f);
+    }
+
+    private static TrainSource streamWindows(int[] train, TrainOptions o) {
+        if (train.length < 2) {
+            throw new CriaException("the training data has " + train.length + " tokens; at least 2 are needed (more text, please)");
+        }
+        return new Windows(train, o.ctx(), o.shuffle(), o.seed());
+    }
+
+    /**
+     * A trainer over any source of windows (fine-tuning examples with their masks): the loss of a
+     * step is the mean over its scored targets, and with {@code loraDropout} the params' adapters
+     * drop their inputs.
+     *
+     * @param val the held-out windows, or null for none
+     */
+    public Trainer(Params params, TrainOps ops, TrainOptions options, TrainSource train, TrainSource.Validation val, String recipe,
+                   float loraDropout) {
+        this(params, ops, options, train, val, null, recipe, loraDropout);
+    }
+
+    private Trainer(Params params, TrainOps ops, TrainOptions options, TrainSource train, TrainSource.Validation val, int[] valStream,
+                    String recipe, float loraDropout) {
         this.p = params;
         this.ops = ops;
         this.o = options;
         this.val = val;
+        this.valStream = valStream;
         this.recipe = recipe;
-        if (train.length < 2) {
-            throw new CriaException("the training data has " + train.length + " tokens; at least 2 are needed (more text, please)");
-        }
-        this.windows = new Windows(train, o.ctx(), o.shuffle(), o.seed());
-        this.graph = new TrainGraph(params, ops, o.batch(), o.ctx(), o.recompute(), o.dropout());
+        this.windows = train;
+        this.graph = new TrainGraph(params, ops, o.batch(), o.ctx(), o.recompute(), o.dropout(), loraDropout);
         this.inputs = new int[graph.rows()];
         this.targets = new int[graph.rows()];
     }
@@ -94,7 +117,6 @@ public final class Trainer {
             listener.onResume(st.step);
         }
         int n = graph.rows();
-        float scale = (float) (1.0 / ((double) n * o.accum()));
         long t0 = System.nanoTime();
         int first = st.step;
         boolean stopped = false;
@@ -102,13 +124,18 @@ public final class Trainer {
         for (int s = st.step; s < steps; s++) {
             p.zeroGrads(ops);
             loss = 0;
+            long scored = 0; // the step's loss is the mean over its scored targets: count them first
             for (int a = 0; a < o.accum(); a++) {
-                long k0 = ((long) s * o.accum() + a) * o.batch();
-                for (int i = 0; i < o.batch(); i++) {
-                    windows.fill(k0 + i, inputs, targets, i * o.ctx());
-                }
+                scored += fillMicroBatch(s, a);
+            }
+            if (scored == 0) {
+                throw new CriaException("step " + (s + 1) + " has no token to learn (every target is masked); check the data");
+            }
+            float scale = (float) (1.0 / scored);
+            for (int a = 0; a < o.accum(); a++) {
+                fillMicroBatch(s, a);
                 double sum = graph.trainStep(inputs, targets, scale, dropoutSeed(s, a));
-                loss += sum / n / o.accum();
+                loss += sum / scored;
             }
             if (!Double.isFinite(loss)) {
                 throw new CriaException("the loss became " + loss + " at step " + (s + 1) + "; lower --lr (now " + o.schedule().lr()
@@ -130,7 +157,7 @@ public final class Trainer {
             st.history.add(r);
             listener.onStep(r);
             boolean last = s == steps - 1;
-            if (val.length > 0 && ((o.evalEvery() > 0 && (s + 1) % o.evalEvery() == 0) || last)) {
+            if (hasValidation() && ((o.evalEvery() > 0 && (s + 1) % o.evalEvery() == 0) || last)) {
                 double vl = validationLoss();
                 boolean best = st.best == null || vl < st.best.loss();
                 EvalResult e = new EvalResult(s + 1, vl, Math.exp(vl), best);
@@ -162,8 +189,21 @@ public final class Trainer {
         return new Result(st.step, stopped, loss, st.best, st.history, st.evals);
     }
 
+    /** Fills micro-batch a of step s into inputs and targets; returns its scored targets. */
+    private long fillMicroBatch(int s, int a) {
+        long k0 = ((long) s * o.accum() + a) * o.batch();
+        for (int i = 0; i < o.batch(); i++) {
+            windows.fill(k0 + i, inputs, targets, i * o.ctx());
+        }
+        long count = 0;
+        for (int t : targets) {
+            count += t >= 0 ? 1 : 0;
+        }
+        return count;
+    }
+
     private float[][] snapshot(float[][] into) {
-        List<Params.Param> all = p.all();
+        List<Params.Param> all = p.stateful();
         float[][] w = into != null ? into : new float[all.size()][];
         for (int i = 0; i < all.size(); i++) {
             if (w[i] == null) {
@@ -175,37 +215,46 @@ public final class Trainer {
     }
 
     private void restore(float[][] w) {
-        List<Params.Param> all = p.all();
+        List<Params.Param> all = p.stateful();
         for (int i = 0; i < all.size(); i++) {
             ops.write(all.get(i).value, w[i]);
         }
     }
 
-    /** Validation windows: consecutive, ctx + 1 tokens each, at most evalWindows. */
-    public int validationWindows() {
-        return (int) Math.min(o.evalWindows(), val.length < 1 ? 0 : (val.length - 1L) / o.ctx());
+    private boolean hasValidation() {
+        return val != null || (valStream != null && valStream.length > 0);
     }
 
-    /** Mean cross-entropy over the validation windows (no dropout). */
+    /** Validation windows: consecutive, ctx + 1 tokens each, at most evalWindows (or the validation source's). */
+    public int validationWindows() {
+        if (val != null) {
+            return Math.min(o.evalWindows(), val.count());
+        }
+        return (int) Math.min(o.evalWindows(), valStream == null || valStream.length < 1 ? 0 : (valStream.length - 1L) / o.ctx());
+    }
+
+    /** Mean cross-entropy over the validation windows' scored targets (no dropout). */
     public double validationLoss() {
         int v = validationWindows();
         if (v < 1) {
-            throw new CriaException("the validation text has " + val.length + " tokens, fewer than one window of --ctx " + o.ctx()
+            int len = valStream == null ? 0 : valStream.length;
+            throw new CriaException("the validation text has " + len + " tokens, fewer than one window of --ctx " + o.ctx()
                     + " + 1; use a larger --val-split, a longer --val file or a smaller --ctx");
         }
+        TrainSource.Validation source = val != null ? val : new Windows.Validation(valStream, o.ctx(), v);
         double sum = 0;
+        long scored = 0;
         for (int w0 = 0; w0 < v; w0 += o.batch()) {
             int w = Math.min(o.batch(), v - w0);
             for (int j = 0; j < w; j++) {
-                int start = (w0 + j) * o.ctx();
-                for (int t = 0; t < o.ctx(); t++) {
-                    inputs[j * o.ctx() + t] = val[start + t];
-                    targets[j * o.ctx() + t] = val[start + t + 1];
-                }
+                source.fill(w0 + j, inputs, targets, j * o.ctx());
+            }
+            for (int i = 0; i < w * o.ctx(); i++) {
+                scored += targets[i] >= 0 ? 1 : 0;
             }
             sum += graph.loss(inputs, targets, w);
         }
-        return sum / ((double) v * o.ctx());
+        return scored == 0 ? Double.NaN : sum / scored;
     }
 
     /**

@@ -27,7 +27,7 @@ import cria.CriaException;
  * <p>An instance keeps the current epoch's permutation, so it is not safe to share between threads;
  * the stream itself is not copied and must not change.
  */
-public final class Windows {
+public final class Windows implements TrainSource {
     /** The multiplier that spreads epoch numbers over seeds (the recipe's constant). */
     public static final long EPOCH_STRIDE = 0xD1B54A32D192ED03L;
 
@@ -108,6 +108,7 @@ public final class Windows {
      * (the same tokens shifted by one) to {@code targets[offset .. offset+ctx)}, wrapping at the
      * end of the stream.
      */
+    @Override
     public void fill(long k, int[] inputs, int[] targets, int offset) {
         checkRoom(inputs, targets, offset, ctx);
         int len = stream.length;
@@ -163,7 +164,7 @@ public final class Windows {
      * stream, window {@code v} starting at {@code v*ctx} with {@code ctx + 1} tokens and no wrapping,
      * at most a given number of them.
      */
-    public static final class Validation {
+    public static final class Validation implements TrainSource.Validation {
         private final int[] stream;
         private final int ctx;
         private final int count;
@@ -191,11 +192,13 @@ public final class Windows {
         }
 
         /** The number of windows V (capped at the maximum). */
+        @Override
         public int count() {
             return count;
         }
 
         /** Writes validation window {@code v} (0..count-1): inputs and targets at {@code offset}. */
+        @Override
         public void fill(int v, int[] inputs, int[] targets, int offset) {
             if (v < 0 || v >= count) {
                 throw new IllegalArgumentException("validation window " + v + " of " + count);

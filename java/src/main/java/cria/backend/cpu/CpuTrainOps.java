@@ -37,6 +37,54 @@ public final class CpuTrainOps implements TrainOps {
      */
     CpuTrainOps(WorkerPool pool, NativeKernels nk) {
         this.path = nk != null ? new NativeTrainPath(pool, nk) : new JavaTrainPath(pool);
+        this.frozenProducts = new FrozenProducts(pool, path);
+    }
+
+    private final FrozenProducts frozenProducts;
+
+    private static boolean isFrozen(Buf b) {
+        return b instanceof FrozenProducts.Weight;
+    }
+
+    private static boolean anyFrozen(Buf[] w) {
+        for (Buf b : w) {
+            if (isFrozen(b)) {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    private static FrozenProducts.Weight frozenWithoutGradient(Buf w, Buf dw) {
+        if (dw != null) {
+            throw new IllegalArgumentException("frozen weight " + w.name() + " has no gradient");
+        }
+        return (FrozenProducts.Weight) w;
+    }
+
+    /**
+     * An F32 tensor is used in place (a float buffer over the mapped file: zero copy, the float
+     * kernels read it directly); any other type streams through {@link FrozenProducts}.
+     */
+    @Override
+    public Buf frozen(cria.tensor.Tensor t) {
+        if (t.rows() > Integer.MAX_VALUE || t.rows() < 1) {
+            throw new IllegalArgumentException("tensor " + t.name() + " has " + t.rows() + " rows");
+        }
+        if (t.type() == cria.gguf.GgmlType.F32) {
+            return new HostBuf(t.name(), (int) t.rows(), t.rowLength(), t.data());
+        }
+        return new FrozenProducts.Weight(t);
+    }
+
+    @Override
+    public void scale(Buf x, int n, float s) {
+        HostBuf xs = rows(x, n);
+        MemorySegment seg = xs.segment();
+        long count = (long) n * xs.cols();
+        for (long i = 0; i < count; i++) {
+            seg.setAtIndex(ValueLayout.JAVA_FLOAT, i, seg.getAtIndex(ValueLayout.JAVA_FLOAT, i) * s);
+        }
     }
 
     /** True when the C kernels compute these ops. */
@@ -123,6 +171,12 @@ public final class CpuTrainOps implements TrainOps {
 
     @Override
     public void embed(Buf table, int[] tokens, int n, Buf x) {
+        if (table instanceof FrozenProducts.Weight f) {
+            HostBuf xs = shaped(x, n, f.cols());
+            checkTokens(tokens, n, f.rows());
+            frozenProducts.embed(f, tokens, n, xs);
+            return;
+        }
         HostBuf t = host(table);
         HostBuf xs = shaped(x, n, t.cols());
         checkTokens(tokens, n, t.rows());
@@ -151,6 +205,10 @@ public final class CpuTrainOps implements TrainOps {
 
     @Override
     public void matmul(Buf x, Buf w, int n, Buf out) {
+        if (w instanceof FrozenProducts.Weight f) {
+            frozenProducts.matmul(shaped(x, n, f.cols()), f, n, shaped(out, n, f.rows()));
+            return;
+        }
         HostBuf ws = host(w);
         HostBuf xs = shaped(x, n, ws.cols());
         HostBuf o = shaped(out, n, ws.rows());
@@ -166,7 +224,7 @@ public final class CpuTrainOps implements TrainOps {
         if (count == 0) {
             return;
         }
-        if (count > MAX_PARTS) {
+        if (count > MAX_PARTS || anyFrozen(w)) {
             TrainOps.super.matmuls(x, w, n, out);
             return;
         }
@@ -238,19 +296,29 @@ public final class CpuTrainOps implements TrainOps {
 
     @Override
     public double crossEntropy(Buf x, Buf w, int[] targets, int n, float scale, Buf dx, Buf dw) {
+        if (isFrozen(w)) {
+            FrozenProducts.Weight f = frozenWithoutGradient(w, dw);
+            HostBuf xs = shaped(x, n, f.cols());
+            checkTargets(targets, n, f.rows());
+            return frozenProducts.crossEntropy(xs, f, targets, n, scale, dx == null ? null : shaped(dx, n, f.cols()));
+        }
         HostBuf ws = host(w);
         HostBuf xs = shaped(x, n, ws.cols());
+        checkTargets(targets, n, ws.rows());
+        HostBuf d = dx == null ? null : shaped(dx, n, ws.cols());
+        HostBuf g = dw == null || dx == null ? null : shaped(dw, ws.rows(), ws.cols());
+        return path.crossEntropy(xs, ws, targets, n, scale, d, g);
+    }
+
+    private static void checkTargets(int[] targets, int n, int vocab) {
         if (targets.length < n) {
             throw bad(targets.length + " targets for " + n + " rows");
         }
         for (int i = 0; i < n; i++) {
-            if (targets[i] >= ws.rows()) {
-                throw new IllegalArgumentException("target " + targets[i] + " at row " + i + " outside the vocabulary of " + ws.rows());
+            if (targets[i] >= vocab) {
+                throw new IllegalArgumentException("target " + targets[i] + " at row " + i + " outside the vocabulary of " + vocab);
             }
         }
-        HostBuf d = dx == null ? null : shaped(dx, n, ws.cols());
-        HostBuf g = dw == null || dx == null ? null : shaped(dw, ws.rows(), ws.cols());
-        return path.crossEntropy(xs, ws, targets, n, scale, d, g);
     }
 
     // ---- backward ----------------------------------------------------------------------------
@@ -272,6 +340,15 @@ public final class CpuTrainOps implements TrainOps {
 
     @Override
     public void matmulBackward(Buf dout, Buf x, Buf w, int n, Buf dx, boolean accumulateDx, Buf dw) {
+        if (isFrozen(w)) {
+            FrozenProducts.Weight f = frozenWithoutGradient(w, dw);
+            HostBuf d = shaped(dout, n, f.rows());
+            HostBuf xs = shaped(x, n, f.cols());
+            if (dx != null) {
+                frozenProducts.matmulDx(d, xs, f, n, shaped(dx, n, f.cols()), accumulateDx);
+            }
+            return;
+        }
         HostBuf ws = host(w);
         HostBuf d = shaped(dout, n, ws.rows());
         HostBuf xs = shaped(x, n, ws.cols());
@@ -289,7 +366,7 @@ public final class CpuTrainOps implements TrainOps {
         if (count == 0) {
             return;
         }
-        if (count > MAX_PARTS) {
+        if (count > MAX_PARTS || anyFrozen(w)) {
             TrainOps.super.matmulsBackward(dout, x, w, n, dx, accumulateDx, dw);
             return;
         }
@@ -347,6 +424,7 @@ public final class CpuTrainOps implements TrainOps {
 
     @Override
     public void close() {
+        frozenProducts.close();
         path.close();
         if (arena.scope().isAlive()) {
             arena.close();

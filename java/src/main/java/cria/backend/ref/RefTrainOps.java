@@ -219,6 +219,35 @@ public final class RefTrainOps implements TrainOps {
     }
 
     @Override
+    public Buf frozen(cria.tensor.Tensor t) {
+        // The oracle keeps a double copy: it runs small models only, and a copy is the simplest truth.
+        long rows = t.rows();
+        int cols = t.rowLength();
+        if (rows * cols > Integer.MAX_VALUE - 8) {
+            throw new IllegalArgumentException("tensor " + t.name() + " is too large for the reference oracle");
+        }
+        DoubleBuf d = new DoubleBuf(t.name(), (int) rows, cols);
+        float[] row = new float[cols];
+        for (int r = 0; r < rows; r++) {
+            t.dequantizeRow(r, row, 0);
+            for (int c = 0; c < cols; c++) {
+                d.data[r * cols + c] = row[c];
+            }
+        }
+        return d;
+    }
+
+    @Override
+    public void scale(Buf xb, int n, float s) {
+        DoubleBuf x = rows(xb, "scale's x", n, -1);
+        for (int i = 0; i < n; i++) {
+            for (int c = 0; c < x.cols(); c++) {
+                x.data[i * x.cols() + c] *= s;
+            }
+        }
+    }
+
+    @Override
     public void add(Buf xb, Buf yb, int n) {
         DoubleBuf x = rows(xb, "add's x", n, -1);
         DoubleBuf y = rows(yb, "add's y", n, x.cols());

@@ -1,0 +1,228 @@
+// Training's products with a frozen weight of any type on the CPU: its rows dequantized a panel at a time, never the whole tensor.
+package cria.backend.cpu;
+
+import cria.backend.Buf;
+import cria.backend.HostBuf;
+import cria.tensor.Tensor;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.util.HashMap;
+import java.util.Map;
+
+/**
+ * Fine-tuning's frozen base on the CPU (QLoRA's way: the base stays in its blocks). A product
+ * {@code out = x · wᵀ} takes {@link #PANEL_FLOATS} worth of w's rows at a time, dequantizes them
+ * (on all threads) into a float panel and runs the ordinary float kernel of the path on it; the
+ * input gradient {@code dx = dout · w} does the same with the matching columns of dout. Results
+ * are the products of the dequantized weight in float32, exactly as a float weight would give,
+ * and deterministic. Memory: one panel and one column block of the rows, kept between calls.
+ */
+final class FrozenProducts {
+    /** Values of w per panel (4 MiB of floats): large enough for the kernels, small beside any model. */
+    static final long PANEL_FLOATS = 1L << 20;
+    /** Values of logits per cross-entropy chunk (64 MiB of floats). */
+    static final long LOGIT_FLOATS = 1L << 24;
+
+    /** A frozen tensor as a training buffer: {@code rows × rowLength}, the tensor's own bytes. */
+    static final class Weight extends Buf {
+        final Tensor tensor;
+
+        Weight(Tensor t) {
+            super(t.name(), Math.toIntExact(t.rows()), t.rowLength());
+            this.tensor = t;
+        }
+    }
+
+    private final Arena arena = Arena.ofShared();
+    private final WorkerPool pool;
+    private final JavaTrainPath path;
+    private final Map<Long, HostBuf> views = new HashMap<>();
+    private MemorySegment panel = MemorySegment.NULL;
+    private MemorySegment block = MemorySegment.NULL;
+    private MemorySegment logits = MemorySegment.NULL;
+    private float[][] rowScratch = new float[0][];
+
+    FrozenProducts(WorkerPool pool, JavaTrainPath path) {
+        this.pool = pool;
+        this.path = path;
+    }
+
+    /** Rows of w per panel. */
+    private static int panelRows(Weight w) {
+        return (int) Math.max(1, Math.min(w.rows(), PANEL_FLOATS / w.cols()));
+    }
+
+    private static MemorySegment grow(Arena arena, MemorySegment s, long floats) {
+        return s.byteSize() >= floats * 4 ? s : arena.allocate(floats * 4, 64);
+    }
+
+    /** A buffer of {@code rows × cols} floats over {@code seg} at byte {@code offset} (views cached by shape and place). */
+    private HostBuf view(MemorySegment seg, long offset, int rows, int cols) {
+        long key = ((long) rows << 32) ^ ((long) cols << 12) ^ offset ^ System.identityHashCode(seg);
+        HostBuf h = views.get(key);
+        if (h == null || h.segment().address() != seg.address() + offset || h.rows() != rows || h.cols() != cols) {
+            h = new HostBuf("view", rows, cols, seg.asSlice(offset, (long) rows * cols * 4));
+            views.put(key, h);
+        }
+        return h;
+    }
+
+    /** Rows [r0, r1) of w dequantized into the panel, on all threads. */
+    private HostBuf dequantize(Weight w, int r0, int r1) {
+        int cols = w.cols();
+        panel = grow(arena, panel, (long) panelRows(w) * cols);
+        int threads = pool.threads();
+        if (rowScratch.length < threads || rowScratch[0].length < cols) {
+            rowScratch = new float[threads][cols];
+        }
+        MemorySegment p = panel;
+        float[][] rs = rowScratch;
+        pool.run((t, nt) -> {
+            int count = r1 - r0;
+            int lo = r0 + (int) ((long) count * t / nt);
+            int hi = r0 + (int) ((long) count * (t + 1) / nt);
+            float[] row = rs[t];
+            for (int r = lo; r < hi; r++) {
+                w.tensor.dequantizeRow(r, row, 0);
+                MemorySegment.copy(row, 0, p, ValueLayout.JAVA_FLOAT, (long) (r - r0) * cols * 4, cols);
+            }
+        });
+        return view(panel, 0, r1 - r0, cols);
+    }
+
+    /** Columns [c0, c1) of src's first n rows, packed into the block buffer as [n, c1 - c0]. */
+    private HostBuf columns(HostBuf src, int n, int c0, int c1, boolean load) {
+        int w = c1 - c0;
+        block = grow(arena, block, (long) n * w);
+        HostBuf b = view(block, 0, n, w);
+        if (load) {
+            for (int i = 0; i < n; i++) {
+                MemorySegment.copy(src.segment(), src.rowOffset(i) + 4L * c0, block, (long) i * w * 4, (long) w * 4);
+            }
+        }
+        return b;
+    }
+
+    /** {@code out = x · wᵀ} (x [n, in], out [n, rows]). */
+    void matmul(HostBuf x, Weight w, int n, HostBuf out) {
+        int step = panelRows(w);
+        for (int r0 = 0; r0 < w.rows(); r0 += step) {
+            int r1 = Math.min(w.rows(), r0 + step);
+            HostBuf p = dequantize(w, r0, r1);
+            if (r0 == 0 && r1 == w.rows()) {
+                path.matmul(x, p, n, out);
+                continue;
+            }
+            HostBuf o = columns(out, n, r0, r1, false);
+            path.matmul(x, p, n, o);
+            int cw = r1 - r0;
+            for (int i = 0; i < n; i++) {
+                MemorySegment.copy(block, (long) i * cw * 4, out.segment(), out.rowOffset(i) + 4L * r0, (long) cw * 4);
+            }
+        }
+    }
+
+    /** {@code dx = dout · w} (or {@code +=} when accumulating): dout [n, rows], dx [n, in]. */
+    void matmulDx(HostBuf dout, HostBuf x, Weight w, int n, HostBuf dx, boolean accumulate) {
+        int step = panelRows(w);
+        for (int r0 = 0; r0 < w.rows(); r0 += step) {
+            int r1 = Math.min(w.rows(), r0 + step);
+            HostBuf p = dequantize(w, r0, r1);
+            HostBuf g = r0 == 0 && r1 == w.rows() ? dout : columns(dout, n, r0, r1, true);
+            path.matmulBackward(g, x, p, n, dx, accumulate || r0 > 0, null);
+        }
+    }
+
+    /** {@code x[i] = w[tokens[i]]} dequantized. */
+    void embed(Weight w, int[] tokens, int n, HostBuf x) {
+        float[] row = rowScratch.length > 0 && rowScratch[0].length >= w.cols() ? rowScratch[0] : new float[w.cols()];
+        for (int i = 0; i < n; i++) {
+            w.tensor.dequantizeRow(tokens[i], row, 0);
+            MemorySegment.copy(row, 0, x.segment(), ValueLayout.JAVA_FLOAT, x.rowOffset(i), w.cols());
+        }
+    }
+
+    /**
+     * Cross-entropy with a frozen output weight (no weight gradient), a chunk of rows at a time:
+     * the chunk's logits by {@link #matmul}, the loss and {@code scale · (softmax - onehot)} over
+     * them, and the chunk's dx by {@link #matmulDx}. Rows with a negative target are skipped.
+     */
+    double crossEntropy(HostBuf x, Weight w, int[] targets, int n, float scale, HostBuf dx) {
+        int vocab = w.rows();
+        int chunk = (int) Math.max(1, Math.min(n, LOGIT_FLOATS / vocab));
+        logits = grow(arena, logits, (long) chunk * vocab);
+        double sum = 0;
+        for (int i0 = 0; i0 < n; i0 += chunk) {
+            int m = Math.min(chunk, n - i0);
+            boolean any = false;
+            for (int i = i0; i < i0 + m; i++) {
+                any |= targets[i] >= 0;
+            }
+            if (!any) {
+                if (dx != null) {
+                    path.zero(dx.segment().asSlice(dx.rowOffset(i0), (long) m * dx.cols() * 4), (long) m * dx.cols());
+                }
+                continue;
+            }
+            HostBuf xs = view(x.segment(), x.rowOffset(i0), m, x.cols());
+            HostBuf lg = view(logits, 0, m, vocab);
+            matmul(xs, w, m, lg);
+            sum += softmaxXent(lg, targets, i0, m, scale, dx != null);
+            if (dx != null) {
+                matmulDx(lg, xs, w, m, view(dx.segment(), dx.rowOffset(i0), m, dx.cols()), false);
+            }
+        }
+        return sum;
+    }
+
+    /** Loss of each row (summed, in double) and, with grad, the gradient written over the logits. */
+    private double softmaxXent(HostBuf lg, int[] targets, int i0, int m, float scale, boolean grad) {
+        int vocab = lg.cols();
+        double[] loss = new double[m];
+        MemorySegment s = lg.segment();
+        pool.run((t, nt) -> {
+            int lo = (int) ((long) m * t / nt);
+            int hi = (int) ((long) m * (t + 1) / nt);
+            for (int r = lo; r < hi; r++) {
+                long base = (long) r * vocab;
+                int target = targets[i0 + r];
+                if (target < 0) {
+                    if (grad) {
+                        for (int c = 0; c < vocab; c++) {
+                            s.setAtIndex(ValueLayout.JAVA_FLOAT, base + c, 0f);
+                        }
+                    }
+                    continue;
+                }
+                float max = Float.NEGATIVE_INFINITY;
+                for (int c = 0; c < vocab; c++) {
+                    max = Math.max(max, s.getAtIndex(ValueLayout.JAVA_FLOAT, base + c));
+                }
+                double z = 0;
+                for (int c = 0; c < vocab; c++) {
+                    z += Math.exp(s.getAtIndex(ValueLayout.JAVA_FLOAT, base + c) - max);
+                }
+                double lse = max + Math.log(z);
+                loss[r] = lse - s.getAtIndex(ValueLayout.JAVA_FLOAT, base + target);
+                if (grad) {
+                    for (int c = 0; c < vocab; c++) {
+                        double p = Math.exp(s.getAtIndex(ValueLayout.JAVA_FLOAT, base + c) - lse);
+                        s.setAtIndex(ValueLayout.JAVA_FLOAT, base + c, (float) (scale * (p - (c == target ? 1 : 0))));
+                    }
+                }
+            }
+        });
+        double sum = 0;
+        for (double l : loss) {
+            sum += l;
+        }
+        return sum;
+    }
+
+    void close() {
+        if (arena.scope().isAlive()) {
+            arena.close();
+        }
+    }
+}
