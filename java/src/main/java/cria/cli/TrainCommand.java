@@ -46,7 +46,7 @@ import picocli.CommandLine.Option;
             "checkpoints, and writes a GGUF that Cria and llama.cpp run. The recipe is exact (README, \"Training\").",
             "Example: cria train --data stories.txt --vocab-size 512 --dim 64 --layers 5 --heads 8 --kv-heads 4 --ffn 172 \\",
             "           --ctx 256 --batch 32 --steps 2000 --lr 1e-3 --warmup 100 --schedule cosine --min-lr 1e-4 -o tiny.gguf"})
-final class TrainCommand extends Verb {
+final class TrainCommand extends TrainingVerb {
     @Option(names = "--data", required = true, paramLabel = "FILE", description = "training text: one document per line, or JSONL of {\"text\": ...}")
     Path data;
 
@@ -103,120 +103,35 @@ final class TrainCommand extends Verb {
     @Option(names = "--batch", defaultValue = "32", paramLabel = "N", description = "windows per micro-batch (default: ${DEFAULT-VALUE})")
     int batch;
 
-    @Option(names = "--grad-accum", defaultValue = "1", paramLabel = "K", description = "micro-batches per optimizer step (default: ${DEFAULT-VALUE})")
-    int accum;
-
     @Option(names = "--steps", defaultValue = "1000", paramLabel = "N", description = "optimizer steps (default: ${DEFAULT-VALUE})")
     int steps;
 
-    @Option(names = "--lr", defaultValue = "1e-3", paramLabel = "LR", description = "peak learning rate (default: ${DEFAULT-VALUE})")
-    double lr;
-
-    @Option(names = "--min-lr", paramLabel = "LR", description = "lowest learning rate of cosine, linear and cyclical (default: --lr / 10)")
-    Double minLr;
-
-    @Option(names = "--warmup", defaultValue = "0", paramLabel = "N", description = "steps of linear warmup (default: ${DEFAULT-VALUE})")
-    int warmup;
-
-    @Option(names = "--schedule", defaultValue = "cosine", paramLabel = "S", description = "after warmup: cosine, linear, step, constant or cyclical (default: ${DEFAULT-VALUE})")
-    String schedule;
-
-    @Option(names = "--gamma", defaultValue = "0.5", paramLabel = "G", description = "factor of each --schedule step (default: ${DEFAULT-VALUE})")
-    double gamma;
-
-    @Option(names = "--step-size", defaultValue = "100", paramLabel = "N", description = "steps between --schedule step's drops (default: ${DEFAULT-VALUE})")
-    int stepSize;
-
-    @Option(names = "--cycle", defaultValue = "200", paramLabel = "N", description = "steps per cycle of --schedule cyclical (default: ${DEFAULT-VALUE})")
-    int cycle;
-
-    @Option(names = "--weight-decay", defaultValue = "0.1", paramLabel = "W", description = "AdamW weight decay on matrices (default: ${DEFAULT-VALUE})")
-    double weightDecay;
-
-    @Option(names = "--clip", defaultValue = "1.0", paramLabel = "NORM", description = "global gradient-norm clip, 0 for none (default: ${DEFAULT-VALUE})")
-    double clip;
-
-    @Option(names = "--shuffle", defaultValue = "true", arity = "1", paramLabel = "BOOL", description = "windows in a seeded random order (default: ${DEFAULT-VALUE})")
-    boolean shuffle;
-
-    @Option(names = {"-s", "--seed"}, defaultValue = "1", paramLabel = "S", description = "seed of the initialization, window order and dropout (default: ${DEFAULT-VALUE})")
-    long seed;
-
-    @Option(names = "--dropout", defaultValue = "0", paramLabel = "P", description = "dropout on attention weights and residual branches (default: ${DEFAULT-VALUE})")
-    float dropout;
-
-    @Option(names = "--freeze", paramLabel = "SPEC", description = "keep weights fixed: layers (0-3, 5) or a tensor-name pattern (regex, e.g. 'token_embd|output.*')")
-    String freeze;
-
-    @Option(names = "--recompute", description = "recompute each layer's activations in backward: less memory, slower")
-    boolean recompute;
-
     // ---- evaluation and saving
-    @Option(names = "--eval-every", defaultValue = "100", paramLabel = "N", description = "steps between evaluations, 0 for only the end (default: ${DEFAULT-VALUE})")
-    int evalEvery;
-
-    @Option(names = "--eval-windows", defaultValue = "64", paramLabel = "N", description = "validation windows per evaluation, at most (default: ${DEFAULT-VALUE})")
-    int evalWindows;
-
-    @Option(names = "--patience", defaultValue = "0", paramLabel = "N", description = "stop after N evaluations without improvement (default: never)")
-    int patience;
-
-    @Option(names = "--checkpoint", paramLabel = "DIR", description = "save checkpoints into DIR")
-    Path checkpoint;
-
-    @Option(names = "--save-every", defaultValue = "100", paramLabel = "N", description = "steps between checkpoints (default: ${DEFAULT-VALUE})")
-    int saveEvery;
-
-    @Option(names = "--resume", description = "continue from --checkpoint DIR's checkpoint (same data and options)")
-    boolean resume;
-
-    @Option(names = "--log", paramLabel = "FILE.jsonl", description = "metrics, one JSON object per step and evaluation")
-    Path log;
-
-    @Option(names = "--png", paramLabel = "FILE.png", description = "chart of the training and validation loss")
-    Path png;
-
-    @Option(names = "--print-every", defaultValue = "10", paramLabel = "N", description = "steps between progress lines when stderr is not a terminal (default: ${DEFAULT-VALUE})")
-    int printEvery;
-
     @Option(names = "--cache-dir", paramLabel = "DIR", description = "where tokenized data is cached when its own folder is read-only (default: ~/.cache/cria)")
     Path cacheDir;
 
-    @Option(names = {"-t", "--threads"}, defaultValue = "0", paramLabel = "N", description = "threads (default: all cores)")
-    int threads;
-
-    @Option(names = "--backend", defaultValue = "cpu", paramLabel = "NAME", description = "cpu, or ref (float64, slow: the oracle) (default: ${DEFAULT-VALUE})")
-    String backendName;
+    @Override
+    String verb() {
+        return "cria train";
+    }
 
     @Override
     public Integer call() throws Exception {
         PrintWriter err = err();
         OutputFiles.check(output, "-o", OutputFiles.Kind.FILE);
         cria.quantize.LlamaFileType.parse(type); // a wrong --type is said now, not after the training
-        if (log != null) {
-            OutputFiles.check(log, "--log", OutputFiles.Kind.FILE);
-        }
-        if (png != null) {
-            OutputFiles.check(png, "--png", OutputFiles.Kind.STREAM);
-        }
+        checkCommon();
         if (init != null && (vocab != null || vocabSize != null)) {
             throw new CriaException("--init brings its own vocabulary: leave out --vocab and --vocab-size");
         }
         if (vocab != null && vocabSize != null) {
             throw new CriaException("give --vocab or --vocab-size, not both");
         }
-        if (resume && checkpoint == null) {
-            throw new CriaException("--resume needs --checkpoint DIR (the directory the interrupted run saved into)");
-        }
         if (!(valSplit >= 0 && valSplit <= 0.5)) {
             throw new CriaException("--val-split " + valSplit + ": between 0 and 0.5");
         }
-        if (printEvery < 1) {
-            throw new CriaException("--print-every " + printEvery + ": at least 1");
-        }
-        Schedule sched = new Schedule(Schedule.Kind.parse(schedule), lr, minLr != null ? minLr : lr / 10, warmup, steps, gamma, stepSize, cycle);
-        TrainOptions opts = new TrainOptions(batch, ctx, accum, sched, weightDecay, clip, shuffle, seed, dropout, recompute, evalEvery,
-                evalWindows, patience, checkpoint, saveEvery);
+        TrainOptions opts = options(batch, ctx, steps, recompute);
+        Schedule sched = opts.schedule();
 
         // ---- vocabulary and shape
         Metadata vocabMd;
@@ -333,7 +248,7 @@ final class TrainCommand extends Verb {
                     out().printf(Locale.ROOT, "trained %s: %d steps, final loss %.4f (no validation text)%n", output, r.steps(), r.finalLoss());
                 }
                 if (png != null) {
-                    chart(r, png);
+                    chart(r, png, "cria train: loss");
                     out().println("wrote " + png);
                 }
             }
@@ -403,52 +318,10 @@ final class TrainCommand extends Verb {
         return Path.of(System.getProperty("user.home"), ".cache", "cria");
     }
 
-    private static long physicalMemory() {
-        if (java.lang.management.ManagementFactory.getOperatingSystemMXBean() instanceof com.sun.management.OperatingSystemMXBean os) {
-            return os.getTotalMemorySize();
-        }
-        return Long.MAX_VALUE / 4;
-    }
-
-    /** Layers ("0-3", "0,2,5-7") or a regular expression over tensor names. */
-    static Predicate<String> freezeSpec(String spec, int layers) {
-        if (spec.matches("[0-9]+(-[0-9]+)?(,[0-9]+(-[0-9]+)?)*")) {
-            boolean[] frozen = new boolean[layers];
-            for (String part : spec.split(",")) {
-                String[] ab = part.split("-");
-                long a = Long.parseLong(ab[0]);
-                long b = ab.length > 1 ? Long.parseLong(ab[1]) : a;
-                if (a > b || b >= layers) {
-                    throw new CriaException("--freeze " + spec + ": layers run from 0 to " + (layers - 1));
-                }
-                for (long l = a; l <= b; l++) {
-                    frozen[(int) l] = true;
-                }
-            }
-            return name -> {
-                if (!name.startsWith("blk.")) {
-                    return false;
-                }
-                int dot = name.indexOf('.', 4);
-                return frozen[Integer.parseInt(name.substring(4, dot))];
-            };
-        }
-        try {
-            Pattern p = Pattern.compile(spec);
-            return name -> p.matcher(name).matches();
-        } catch (java.util.regex.PatternSyntaxException e) {
-            throw new CriaException("--freeze " + spec + ": neither layers (0-3) nor a valid pattern: " + e.getDescription());
-        }
-    }
-
     private String recipe(LlamaConfig c, boolean isTied, TokenData td, TrainOptions o, Path initPath) {
-        return String.format(Locale.ROOT, "shape %d/%d/%d/%d/%d/%d%s; data %s; init %s; batch %d ctx %d accum %d steps %d lr %s min %s warmup %d %s"
-                        + " gamma %s size %d cycle %d wd %s clip %s shuffle %b seed %d dropout %s freeze %s threads %d backend %s",
-                c.dim(), c.layers(), c.heads(), c.kvHeads(), c.ffn(), c.vocab(), isTied ? " tied" : "", String.format("%016x", td.fingerprint()),
-                initPath == null ? "random" : initPath.getFileName(), o.batch(), o.ctx(), o.accum(), o.schedule().steps(), o.schedule().lr(),
-                o.schedule().minLr(), o.schedule().warmup(), o.schedule().kind(), o.schedule().gamma(), o.schedule().stepSize(),
-                o.schedule().cycle(), o.weightDecay(), o.clip(), o.shuffle(), o.seed(), o.dropout(), freeze, Backends.cpuThreadCount(threads),
-                backendName);
+        return String.format(Locale.ROOT, "shape %d/%d/%d/%d/%d/%d%s; data %s; init %s; ", c.dim(), c.layers(), c.heads(), c.kvHeads(),
+                c.ffn(), c.vocab(), isTied ? " tied" : "", String.format("%016x", td.fingerprint()),
+                initPath == null ? "random" : initPath.getFileName()) + recipeOptions(o);
     }
 
     private void writeModel(TrainOps ops, Params params, Metadata vocabMd, String description, PrintWriter err) throws Exception {
@@ -474,128 +347,4 @@ final class TrainCommand extends Verb {
         }
     }
 
-    private static void chart(Trainer.Result r, Path png) {
-        XYChart chart = new XYChartBuilder().width(900).height(500).title("cria train: loss").xAxisTitle("step").yAxisTitle("cross-entropy").build();
-        List<Integer> xs = new ArrayList<>();
-        List<Double> ys = new ArrayList<>();
-        for (Trainer.StepResult s : r.history()) {
-            xs.add(s.step());
-            ys.add(s.loss());
-        }
-        chart.addSeries("training", xs, ys).setMarker(org.knowm.xchart.style.markers.SeriesMarkers.NONE);
-        if (!r.evals().isEmpty()) {
-            List<Integer> ex = new ArrayList<>();
-            List<Double> ey = new ArrayList<>();
-            for (Trainer.EvalResult e : r.evals()) {
-                ex.add(e.step());
-                ey.add(e.loss());
-            }
-            chart.addSeries("validation", ex, ey);
-        }
-        OutputFiles.write(png, "--png", OutputFiles.Kind.STREAM, o -> BitmapEncoder.saveBitmap(chart, o, BitmapEncoder.BitmapFormat.PNG));
-    }
-
-    /** The progress line on stderr and the JSONL metrics. */
-    private final class Metrics implements Trainer.Listener, AutoCloseable {
-        private final PrintWriter err;
-        private final boolean tty = Progress.stderrIsTerminal();
-        private final int steps;
-        private final ObjectMapper json = new ObjectMapper();
-        private OutputStream logOut;
-
-        Metrics(PrintWriter err, Path logFile, boolean resuming, int steps) throws IOException {
-            this.err = err;
-            this.steps = steps;
-            if (logFile != null) {
-                logOut = resuming && Files.exists(logFile)
-                        ? Files.newOutputStream(logFile, StandardOpenOption.WRITE, StandardOpenOption.APPEND)
-                        : Files.newOutputStream(logFile, StandardOpenOption.CREATE, StandardOpenOption.TRUNCATE_EXISTING, StandardOpenOption.WRITE);
-            }
-        }
-
-        @Override
-        public void onResume(int step) {
-            err.println("cria train: resuming after step " + step + " from " + Checkpoint.file(checkpoint));
-            if (log != null) {
-                trimLog(step);
-            }
-        }
-
-        private void trimLog(int step) {
-            try {
-                logOut.close();
-                List<String> keep = new ArrayList<>();
-                for (String line : Files.readAllLines(log, StandardCharsets.UTF_8)) {
-                    var node = line.isBlank() ? null : json.readTree(line);
-                    if (node != null && node.path("step").asInt(Integer.MAX_VALUE) <= step) {
-                        keep.add(line);
-                    }
-                }
-                Files.write(log, keep, StandardCharsets.UTF_8);
-                logOut = Files.newOutputStream(log, StandardOpenOption.WRITE, StandardOpenOption.APPEND);
-            } catch (IOException e) {
-                throw OutputFiles.failed(log, e);
-            }
-        }
-
-        @Override
-        public void onStep(Trainer.StepResult r) {
-            double eta = r.tokensPerSecond() > 0 ? (double) (steps - r.step()) * (r.elapsedSeconds() / Math.max(1, r.step())) : 0;
-            String line = String.format(Locale.ROOT, "step %d/%d  loss %.6f  lr %.3e  %s tok/s  ETA %s", r.step(), steps, r.loss(), r.lr(),
-                    Units.count((long) r.tokensPerSecond()), Progress.clock(eta));
-            if (tty) {
-                err.print("\r" + line + "   ");
-                if (r.step() == steps) {
-                    err.println();
-                }
-            } else if (r.step() % printEvery == 0 || r.step() == steps || r.step() == 1) {
-                err.println(line);
-            }
-            err.flush();
-            ObjectNode o = json.createObjectNode();
-            o.put("step", r.step()).put("loss", r.loss()).put("lr", r.lr()).put("grad_norm", r.gradNorm())
-                    .put("tokens_per_s", r.tokensPerSecond()).put("seconds", r.elapsedSeconds());
-            write(o);
-        }
-
-        @Override
-        public void onEval(Trainer.EvalResult e) {
-            if (tty) {
-                err.println();
-            }
-            err.printf(Locale.ROOT, "eval after step %d: validation loss %.6f, perplexity %.4f%s%n", e.step(), e.loss(), e.perplexity(),
-                    e.best() ? " (best)" : "");
-            err.flush();
-            ObjectNode o = json.createObjectNode();
-            o.put("step", e.step()).put("val_loss", e.loss()).put("val_ppl", e.perplexity()).put("best", e.best());
-            write(o);
-        }
-
-        @Override
-        public void onCheckpoint(Path file, int step) {
-            if (!tty) {
-                err.println("checkpoint after step " + step + ": " + file);
-            }
-        }
-
-        private void write(ObjectNode o) {
-            if (logOut == null) {
-                return;
-            }
-            try {
-                logOut.write(json.writeValueAsBytes(o));
-                logOut.write('\n');
-                logOut.flush();
-            } catch (IOException ex) {
-                throw OutputFiles.failed(log, ex);
-            }
-        }
-
-        @Override
-        public void close() throws IOException {
-            if (logOut != null) {
-                logOut.close();
-            }
-        }
-    }
 }
