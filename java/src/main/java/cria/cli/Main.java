@@ -34,6 +34,7 @@ import picocli.CommandLine.Command;
             TokenizeCommand.class,
             TemplateCommand.class,
             TrainCommand.class,
+            FinetuneCommand.class,
             StoriesCommand.class,
             CommandLine.HelpCommand.class,
         })
