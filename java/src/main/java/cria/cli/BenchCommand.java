@@ -24,7 +24,9 @@ import picocli.CommandLine.Option;
  */
 @Command(name = "bench", mixinStandardHelpOptions = true, sortOptions = false,
         description = {"Benchmark prompt processing (ppN) and generation (tgN) as llama-bench does; same table, same JSON fields.",
+            "With --lora the adapters run unmerged (their cost included); the output says which were applied.",
             "Example: cria bench -m model.gguf -p 128 -n 32 -r 3 -t 2",
+            "         cria bench -m model.gguf --lora adapter.gguf -p 128 -n 32",
             "         cria bench -m model.gguf -o json > cria.json"})
 final class BenchCommand extends Verb {
     @Mixin
@@ -150,6 +152,9 @@ final class BenchCommand extends Verb {
         List<Result> results = new ArrayList<>();
         try (Model model = Model.load(modelArgs.model, modelArgs.modelOptions(), err()::println);
              Session s = session(model, Math.max(modelArgs.ctx, longest))) {
+            if (!modelArgs.loras.isEmpty()) {
+                err().println("cria: LoRA adapters applied (unmerged): " + modelArgs.loraSummary());
+            }
             Random rnd = new Random(42);
             int vocab = model.config().vocab();
             int bos = model.hasTokenizer() ? model.tokenizer().bos() : -1;
@@ -238,6 +243,9 @@ final class BenchCommand extends Verb {
                     o.put("type_v", modelArgs.kvType.name().toLowerCase(Locale.ROOT));
                     o.put("use_mmap", true);
                     o.put("flash_attn", false);
+                    if (!modelArgs.loras.isEmpty()) {
+                        o.put("lora", modelArgs.loraSummary());  // not a llama-bench field: only when adapters ran
+                    }
                     o.put("n_prompt", r.nPrompt());
                     o.put("n_gen", r.nGen());
                     o.put("n_depth", 0);
@@ -277,6 +285,10 @@ final class BenchCommand extends Verb {
                     out().printf(Locale.ROOT, "| %-30s | %10s | %10s | %-10s | %7d | %15s | %20s |%n", trim(modelName, 30),
                             Units.bytes(size).replace("i", "i"), Units.count(params), backend, threads, test,
                             String.format(Locale.ROOT, "%.2f ± %.2f", Result.mean(r.ts()), Result.stdev(r.ts())));
+                }
+                if (!modelArgs.loras.isEmpty()) {
+                    out().println();
+                    out().println("LoRA adapters applied (unmerged): " + modelArgs.loraSummary());
                 }
             }
         }

@@ -27,7 +27,8 @@ import picocli.CommandLine.Option;
             "Examples:",
             "  cria generate -m model.gguf -p \"Once upon a time\" -n 64 --temp 0",
             "  cria generate -m model.gguf --chat --system \"You are terse.\" -p \"Name three rivers.\"",
-            "  cria generate -m model.gguf --chat        (interactive when stdin is a terminal)"})
+            "  cria generate -m model.gguf --chat        (interactive when stdin is a terminal)",
+            "  cria generate -m model.gguf --lora style.gguf:0.8 -p \"Once upon a time\"   (a LoRA adapter at scale 0.8)"})
 final class GenerateCommand extends Verb {
     @Mixin
     ModelArgs modelArgs;

@@ -24,6 +24,7 @@ import picocli.CommandLine.Command;
             InfoCommand.class,
             TensorCommand.class,
             QuantizeCommand.class,
+            MergeCommand.class,
             GenerateCommand.class,
             LogitsCommand.class,
             BenchCommand.class,

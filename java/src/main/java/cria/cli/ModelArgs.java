@@ -7,10 +7,15 @@ import cria.engine.SessionOptions;
 import java.nio.file.Path;
 import picocli.CommandLine.Option;
 
-/** A picocli mixin: {@code -m MODEL [--backend B] [-t N] [-c N] [--kv-type T] [-b N]}. */
+/** A picocli mixin: {@code -m MODEL [--lora FILE[:SCALE]]... [--backend B] [-t N] [-c N] [--kv-type T] [-b N]}. */
 final class ModelArgs {
     @Option(names = {"-m", "--model"}, required = true, paramLabel = "MODEL", description = "the GGUF model file")
     Path model;
+
+    @Option(names = "--lora", paramLabel = "FILE[:SCALE]",
+            description = "apply a LoRA adapter (llama.cpp's GGUF format) at SCALE (default 1), unmerged; repeat to add several, "
+                    + "e.g. --lora style.gguf --lora facts.gguf:0.5 ('cria merge' folds them into a model file)")
+    java.util.List<String> loras = new java.util.ArrayList<>();
 
     @Option(names = "--backend", defaultValue = "auto", paramLabel = "B",
             description = "auto (CUDA when usable, else cpu), cpu, ref (scalar reference) or cuda; default: ${DEFAULT-VALUE}")
@@ -44,7 +49,21 @@ final class ModelArgs {
         if (threads < 0) {
             throw new cria.CriaException("--threads must be 0 (all cores) or positive, got " + threads);
         }
-        return new ModelOptions(backend, threads, verbose);
+        ModelOptions o = new ModelOptions(backend, threads, verbose);
+        for (String l : loras) {
+            o = o.withLora(cria.engine.LoraSpec.parse(l));
+        }
+        return o;
+    }
+
+    /** The adapters as given, for reports: "FILE (scale S)", comma-separated; empty for none. */
+    String loraSummary() {
+        java.util.List<String> parts = new java.util.ArrayList<>();
+        for (String l : loras) {
+            cria.engine.LoraSpec s = cria.engine.LoraSpec.parse(l);
+            parts.add(s.file() + " (scale " + s.scale() + ")");
+        }
+        return String.join(", ", parts);
     }
 
     SessionOptions sessionOptions() {

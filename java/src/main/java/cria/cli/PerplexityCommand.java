@@ -21,7 +21,8 @@ import picocli.CommandLine.Option;
  */
 @Command(name = "perplexity", mixinStandardHelpOptions = true,
         description = {"Perplexity of a model on a text, computed as llama.cpp's llama-perplexity does.",
-            "Example: cria perplexity -m model.gguf -f wiki.test.raw -c 512 -b 512"})
+            "Example: cria perplexity -m model.gguf -f wiki.test.raw -c 512 -b 512",
+            "         cria perplexity -m model.gguf --lora adapter.gguf -f wiki.test.raw -c 512   (with a LoRA adapter)"})
 final class PerplexityCommand extends Verb {
     @Mixin
     ModelArgs modelArgs;

@@ -70,16 +70,8 @@ final class QuantizeCommand extends Verb {
         long t0 = System.nanoTime();
         try (GgufFile in = GgufFile.open(input); Quantizer q = new Quantizer(threads)) {
             List<QuantPlan.Item> plan = QuantPlan.of(in.metadata(), in.tensors(), ftype, pure);
-            check(plan);
-            Metadata md = new Metadata(output.toString());
-            for (Map.Entry<String, GgufValue> e : in.metadata().asMap().entrySet()) {
-                if (!DROPPED_KEYS.contains(e.getKey())) {
-                    md.put(e.getKey(), e.getValue());
-                }
-            }
-            // llama.cpp sets these two last, so they come last
-            md.put("general.quantization_version", GgufValue.ofU32(2));
-            md.put("general.file_type", GgufValue.ofU32(ftype.id()));
+            check(plan, input, allowRequantize);
+            Metadata md = quantizedMetadata(in.metadata(), output, ftype);
 
             long totalValues = 0;
             for (QuantPlan.Item it : plan) {
@@ -102,7 +94,22 @@ final class QuantizeCommand extends Verb {
         return 0;
     }
 
-    private void check(List<QuantPlan.Item> plan) {
+    /** The input's metadata for a file of type {@code ftype}: split keys dropped, file type and quantization version set (last, as llama.cpp does). */
+    static Metadata quantizedMetadata(Metadata in, Path output, LlamaFileType ftype) {
+        Metadata md = new Metadata(output.toString());
+        for (Map.Entry<String, GgufValue> e : in.asMap().entrySet()) {
+            if (!DROPPED_KEYS.contains(e.getKey())) {
+                md.put(e.getKey(), e.getValue());
+            }
+        }
+        // llama.cpp sets these two last, so they come last
+        md.put("general.quantization_version", GgufValue.ofU32(2));
+        md.put("general.file_type", GgufValue.ofU32(ftype.id()));
+        return md;
+    }
+
+    /** Refuses a plan Cria cannot carry out: tensors it cannot decode or encode, and quantized inputs without {@code allowRequantize}. */
+    static void check(List<QuantPlan.Item> plan, Path input, boolean allowRequantize) {
         for (QuantPlan.Item it : plan) {
             GgufTensorInfo ti = it.tensor();
             if (!it.converts()) {

@@ -35,7 +35,7 @@ final class MemoryBudget {
         }
         if (model.backend() instanceof HostBackend) {
             long total = physicalMemory();
-            long left = total - model.file().fileSize();
+            long left = total - model.file().fileSize() - model.adapterBytes();
             if (offHeap < 0 || offHeap > left) {
                 throw new CriaException(what + " needs " + (offHeap < 0 ? "more than 8 EiB" : mib(offHeap) + " MiB")
                         + " of memory for the KV cache and activations, but this machine has " + mib(total) + " MiB, "

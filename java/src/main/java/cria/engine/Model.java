@@ -8,6 +8,8 @@ import cria.gguf.GgufTensorInfo;
 import cria.model.Llama;
 import cria.model.LlamaConfig;
 import cria.model.LlamaWeights;
+import cria.model.LoraAdapter;
+import cria.model.LoraStack;
 import cria.tokenizer.ChatTemplate;
 import cria.tokenizer.Tokenizer;
 import java.util.ArrayList;
@@ -29,7 +31,11 @@ import java.nio.file.Path;
  * steps take turns on the backend (for throughput over many sequences use a
  * {@link BatchGenerator}). Loading fails with a {@link CriaException} (one line: what and where)
  * for a missing, corrupt or unsupported file, a model that would not fit this machine, or a
- * missing JVM option.
+ * missing JVM option, or a LoRA adapter that is not one or was made for another model.
+ *
+ * <p>LoRA adapters ({@link ModelOptions#withLora}) are applied unmerged, on every backend: each
+ * adapted product gets its low-rank correction in the forward pass, and several adapters add up.
+ * ({@code cria merge} writes a model with them folded into its weights instead.)
  *
  * <pre>{@code
  * try (Model model = Model.load(Path.of("model.gguf"), ModelOptions.defaults());
@@ -45,9 +51,14 @@ public final class Model implements AutoCloseable {
     private final Llama llama;
     private final Tokenizer tokenizer;
     private final List<String> warnings;
+    private final LoraStack adapters;
+    private final List<LoraSpec> loras;
 
-    private Model(GgufFile file, LlamaConfig config, Backend backend, Llama llama, Tokenizer tokenizer, List<String> warnings) {
+    private Model(GgufFile file, LlamaConfig config, Backend backend, Llama llama, Tokenizer tokenizer, List<String> warnings,
+                  LoraStack adapters, List<LoraSpec> loras) {
         this.warnings = List.copyOf(warnings);
+        this.adapters = adapters;
+        this.loras = List.copyOf(loras);
         this.file = file;
         this.config = config;
         this.backend = backend;
@@ -77,16 +88,25 @@ public final class Model implements AutoCloseable {
         return load(path, ModelOptions.defaults(), log, backend);
     }
 
+    /**
+     * Loads a model onto a backend the caller made, with the options' LoRA adapters (their
+     * backend and thread count are not used). The model takes ownership of the backend.
+     */
+    public static Model load(Path path, ModelOptions options, Backend backend, Consumer<String> log) {
+        return load(path, options, log, backend);
+    }
+
     private static Model load(Path path, ModelOptions options, Consumer<String> log, Backend given) {
         long t0 = System.nanoTime();
         GgufFile file = GgufFile.open(path);
         prefault(file);
         Backend backend = given;
+        LoraStack adapters = LoraStack.NONE;
         try {
             GgufTensorInfo emb = file.tensor("token_embd.weight");
             int vocabRows = emb == null ? 0 : (int) Math.min(Integer.MAX_VALUE, emb.rows());
             LlamaConfig config = LlamaConfig.from(file.metadata(), vocabRows);
-            checkMemory(file);
+            checkMemory(file, 0);
             Tokenizer tokenizer = file.metadata().has("tokenizer.ggml.model") ? Tokenizer.fromMetadata(file.metadata()) : null;
             // As llama.cpp: the token list and the embedding rows must agree. More tokens than rows
             // cannot be embedded; fewer leave ids the model can generate but nobody can decode.
@@ -95,6 +115,10 @@ public final class Model implements AutoCloseable {
                         + config.vocab() + " embedding rows; the file is damaged or its vocabulary belongs to another model");
             }
             LlamaWeights.Checked checked = LlamaWeights.check(file, config);
+            List<String> adapterNotes = new ArrayList<>();
+            // adapters are checked and read (every value) before a backend exists: a refused one costs no device set-up
+            adapters = adapters(file, options.loras(), adapterNotes);
+            checkMemory(file, adapters.bytes());
             if (backend == null) {
                 backend = Backends.create(options.backend(), options.threads(), log);
             }
@@ -108,17 +132,56 @@ public final class Model implements AutoCloseable {
                     log.accept(w);
                 }
             });
+            for (String note : adapterNotes) {
+                warnings.add(note);
+                if (log != null) {
+                    log.accept(note);
+                }
+            }
+            Llama llama = new Llama(config, weights, adapters, backend);
             if (log != null && options.verbose()) {
                 log.accept(String.format(java.util.Locale.ROOT, "cria: %s; backend %s; loaded in %.0f ms", config.summary(),
                         backend.describe(), (System.nanoTime() - t0) / 1e6));
+                if (!adapters.isEmpty()) {
+                    log.accept(String.format(java.util.Locale.ROOT, "cria: LoRA: %s; %d tensors adapted, stacked rank %d, %.1f MiB",
+                            options.loras(), adapters.products().size(), adapters.rank(), adapters.bytes() / 1048576.0));
+                }
             }
-            return new Model(file, config, backend, new Llama(config, weights, backend), tokenizer, warnings);
+            return new Model(file, config, backend, llama, tokenizer, warnings, adapters, options.loras());
         } catch (RuntimeException | Error e) {
             if (backend != null) {
                 backend.close();
             }
+            adapters.close();
             file.close();
             throw e;
+        }
+    }
+
+    /**
+     * Opens, checks against the base and reads the adapters; their files are closed again (the
+     * stack holds the summed copies). Adapter tensors skipped as llama.cpp skips them go to {@code notes}.
+     */
+    private static LoraStack adapters(GgufFile base, List<LoraSpec> specs, List<String> notes) {
+        if (specs.isEmpty()) {
+            return LoraStack.NONE;
+        }
+        List<LoraAdapter> opened = new ArrayList<>();
+        try {
+            List<LoraStack.Use> uses = new ArrayList<>();
+            for (LoraSpec s : specs) {
+                LoraAdapter a = LoraAdapter.open(s.file(), base);
+                opened.add(a);
+                uses.add(new LoraStack.Use(a, s.scale()));
+                if (!a.ignored().isEmpty()) {
+                    notes.add("cria: warning: " + a.path() + ": " + a.ignored().size() + " adapted norm tensor"
+                            + (a.ignored().size() == 1 ? "" : "s") + " ignored, as llama.cpp ignores them (" + a.ignored().get(0)
+                            + (a.ignored().size() > 1 ? ", ..." : "") + ")");
+                }
+            }
+            return LoraStack.of(uses);
+        } finally {
+            opened.forEach(LoraAdapter::close);
         }
     }
 
@@ -149,11 +212,13 @@ public final class Model implements AutoCloseable {
         t.start();
     }
 
-    private static void checkMemory(GgufFile file) {
+    private static void checkMemory(GgufFile file, long adapterBytes) {
         if (ManagementFactory.getOperatingSystemMXBean() instanceof com.sun.management.OperatingSystemMXBean os) {
             long total = os.getTotalMemorySize();
-            if (total > 0 && file.fileSize() > total) {
-                throw new CriaException(file.path() + ": the model takes " + (file.fileSize() >> 20) + " MiB but this machine has "
+            long need = file.fileSize() + adapterBytes;
+            if (total > 0 && need > total) {
+                throw new CriaException(file.path() + ": the model takes " + (file.fileSize() >> 20) + " MiB"
+                        + (adapterBytes > 0 ? " and its adapters " + (adapterBytes >> 20) + " MiB" : "") + " but this machine has "
                         + (total >> 20) + " MiB of memory; use a smaller or more strongly quantized model");
             }
         }
@@ -233,6 +298,16 @@ public final class Model implements AutoCloseable {
         return llama;
     }
 
+    /** The LoRA adapters applied (unmerged), with their scales, in the order given; empty for none. */
+    public List<LoraSpec> loras() {
+        return loras;
+    }
+
+    /** Bytes of host memory the adapters' corrections take (F32 copies; also resident on a GPU). */
+    long adapterBytes() {
+        return adapters.bytes();
+    }
+
     /** Opens a session (its own KV cache and activations). */
     public Session newSession(SessionOptions options) {
         return new Session(this, options);
@@ -242,6 +317,7 @@ public final class Model implements AutoCloseable {
     /** Frees the weights' backend memory and unmaps the file; close its sessions and batch generators first. */
     public void close() {
         backend.close();
+        adapters.close();
         file.close();
     }
 }
