@@ -87,8 +87,12 @@ final class FinetuneCommand extends TrainingVerb {
     @Option(names = "--ctx", paramLabel = "N", description = "tokens per window (default: the longest example, at most 512 and the model's context)")
     Integer ctx;
 
-    @Option(names = "--batch", defaultValue = "8", paramLabel = "N", description = "windows per micro-batch (default: ${DEFAULT-VALUE})")
-    int batch;
+    @Option(names = "--batch", paramLabel = "N",
+            description = "windows per micro-batch (default: 8, split into smaller micro-batches with accumulation when memory is short)")
+    Integer batchOption;
+
+    /** Windows per micro-batch of this run (after an automatic split). */
+    private int batch;
 
     @Option(names = "--steps", paramLabel = "N", description = "optimizer steps; 0 writes the initial adapter (default: --epochs worth)")
     Integer steps;
@@ -99,8 +103,13 @@ final class FinetuneCommand extends TrainingVerb {
     @Option(names = "--dump-batches", paramLabel = "FILE", hidden = true, description = "write every training window's inputs and targets (for peer implementations)")
     Path dumpBatches;
 
-    /** Activation memory above which layers are recomputed in backward unless --recompute is given. */
-    private static final long AUTO_RECOMPUTE_BYTES = 512L << 20;
+    /**
+     * Activation memory above which layers are recomputed in backward (unless --recompute is
+     * given) and, without --batch, the batch is split into accumulated micro-batches: a 1B model at
+     * --ctx 256 then fine-tunes within its file's size and 1 GB.
+     */
+    private static final long ACTIVATION_BUDGET = 512L << 20;
+    private static final int DEFAULT_BATCH = 8;
 
     @Override
     String verb() {
@@ -195,16 +204,29 @@ final class FinetuneCommand extends TrainingVerb {
                     : (i, epoch) -> trainEnc.get(i);
             int pad = tok.eos() >= 0 ? tok.eos() : 0;
             ExampleWindows windows = new ExampleWindows(trainList.size(), encoder, windowCtx, shuffle, seed, pack, pad);
-            int runSteps = steps != null ? steps
-                    : (int) Math.max(1, Math.min(Integer.MAX_VALUE, Math.ceil(epochs * windows.perEpoch() / ((double) batch * accum))));
 
-            // ---- memory
+            // ---- memory: recompute layers, then split the batch into accumulated micro-batches, when activations are large
+            batch = batchOption != null ? batchOption : DEFAULT_BATCH;
             boolean recomputeNow = recompute;
             long acts = TrainGraph.activationBytes(config, batch, windowCtx, false);
-            if (!recompute && acts > AUTO_RECOMPUTE_BYTES) {
+            if (!recompute && acts > ACTIVATION_BUDGET) {
                 recomputeNow = true;
                 err.println("cria finetune: keeping every layer's activations would take " + Units.bytes(acts)
                         + "; recomputing them in backward instead (as --recompute)");
+            }
+            if (batchOption == null && TrainGraph.activationBytes(config, batch, windowCtx, recomputeNow) > ACTIVATION_BUDGET) {
+                int micro = batch;
+                while (micro > 1 && (batch % micro != 0 || TrainGraph.activationBytes(config, micro, windowCtx, recomputeNow) > ACTIVATION_BUDGET)) {
+                    micro--;
+                }
+                if (micro < batch) {
+                    err.println("cria finetune: " + batch + " windows of " + windowCtx + " at once would need "
+                            + Units.bytes(TrainGraph.activationBytes(config, batch, windowCtx, recomputeNow)) + " of activations; training "
+                            + batch / micro + " micro-batches of " + micro + " per step instead (the same steps, as --batch " + micro
+                            + " --grad-accum " + accum * (batch / micro) + ")");
+                    accum *= batch / micro;
+                    batch = micro;
+                }
             }
             long need = TrainGraph.activationBytes(config, batch, windowCtx, recomputeNow)
                     + TrainGraph.loraActivationBytes(config, batch, windowCtx, rank, targetSet.size(), loraDropout > 0)
@@ -213,6 +235,8 @@ final class FinetuneCommand extends TrainingVerb {
                 throw new CriaException("fine-tuning at --batch " + batch + " --ctx " + windowCtx + " needs about " + Units.bytes(need)
                         + " besides the mapped model, more than this machine's " + Units.bytes(physicalMemory()) + "; use a smaller --batch or --ctx");
             }
+            int runSteps = steps != null ? steps
+                    : (int) Math.max(1, Math.min(Integer.MAX_VALUE, Math.ceil(epochs * windows.perEpoch() / ((double) batch * accum))));
             TrainOptions opts = options(batch, windowCtx, Math.max(1, runSteps), recomputeNow);
             Predicate<String> frozen = freeze == null ? n -> false : freezeSpec(freeze, config.layers());
 

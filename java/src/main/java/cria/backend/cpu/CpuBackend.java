@@ -100,7 +100,7 @@ public final class CpuBackend extends HostBackend {
     /** Training ops on this backend's threads, through the native kernels when these ops use them. */
     @Override
     public CpuTrainOps trainOps() {
-        return new CpuTrainOps(pool, kernels);
+        return new CpuTrainOps(pool, kernels, ops);
     }
 
     @Override

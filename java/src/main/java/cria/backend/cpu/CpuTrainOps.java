@@ -36,8 +36,22 @@ public final class CpuTrainOps implements TrainOps {
      * Vector API otherwise.
      */
     CpuTrainOps(WorkerPool pool, NativeKernels nk) {
+        this(pool, nk, null);
+    }
+
+    /** With the inference ops of the same pool, a frozen quantized weight's forward products run in their kernels. */
+    CpuTrainOps(WorkerPool pool, NativeKernels nk, CpuOps inference) {
         this.path = nk != null ? new NativeTrainPath(pool, nk) : new JavaTrainPath(pool);
-        this.frozenProducts = new FrozenProducts(pool, path);
+        this.frozenProducts = new FrozenProducts(pool, path, inference);
+    }
+
+    /**
+     * Whether the forward products of frozen quantized weights run in the inference kernels (8-bit
+     * activations: fast, within inference's own error of the exact product; the default) or on
+     * dequantized float panels (exact: what the oracle computes).
+     */
+    public void quantizedForwardInInferenceKernels(boolean on) {
+        frozenProducts.int8Forward(on);
     }
 
     private final FrozenProducts frozenProducts;

@@ -3,6 +3,7 @@ package cria.backend.cpu;
 
 import cria.backend.Buf;
 import cria.backend.HostBuf;
+import cria.gguf.GgmlType;
 import cria.tensor.Tensor;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
@@ -14,9 +15,11 @@ import java.util.Map;
  * Fine-tuning's frozen base on the CPU (QLoRA's way: the base stays in its blocks). A product
  * {@code out = x · wᵀ} takes {@link #PANEL_FLOATS} worth of w's rows at a time, dequantizes them
  * (on all threads) into a float panel and runs the ordinary float kernel of the path on it; the
- * input gradient {@code dx = dout · w} does the same with the matching columns of dout. Results
- * are the products of the dequantized weight in float32, exactly as a float weight would give,
- * and deterministic. Memory: one panel and one column block of the rows, kept between calls.
+ * input gradient {@code dx = dout · w} does the same with the matching columns of dout: the
+ * products of the dequantized weight in float32, exactly as a float weight would give, and
+ * deterministic. The forward product of a quantized weight runs, by default, in the inference
+ * ops' native kernels (8-bit activations, as inference and llama.cpp compute it: the fine-tuned
+ * model's forward pass is the one it will be run with). Memory: one panel and one column block of the rows, kept between calls.
  */
 final class FrozenProducts {
     /** Values of w per panel (4 MiB of floats): large enough for the kernels, small beside any model. */
@@ -27,25 +30,47 @@ final class FrozenProducts {
     /** A frozen tensor as a training buffer: {@code rows × rowLength}, the tensor's own bytes. */
     static final class Weight extends Buf {
         final Tensor tensor;
+        final cria.backend.Weight[] asInference; // the same tensor as the inference ops' weight (one element)
+        final Buf[] out = new Buf[1];
 
         Weight(Tensor t) {
             super(t.name(), Math.toIntExact(t.rows()), t.rowLength());
             this.tensor = t;
+            this.asInference = new cria.backend.Weight[] {new cria.backend.HostWeight(t)};
         }
     }
 
     private final Arena arena = Arena.ofShared();
     private final WorkerPool pool;
     private final JavaTrainPath path;
+    private final CpuOps inference;
+    private boolean int8Forward = true;
     private final Map<Long, HostBuf> views = new HashMap<>();
     private MemorySegment panel = MemorySegment.NULL;
     private MemorySegment block = MemorySegment.NULL;
     private MemorySegment logits = MemorySegment.NULL;
     private float[][] rowScratch = new float[0][];
 
-    FrozenProducts(WorkerPool pool, JavaTrainPath path) {
+    /**
+     * @param inference the inference ops of the same pool, or null: with them, the forward product of
+     *                  a quantized weight runs as inference runs it (the native 8-bit kernels: activations
+     *                  quantized to 8 bits, several times faster than dequantized float panels)
+     */
+    FrozenProducts(WorkerPool pool, JavaTrainPath path, CpuOps inference) {
         this.pool = pool;
         this.path = path;
+        this.inference = inference;
+    }
+
+    /** Whether forward products of quantized weights use the inference kernels (true) or exact float panels (false). */
+    void int8Forward(boolean on) {
+        this.int8Forward = on;
+    }
+
+    private boolean viaInference(Weight w) {
+        GgmlType t = w.tensor.type();
+        return int8Forward && inference != null && t != GgmlType.F16 && t != GgmlType.BF16 && t != GgmlType.F32
+                && inference.runsNatively(t, w.cols());
     }
 
     /** Rows of w per panel. */
@@ -106,6 +131,11 @@ final class FrozenProducts {
 
     /** {@code out = x · wᵀ} (x [n, in], out [n, rows]). */
     void matmul(HostBuf x, Weight w, int n, HostBuf out) {
+        if (viaInference(w)) {
+            w.out[0] = out;
+            inference.matmul(x, n, w.asInference, w.out);
+            return;
+        }
         int step = panelRows(w);
         for (int r0 = 0; r0 < w.rows(); r0 += step) {
             int r1 = Math.min(w.rows(), r0 + step);
