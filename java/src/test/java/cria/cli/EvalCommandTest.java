@@ -118,6 +118,34 @@ class EvalCommandTest {
         assertTrue(r.out().contains("| | tiny-eos.gguf | tiny.gguf |"), r.out());
     }
 
+    @Test
+    void storiesWritesALabelledTaskThatEvalReads() throws Exception {
+        Path tiny = TestModels.tinyLlama(dir.resolve("tiny.gguf"), 2);
+        Path out = dir.resolve("mood");
+        CliRunner.Result w = CliRunner.run("stories", "--task", "mood", "--train", "30", "--val", "6", "--test", "12", "--seed", "7",
+                "-o", out.toString());
+        assertEquals(0, w.code(), w.toString());
+        assertTrue(w.out().contains("test.jsonl: 12 examples") && w.out().contains("labels happy, sad, scared"), w.out());
+        assertEquals(30, Files.readAllLines(out.resolve("train.jsonl")).size());
+        CliRunner.Result e = CliRunner.run("eval", "-m", tiny.toString(), "--data", out.resolve("test.jsonl").toString(), "--json");
+        assertEquals(0, e.code(), e.toString());
+        JsonNode c = json(e.out()).get("models").get(0).get("classification");
+        assertEquals(12, c.get("count").asInt());
+        assertEquals("[4, 4, 4]", c.get("classes").findValues("support").toString());
+
+        String[][] bad = {
+            {"stories", "--task", "weather", "-o", dir.resolve("w").toString()},
+            {"stories", "--task", "mood", "--bytes", "100", "-o", dir.resolve("b").toString()},
+            {"stories", "--task", "mood", "--test", "0", "-o", dir.resolve("z").toString()},
+            {"stories", "--task", "mood", "-o", tiny.toString()},
+        };
+        for (String[] args : bad) {
+            CliRunner.Result r = CliRunner.run(args);
+            assertEquals(1, r.code(), String.join(" ", args) + "\n" + r);
+            assertEquals(1, r.err().strip().lines().count(), r.err());
+        }
+    }
+
     private static boolean contains(int[] a, int x) {
         return Arrays.stream(a).anyMatch(v -> v == x);
     }
