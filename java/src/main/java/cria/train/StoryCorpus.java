@@ -480,7 +480,7 @@ public final class StoryCorpus {
     }
 
     // "a" before a vowel becomes "an".
-    private static String articles(String s) {
+    static String articles(String s) {
         StringBuilder out = new StringBuilder(s.length() + 8);
         for (int i = 0; i < s.length(); i++) {
             char c = s.charAt(i);
