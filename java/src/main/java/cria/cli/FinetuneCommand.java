@@ -108,7 +108,7 @@ final class FinetuneCommand extends TrainingVerb {
      * given) and, without --batch, the batch is split into accumulated micro-batches: a 1B model at
      * --ctx 256 then fine-tunes within its file's size and 1 GB.
      */
-    private static final long ACTIVATION_BUDGET = 512L << 20;
+    private static final long ACTIVATION_BUDGET = 384L << 20;
     private static final int DEFAULT_BATCH = 8;
 
     @Override
