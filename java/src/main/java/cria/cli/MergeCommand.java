@@ -98,7 +98,7 @@ final class MergeCommand extends Verb {
                 t.setDaemon(true);
                 return t;
             });
-            try (LoraStack stack = adapters(base, specs); Quantizer q = new Quantizer(threads)) {
+            try (LoraStack stack = adapters(base, specs, err()); Quantizer q = new Quantizer(threads)) {
                 List<GgufTensorInfo> tensors = new ArrayList<>();
                 for (GgufTensorInfo t : base.tensors()) {
                     // an adapted tensor leaves the merge as F32 rows (the quantizer may take it further)
@@ -181,7 +181,7 @@ final class MergeCommand extends Verb {
     }
 
     /** Opens and checks the adapters against the base, sums them; their files are closed again. */
-    private static LoraStack adapters(GgufFile base, List<LoraSpec> specs) {
+    private static LoraStack adapters(GgufFile base, List<LoraSpec> specs, java.io.PrintWriter err) {
         List<LoraAdapter> opened = new ArrayList<>();
         try {
             List<LoraStack.Use> uses = new ArrayList<>();
@@ -189,6 +189,11 @@ final class MergeCommand extends Verb {
                 LoraAdapter a = LoraAdapter.open(s.file(), base);
                 opened.add(a);
                 uses.add(new LoraStack.Use(a, s.scale()));
+                if (!a.ignored().isEmpty()) {
+                    err.println("cria: warning: " + a.path() + ": " + a.ignored().size() + " adapted norm tensor"
+                            + (a.ignored().size() == 1 ? "" : "s") + " ignored, as llama.cpp ignores them (" + a.ignored().get(0)
+                            + (a.ignored().size() > 1 ? ", ..." : "") + ")");
+                }
             }
             return LoraStack.of(uses);
         } finally {

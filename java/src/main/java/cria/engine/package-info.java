@@ -1,7 +1,8 @@
 /**
  * The public Java API: {@link cria.engine.Model} (a GGUF model loaded onto a backend),
  * {@link cria.engine.Session} (one sequence with its KV cache), {@link cria.engine.BatchGenerator}
- * (many sequences decoded together) and their options. Both run the same generation loop (the
+ * (many sequences decoded together) and their options ({@link cria.engine.ModelOptions#withLora}
+ * applies LoRA adapters, {@link cria.engine.LoraSpec}). Both run the same generation loop (the
  * package-private {@code Scheduler}): a session is that loop with one sequence, so they check
  * inputs, stop at the end of the context and sample the same way.
  *

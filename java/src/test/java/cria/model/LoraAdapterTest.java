@@ -7,10 +7,16 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import cria.CriaException;
+import cria.GgufEdit;
+import cria.TestAdapters;
 import cria.TestModels;
+import cria.gguf.GgmlType;
 import cria.gguf.GgufFile;
 import cria.gguf.GgufValue;
 import cria.gguf.Metadata;
+import cria.tensor.Codecs;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
 import java.nio.file.Path;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -99,5 +105,35 @@ class LoraAdapterTest {
         e = assertThrows(CriaException.class, () -> LoraAdapterWriter.write(out, "llama", Float.NaN, Map.of(), null));
         assertTrue(e.getMessage().contains("alpha"), e.getMessage());
         assertTrue(!out.toFile().exists());
+    }
+
+    /** F16 and BF16 adapter tensors are read as llama.cpp reads them: the stacked copies hold their values. */
+    @Test
+    void halfPrecisionAdapters() {
+        Path base = TestModels.tinyLlama(tmp.resolve("m.gguf"), 2);
+        Path f32 = TestAdapters.write(tmp.resolve("f32.gguf"), 8f, TestAdapters.random(base, 4, 5, 0.2, 2.0, TestAdapters.ALL));
+        for (GgmlType type : new GgmlType[] {GgmlType.F16, GgmlType.BF16}) {
+            GgufEdit e = GgufEdit.of(f32);
+            for (GgufEdit.TensorData t : List.copyOf(e.tensors.values())) {
+                float[] v = MemorySegment.ofArray(t.bytes()).toArray(ValueLayout.JAVA_FLOAT_UNALIGNED);
+                e.putTensor(t.name(), type, t.shape(), b -> Codecs.of(type).quantize(v, 0, v.length,
+                        MemorySegment.ofArray(b), 0));
+            }
+            Path half = e.write(tmp.resolve(type + ".gguf"));
+            try (GgufFile b = GgufFile.open(base); LoraAdapter a = LoraAdapter.open(f32, b); LoraAdapter h = LoraAdapter.open(half, b);
+                 LoraStack sa = LoraStack.of(List.of(new LoraStack.Use(a, 1f))); LoraStack sh = LoraStack.of(List.of(new LoraStack.Use(h, 1f)))) {
+                assertEquals(type, h.pair("blk.0.attn_q.weight").a().type());
+                for (String name : sa.products().keySet()) {
+                    for (boolean isA : new boolean[] {true, false}) {
+                        float[] x = (isA ? sa.product(name).a() : sa.product(name).b()).data().toArray(ValueLayout.JAVA_FLOAT);
+                        float[] y = (isA ? sh.product(name).a() : sh.product(name).b()).data().toArray(ValueLayout.JAVA_FLOAT);
+                        double tol = type == GgmlType.F16 ? 1e-3 : 8e-3;
+                        for (int i = 0; i < x.length; i++) {
+                            assertEquals(x[i], y[i], tol * Math.abs(x[i]) + 1e-7, type + " " + name + (isA ? " A" : " B") + "[" + i + "]");
+                        }
+                    }
+                }
+            }
+        }
     }
 }
