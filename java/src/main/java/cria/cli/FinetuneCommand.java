@@ -177,19 +177,19 @@ final class FinetuneCommand extends TrainingVerb {
                 throw new CriaException("--ctx " + windowCtx + ": between 1 and the model's context of " + modelCtx);
             }
             int maxTokens = windowCtx + 1;
-            List<ExampleWindows.Encoded> trainEnc = new ArrayList<>();
+            List<Examples.Encoded> trainEnc = new ArrayList<>();
             int cut = 0;
             for (Example e : trainList) {
                 Examples.Encoded x = train.encode(e, maxTokens, 0, 0);
                 cut += x.truncated() ? 1 : 0;
-                trainEnc.add(new ExampleWindows.Encoded(x.tokens(), x.trained()));
+                trainEnc.add(x);
             }
             Examples valSource = held != null ? held : train;
-            List<ExampleWindows.Encoded> valEnc = new ArrayList<>();
+            List<Examples.Encoded> valEnc = new ArrayList<>();
             for (Example e : valList) {
                 Examples.Encoded x = valSource.encode(e, maxTokens, 0, 0);
                 cut += x.truncated() ? 1 : 0;
-                valEnc.add(new ExampleWindows.Encoded(x.tokens(), x.trained()));
+                valEnc.add(x);
             }
             if (cut > 0) {
                 err.println("cria finetune: warning: " + cut + " example" + (cut == 1 ? " is" : "s are") + " longer than --ctx " + windowCtx
@@ -197,10 +197,7 @@ final class FinetuneCommand extends TrainingVerb {
             }
             final List<Example> exs = trainList;
             ExampleWindows.Encoder encoder = augment > 0
-                    ? (i, epoch) -> {
-                        Examples.Encoded x = train.encode(exs.get(i), maxTokens, augment, Augment.seed(seed, i, epoch));
-                        return new ExampleWindows.Encoded(x.tokens(), x.trained());
-                    }
+                    ? (i, epoch) -> train.encode(exs.get(i), maxTokens, augment, Augment.seed(seed, i, epoch))
                     : (i, epoch) -> trainEnc.get(i);
             int pad = tok.eos() >= 0 ? tok.eos() : 0;
             ExampleWindows windows = new ExampleWindows(trainList.size(), encoder, windowCtx, shuffle, seed, pack, pad);

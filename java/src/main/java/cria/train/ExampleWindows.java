@@ -22,18 +22,9 @@ import java.util.List;
  */
 public final class ExampleWindows implements TrainSource {
 
-    /** An example as tokens, and which tokens are learned (the loss at position t - 1 predicts token t). */
-    public record Encoded(int[] tokens, boolean[] trained) {
-        public Encoded {
-            if (tokens.length != trained.length) {
-                throw new IllegalArgumentException(tokens.length + " tokens but " + trained.length + " mask values");
-            }
-        }
-    }
-
     /** Example i as it is trained in an epoch (augmentation may differ per epoch; without it, the same every time). */
     public interface Encoder {
-        Encoded encode(int example, long epoch);
+        Examples.Encoded encode(int example, long epoch);
     }
 
     private final int count;
@@ -159,7 +150,7 @@ public final class ExampleWindows implements TrainSource {
      * window's first), returns the position after it. The example's last token is an input only when
      * another example can follow; its first token is never a target.
      */
-    private int put(Encoded e, int[] inputs, int[] targets, int offset, int at, boolean first) {
+    private int put(Examples.Encoded e, int[] inputs, int[] targets, int offset, int at, boolean first) {
         if (first) {
             for (int t = 0; t < ctx; t++) {
                 inputs[offset + t] = pad;
@@ -178,7 +169,7 @@ public final class ExampleWindows implements TrainSource {
     }
 
     /** Held-out examples, one per window, padded; at most {@code max}. */
-    public static TrainSource.Validation validation(List<Encoded> examples, int ctx, int max, int pad) {
+    public static TrainSource.Validation validation(List<Examples.Encoded> examples, int ctx, int max, int pad) {
         if (examples.isEmpty()) {
             throw new CriaException("the validation data has no examples");
         }
