@@ -101,6 +101,11 @@ public final class CpuTrainOps implements TrainOps {
         }
     }
 
+    /** The path computing these ops (for this package's tests). */
+    JavaTrainPath path() {
+        return path;
+    }
+
     /** True when the C kernels compute these ops. */
     public boolean usesNativeKernels() {
         return path instanceof NativeTrainPath;

@@ -14,16 +14,17 @@ import java.util.Map;
 /**
  * Fine-tuning's frozen base on the CPU (QLoRA's way: the base stays in its blocks). A product
  * {@code out = x · wᵀ} takes {@link #PANEL_FLOATS} worth of w's rows at a time, dequantizes them
- * (on all threads) into a float panel and runs the ordinary float kernel of the path on it; the
- * input gradient {@code dx = dout · w} does the same with the matching columns of dout: the
+ * into a float panel and runs the path's float kernel on it, each thread its own groups of
+ * panels (no barrier between panels); the input gradient {@code dx = dout · w} does the same with
+ * the matching columns of dout, each group into its own partial sum: the
  * products of the dequantized weight in float32, exactly as a float weight would give, and
  * deterministic. The forward product of a quantized weight runs, by default, in the inference
  * ops' native kernels (8-bit activations, as inference and llama.cpp compute it: the fine-tuned
  * model's forward pass is the one it will be run with). Memory: one panel and one column block of the rows, kept between calls.
  */
 final class FrozenProducts {
-    /** Values of w per panel (4 MiB of floats): large enough for the kernels, small beside any model. */
-    static final long PANEL_FLOATS = 1L << 20;
+    /** Values of w per panel (1 MiB of floats): large enough for the kernels, small enough for the cache. */
+    static final long PANEL_FLOATS = 1L << 18;
     /** Values of logits per cross-entropy chunk (64 MiB of floats). */
     static final long LOGIT_FLOATS = 1L << 24;
 
@@ -44,10 +45,13 @@ final class FrozenProducts {
     private final WorkerPool pool;
     private final JavaTrainPath path;
     private final CpuOps inference;
+    private final long panelFloats;
     private boolean int8Forward = true;
     private final Map<Long, HostBuf> views = new HashMap<>();
-    private MemorySegment panel = MemorySegment.NULL;
-    private MemorySegment block = MemorySegment.NULL;
+    /** Panel groups per product: the most threads a product uses, and the partial sums dx keeps. */
+    static final int GROUPS = 4;
+    private final MemorySegment[] groupPanels = {MemorySegment.NULL, MemorySegment.NULL, MemorySegment.NULL, MemorySegment.NULL};
+    private MemorySegment partials = MemorySegment.NULL;
     private MemorySegment logits = MemorySegment.NULL;
     private float[][] rowScratch = new float[0][];
 
@@ -57,6 +61,12 @@ final class FrozenProducts {
      *                  quantized to 8 bits, several times faster than dequantized float panels)
      */
     FrozenProducts(WorkerPool pool, JavaTrainPath path, CpuOps inference) {
+        this(pool, path, inference, PANEL_FLOATS);
+    }
+
+    /** With panels of {@code panelFloats} values (tests use small ones, so that many panels and groups take part). */
+    FrozenProducts(WorkerPool pool, JavaTrainPath path, CpuOps inference, long panelFloats) {
+        this.panelFloats = panelFloats;
         this.pool = pool;
         this.path = path;
         this.inference = inference;
@@ -74,8 +84,8 @@ final class FrozenProducts {
     }
 
     /** Rows of w per panel. */
-    private static int panelRows(Weight w) {
-        return (int) Math.max(1, Math.min(w.rows(), PANEL_FLOATS / w.cols()));
+    private int panelRows(Weight w) {
+        return (int) Math.max(1, Math.min(w.rows(), panelFloats / w.cols()));
     }
 
     private static MemorySegment grow(Arena arena, MemorySegment s, long floats) {
@@ -93,40 +103,34 @@ final class FrozenProducts {
         return h;
     }
 
-    /** Rows [r0, r1) of w dequantized into the panel, on all threads. */
-    private HostBuf dequantize(Weight w, int r0, int r1) {
+    /**
+     * The panels of w (rows [p·P, (p+1)·P)) fall into {@link #GROUPS} (or fewer) groups of
+     * consecutive panels; each group is one thread's work, without a barrier between its panels.
+     * Returns the panel count; sizes the groups' panel buffers and every thread's scratch.
+     */
+    private int prepare(Weight w, int step, int groups) {
         int cols = w.cols();
-        panel = grow(arena, panel, (long) panelRows(w) * cols);
+        for (int g = 0; g < groups; g++) {
+            groupPanels[g] = grow(arena, groupPanels[g], (long) step * cols);
+        }
         int threads = pool.threads();
         if (rowScratch.length < threads || rowScratch[0].length < cols) {
             rowScratch = new float[threads][cols];
         }
-        MemorySegment p = panel;
-        float[][] rs = rowScratch;
-        pool.run((t, nt) -> {
-            int count = r1 - r0;
-            int lo = r0 + (int) ((long) count * t / nt);
-            int hi = r0 + (int) ((long) count * (t + 1) / nt);
-            float[] row = rs[t];
-            for (int r = lo; r < hi; r++) {
-                w.tensor.dequantizeRow(r, row, 0);
-                MemorySegment.copy(row, 0, p, ValueLayout.JAVA_FLOAT, (long) (r - r0) * cols * 4, cols);
-            }
-        });
-        return view(panel, 0, r1 - r0, cols);
+        path.preparePanels(cols, step);
+        return (w.rows() + step - 1) / step;
     }
 
-    /** Columns [c0, c1) of src's first n rows, packed into the block buffer as [n, c1 - c0]. */
-    private HostBuf columns(HostBuf src, int n, int c0, int c1, boolean load) {
-        int w = c1 - c0;
-        block = grow(arena, block, (long) n * w);
-        HostBuf b = view(block, 0, n, w);
-        if (load) {
-            for (int i = 0; i < n; i++) {
-                MemorySegment.copy(src.segment(), src.rowOffset(i) + 4L * c0, block, (long) i * w * 4, (long) w * 4);
-            }
+    /** Rows [r0, r1) of w dequantized into a group's panel buffer, on the calling thread t. */
+    private HostBuf dequantize(Weight w, int r0, int r1, int group, int t) {
+        int cols = w.cols();
+        MemorySegment p = groupPanels[group];
+        float[] row = rowScratch[t];
+        for (int r = r0; r < r1; r++) {
+            w.tensor.dequantizeRow(r, row, 0);
+            MemorySegment.copy(row, 0, p, ValueLayout.JAVA_FLOAT, (long) (r - r0) * cols * 4, cols);
         }
-        return b;
+        return new HostBuf("panel", r1 - r0, cols, p.asSlice(0, (long) (r1 - r0) * cols * 4));
     }
 
     /** {@code out = x · wᵀ} (x [n, in], out [n, rows]). */
@@ -137,31 +141,56 @@ final class FrozenProducts {
             return;
         }
         int step = panelRows(w);
-        for (int r0 = 0; r0 < w.rows(); r0 += step) {
-            int r1 = Math.min(w.rows(), r0 + step);
-            HostBuf p = dequantize(w, r0, r1);
-            if (r0 == 0 && r1 == w.rows()) {
-                path.matmul(x, p, n, out);
-                continue;
+        int groups = Math.min(GROUPS, (w.rows() + step - 1) / step);
+        int panels = prepare(w, step, groups);
+        pool.run((t, nt) -> {
+            for (int g = t; g < groups; g += nt) {
+                for (int p = panels * g / groups; p < panels * (g + 1) / groups; p++) {
+                    int r0 = p * step;
+                    int r1 = Math.min(w.rows(), r0 + step);
+                    path.matmulPanel(t, x, n, dequantize(w, r0, r1, g, t), r1 - r0, out, r0);
+                }
             }
-            HostBuf o = columns(out, n, r0, r1, false);
-            path.matmul(x, p, n, o);
-            int cw = r1 - r0;
-            for (int i = 0; i < n; i++) {
-                MemorySegment.copy(block, (long) i * cw * 4, out.segment(), out.rowOffset(i) + 4L * r0, (long) cw * 4);
-            }
-        }
+        });
     }
 
-    /** {@code dx = dout · w} (or {@code +=} when accumulating): dout [n, rows], dx [n, in]. */
+    /**
+     * {@code dx = dout · w} (or {@code +=} when accumulating): dout [n, rows], dx [n, in]. Each
+     * group of panels sums into its own partial, and the partials are added in group order: the
+     * result does not depend on the thread count.
+     */
     void matmulDx(HostBuf dout, HostBuf x, Weight w, int n, HostBuf dx, boolean accumulate) {
         int step = panelRows(w);
-        for (int r0 = 0; r0 < w.rows(); r0 += step) {
-            int r1 = Math.min(w.rows(), r0 + step);
-            HostBuf p = dequantize(w, r0, r1);
-            HostBuf g = r0 == 0 && r1 == w.rows() ? dout : columns(dout, n, r0, r1, true);
-            path.matmulBackward(g, x, p, n, dx, accumulate || r0 > 0, null);
-        }
+        int groups = Math.min(GROUPS, (w.rows() + step - 1) / step);
+        int panels = prepare(w, step, groups);
+        int k = w.cols();
+        long part = (long) n * k;
+        partials = grow(arena, partials, part * groups);
+        MemorySegment ps = partials;
+        pool.run((t, nt) -> {
+            for (int g = t; g < groups; g += nt) {
+                HostBuf into = new HostBuf("partial", n, k, ps.asSlice(4 * part * g, 4 * part));
+                for (int p = panels * g / groups; p < panels * (g + 1) / groups; p++) {
+                    int r0 = p * step;
+                    int r1 = Math.min(w.rows(), r0 + step);
+                    path.dxPanel(t, dout, r0, n, dequantize(w, r0, r1, g, t), r1 - r0, into, p > panels * g / groups);
+                }
+            }
+        });
+        pool.run((t, nt) -> {
+            int lo = (int) ((long) n * t / nt);
+            int hi = (int) ((long) n * (t + 1) / nt);
+            for (int i = lo; i < hi; i++) {
+                long d = dx.rowOffset(i) / 4;
+                for (int c = 0; c < k; c++) {
+                    float sum = accumulate ? dx.segment().getAtIndex(ValueLayout.JAVA_FLOAT, d + c) : 0f;
+                    for (int g = 0; g < groups; g++) {
+                        sum += ps.getAtIndex(ValueLayout.JAVA_FLOAT, part * g + (long) i * k + c);
+                    }
+                    dx.segment().setAtIndex(ValueLayout.JAVA_FLOAT, d + c, sum);
+                }
+            }
+        });
     }
 
     /** {@code x[i] = w[tokens[i]]} dequantized. */

@@ -68,6 +68,39 @@ class JavaTrainPath {
 
     void close() {}
 
+    // ---- single-thread panel products (fine-tuning's frozen weights, cria.backend.cpu.FrozenProducts) ----
+
+    /** Readies every thread's scratch for panel products of k inputs and up to o outputs. */
+    void preparePanels(int k, int o) {}
+
+    /** {@code out[i][oOff + r] = Σ_c x[i][c]·w[r][c]} for rows i &lt; n, r &lt; w.rows(): thread th's call, its own scratch. */
+    void matmulPanel(int th, HostBuf x, int n, HostBuf w, int wRows, HostBuf out, int oOff) {
+        int k = x.cols();
+        for (int i = 0; i < n; i++) {
+            for (int r = 0; r < wRows; r++) {
+                float sum = 0;
+                for (int c = 0; c < k; c++) {
+                    sum = Math.fma(x.get(i, c), w.get(r, c), sum);
+                }
+                out.set(i, oOff + r, sum);
+            }
+        }
+    }
+
+    /** {@code dx[i][c] (= or +=) Σ_r g[i][gOff + r]·w[r][c]} for rows i &lt; n, r &lt; wRows: thread th's call. */
+    void dxPanel(int th, HostBuf g, int gOff, int n, HostBuf w, int wRows, HostBuf dx, boolean accumulate) {
+        int k = w.cols();
+        for (int i = 0; i < n; i++) {
+            for (int c = 0; c < k; c++) {
+                float sum = accumulate ? dx.get(i, c) : 0f;
+                for (int r = 0; r < wRows; r++) {
+                    sum = Math.fma(g.get(i, gOff + r), w.get(r, c), sum);
+                }
+                dx.set(i, c, sum);
+            }
+        }
+    }
+
     /** Runs the op whose arguments are set on every thread. */
     final void run(int code) {
         pool.run(tasks[code]);

@@ -130,6 +130,21 @@ final class NativeTrainPath extends JavaTrainPath {
     }
 
     /** Every thread's packing scratch holds a weight of o rows of k. */
+    @Override
+    void preparePanels(int k, int o) {
+        packFor(k, o);
+    }
+
+    @Override
+    void matmulPanel(int th, HostBuf x, int n, HostBuf w, int wRows, HostBuf out, int oOff) {
+        matmulCall(x.segment(), 0, x.cols(), 0, n, x.cols(), w.segment(), wRows, out.segment(), oOff, out.cols(), pack[th]);
+    }
+
+    @Override
+    void dxPanel(int th, HostBuf g, int gOff, int n, HostBuf w, int wRows, HostBuf dx, boolean accumulate) {
+        dxCall(g.segment(), gOff, g.cols(), 0, n, wRows, w.segment(), w.cols(), dx.segment(), 0, dx.cols(), accumulate, pack[th]);
+    }
+
     private void packFor(int k, int o) {
         long bytes;
         try {
