@@ -98,7 +98,7 @@ final class MergeCommand extends Verb {
                 t.setDaemon(true);
                 return t;
             });
-            try (LoraStack stack = adapters(base, specs, err()); Quantizer q = new Quantizer(threads)) {
+            try (LoraStack stack = LoraStack.open(base, specs.stream().map(LoraSpec::file).toList(), LoraSpec.scales(specs), err()::println); Quantizer q = new Quantizer(threads)) {
                 List<GgufTensorInfo> tensors = new ArrayList<>();
                 for (GgufTensorInfo t : base.tensors()) {
                     // an adapted tensor leaves the merge as F32 rows (the quantizer may take it further)
@@ -180,26 +180,6 @@ final class MergeCommand extends Verb {
         }
     }
 
-    /** Opens and checks the adapters against the base, sums them; their files are closed again. */
-    private static LoraStack adapters(GgufFile base, List<LoraSpec> specs, java.io.PrintWriter err) {
-        List<LoraAdapter> opened = new ArrayList<>();
-        try {
-            List<LoraStack.Use> uses = new ArrayList<>();
-            for (LoraSpec s : specs) {
-                LoraAdapter a = LoraAdapter.open(s.file(), base);
-                opened.add(a);
-                uses.add(new LoraStack.Use(a, s.scale()));
-                if (!a.ignored().isEmpty()) {
-                    err.println("cria: warning: " + a.path() + ": " + a.ignored().size() + " adapted norm tensor"
-                            + (a.ignored().size() == 1 ? "" : "s") + " ignored, as llama.cpp ignores them (" + a.ignored().get(0)
-                            + (a.ignored().size() > 1 ? ", ..." : "") + ")");
-                }
-            }
-            return LoraStack.of(uses);
-        } finally {
-            opened.forEach(LoraAdapter::close);
-        }
-    }
 
     /** dst (F32 rows) = the base tensor's rows plus the correction's, in parallel chunks of rows. */
     private void merge(Tensor src, LoraStack stack, LoraStack.Product p, MemorySegment dst, Progress progress) {

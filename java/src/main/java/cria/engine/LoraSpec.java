@@ -66,4 +66,13 @@ public record LoraSpec(Path file, float scale) {
     public String toString() {
         return file + ":" + scale;
     }
+
+    /** The scales of several adapters, in order. */
+    public static float[] scales(java.util.List<LoraSpec> specs) {
+        float[] s = new float[specs.size()];
+        for (int i = 0; i < s.length; i++) {
+            s[i] = specs.get(i).scale();
+        }
+        return s;
+    }
 }

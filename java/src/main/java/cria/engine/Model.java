@@ -117,7 +117,7 @@ public final class Model implements AutoCloseable {
             LlamaWeights.Checked checked = LlamaWeights.check(file, config);
             List<String> adapterNotes = new ArrayList<>();
             // adapters are checked and read (every value) before a backend exists: a refused one costs no device set-up
-            adapters = adapters(file, options.loras(), adapterNotes);
+            adapters = LoraStack.open(file, options.loras().stream().map(LoraSpec::file).toList(), LoraSpec.scales(options.loras()), adapterNotes::add);
             checkMemory(file, adapters.bytes());
             if (backend == null) {
                 backend = Backends.create(options.backend(), options.threads(), log);
@@ -158,32 +158,6 @@ public final class Model implements AutoCloseable {
         }
     }
 
-    /**
-     * Opens, checks against the base and reads the adapters; their files are closed again (the
-     * stack holds the summed copies). Adapter tensors skipped as llama.cpp skips them go to {@code notes}.
-     */
-    private static LoraStack adapters(GgufFile base, List<LoraSpec> specs, List<String> notes) {
-        if (specs.isEmpty()) {
-            return LoraStack.NONE;
-        }
-        List<LoraAdapter> opened = new ArrayList<>();
-        try {
-            List<LoraStack.Use> uses = new ArrayList<>();
-            for (LoraSpec s : specs) {
-                LoraAdapter a = LoraAdapter.open(s.file(), base);
-                opened.add(a);
-                uses.add(new LoraStack.Use(a, s.scale()));
-                if (!a.ignored().isEmpty()) {
-                    notes.add("cria: warning: " + a.path() + ": " + a.ignored().size() + " adapted norm tensor"
-                            + (a.ignored().size() == 1 ? "" : "s") + " ignored, as llama.cpp ignores them (" + a.ignored().get(0)
-                            + (a.ignored().size() > 1 ? ", ..." : "") + ")");
-                }
-            }
-            return LoraStack.of(uses);
-        } finally {
-            opened.forEach(LoraAdapter::close);
-        }
-    }
 
     /**
      * Touches every page of the tensor data on a background thread, so that the first forward

@@ -66,6 +66,35 @@ public final class LoraStack implements AutoCloseable {
     }
 
     /**
+     * Opens adapter files ({@code files[i]} at {@code scales[i]}), checks each against the base and
+     * sums them ({@link #of}); their files are closed again. Norm tensors an adapter carries are
+     * ignored, as llama.cpp ignores them, with a warning to {@code warnings}.
+     */
+    public static LoraStack open(cria.gguf.GgufFile base, List<java.nio.file.Path> files, float[] scales,
+                                 java.util.function.Consumer<String> warnings) {
+        if (files.isEmpty()) {
+            return NONE;
+        }
+        List<LoraAdapter> opened = new java.util.ArrayList<>();
+        try {
+            List<Use> uses = new java.util.ArrayList<>();
+            for (int i = 0; i < files.size(); i++) {
+                LoraAdapter a = LoraAdapter.open(files.get(i), base);
+                opened.add(a);
+                uses.add(new Use(a, scales[i]));
+                if (!a.ignored().isEmpty()) {
+                    warnings.accept("cria: warning: " + a.path() + ": " + a.ignored().size() + " adapted norm tensor"
+                            + (a.ignored().size() == 1 ? "" : "s") + " ignored, as llama.cpp ignores them (" + a.ignored().get(0)
+                            + (a.ignored().size() > 1 ? ", ..." : "") + ")");
+                }
+            }
+            return of(uses);
+        } finally {
+            opened.forEach(LoraAdapter::close);
+        }
+    }
+
+    /**
      * Reads and sums the adapters (each already checked against the base by
      * {@link LoraAdapter#open}). The adapters may be closed afterwards: the stack holds copies.
      *
