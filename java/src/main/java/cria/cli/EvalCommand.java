@@ -36,7 +36,8 @@ import picocli.CommandLine.Option;
         description = {"Evaluate a model on fine-tuning data (JSONL of {\"text\"}, {\"prompt\",\"completion\"}, {\"messages\":[...]} or",
             "{\"text\",\"label\"} lines): mean loss and perplexity over the trained tokens; for labelled lines accuracy, per-class",
             "precision/recall, macro-F1 and the confusion matrix (the prediction is the label with the most probable completion);",
-            "for prompt/completion lines greedy exact match. --compare adds columns for other models (without adapters).",
+            "for prompt/completion lines greedy exact match (until EOS, or a --stop text). --compare adds columns for other models",
+            "(without adapters).",
             "Example: cria stories --task mood --train 2000 --val 200 --test 400 -o mood",
             "         cria eval -m target/default/cria-stories.gguf --data mood/test.jsonl"})
 final class EvalCommand extends Verb {
@@ -57,6 +58,10 @@ final class EvalCommand extends Verb {
     @Option(names = "--limit", defaultValue = "0", paramLabel = "N", description = "score the first N examples only (default: all)")
     int limit;
 
+    @Option(names = "--stop", paramLabel = "TEXT", description = {"exact match: greedy generation also ends before this text (repeatable),",
+        "e.g. --stop $'\\n' for a model that never learned EOS, with completions that end in a line break"})
+    List<String> stop = new ArrayList<>();
+
     @Option(names = "--json", description = "print one JSON object instead of markdown")
     boolean json;
 
@@ -67,6 +72,9 @@ final class EvalCommand extends Verb {
     public Integer call() {
         if (limit < 0) {
             throw new CriaException("--limit must be 0 (all) or positive, got " + limit);
+        }
+        if (stop.contains("")) {
+            throw new CriaException("--stop needs some text (an empty stop string would end every generation at once)");
         }
         Examples file = Examples.read(data, labels); // a bad file fails before any model loads
         List<Example> chosen = limit > 0 && limit < file.examples().size() ? file.examples().subList(0, limit) : file.examples();
@@ -102,7 +110,7 @@ final class EvalCommand extends Verb {
         try (Model model = Model.load(path, options, err()::println)) {
             Examples bound = file.bind(model.tokenizer(), Examples.chatTemplate(model.file().metadata(), model.tokenizer()));
             try (Session s = model.newSession(modelArgs.sessionOptions().withAllLogits(true))) {
-                Evaluation eval = new Evaluation(s, bound);
+                Evaluation eval = new Evaluation(s, bound, stop);
                 Progress progress = new Progress(err(), "eval " + name, chosen.size(), "examples", Progress.stderrIsTerminal());
                 for (Example e : chosen) {
                     eval.add(e);

@@ -19,13 +19,18 @@ import java.util.List;
  * after the prompt: the prompt is evaluated once, then each label after it (the cache truncated
  * back to the prompt in between); its loss is that of its true label. A prompt/completion is also
  * generated greedily from its prompt, at most the reference's token count + 8 tokens, stopping at
- * an end-of-generation token, and compared with the reference after trimming whitespace.
+ * an end-of-generation token or before a stop string, and compared with the reference after
+ * trimming whitespace. Stop strings serve models that never learned to end a text: stories260K
+ * (llama2.c) separates its stories with BOS, and its EOS shares the output row of the hundreds of
+ * tokens it never saw, so that no adapter of its layers makes EOS the most likely token; a reference
+ * that ends with the stop string ({@code " lily.\n"} with {@code "\n"}) then matches.
  */
 final class Evaluation {
     /** Extra tokens a greedy generation may run past the reference's length. */
     static final int EXTRA_TOKENS = 8;
 
     private final Session session;
+    private final List<String> stop;
     private final Examples examples;
     private final int vocab;
     private final int ctx;
@@ -40,8 +45,14 @@ final class Evaluation {
     private int matched;
 
     Evaluation(Session session, Examples examples) {
+        this(session, examples, List.of());
+    }
+
+    /** Scoring whose greedy generations also end before any of {@code stop}. */
+    Evaluation(Session session, Examples examples, List<String> stop) {
         this.session = session;
         this.examples = examples;
+        this.stop = List.copyOf(stop);
         this.vocab = session.model().config().vocab();
         this.ctx = session.contextLength();
     }
@@ -113,7 +124,7 @@ final class Evaluation {
         int[] reference = examples.encodeCompletion(e, e.completion());
         int max = reference.length + EXTRA_TOKENS;
         int[] prompt = examples.fitPrompt(examples.encodePrompt(e), Math.max(1, ctx - max));
-        GenerateOptions greedy = GenerateOptions.defaults().withSampler(SamplerParams.greedy()).withMaxTokens(max);
+        GenerateOptions greedy = GenerateOptions.defaults().withSampler(SamplerParams.greedy()).withMaxTokens(max).withStop(stop);
         Generation g = session.generateAfter(prompt, greedy, (id, text) -> true);
         generated++;
         matched += ClassificationReport.exactMatch(e.completion(), g.text()) ? 1 : 0;

@@ -1,4 +1,4 @@
-// `cria eval` end to end: tables and JSON on stories260K and a model the test makes, the label scores agree with plain loss, exact match, one-line errors.
+// `cria eval` end to end: tables and JSON on stories260K and a model the test makes, the label scores agree with plain loss, exact match (with stop strings), one-line errors.
 package cria.cli;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -144,6 +144,45 @@ class EvalCommandTest {
             assertEquals(1, r.code(), String.join(" ", args) + "\n" + r);
             assertEquals(1, r.err().strip().lines().count(), r.err());
         }
+    }
+
+    @Test
+    void storiesWritesTheWhoTaskAndStopStringsEndTheGreedyAnswer() throws Exception {
+        Path tiny = TestModels.tinyLlama(dir.resolve("tiny.gguf"), 5);
+        Path out = dir.resolve("who");
+        CliRunner.Result w = CliRunner.run("stories", "--task", "who", "--train", "20", "--val", "4", "--test", "6", "--seed", "7",
+                "-o", out.toString());
+        assertEquals(0, w.code(), w.toString());
+        assertTrue(w.out().contains("test.jsonl: 6 examples") && w.out().contains("prompt/completion"), w.out());
+        CliRunner.Result e = CliRunner.run("eval", "-m", tiny.toString(), "--data", out.resolve("test.jsonl").toString(), "--stop", "\n",
+                "--threads", "2", "--json");
+        assertEquals(0, e.code(), e.toString());
+        JsonNode m = json(e.out()).get("models").get(0);
+        assertEquals(6, m.get("exact_match").get("count").asInt());
+        assertEquals(0, m.get("exact_match").get("matched").asInt(), "a random model does not know who the story is about");
+
+        // the text before a stop string is what is compared: the greedy continuation up to a character it then writes
+        String prompt = "abc";
+        String text;
+        try (Model mo = Model.load(tiny, ModelOptions.defaults().withBackend("cpu").withThreads(2));
+             Session s = mo.newSession(SessionOptions.defaults().withContextLength(64))) {
+            text = s.generate(prompt, GenerateOptions.defaults().withSampler(SamplerParams.greedy()).withMaxTokens(24), (t, x) -> true).text();
+        }
+        int at = 1;
+        while (at < text.length() && (text.substring(0, at).isBlank() || text.substring(0, at).indexOf(text.charAt(at)) >= 0)) {
+            at++;
+        }
+        assertTrue(at < text.length(), "a character that comes first after some text: " + text);
+        String stop = text.substring(at, at + 1);
+        String line = new ObjectMapper().createObjectNode().put("prompt", prompt).put("completion", text.substring(0, at)).toString();
+        Path data = write("stop.jsonl", line + "\n");
+        CliRunner.Result with = CliRunner.run("eval", "-m", tiny.toString(), "--data", data.toString(), "--stop", stop, "--threads", "2");
+        assertTrue(with.out().contains("| exact match | 100.0 % (1/1) |"), "stopped before '" + stop + "' in " + text + ": " + with.out());
+        CliRunner.Result without = CliRunner.run("eval", "-m", tiny.toString(), "--data", data.toString(), "--threads", "2");
+        assertTrue(without.out().contains("| exact match | 0.0 % (0/1) |"), "ran on past '" + stop + "' in " + text + ": " + without.out());
+        CliRunner.Result empty = CliRunner.run("eval", "-m", tiny.toString(), "--data", data.toString(), "--stop", "");
+        assertEquals(1, empty.code(), empty.toString());
+        assertEquals(1, empty.err().strip().lines().count(), empty.err());
     }
 
     private static boolean contains(int[] a, int x) {

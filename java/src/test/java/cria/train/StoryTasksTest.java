@@ -1,4 +1,4 @@
-// StoryTasks: seeded, balanced, disjoint splits in the corpus's own words; learnable from the words, yet no keyword gives the label away.
+// StoryTasks: seeded, balanced, disjoint splits in the corpus's own words; mood is learnable from the words with no keyword, who's answer is the opening name and no simpler rule.
 package cria.train;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -57,6 +57,9 @@ class StoryTasksTest {
         assertEquals(Map.of("happy", 101, "sad", 100, "scared", 100), counts);
         assertEquals(List.of("happy", "sad", "scared"), StoryTasks.labels("mood"));
         assertThrows(CriaException.class, () -> StoryTasks.labels("weather"));
+        assertThrows(CriaException.class, () -> StoryTasks.labels("who"));
+        assertThrows(CriaException.class, () -> StoryTasks.completes("weather"));
+        assertEquals(List.of("mood", "who"), StoryTasks.names());
     }
 
     @Test
@@ -120,5 +123,79 @@ class StoryTasksTest {
             right += labels.get(pick).equals(r.label()) ? 1 : 0;
         }
         assertTrue(right >= 0.9 * test.size(), "naive Bayes: " + right + "/" + test.size());
+    }
+
+    private static List<StoryTasks.Completion> who(int n, long seed) {
+        return StoryTasks.completions("who", n, seed, new HashSet<>());
+    }
+
+    // The names of a story, in order of mention.
+    private static List<String> names(String story) {
+        Set<String> all = new HashSet<>(StoryTasks.whoNames());
+        List<String> out = new java.util.ArrayList<>();
+        for (String w : story.split("[^a-z]+")) {
+            if (all.contains(w)) {
+                out.add(w);
+            }
+        }
+        return out;
+    }
+
+    @Test
+    void whoAsksForTheOpeningNameAmongOthers() {
+        assertEquals(who(50, 3), who(50, 3));
+        assertNotEquals(who(50, 3), who(50, 4));
+        assertTrue(StoryTasks.completes("who"));
+        assertThrows(CriaException.class, () -> StoryTasks.completions("mood", 3, 1, new HashSet<>()));
+        assertThrows(CriaException.class, () -> StoryTasks.generate("who", 3, 1, new HashSet<>()));
+        List<StoryTasks.Completion> rows = who(400, 5);
+        Set<String> vocab = StoryCorpus.vocabulary();
+        Set<String> unknown = new TreeSet<>();
+        Map<String, Integer> answers = new HashMap<>();
+        int others = 0, notLast = 0, notMostFrequent = 0;
+        for (StoryTasks.Completion r : rows) {
+            assertTrue(r.prompt().endsWith(StoryTasks.WHO_QUESTION), r.prompt());
+            String story = r.prompt().substring(0, r.prompt().length() - StoryTasks.WHO_QUESTION.length());
+            assertTrue(story.split(" ").length <= StoryTasks.MAX_WORDS, story);
+            assertEquals(story.toLowerCase(java.util.Locale.ROOT), story);
+            assertEquals(-1, story.indexOf('\n'), story);
+            for (String w : words(story)) {
+                if (!vocab.contains(w)) {
+                    unknown.add(w);
+                }
+            }
+            List<String> named = names(story);
+            String answer = named.get(0); // the story opens with its main character
+            assertEquals(" " + answer + ".\n", r.completion(), story);
+            answers.merge(answer, 1, Integer::sum);
+            others += named.stream().anyMatch(n -> !n.equals(answer)) ? 1 : 0;
+            notLast += named.getLast().equals(answer) ? 0 : 1;
+            Map<String, Integer> counts = new HashMap<>();
+            named.forEach(n -> counts.merge(n, 1, Integer::sum));
+            notMostFrequent += counts.entrySet().stream().anyMatch(e -> !e.getKey().equals(answer) && e.getValue() >= counts.get(answer)) ? 1 : 0;
+        }
+        assertEquals(Set.of(), unknown, "words the default model's corpus never has");
+        // balanced over all 40 names: 10 each
+        assertEquals(40, StoryTasks.whoNames().size());
+        assertEquals(Set.copyOf(StoryTasks.whoNames()), answers.keySet());
+        assertEquals(Set.of(10), Set.copyOf(answers.values()));
+        // other people are named, and neither the last nor the most frequent name is the answer as a rule
+        assertTrue(others > 0.95 * rows.size(), others + " stories with another name");
+        assertTrue(notLast > 0.6 * rows.size(), notLast + " stories whose last name is not the answer");
+        assertTrue(notMostFrequent > 0.3 * rows.size(), notMostFrequent + " stories where another name is as frequent");
+    }
+
+    @Test
+    void whoSplitsOnDiskArePromptsAndCompletions() {
+        Map<Path, Integer> w = StoryTasks.write("who", dir, 200, 20, 40, 7);
+        Set<String> seen = new HashSet<>();
+        for (Path p : w.keySet()) {
+            Examples ex = Examples.read(p, null);
+            assertEquals(Map.of(Example.Kind.COMPLETION, w.get(p)), Map.copyOf(ex.kinds()));
+            for (Example e : ex.examples()) {
+                assertTrue(seen.add(e.prompt()), "a story in two splits: " + e.prompt());
+            }
+        }
+        assertEquals(260, seen.size());
     }
 }
