@@ -27,7 +27,7 @@ import java.util.TreeSet;
  * stories within minutes, while the combinations keep it from memorizing them. The output
  * depends only on the seed (the random numbers are SplitMix64's, not the JDK's).
  */
-public final class StoryCorpus {
+public final class StoryCorpus extends StoryTemplates {
     /** The most {@link #write} will produce. */
     public static final long MAX_BYTES = 1L << 30;
 
@@ -78,17 +78,13 @@ public final class StoryCorpus {
         wait waited walked walking wanted warm was washed water wave we went were when while who why will win wind \
         window windy winning with work worked worry yes you your""";
 
-    private long state;
-    private final Map<String, String> slots = new HashMap<>();
-    private final StringBuilder story = new StringBuilder(1024);
-
     /**
      * A generator whose stories depend only on the seed.
      *
      * @param seed any value; equal seeds give equal stories
      */
     public StoryCorpus(long seed) {
-        this.state = seed;
+        super(seed);
     }
 
     /**
@@ -437,47 +433,7 @@ public final class StoryCorpus {
         say(pick("{name} learned that friends make everything better.", "{name} and {pal} played at the beach until the sun went down."));
     }
 
-    // ---- templates ----
-
-    // Appends a sentence: {slot} takes the story's word, [a|b] one alternative at random.
-    private void say(String template) {
-        if (!story.isEmpty()) {
-            story.append(' ');
-        }
-        fill(template, story);
-    }
-
-    private void fill(String t, StringBuilder out) {
-        for (int i = 0; i < t.length(); i++) {
-            char c = t.charAt(i);
-            if (c == '{') {
-                int end = t.indexOf('}', i);
-                String key = t.substring(i + 1, end);
-                String v = slots.get(key);
-                if (v == null) {
-                    throw new IllegalStateException("no word for {" + key + "} in: " + t);
-                }
-                out.append(v);
-                i = end;
-            } else if (c == '[') {
-                int end = t.indexOf(']', i);
-                String[] alts = t.substring(i + 1, end).split("\\|", -1);
-                fill(alts[below(alts.length)], out);
-                i = end;
-            } else {
-                out.append(c);
-            }
-        }
-    }
-
-    private void put(String key, String value) {
-        if (value.indexOf('{') >= 0) {
-            StringBuilder sb = new StringBuilder();
-            fill(value, sb);
-            value = sb.toString();
-        }
-        slots.put(key, value);
-    }
+    // ---- templates (StoryTemplates) ----
 
     // "a" before a vowel becomes "an".
     static String articles(String s) {
@@ -491,17 +447,6 @@ public final class StoryCorpus {
             }
         }
         return out.toString();
-    }
-
-    // ---- random numbers: SplitMix64 ----
-
-    private int below(int n) {
-        state += 0x9E3779B97F4A7C15L;
-        return (int) Long.remainderUnsigned(Windows.mix(state) >>> 11, n);
-    }
-
-    private String pick(String... options) {
-        return options[below(options.length)];
     }
 
     private String[] pick2(String[][] options) {

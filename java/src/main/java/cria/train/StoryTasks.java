@@ -46,7 +46,7 @@ import java.util.Set;
  * earlier in the same one) is drawn again, as is one longer than {@link #MAX_WORDS} words (the
  * story alone, without the question).
  */
-public final class StoryTasks {
+public final class StoryTasks extends StoryTemplates {
     /** One labelled story. */
     public record Labelled(String text, String label) {}
 
@@ -69,12 +69,8 @@ public final class StoryTasks {
     private static final Set<String> COMPLETION_TASKS = Set.of("who");
     private static final ObjectMapper JSON = new ObjectMapper();
 
-    private final Map<String, String> slots = new HashMap<>();
-    private final StringBuilder story = new StringBuilder(512);
-    private long state;
-
     private StoryTasks(long seed) {
-        this.state = seed;
+        super(seed);
     }
 
     /** The task names. */
@@ -443,55 +439,5 @@ public final class StoryTasks {
             say(pick(CLOSINGS));
         }
         return StoryCorpus.articles(story.toString());
-    }
-
-    // ---- templates: {slot} takes the story's word, [a|b] one alternative at random ----
-
-    private void say(String template) {
-        if (!story.isEmpty()) {
-            story.append(' ');
-        }
-        fill(template, story);
-    }
-
-    private void fill(String t, StringBuilder out) {
-        for (int i = 0; i < t.length(); i++) {
-            char c = t.charAt(i);
-            if (c == '{') {
-                int end = t.indexOf('}', i);
-                String v = slots.get(t.substring(i + 1, end));
-                if (v == null) {
-                    throw new IllegalStateException("no word for " + t.substring(i, end + 1) + " in: " + t);
-                }
-                out.append(v);
-                i = end;
-            } else if (c == '[') {
-                int end = t.indexOf(']', i);
-                String[] alts = t.substring(i + 1, end).split("\\|", -1);
-                fill(alts[below(alts.length)], out);
-                i = end;
-            } else {
-                out.append(c);
-            }
-        }
-    }
-
-    private void put(String key, String value) {
-        if (value.indexOf('{') >= 0) {
-            StringBuilder sb = new StringBuilder();
-            fill(value, sb);
-            value = sb.toString();
-        }
-        slots.put(key, value);
-    }
-
-    // SplitMix64, as the corpus's own generator
-    private int below(int n) {
-        state += 0x9E3779B97F4A7C15L;
-        return (int) Long.remainderUnsigned(Windows.mix(state) >>> 11, n);
-    }
-
-    private String pick(String... options) {
-        return options[below(options.length)];
     }
 }
