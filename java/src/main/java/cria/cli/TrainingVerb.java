@@ -32,82 +32,82 @@ import picocli.CommandLine.Option;
  * options ({@code --ctx}, {@code --batch}, {@code --steps}: their defaults differ).
  */
 abstract class TrainingVerb extends Verb {
-    @Option(names = "--grad-accum", defaultValue = "1", paramLabel = "K", description = "micro-batches per optimizer step (default: ${DEFAULT-VALUE})")
+    @Option(order = 100, names = "--grad-accum", defaultValue = "1", paramLabel = "K", description = "micro-batches per optimizer step (default: ${DEFAULT-VALUE})")
     int accum;
 
-    @Option(names = "--lr", defaultValue = "1e-3", paramLabel = "LR", description = "peak learning rate (default: ${DEFAULT-VALUE})")
+    @Option(order = 100, names = "--lr", defaultValue = "1e-3", paramLabel = "LR", description = "peak learning rate (default: ${DEFAULT-VALUE})")
     double lr;
 
-    @Option(names = "--min-lr", paramLabel = "LR", description = "lowest learning rate of cosine, linear and cyclical (default: --lr / 10)")
+    @Option(order = 100, names = "--min-lr", paramLabel = "LR", description = "lowest learning rate of cosine, linear and cyclical (default: --lr / 10)")
     Double minLr;
 
-    @Option(names = "--warmup", defaultValue = "0", paramLabel = "N", description = "steps of linear warmup (default: ${DEFAULT-VALUE})")
+    @Option(order = 100, names = "--warmup", defaultValue = "0", paramLabel = "N", description = "steps of linear warmup (default: ${DEFAULT-VALUE})")
     int warmup;
 
-    @Option(names = "--schedule", defaultValue = "cosine", paramLabel = "S", description = "after warmup: cosine, linear, step, constant or cyclical (default: ${DEFAULT-VALUE})")
+    @Option(order = 100, names = "--schedule", defaultValue = "cosine", paramLabel = "S", description = "after warmup: cosine, linear, step, constant or cyclical (default: ${DEFAULT-VALUE})")
     String schedule;
 
-    @Option(names = "--gamma", defaultValue = "0.5", paramLabel = "G", description = "factor of each --schedule step (default: ${DEFAULT-VALUE})")
+    @Option(order = 100, names = "--gamma", defaultValue = "0.5", paramLabel = "G", description = "factor of each --schedule step (default: ${DEFAULT-VALUE})")
     double gamma;
 
-    @Option(names = "--step-size", defaultValue = "100", paramLabel = "N", description = "steps between --schedule step's drops (default: ${DEFAULT-VALUE})")
+    @Option(order = 100, names = "--step-size", defaultValue = "100", paramLabel = "N", description = "steps between --schedule step's drops (default: ${DEFAULT-VALUE})")
     int stepSize;
 
-    @Option(names = "--cycle", defaultValue = "200", paramLabel = "N", description = "steps per cycle of --schedule cyclical (default: ${DEFAULT-VALUE})")
+    @Option(order = 100, names = "--cycle", defaultValue = "200", paramLabel = "N", description = "steps per cycle of --schedule cyclical (default: ${DEFAULT-VALUE})")
     int cycle;
 
-    @Option(names = "--weight-decay", defaultValue = "0.1", paramLabel = "W", description = "AdamW weight decay on matrices (default: ${DEFAULT-VALUE})")
+    @Option(order = 100, names = "--weight-decay", defaultValue = "0.1", paramLabel = "W", description = "AdamW weight decay on matrices (default: ${DEFAULT-VALUE})")
     double weightDecay;
 
-    @Option(names = "--clip", defaultValue = "1.0", paramLabel = "NORM", description = "global gradient-norm clip, 0 for none (default: ${DEFAULT-VALUE})")
+    @Option(order = 100, names = "--clip", defaultValue = "1.0", paramLabel = "NORM", description = "global gradient-norm clip, 0 for none (default: ${DEFAULT-VALUE})")
     double clip;
 
-    @Option(names = "--shuffle", defaultValue = "true", arity = "1", paramLabel = "BOOL", description = "windows in a seeded random order (default: ${DEFAULT-VALUE})")
+    @Option(order = 100, names = "--shuffle", defaultValue = "true", arity = "1", paramLabel = "BOOL", description = "windows in a seeded random order (default: ${DEFAULT-VALUE})")
     boolean shuffle;
 
-    @Option(names = {"-s", "--seed"}, defaultValue = "1", paramLabel = "S", description = "seed of the initialization, window order and dropout (default: ${DEFAULT-VALUE})")
+    @Option(order = 100, names = {"-s", "--seed"}, defaultValue = "1", paramLabel = "S", description = "seed of the initialization, window order and dropout (default: ${DEFAULT-VALUE})")
     long seed;
 
-    @Option(names = "--dropout", defaultValue = "0", paramLabel = "P", description = "dropout on attention weights and residual branches (default: ${DEFAULT-VALUE})")
+    @Option(order = 100, names = "--dropout", defaultValue = "0", paramLabel = "P", description = "dropout on attention weights and residual branches (default: ${DEFAULT-VALUE})")
     float dropout;
 
-    @Option(names = "--freeze", paramLabel = "SPEC", description = "keep weights fixed: layers (0-3, 5) or a tensor-name pattern (regex, e.g. 'token_embd|output.*')")
+    @Option(order = 100, names = "--freeze", paramLabel = "SPEC", description = "keep weights fixed: layers (0-3, 5) or a tensor-name pattern (regex, e.g. 'token_embd|output.*')")
     String freeze;
 
-    @Option(names = "--recompute", description = "recompute each layer's activations in backward: less memory, slower")
+    @Option(order = 100, names = "--recompute", description = "recompute each layer's activations in backward: less memory, slower")
     boolean recompute;
 
-    @Option(names = "--eval-every", defaultValue = "100", paramLabel = "N", description = "steps between evaluations, 0 for only the end (default: ${DEFAULT-VALUE})")
+    @Option(order = 100, names = "--eval-every", defaultValue = "100", paramLabel = "N", description = "steps between evaluations, 0 for only the end (default: ${DEFAULT-VALUE})")
     int evalEvery;
 
-    @Option(names = "--eval-windows", defaultValue = "64", paramLabel = "N", description = "validation windows per evaluation, at most (default: ${DEFAULT-VALUE})")
+    @Option(order = 100, names = "--eval-windows", defaultValue = "64", paramLabel = "N", description = "validation windows per evaluation, at most (default: ${DEFAULT-VALUE})")
     int evalWindows;
 
-    @Option(names = "--patience", defaultValue = "0", paramLabel = "N", description = "stop after N evaluations without improvement (default: never)")
+    @Option(order = 100, names = "--patience", defaultValue = "0", paramLabel = "N", description = "stop after N evaluations without improvement (default: never)")
     int patience;
 
-    @Option(names = "--checkpoint", paramLabel = "DIR", description = "save checkpoints into DIR")
+    @Option(order = 100, names = "--checkpoint", paramLabel = "DIR", description = "save checkpoints into DIR")
     Path checkpoint;
 
-    @Option(names = "--save-every", defaultValue = "100", paramLabel = "N", description = "steps between checkpoints (default: ${DEFAULT-VALUE})")
+    @Option(order = 100, names = "--save-every", defaultValue = "100", paramLabel = "N", description = "steps between checkpoints (default: ${DEFAULT-VALUE})")
     int saveEvery;
 
-    @Option(names = "--resume", description = "continue from --checkpoint DIR's checkpoint (same data and options)")
+    @Option(order = 100, names = "--resume", description = "continue from --checkpoint DIR's checkpoint (same data and options)")
     boolean resume;
 
-    @Option(names = "--log", paramLabel = "FILE.jsonl", description = "metrics, one JSON object per step and evaluation")
+    @Option(order = 100, names = "--log", paramLabel = "FILE.jsonl", description = "metrics, one JSON object per step and evaluation")
     Path log;
 
-    @Option(names = "--png", paramLabel = "FILE.png", description = "chart of the training and validation loss")
+    @Option(order = 100, names = "--png", paramLabel = "FILE.png", description = "chart of the training and validation loss")
     Path png;
 
-    @Option(names = "--print-every", defaultValue = "10", paramLabel = "N", description = "steps between progress lines when stderr is not a terminal (default: ${DEFAULT-VALUE})")
+    @Option(order = 100, names = "--print-every", defaultValue = "10", paramLabel = "N", description = "steps between progress lines when stderr is not a terminal (default: ${DEFAULT-VALUE})")
     int printEvery;
 
-    @Option(names = {"-t", "--threads"}, defaultValue = "0", paramLabel = "N", description = "threads (default: all cores)")
+    @Option(order = 100, names = {"-t", "--threads"}, defaultValue = "0", paramLabel = "N", description = "threads (default: all cores)")
     int threads;
 
-    @Option(names = "--backend", defaultValue = "cpu", paramLabel = "NAME", description = "cpu, or ref (float64, slow: the oracle) (default: ${DEFAULT-VALUE})")
+    @Option(order = 100, names = "--backend", defaultValue = "cpu", paramLabel = "NAME", description = "cpu, or ref (float64, slow: the oracle) (default: ${DEFAULT-VALUE})")
     String backendName;
 
     /** The verb's name for messages ("cria train"). */
