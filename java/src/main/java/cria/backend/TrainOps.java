@@ -48,6 +48,14 @@ public interface TrainOps extends AutoCloseable {
      */
     Buf frozen(cria.tensor.Tensor t);
 
+    /**
+     * Whether the forward products of {@link #frozen} quantized weights are computed exactly, on
+     * the dequantized weights in float (true), or as inference computes them, which an
+     * implementation may do faster (the CPU: 8-bit activations in the inference kernels; the
+     * default). The backward products are exact either way. The oracle is always exact.
+     */
+    default void frozenForwardExact(boolean exact) {}
+
     /** {@code x *= s} over [n, cols]. */
     void scale(Buf x, int n, float s);
 

@@ -100,12 +100,16 @@ final class FinetuneCommand extends TrainingVerb {
     @Option(names = "--epochs", defaultValue = "1", paramLabel = "E", description = "passes over the training examples when --steps is not given (default: ${DEFAULT-VALUE})")
     double epochs;
 
+    @Option(names = "--exact-forward",
+            description = "compute a quantized base's forward products on its dequantized weights in float (exact, slower) rather than as inference does (8-bit activations)")
+    boolean exactForward;
+
     @Option(names = "--dump-batches", paramLabel = "FILE", hidden = true, description = "write every training window's inputs and targets (for peer implementations)")
     Path dumpBatches;
 
     /**
-     * Activation memory above which layers are recomputed in backward (unless --recompute is
-     * given) and, without --batch, the batch is split into accumulated micro-batches: a 1B model at
+     * Activation memory above which layers are recomputed in backward (unless --recompute or
+     * --no-recompute is given) and, without --batch, the batch is split into accumulated micro-batches: a 1B model at
      * --ctx 256 then fine-tunes within its file's size and 1 GB.
      */
     private static final long ACTIVATION_BUDGET = 384L << 20;
@@ -204,9 +208,9 @@ final class FinetuneCommand extends TrainingVerb {
 
             // ---- memory: recompute layers, then split the batch into accumulated micro-batches, when activations are large
             batch = batchOption != null ? batchOption : DEFAULT_BATCH;
-            boolean recomputeNow = recompute;
+            boolean recomputeNow = recompute();
             long acts = TrainGraph.activationBytes(config, batch, windowCtx, false);
-            if (!recompute && acts > ACTIVATION_BUDGET) {
+            if (recomputeOption == null && acts > ACTIVATION_BUDGET) {
                 recomputeNow = true;
                 err.println("cria finetune: keeping every layer's activations would take " + Units.bytes(acts)
                         + "; recomputing them in backward instead (as --recompute)");
@@ -234,10 +238,12 @@ final class FinetuneCommand extends TrainingVerb {
             }
             int runSteps = steps != null ? steps
                     : (int) Math.max(1, Math.min(Integer.MAX_VALUE, Math.ceil(epochs * windows.perEpoch() / ((double) batch * accum))));
-            TrainOptions opts = options(batch, windowCtx, Math.max(1, runSteps), recomputeNow);
+            // --steps 0 writes the initial adapter: no schedule is run, so the options are checked as for one step without warmup
+            TrainOptions opts = runSteps == 0 ? null : options(batch, windowCtx, runSteps, recomputeNow);
             Predicate<String> frozen = freeze == null ? n -> false : freezeSpec(freeze, config.layers());
 
             try (Backend backend = Backends.create(backendName, threads, err::println); TrainOps ops = backend.trainOps()) {
+                ops.frozenForwardExact(exactForward);
                 Params params = Params.frozenBase(config, base, ops);
                 int adapters = 0;
                 for (int l = 0; l < config.layers(); l++) {

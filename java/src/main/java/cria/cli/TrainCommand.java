@@ -130,7 +130,7 @@ final class TrainCommand extends TrainingVerb {
         if (!(valSplit >= 0 && valSplit <= 0.5)) {
             throw new CriaException("--val-split " + valSplit + ": between 0 and 0.5");
         }
-        TrainOptions opts = options(batch, ctx, steps, recompute);
+        TrainOptions opts = options(batch, ctx, steps, recompute());
         Schedule sched = opts.schedule();
 
         // ---- vocabulary and shape
@@ -197,7 +197,7 @@ final class TrainCommand extends TrainingVerb {
             err.flush();
 
             // ---- memory, then the run
-            long need = Params.bytes(config, isTied) + TrainGraph.activationBytes(config, batch, ctx, recompute);
+            long need = Params.bytes(config, isTied) + TrainGraph.activationBytes(config, batch, ctx, recompute());
             if (need > physicalMemory() * 0.9) {
                 throw new CriaException("training this shape needs about " + Units.bytes(need) + " of memory, more than this machine's "
                         + Units.bytes(physicalMemory()) + "; use a smaller --batch or --ctx, or --recompute");

@@ -74,8 +74,14 @@ abstract class TrainingVerb extends Verb {
     @Option(order = 100, names = "--freeze", paramLabel = "SPEC", description = "keep weights fixed: layers (0-3, 5) or a tensor-name pattern (regex, e.g. 'token_embd|output.*')")
     String freeze;
 
-    @Option(order = 100, names = "--recompute", description = "recompute each layer's activations in backward: less memory, slower")
-    boolean recompute;
+    @Option(order = 100, names = "--recompute", negatable = true,
+            description = "recompute each layer's activations in backward: less memory, slower (finetune decides by itself unless told)")
+    Boolean recomputeOption;
+
+    /** Whether --recompute was given (not --no-recompute, not left out). */
+    boolean recompute() {
+        return Boolean.TRUE.equals(recomputeOption);
+    }
 
     @Option(order = 100, names = "--eval-every", defaultValue = "100", paramLabel = "N", description = "steps between evaluations, 0 for only the end (default: ${DEFAULT-VALUE})")
     int evalEvery;

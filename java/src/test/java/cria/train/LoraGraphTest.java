@@ -213,7 +213,7 @@ class LoraGraphTest {
                 }
             }
             try (CpuBackend cpu = new CpuBackend(2, useNative); cria.backend.cpu.CpuTrainOps ops = cpu.trainOps()) {
-                ops.quantizedForwardInInferenceKernels(int8);
+                ops.frozenForwardExact(!int8);
                 Params p = Params.frozenBase(c, f, ops);
                 for (int l = 0; l < c.layers(); l++) {
                     for (LoraTarget t : LoraTarget.values()) {

@@ -46,12 +46,13 @@ public final class CpuTrainOps implements TrainOps {
     }
 
     /**
-     * Whether the forward products of frozen quantized weights run in the inference kernels (8-bit
-     * activations: fast, within inference's own error of the exact product; the default) or on
-     * dequantized float panels (exact: what the oracle computes).
+     * Exact: the forward products of frozen quantized weights on dequantized float panels (what
+     * the oracle computes); otherwise (the default) in the inference kernels, with 8-bit
+     * activations: faster, within inference's own error of the exact product.
      */
-    public void quantizedForwardInInferenceKernels(boolean on) {
-        frozenProducts.int8Forward(on);
+    @Override
+    public void frozenForwardExact(boolean exact) {
+        frozenProducts.int8Forward(!exact);
     }
 
     private final FrozenProducts frozenProducts;
