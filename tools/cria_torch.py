@@ -320,38 +320,50 @@ class Llama(torch.nn.Module):
             y = torch.stack((y0, y1), dim=-1).reshape(B, H, T, rd)
         return torch.cat((y, x[..., rd:]), dim=-1) if rd < hd else y
 
-    def forward(self, tokens):
+    def layer(self, x, l, cos, sin, mask):
+        """Layer l of the residual stream x (B, T, dim)."""
+        c = self.c
+        B, T = x.shape[0], x.shape[1]
+        group = c.heads // c.kv_heads
+        scale = 1.0 / math.sqrt(c.head_dim)
+        p = f"blk.{l}."
+        h = self.rmsnorm(x, self.p(p + "attn_norm.weight"))
+        q = self.linear(h, p + "attn_q.weight").view(B, T, c.heads, c.head_dim).transpose(1, 2)
+        k = self.linear(h, p + "attn_k.weight").view(B, T, c.kv_heads, c.head_dim).transpose(1, 2)
+        v = self.linear(h, p + "attn_v.weight").view(B, T, c.kv_heads, c.head_dim).transpose(1, 2)
+        q = self.rope(q, cos, sin) * scale  # scaling q, not the T x T scores, is cheaper
+        k = self.rope(k, cos, sin)
+        # Query head h reads kv head h // group: view the query heads as
+        # (kv head, group * T) rows so each kv head serves its group in one
+        # product, without copying k and v per query head. The causal mask
+        # (0 / -inf) is added by the product itself (baddbmm).
+        n = B * c.kv_heads
+        qg = q.reshape(n, group * T, c.head_dim)
+        kt = k.reshape(n, T, c.head_dim).transpose(1, 2)
+        s = torch.baddbmm(mask, qg, kt)
+        pr = torch.softmax(s, dim=-1)
+        a = torch.bmm(pr, v.reshape(n, T, c.head_dim)).view(B, c.heads, T, c.head_dim)
+        a = a.transpose(1, 2).reshape(B, T, c.q_dim)
+        x = x + self.linear(a, p + "attn_output.weight")
+        h = self.rmsnorm(x, self.p(p + "ffn_norm.weight"))
+        g = self.linear(h, p + "ffn_gate.weight")
+        u = self.linear(h, p + "ffn_up.weight")
+        return x + self.linear(F.silu(g) * u, p + "ffn_down.weight")
+
+    def forward(self, tokens, recompute=False):
+        """Logits (B, T, vocab). recompute: keep only each layer's input for backward and run
+        the layer again there (torch.utils.checkpoint), as Cria's --recompute."""
         c = self.c
         B, T = tokens.shape
         x = F.embedding(tokens, self.p("token_embd.weight"))
         cos, sin = self.rope_tables(T, x.dtype)
-        group = c.heads // c.kv_heads
-        mask = self.causal_mask(T, group, x.dtype)
-        scale = 1.0 / math.sqrt(c.head_dim)
+        mask = self.causal_mask(T, c.heads // c.kv_heads, x.dtype)
         for l in range(c.layers):
-            p = f"blk.{l}."
-            h = self.rmsnorm(x, self.p(p + "attn_norm.weight"))
-            q = self.linear(h, p + "attn_q.weight").view(B, T, c.heads, c.head_dim).transpose(1, 2)
-            k = self.linear(h, p + "attn_k.weight").view(B, T, c.kv_heads, c.head_dim).transpose(1, 2)
-            v = self.linear(h, p + "attn_v.weight").view(B, T, c.kv_heads, c.head_dim).transpose(1, 2)
-            q = self.rope(q, cos, sin) * scale  # scaling q, not the T x T scores, is cheaper
-            k = self.rope(k, cos, sin)
-            # Query head h reads kv head h // group: view the query heads as
-            # (kv head, group * T) rows so each kv head serves its group in one
-            # product, without copying k and v per query head. The causal mask
-            # (0 / -inf) is added by the product itself (baddbmm).
-            n = B * c.kv_heads
-            qg = q.reshape(n, group * T, c.head_dim)
-            kt = k.reshape(n, T, c.head_dim).transpose(1, 2)
-            s = torch.baddbmm(mask, qg, kt)
-            pr = torch.softmax(s, dim=-1)
-            a = torch.bmm(pr, v.reshape(n, T, c.head_dim)).view(B, c.heads, T, c.head_dim)
-            a = a.transpose(1, 2).reshape(B, T, c.q_dim)
-            x = x + self.linear(a, p + "attn_output.weight")
-            h = self.rmsnorm(x, self.p(p + "ffn_norm.weight"))
-            g = self.linear(h, p + "ffn_gate.weight")
-            u = self.linear(h, p + "ffn_up.weight")
-            x = x + self.linear(F.silu(g) * u, p + "ffn_down.weight")
+            if recompute and torch.is_grad_enabled():
+                from torch.utils.checkpoint import checkpoint
+                x = checkpoint(self.layer, x, l, cos, sin, mask, use_reentrant=False)
+            else:
+                x = self.layer(x, l, cos, sin, mask)
         h = self.rmsnorm(x, self.p("output_norm.weight"))
         wout = self.p("token_embd.weight") if self.tied else self.p("output.weight")
         return F.linear(h, wout)
@@ -414,6 +426,43 @@ def adamw(groups, lr, betas=(0.9, 0.95), eps=1e-8):
     except (TypeError, ValueError):
         pass
     return torch.optim.AdamW(groups, lr=lr, betas=betas, eps=eps, **kw)
+
+
+def write_gguf(path, meta, tensors):
+    """A GGUF v3 file: meta is a list of (key, value) with str, float (written F32), bool or int
+    (U32) values; tensors maps a name to a 2-D float32 array (rows, cols), written F32 with
+    ne = [cols, rows]."""
+    def gstr(s):
+        b = s.encode("utf-8")
+        return struct.pack("<Q", len(b)) + b
+
+    out = [b"GGUF", struct.pack("<IQQ", 3, len(tensors), len(meta))]
+    for k, v in meta:
+        out.append(gstr(k))
+        if isinstance(v, str):
+            out += [struct.pack("<I", GGUF_STRING), gstr(v)]
+        elif isinstance(v, bool):
+            out.append(struct.pack("<I?", 7, v))
+        elif isinstance(v, int):
+            out.append(struct.pack("<II", 4, v))
+        else:
+            out.append(struct.pack("<If", 6, float(v)))
+    align, offset, blobs = 32, 0, []
+    for name, arr in tensors.items():
+        arr = np.ascontiguousarray(arr, dtype="<f4")
+        ne = list(reversed(arr.shape))
+        out += [gstr(name), struct.pack("<I", len(ne)), struct.pack(f"<{len(ne)}Q", *ne),
+                struct.pack("<IQ", GGML_F32, offset)]
+        blob = arr.tobytes()
+        blob += b"\0" * (-len(blob) % align)
+        blobs.append(blob)
+        offset += len(blob)
+    head = b"".join(out)
+    head += b"\0" * (-len(head) % align)
+    with open(path, "wb") as f:
+        f.write(head)
+        for b in blobs:
+            f.write(b)
 
 
 def peak_rss_mb():
