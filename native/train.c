@@ -79,38 +79,33 @@ static inline __attribute__((always_inline)) void kern(const int R, const int NV
     }
 }
 
-/* Rows [0, m) against one panel block: MR rows at a time, then 8, 4 and single rows; one vector
- * when the panel has at most 16 columns left. */
+/* Rows [0, m) against one panel block of NV vectors: MR rows at a time, then 8, 4 and single rows
+ * (always inlined with a constant NV, so each kern below is specialized). */
+static inline __attribute__((always_inline)) void rows_nv(const int NV, int m, int kc, const float *a, int64_t ars, int64_t aks,
+                                                          const float *b, float *c, int64_t cs, __mmask16 m0, __mmask16 m1, int load) {
+    int r = 0;
+    for (; r + MR <= m; r += MR) {
+        kern(MR, NV, kc, a + r * ars, ars, aks, b, c + r * cs, cs, m0, m1, load);
+    }
+    for (; r + 8 <= m; r += 8) {
+        kern(8, NV, kc, a + r * ars, ars, aks, b, c + r * cs, cs, m0, m1, load);
+    }
+    for (; r + 4 <= m; r += 4) {
+        kern(4, NV, kc, a + r * ars, ars, aks, b, c + r * cs, cs, m0, m1, load);
+    }
+    for (; r < m; r++) {
+        kern(1, NV, kc, a + r * ars, ars, aks, b, c + r * cs, cs, m0, m1, load);
+    }
+}
+
+/* Rows [0, m) against one panel block: two vectors, or one when the panel has at most 16 columns left. */
 static void rows_kern(int m, int kc, const float *a, int64_t ars, int64_t aks, const float *b, float *c, int64_t cs, int cols,
                       int load) {
     __mmask16 m0 = mask_of(cols), m1 = mask_of(cols - 16);
-    int r = 0;
     if (cols > 16) {
-        for (; r + MR <= m; r += MR) {
-            kern(MR, 2, kc, a + r * ars, ars, aks, b, c + r * cs, cs, m0, m1, load);
-        }
-        for (; r + 8 <= m; r += 8) {
-            kern(8, 2, kc, a + r * ars, ars, aks, b, c + r * cs, cs, m0, m1, load);
-        }
-        for (; r + 4 <= m; r += 4) {
-            kern(4, 2, kc, a + r * ars, ars, aks, b, c + r * cs, cs, m0, m1, load);
-        }
-        for (; r < m; r++) {
-            kern(1, 2, kc, a + r * ars, ars, aks, b, c + r * cs, cs, m0, m1, load);
-        }
+        rows_nv(2, m, kc, a, ars, aks, b, c, cs, m0, m1, load);
     } else {
-        for (; r + MR <= m; r += MR) {
-            kern(MR, 1, kc, a + r * ars, ars, aks, b, c + r * cs, cs, m0, m1, load);
-        }
-        for (; r + 8 <= m; r += 8) {
-            kern(8, 1, kc, a + r * ars, ars, aks, b, c + r * cs, cs, m0, m1, load);
-        }
-        for (; r + 4 <= m; r += 4) {
-            kern(4, 1, kc, a + r * ars, ars, aks, b, c + r * cs, cs, m0, m1, load);
-        }
-        for (; r < m; r++) {
-            kern(1, 1, kc, a + r * ars, ars, aks, b, c + r * cs, cs, m0, m1, load);
-        }
+        rows_nv(1, m, kc, a, ars, aks, b, c, cs, m0, m1, load);
     }
 }
 

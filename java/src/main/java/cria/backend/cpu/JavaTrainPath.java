@@ -308,7 +308,8 @@ class JavaTrainPath {
         }
     }
 
-    void rmsnormBackward(HostBuf dout, HostBuf x, HostBuf w, HostBuf rstd, int n, HostBuf dx, HostBuf dw) {
+    /** rmsnorm backward's arguments, in the fields every path's tasks read. */
+    final void setRmsnormBackward(HostBuf dout, HostBuf x, HostBuf w, HostBuf rstd, int n, HostBuf dx, HostBuf dw) {
         a = dout;
         b = x;
         c = w;
@@ -317,6 +318,10 @@ class JavaTrainPath {
         e = dx;
         f = dw;
         cols = x.cols();
+    }
+
+    void rmsnormBackward(HostBuf dout, HostBuf x, HostBuf w, HostBuf rstd, int n, HostBuf dx, HostBuf dw) {
+        setRmsnormBackward(dout, x, w, rstd, n, dx, dw);
         run(RMS_BWD_DX);
         run(RMS_BWD_DW);
     }

@@ -529,14 +529,7 @@ final class NativeTrainPath extends JavaTrainPath {
 
     @Override
     void rmsnormBackward(HostBuf dout, HostBuf x, HostBuf w, HostBuf rstd, int n, HostBuf dx, HostBuf dw) {
-        a = dout;
-        b = x;
-        c = w;
-        d = rstd;
-        this.n = n;
-        e = dx;
-        f = dw;
-        cols = x.cols();
+        setRmsnormBackward(dout, x, w, rstd, n, dx, dw);
         // one pass: dx row by row, dw's sums per fixed block of rows (then added in block order here)
         blockRows = (n + RMS_BLOCK - 1) / RMS_BLOCK;
         rmsPartial = grow(rmsPartial, 4L * blockRows * cols);
