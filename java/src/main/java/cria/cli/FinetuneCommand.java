@@ -142,7 +142,7 @@ final class FinetuneCommand extends TrainingVerb {
             throw new CriaException("--val-split " + valSplit + ": between 0 and 0.5");
         }
         if (!(epochs > 0 && epochs <= 1e6)) {
-            throw new CriaException("--epochs " + epochs + ": a positive number");
+            throw new CriaException("--epochs " + epochs + ": above 0, at most 1000000");
         }
         if (steps != null && steps < 0) {
             throw new CriaException("--steps " + steps + ": 0 or more");
