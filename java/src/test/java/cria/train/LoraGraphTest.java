@@ -199,13 +199,7 @@ class LoraGraphTest {
             List<double[]> want = new ArrayList<>();
             double refLoss;
             try (TrainOps ops = new RefTrainOps()) {
-                Params p = Params.frozenBase(c, f, ops);
-                for (int l = 0; l < c.layers(); l++) {
-                    for (LoraTarget t : LoraTarget.values()) {
-                        Params.LoraPair lp = p.addLora(ops, l, t, 4, 8f, 2);
-                        ops.write(lp.b().value, noise(lp.b().size(), l * 7 + t.ordinal()));
-                    }
-                }
+                Params p = adaptedBase(c, f, ops);
                 p.zeroGrads(ops);
                 refLoss = new TrainGraph(p, ops, seqs, len, false, 0f).trainStep(d[0], d[1], 1f / (seqs * len), 1);
                 for (Params.Param q : p.stateful()) {
@@ -214,13 +208,7 @@ class LoraGraphTest {
             }
             try (CpuBackend cpu = new CpuBackend(2, useNative); cria.backend.cpu.CpuTrainOps ops = cpu.trainOps()) {
                 ops.frozenForwardExact(!int8);
-                Params p = Params.frozenBase(c, f, ops);
-                for (int l = 0; l < c.layers(); l++) {
-                    for (LoraTarget t : LoraTarget.values()) {
-                        Params.LoraPair lp = p.addLora(ops, l, t, 4, 8f, 2);
-                        ops.write(lp.b().value, noise(lp.b().size(), l * 7 + t.ordinal()));
-                    }
-                }
+                Params p = adaptedBase(c, f, ops);
                 p.zeroGrads(ops);
                 double loss = new TrainGraph(p, ops, seqs, len, true, 0f).trainStep(d[0], d[1], 1f / (seqs * len), 1);
                 // exact panels: float32 rounding; the 8-bit forward: within inference's own error of the exact product
@@ -228,6 +216,18 @@ class LoraGraphTest {
                 compare(want, p, ops, int8 ? 5e-2 : 5e-4, type);
             }
         }
+    }
+
+    /** The file's tensors frozen, adapters of rank 4 on every product with seeded non-zero B. */
+    private static Params adaptedBase(LlamaConfig c, GgufFile f, TrainOps ops) {
+        Params p = Params.frozenBase(c, f, ops);
+        for (int l = 0; l < c.layers(); l++) {
+            for (LoraTarget t : LoraTarget.values()) {
+                Params.LoraPair lp = p.addLora(ops, l, t, 4, 8f, 2);
+                ops.write(lp.b().value, noise(lp.b().size(), l * 7 + t.ordinal()));
+            }
+        }
+        return p;
     }
 
     private static float[] noise(long n, long seed) {

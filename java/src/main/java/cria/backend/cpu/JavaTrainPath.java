@@ -584,6 +584,12 @@ class JavaTrainPath {
 
     void rope(HostBuf x, int heads, int headDim, int n, int len, Rope rope, boolean inverse) {
         angles(rope, len);
+        setRope(x, heads, headDim, n, len, rope, inverse);
+        run(ROPE);
+    }
+
+    /** rope's arguments, in the fields every path's tasks read. */
+    final void setRope(HostBuf x, int heads, int headDim, int n, int len, Rope rope, boolean inverse) {
         a = x;
         this.heads = heads;
         this.headDim = headDim;
@@ -592,7 +598,6 @@ class JavaTrainPath {
         this.cols = rope.dims();
         this.flag = rope.neox();
         p1 = inverse ? -1f : 1f;
-        run(ROPE);
     }
 
     /** cos and sin of every (position, pair) of a window, computed again only when the rope or the length changes. */

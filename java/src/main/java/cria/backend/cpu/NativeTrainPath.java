@@ -562,14 +562,7 @@ final class NativeTrainPath extends JavaTrainPath {
             sinArray = sinTable();
             sinSeg = MemorySegment.ofArray(sinArray);
         }
-        a = x;
-        this.heads = heads;
-        this.headDim = headDim;
-        this.n = n;
-        this.len = len;
-        this.cols = rope.dims();
-        this.flag = rope.neox();
-        p1 = inverse ? -1f : 1f;
+        setRope(x, heads, headDim, n, len, rope, inverse);
         runRows(ropeTask, (long) n * x.cols());
     }
 
