@@ -171,9 +171,13 @@ final class FinetuneCommand extends TrainingVerb {
                 throw new CriaException(data + ": no training examples left (" + train.examples().size() + " in the file, held out "
                         + valList.size() + "); give --val or a smaller --val-split");
             }
+            // each example encoded once whole; only one longer than the window is encoded again, cut to fit
+            List<Examples.Encoded> trainEnc = new ArrayList<>();
             int longest = 0;
             for (Example e : trainList) {
-                longest = Math.max(longest, train.encode(e, Integer.MAX_VALUE, 0, 0).tokens().length);
+                Examples.Encoded whole = train.encode(e, Integer.MAX_VALUE, 0, 0);
+                longest = Math.max(longest, whole.tokens().length);
+                trainEnc.add(whole);
             }
             int modelCtx = Math.max(2, config.trainedContextLength());
             int windowCtx = ctx != null ? ctx : Math.max(1, Math.min(Math.min(longest - 1, 512), modelCtx));
@@ -181,12 +185,13 @@ final class FinetuneCommand extends TrainingVerb {
                 throw new CriaException("--ctx " + windowCtx + ": between 1 and the model's context of " + modelCtx);
             }
             int maxTokens = windowCtx + 1;
-            List<Examples.Encoded> trainEnc = new ArrayList<>();
             int cut = 0;
-            for (Example e : trainList) {
-                Examples.Encoded x = train.encode(e, maxTokens, 0, 0);
-                cut += x.truncated() ? 1 : 0;
-                trainEnc.add(x);
+            for (int i = 0; i < trainEnc.size(); i++) {
+                if (trainEnc.get(i).tokens().length > maxTokens) {
+                    Examples.Encoded x = train.encode(trainList.get(i), maxTokens, 0, 0);
+                    cut += x.truncated() ? 1 : 0;
+                    trainEnc.set(i, x);
+                }
             }
             Examples valSource = held != null ? held : train;
             List<Examples.Encoded> valEnc = new ArrayList<>();

@@ -16,7 +16,7 @@ import java.util.Map;
  * {@code out = x · wᵀ} takes {@link #PANEL_FLOATS} worth of w's rows at a time, dequantizes them
  * into a float panel and runs the path's float kernel on it, each thread its own groups of
  * panels (no barrier between panels); the input gradient {@code dx = dout · w} does the same with
- * the matching columns of dout, each group into its own partial sum: the
+ * the matching columns of dout, the first group into dx, each other into its own partial sum: the
  * products of the dequantized weight in float32, exactly as a float weight would give, and
  * deterministic. The forward product of a quantized weight runs, by default, in the inference
  * ops' native kernels (8-bit activations, as inference and llama.cpp compute it: the fine-tuned
@@ -155,9 +155,9 @@ final class FrozenProducts {
     }
 
     /**
-     * {@code dx = dout · w} (or {@code +=} when accumulating): dout [n, rows], dx [n, in]. Each
-     * group of panels sums into its own partial, and the partials are added in group order: the
-     * result does not depend on the thread count.
+     * {@code dx = dout · w} (or {@code +=} when accumulating): dout [n, rows], dx [n, in]. The
+     * first group of panels sums into dx, each other group into its own partial, and the partials
+     * are added in group order: the result does not depend on the thread count.
      */
     void matmulDx(HostBuf dout, HostBuf x, Weight w, int n, HostBuf dx, boolean accumulate) {
         int step = panelRows(w);
@@ -165,32 +165,46 @@ final class FrozenProducts {
         int panels = prepare(w, step, groups);
         int k = w.cols();
         long part = (long) n * k;
-        partials = grow(arena, partials, part * groups);
+        partials = grow(arena, partials, part * Math.max(1, groups - 1));
         MemorySegment ps = partials;
         pool.run((t, nt) -> {
             for (int g = t; g < groups; g += nt) {
-                HostBuf into = new HostBuf("partial", n, k, ps.asSlice(4 * part * g, 4 * part));
-                for (int p = panels * g / groups; p < panels * (g + 1) / groups; p++) {
+                // group 0 sums into dx itself, each later group into its own partial
+                HostBuf into = g == 0 ? dx : new HostBuf("partial", n, k, ps.asSlice(4 * part * (g - 1), 4 * part));
+                int first = panels * g / groups;
+                for (int p = first; p < panels * (g + 1) / groups; p++) {
                     int r0 = p * step;
                     int r1 = Math.min(w.rows(), r0 + step);
-                    path.dxPanel(t, dout, r0, n, dequantize(w, r0, r1, g, t), r1 - r0, into, p > panels * g / groups);
+                    path.dxPanel(t, dout, r0, n, dequantize(w, r0, r1, g, t), r1 - r0, into, p > first || (g == 0 && accumulate));
                 }
             }
         });
-        pool.run((t, nt) -> {
-            int lo = (int) ((long) n * t / nt);
-            int hi = (int) ((long) n * (t + 1) / nt);
-            for (int i = lo; i < hi; i++) {
-                long d = dx.rowOffset(i) / 4;
-                for (int c = 0; c < k; c++) {
-                    float sum = accumulate ? dx.segment().getAtIndex(ValueLayout.JAVA_FLOAT, d + c) : 0f;
-                    for (int g = 0; g < groups; g++) {
-                        sum += ps.getAtIndex(ValueLayout.JAVA_FLOAT, part * g + (long) i * k + c);
+        if (groups > 1) {
+            pool.run((t, nt) -> {
+                int lo = (int) ((long) n * t / nt);
+                int hi = (int) ((long) n * (t + 1) / nt);
+                for (int i = lo; i < hi; i++) {
+                    MemorySegment row = dx.segment().asSlice(dx.rowOffset(i), 4L * k);
+                    for (int g = 1; g < groups; g++) {
+                        add(row, ps.asSlice(4 * (part * (g - 1) + (long) i * k), 4L * k), k);
                     }
-                    dx.segment().setAtIndex(ValueLayout.JAVA_FLOAT, d + c, sum);
                 }
-            }
-        });
+            });
+        }
+    }
+
+    /** {@code a += b} over k floats. */
+    private static void add(MemorySegment a, MemorySegment b, int k) {
+        int c = 0;
+        for (int upper = Simd.F.loopBound(k); c < upper; c += Simd.F.length()) {
+            long off = 4L * c;
+            jdk.incubator.vector.FloatVector.fromMemorySegment(Simd.F, a, off, java.nio.ByteOrder.nativeOrder())
+                    .add(jdk.incubator.vector.FloatVector.fromMemorySegment(Simd.F, b, off, java.nio.ByteOrder.nativeOrder()))
+                    .intoMemorySegment(a, off, java.nio.ByteOrder.nativeOrder());
+        }
+        for (; c < k; c++) {
+            a.setAtIndex(ValueLayout.JAVA_FLOAT, c, a.getAtIndex(ValueLayout.JAVA_FLOAT, c) + b.getAtIndex(ValueLayout.JAVA_FLOAT, c));
+        }
     }
 
     /** {@code x[i] = w[tokens[i]]} dequantized. */
