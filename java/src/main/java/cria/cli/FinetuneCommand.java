@@ -8,6 +8,7 @@ import cria.engine.Backends;
 import cria.gguf.GgufFile;
 import cria.gguf.GgufTensorInfo;
 import cria.model.LlamaConfig;
+import cria.model.LlamaWeights;
 import cria.tokenizer.ChatTemplate;
 import cria.tokenizer.Tokenizer;
 import cria.train.AdapterExport;
@@ -150,8 +151,13 @@ final class FinetuneCommand extends TrainingVerb {
         Set<LoraTarget> targetSet = LoraTarget.parse(targets);
         try (GgufFile base = GgufFile.open(model)) {
             GgufTensorInfo emb = base.tensor("token_embd.weight");
-            LlamaConfig config = LlamaConfig.from(base.metadata(), emb == null ? 0 : (int) emb.shape()[1]);
+            LlamaConfig config = LlamaConfig.from(base.metadata(), emb == null ? 0 : (int) Math.min(Integer.MAX_VALUE, emb.rows()));
+            LlamaWeights.check(base, config); // every tensor's presence, shape and type, as inference checks them
             Tokenizer tok = Tokenizer.fromMetadata(base.metadata());
+            if (tok.vocabSize() != config.vocab()) {
+                throw new CriaException(model + ": the vocabulary has " + tok.vocabSize() + " tokens but the model has " + config.vocab()
+                        + " embedding rows; the file is damaged or its vocabulary belongs to another model");
+            }
             ChatTemplate chat = Examples.chatTemplate(base.metadata(), tok);
 
             // ---- data

@@ -143,7 +143,7 @@ final class TrainCommand extends TrainingVerb {
             if (initFile != null) {
                 vocabMd = initFile.metadata();
                 LlamaConfig c = LlamaConfig.from(vocabMd, initFile.tensor("token_embd.weight") == null ? 0
-                        : (int) initFile.tensor("token_embd.weight").shape()[1]);
+                        : (int) Math.min(Integer.MAX_VALUE, initFile.tensor("token_embd.weight").rows()));
                 config = c;
                 isTied = initFile.tensor("output.weight") == null;
                 origin = "fine-tuned from " + init.getFileName();

@@ -285,9 +285,15 @@ class HostileModelRunTest {
         assertTrue(ran > 100, "ran " + ran);
     }
 
-    /** Generate (and now and then batch); a run that succeeds is followed by a logits check. */
+    /** Generate (and now and then batch and finetune); a run that succeeds is followed by a logits check. */
     private void runOne(String label, Path f, boolean alsoBatch) throws IOException {
         long size = Files.size(f);
+        if (alsoBatch) { // fine-tuning checks the file as inference does, whether or not inference accepts it
+            Path data = tmp.resolve("ft.jsonl");
+            Files.writeString(data, "{\"text\": \"Once upon a time there was a cat.\"}\n{\"prompt\": \"The dog\", \"completion\": \" ran.\"}\n");
+            run(label, size, "finetune", "-m", f.toString(), "--data", data.toString(), "--steps", "1", "--ctx", "16", "--batch", "1",
+                    "--rank", "2", "--val-split", "0", "--eval-every", "0", "-t", "1", "-o", tmp.resolve("ft.gguf").toString());
+        }
         CliRunner.Result gen = run(label, size, "generate", "-m", f.toString(), "-p", "Once upon a time", "-n", "4", "--temp", "0",
                 "--ctx", "64", "-t", "1");
         ran++;
