@@ -25,6 +25,7 @@ import picocli.CommandLine.Command;
             TensorCommand.class,
             QuantizeCommand.class,
             MergeCommand.class,
+            LowRankCommand.class,
             GenerateCommand.class,
             LogitsCommand.class,
             BenchCommand.class,
