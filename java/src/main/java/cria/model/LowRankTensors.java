@@ -43,6 +43,24 @@ public final class LowRankTensors {
     /** Metadata: the roles that were chosen (comma-separated). */
     public static final String KEY_TARGETS = "cria.lowrank.targets";
 
+    /**
+     * The rank {@code cria lowrank} gives an m × n matrix at a parameter budget: the largest
+     * multiple of {@code step} with {@code k·(m+n) ≤ keep·m·n}; 0 when that is below {@code step}
+     * or the factors would not be smaller than the matrix ({@code k·(m+n) ≥ m·n}): the matrix
+     * then stays dense.
+     */
+    public static int rank(long m, long n, double keep, int step) {
+        if (!(keep > 0 && keep < 1) || step < 1 || m < 1 || n < 1) {
+            throw new IllegalArgumentException("rank(" + m + ", " + n + ", " + keep + ", " + step + ")");
+        }
+        long k = (long) Math.floor(keep * m * n / (m + n));
+        k = k / step * step;
+        if (k < step || k * (m + n) >= m * n || k > Math.min(m, n)) {
+            return 0;
+        }
+        return (int) k;
+    }
+
     /** {@code blk.<layer>.<role>.weight}. */
     public static String dense(int layer, String role) {
         return "blk." + layer + "." + role + ".weight";

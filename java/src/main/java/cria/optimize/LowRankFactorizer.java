@@ -61,21 +61,9 @@ public final class LowRankFactorizer {
         }
     }
 
-    /**
-     * The rank a budget allows for an m × n matrix: the largest multiple of {@code step} with
-     * {@code k·(m+n) ≤ keep·m·n}; 0 when that is below {@code step} or the factors would not be
-     * smaller than the matrix ({@code k·(m+n) ≥ m·n}): the matrix then stays dense.
-     */
+    /** The rank a budget allows: {@link cria.model.LowRankTensors#rank}. */
     public static int rank(long m, long n, double keep, int step) {
-        if (!(keep > 0 && keep < 1) || step < 1 || m < 1 || n < 1) {
-            throw new IllegalArgumentException("rank(" + m + ", " + n + ", " + keep + ", " + step + ")");
-        }
-        long k = (long) Math.floor(keep * m * n / (m + n));
-        k = k / step * step;
-        if (k < step || k * (m + n) >= m * n || k > Math.min(m, n)) {
-            return 0;
-        }
-        return (int) k;
+        return cria.model.LowRankTensors.rank(m, n, keep, step);
     }
 
     /**

@@ -56,6 +56,28 @@ class LowRankCommandTest {
         assertEquals(1, r.err().lines().filter(l -> l.contains("attn_k [32, 16] stays dense")).count());
     }
 
+    /** synth --lowrank: a factorized model at the ranks lowrank would give, without factorizing anything; it runs. */
+    @Test
+    void synthWritesRandomFactors() {
+        Path syn = tmp.resolve("syn.gguf");
+        CliRunner.Result r = CliRunner.run("synth", "--like", "tiny", "--lowrank", "0.6", "--rank-step", "8", "--type", "Q8_0", "-o",
+                syn.toString(), "-t", "2");
+        assertEquals(0, r.code(), r.toString());
+        assertTrue(r.out().contains("low-rank factors at --keep 0.6"), r.out());
+        try (GgufFile f = GgufFile.open(syn)) {
+            long in = f.tensor("blk.0.ffn_up_lr_a.weight").shape()[0];
+            long k = f.tensor("blk.0.ffn_up_lr_a.weight").shape()[1];
+            long out = f.tensor("blk.0.ffn_up_lr_b.weight").shape()[1];
+            assertEquals(LowRankTensors.rank(out, in, 0.6, 8), k);
+            assertEquals(k, f.tensor("blk.0.ffn_up_lr_b.weight").shape()[0]);
+            assertEquals(GgmlType.Q8_0, f.tensor("blk.0.ffn_up_lr_a.weight").type());
+            assertEquals(null, f.tensor("blk.0.ffn_up.weight"));
+        }
+        r = CliRunner.run("generate", "-m", syn.toString(), "-p", "hello", "-n", "4", "--backend", "cpu", "-t", "2");
+        assertEquals(0, r.code(), r.toString());
+        refused("--lowrank 1.0", "synth", "--like", "tiny", "--lowrank", "1", "-o", tmp.resolve("x.gguf").toString());
+    }
+
     @Test
     void badOptionsAreRefusedInOneLine() throws Exception {
         Path base = TestModels.tinyLlama(tmp.resolve("tiny.gguf"), 2);
@@ -96,8 +118,10 @@ class LowRankCommandTest {
         GgufEdit dense = GgufEdit.of(base);
         String a = "blk.1.attn_q_lr_a.weight";
         String b = "blk.1.attn_q_lr_b.weight";
-        // A without B
+        // A without B (inference refuses it as lowrank does: the same check)
         check(good.copy().dropTensor(b), "has no partner " + b);
+        refused("has no partner " + b, "generate", "-m", tmp.resolve("bad-" + Integer.toHexString(("has no partner " + b).hashCode()) + ".gguf")
+                .toString(), "-p", "a", "-n", "2");
         // both forms of one matrix
         GgufEdit both = good.copy();
         both.tensors.put("blk.1.attn_q.weight", dense.tensors.get("blk.1.attn_q.weight"));
@@ -118,6 +142,5 @@ class LowRankCommandTest {
     private void check(GgufEdit e, String what) {
         Path f = e.write(tmp.resolve("bad-" + Integer.toHexString(what.hashCode()) + ".gguf"));
         refused(what, "lowrank", "-m", f.toString(), "--dense", "-o", tmp.resolve("d.gguf").toString());
-        refused(what, "generate", "-m", f.toString(), "-p", "a", "-n", "2");
     }
 }
