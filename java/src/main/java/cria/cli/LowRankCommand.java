@@ -72,9 +72,9 @@ final class LowRankCommand extends Verb {
     int threads = Runtime.getRuntime().availableProcessors();
 
     @Option(names = "--rank-step", paramLabel = "N",
-            description = "ranks are multiples of N (default ${DEFAULT-VALUE}: B's rows are whole blocks of the 32-value quant types;"
-                    + " 256 for K-quants, smaller for tiny models)")
-    int rankStep = 32;
+            description = "ranks are multiples of N (default ${DEFAULT-VALUE}: B's rows, k values long, are then whole pairs of"
+                    + " 32-value quant blocks, as the native CPU kernels want; 256 lets K-quants keep their type; smaller for tiny models)")
+    int rankStep = 64;
 
     @Option(names = "--gram-memory", paramLabel = "MIB",
             description = "svd-llm: MiB of Gram matrices held at once; more layers than fit take more calibration passes"

@@ -62,7 +62,7 @@ final class SynthCommand extends Verb {
             description = "store block matrices as random low-rank factors at the ranks 'cria lowrank --keep P' gives (for speed tests)")
     Double lowRank;
 
-    @Option(names = "--rank-step", defaultValue = "32", paramLabel = "N", description = "with --lowrank: ranks are multiples of N (default: ${DEFAULT-VALUE})")
+    @Option(names = "--rank-step", defaultValue = "64", paramLabel = "N", description = "with --lowrank: ranks are multiples of N (default: ${DEFAULT-VALUE})")
     int rankStep;
 
     @Override

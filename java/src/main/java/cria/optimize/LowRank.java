@@ -33,9 +33,11 @@ import java.util.concurrent.Future;
  * product B·A as the dense tensor (F32), for engines that do not know the factors.
  *
  * <p><b>The rank.</b> {@code keep} is the fraction of each chosen matrix's parameters kept:
- * the rank k of an m × n matrix is the largest multiple of {@code rankStep} (32 by default, so
- * that B's rows, k values long, are whole blocks of the 32-value quantization types) with
- * {@code k·(m+n) ≤ keep·m·n}. A matrix for which that gives less than one step, or factors no
+ * the rank k of an m × n matrix is the largest multiple of {@code rankStep} with
+ * {@code k·(m+n) ≤ keep·m·n}. {@code cria lowrank} uses 64 by default: B's rows, k values long,
+ * are then whole blocks of the 32-value quantization types (which quantizing needs) and whole
+ * pairs of them (which the native CPU kernels need; an odd number of blocks runs on the Java
+ * path, measured several times slower in decoding). A matrix for which that gives less than one step, or factors no
  * smaller than the matrix, stays dense (the plan says so).
  *
  * <p><b>SVD-LLM's calibration.</b> G = XᵀX of each input (q, k and v share theirs, as do gate and

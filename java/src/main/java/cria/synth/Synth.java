@@ -54,7 +54,7 @@ public final class Synth {
      */
     public static void write(Path out, SynthShape shape, LlamaFileType ftype, boolean pure, Metadata vocab, long seed,
                              int threads, LongConsumer progress) {
-        write(out, shape, ftype, pure, vocab, seed, threads, 0, 32, progress);
+        write(out, shape, ftype, pure, vocab, seed, threads, 0, 64, progress);
     }
 
     /**
