@@ -31,7 +31,7 @@ class LowRankForwardAllocationTest {
      * new is the model code around them, the same on either path).
      */
     @Test
-    void aWarmStepWithAdaptersAllocatesNothing() {
+    void aWarmStepOfAFactorizedModelAllocatesNothing() {
         var mx = (com.sun.management.ThreadMXBean) ManagementFactory.getThreadMXBean();
         Assumptions.assumeTrue(mx.isThreadAllocatedMemorySupported(), "skipped: this JVM does not count allocated bytes per thread");
         Path base = TestModels.tinyLlama(tmp.resolve("m.gguf"), 3);
