@@ -42,8 +42,10 @@ class LayeringTest {
             Map.entry("engine", Set.of("model", "tokenizer", "sample", "backend", "backend.ref", "backend.cpu", "backend.cuda", "gguf", "tensor")),
             Map.entry("bench", Set.of("backend", "backend.ref", "backend.cpu", "backend.cuda", "engine", "model", "gguf", "tensor")),
             Map.entry("train", Set.of("model", "backend", "tokenizer", "gguf", "tensor")),
+            // calibration passes run the model on a host backend (cpu or ref) with a tap on the products
+            Map.entry("optimize", Set.of("model", "backend", "backend.ref", "backend.cpu", "quantize", "train", "tokenizer", "gguf", "tensor")),
             Map.entry("cli", Set.of("engine", "model", "tokenizer", "sample", "backend", "backend.ref", "backend.cpu", "backend.cuda",
-                    "gguf", "tensor", "quantize", "synth", "bench", "train")));
+                    "gguf", "tensor", "quantize", "synth", "bench", "train", "optimize")));
 
     private static final Pattern USE = Pattern.compile("\\bcria\\.([a-z]+(?:\\.[a-z]+)*)\\.[A-Z]");
 

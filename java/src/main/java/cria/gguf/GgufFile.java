@@ -64,6 +64,16 @@ public final class GgufFile implements AutoCloseable {
      * @throws GgufException when the file is missing, unreadable, not GGUF, or corrupt
      */
     public static GgufFile open(Path path) {
+        return open(path, false);
+    }
+
+    /**
+     * Maps and parses a GGUF file; {@code writable} maps it read-write, so that tensor data can be
+     * changed in place (the file on disk changes with it; used to prune or factorize a working copy).
+     *
+     * @throws GgufException when the file is missing, unreadable, not GGUF, or corrupt
+     */
+    public static GgufFile open(Path path, boolean writable) {
         String name = path.toString();
         long size;
         try {
@@ -80,8 +90,9 @@ public final class GgufFile implements AutoCloseable {
             throw new GgufException(name + ": empty file, not GGUF");
         }
         Arena arena = Arena.ofShared();
-        try (FileChannel ch = FileChannel.open(path, StandardOpenOption.READ)) {
-            MemorySegment seg = ch.map(FileChannel.MapMode.READ_ONLY, 0, size, arena);
+        try (FileChannel ch = writable ? FileChannel.open(path, StandardOpenOption.READ, StandardOpenOption.WRITE)
+                : FileChannel.open(path, StandardOpenOption.READ)) {
+            MemorySegment seg = ch.map(writable ? FileChannel.MapMode.READ_WRITE : FileChannel.MapMode.READ_ONLY, 0, size, arena);
             return parse(path, arena, seg);
         } catch (AccessDeniedException e) {
             arena.close();
@@ -284,6 +295,13 @@ public final class GgufFile implements AutoCloseable {
     /** The arena that owns the mapping (shared: any thread may read). */
     public Arena arena() {
         return arena;
+    }
+
+    /** Writes changes made through a writable mapping ({@link #open(Path, boolean)}) to the disk. */
+    public void force() {
+        if (!segment().isReadOnly()) {
+            segment().force();
+        }
     }
 
     /** Unmaps the file. Slices obtained earlier become invalid. */
