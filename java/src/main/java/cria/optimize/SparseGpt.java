@@ -46,8 +46,11 @@ public final class SparseGpt {
     public static final int MAX_COLS = 32768;
     private static final int TILE = 8;
 
-    /** What a pruning did: the dampening finally used, inputs never active, and the OBS loss Σ (w−q)²/U_ii² / 2. */
-    public record Result(double damp, int deadInputs, double loss) {}
+    /**
+     * What a pruning did: the dampening λ finally used (raised when {@code H + λI} did not factor),
+     * inputs never active, and the OBS loss Σ (w−q)²/U_ii² / 2.
+     */
+    public record Result(double damp, boolean raised, int deadInputs, double loss) {}
 
     /** Accumulates {@code H = Σ x·xᵀ} (in double) over the calibration rows shown to it. */
     public static final class Hessian {
@@ -139,9 +142,11 @@ public final class SparseGpt {
         }
         double lambda = damp * trace / cols;
         DMatrixRMaj u = null;
+        boolean raised = false;
         for (int attempt = 0; attempt < 8 && u == null; attempt++) {
             u = upperCholeskyOfInverse(h, lambda);
             if (u == null) {
+                raised = true;
                 lambda = lambda > 0 ? lambda * 10 : 1e-6 * trace / cols;
             }
         }
@@ -201,7 +206,7 @@ public final class SparseGpt {
         for (int i = 0; i < w.length; i++) {
             w[i] = (float) wd[i];
         }
-        return new Result(lambda, deadInputs, loss / 2);
+        return new Result(lambda, raised, deadInputs, loss / 2);
     }
 
     /**
