@@ -23,9 +23,10 @@ import picocli.CommandLine.Option;
                 + "ones removed, from the damped Hessian X·Xᵀ).",
             "Layers are pruned in order; each one is calibrated through the layers already pruned. The pruned matrices are "
                 + "written in F32 (zeros in place); embeddings, norms and the output matrix are kept as they were.",
-            "Example: cria prune -m model.gguf --method wanda --sparsity 0.5 --calib text.txt -o model-wanda50.gguf",
-            "         cria prune -m model.gguf --method sparsegpt --pattern 2:4 --calib text.txt -o model-2of4.gguf",
-            "         cria perplexity -m model-wanda50.gguf -f heldout.txt -c 128"})
+            "Example: cria prune -m model.gguf --method wanda --calib text.txt -o wanda.gguf",
+            "         cria prune -m model.gguf --method sparsegpt --pattern 2:4 \\",
+            "             --calib text.txt -o 2of4.gguf",
+            "         cria perplexity -m wanda.gguf -f heldout.txt -c 128"})
 final class PruneCommand extends Verb {
 
     @Option(names = {"-m", "--model"}, required = true, paramLabel = "MODEL", description = "the GGUF model to prune (any type Cria reads)")
