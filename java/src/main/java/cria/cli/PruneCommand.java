@@ -4,6 +4,7 @@ package cria.cli;
 import cria.CriaException;
 import cria.optimize.PrunePattern;
 import cria.optimize.Pruner;
+import cria.optimize.SparseGpt;
 import java.nio.file.Path;
 import java.util.Locale;
 import java.util.Map;
@@ -65,6 +66,11 @@ final class PruneCommand extends Verb {
             description = "sparsegpt: columns per block of lazy updates and mask choice (default: ${DEFAULT-VALUE})")
     int block;
 
+    @Option(names = "--mask-group", defaultValue = "row", paramLabel = "G",
+            description = "sparsegpt, unstructured: row (each row loses its share of every block, as wanda's rows do) or block "
+                    + "(one threshold over the whole block of columns, as the authors' code; rows end unequal) (default: ${DEFAULT-VALUE})")
+    String maskGroup;
+
     @Option(names = "--backend", defaultValue = "cpu", paramLabel = "B", description = "cpu or ref (scalar reference): where calibration runs (default: ${DEFAULT-VALUE})")
     String backend;
 
@@ -87,7 +93,12 @@ final class PruneCommand extends Verb {
         if (!"cpu".equals(backend) && !"ref".equals(backend)) {
             throw new CriaException("--backend must be cpu or ref (calibration runs on the host), got '" + backend + "'");
         }
-        Pruner.Options o = new Pruner.Options(m, p, m.calibrated() ? calib : null, backend, threads, ctx, chunks, damp, block);
+        SparseGpt.MaskGroup group = switch (maskGroup.strip().toLowerCase(Locale.ROOT)) {
+            case "row" -> SparseGpt.MaskGroup.ROW;
+            case "block" -> SparseGpt.MaskGroup.BLOCK;
+            default -> throw new CriaException("--mask-group must be row or block, got '" + maskGroup + "'");
+        };
+        Pruner.Options o = new Pruner.Options(m, p, m.calibrated() ? calib : null, backend, threads, ctx, chunks, damp, block, group);
         OutputFiles.check(output, "-o", OutputFiles.Kind.FILE); // before any work: the result is renamed over it
         long t0 = System.nanoTime();
         ProgressListener listener = new ProgressListener();

@@ -85,10 +85,20 @@ public final class Pruner {
      * @param maxChunks   most chunks, 0 = all the text gives
      * @param damp        SparseGPT's dampening, a fraction of the mean diagonal of H
      * @param block       SparseGPT's column block
+     * @param maskGroup   SparseGPT's comparison group for unstructured masks (row: every row its share; block: the whole block's)
      */
     public record Options(Method method, PrunePattern pattern, Path calibration, String backend, int threads, int ctx,
-                          int maxChunks, double damp, int block) {
+                          int maxChunks, double damp, int block, SparseGpt.MaskGroup maskGroup) {
+        /** Options with SparseGPT's masks chosen per row. */
+        public Options(Method method, PrunePattern pattern, Path calibration, String backend, int threads, int ctx,
+                       int maxChunks, double damp, int block) {
+            this(method, pattern, calibration, backend, threads, ctx, maxChunks, damp, block, SparseGpt.MaskGroup.ROW);
+        }
+
         public Options {
+            if (maskGroup == null) {
+                throw new IllegalArgumentException("maskGroup");
+            }
             if (method.calibrated() && calibration == null) {
                 throw new CriaException(method.id() + " needs calibration text: give --calib FILE (a few hundred KB of text like the model's)");
             }
@@ -291,6 +301,9 @@ public final class Pruner {
         if (o.method() == Method.SPARSEGPT) {
             md.put("cria.prune.damp", GgufValue.ofF32((float) o.damp()));
             md.put("cria.prune.block", GgufValue.ofU32(o.block()));
+            if (!o.pattern().structured()) {
+                md.put("cria.prune.mask_group", GgufValue.ofString(o.maskGroup().name().toLowerCase(Locale.ROOT)));
+            }
         }
         return md;
     }
@@ -370,7 +383,7 @@ public final class Pruner {
                 case WANDA -> Wanda.prune(w, rows, cols, requireStats(s, Wanda.Norms.class, name).norms(), o.pattern());
                 case SPARSEGPT -> {
                     SparseGpt.Hessian h = requireStats(s, SparseGpt.Hessian.class, name);
-                    SparseGpt.Result r = SparseGpt.prune(w, rows, cols, h.matrix(), o.pattern(), o.damp(), o.block(), threads);
+                    SparseGpt.Result r = SparseGpt.prune(w, rows, cols, h.matrix(), o.pattern(), o.maskGroup(), o.damp(), o.block(), threads);
                     if (r.raised()) {
                         l.log(name + ": H was not positive definite; dampening raised to " + String.format(Locale.ROOT, "%.3g", r.damp()));
                     }

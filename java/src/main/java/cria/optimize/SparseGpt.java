@@ -42,6 +42,14 @@ public final class SparseGpt {
     public static final double DEFAULT_DAMP = 0.01;
     /** The default column block. */
     public static final int DEFAULT_BLOCK = 128;
+    /** Where an unstructured mask is chosen at the start of each block of columns. */
+    public enum MaskGroup {
+        /** Each row loses exactly its share of the block (rows end at the same sparsity, as with Wanda). */
+        ROW,
+        /** The share of the whole block (rows × block columns) by one threshold, as the authors' reference does. */
+        BLOCK
+    }
+
     /** The widest input dimension accepted (H is inputs² doubles). */
     public static final int MAX_COLS = 32768;
     private static final int TILE = 8;
@@ -117,6 +125,15 @@ public final class SparseGpt {
      */
     public static Result prune(float[] w, int rows, int cols, DMatrixRMaj hessian, PrunePattern pattern,
                                double damp, int block, int threads) {
+        return prune(w, rows, cols, hessian, pattern, MaskGroup.ROW, damp, block, threads);
+    }
+
+    /**
+     * As {@link #prune(float[], int, int, DMatrixRMaj, PrunePattern, double, int, int)}, with the
+     * comparison group of an unstructured mask chosen ({@code group}; N:M ignores it).
+     */
+    public static Result prune(float[] w, int rows, int cols, DMatrixRMaj hessian, PrunePattern pattern, MaskGroup group,
+                               double damp, int block, int threads) {
         PruneMasks.checkShape(w, rows, cols);
         if (hessian.numRows != cols || hessian.numCols != cols) {
             throw new IllegalArgumentException("H is " + hessian.numRows + " x " + hessian.numCols + " for rows of " + cols);
@@ -166,38 +183,32 @@ public final class SparseGpt {
             }
         }
         double[] ud = u.data;
-        int blk = block;
-        int tiles = (rows + TILE - 1) / TILE;
-        double[] losses = new double[tiles];
-        if (threads == 1 || tiles == 1) {
-            for (int t = 0; t < tiles; t++) {
-                losses[t] = sweep(wd, ud, cols, t * TILE, Math.min(rows, t * TILE + TILE), pattern, blk);
+        int nTiles = (rows + TILE - 1) / TILE;
+        Tile[] tiles = new Tile[nTiles];
+        for (int t = 0; t < nTiles; t++) {
+            tiles[t] = new Tile(wd, ud, cols, t * TILE, Math.min(rows, t * TILE + TILE), pattern, block);
+        }
+        boolean flat = group == MaskGroup.BLOCK && !pattern.structured();
+        float[] blockScores = flat ? new float[rows * Math.min(block, cols)] : null;
+        ForkJoinPool pool = threads > 1 && nTiles > 1 ? new ForkJoinPool(threads) : null;
+        try {
+            for (int i1 = 0; i1 < cols; i1 += block) {
+                int from = i1;
+                int to = Math.min(cols, i1 + block);
+                if (flat) {
+                    each(pool, tiles, t -> t.scores(from, to, blockScores));
+                    markBlock(blockScores, rows, to - from, (long) pattern.prunedIn(from, to) * rows, tiles, from);
+                }
+                each(pool, tiles, t -> t.block(from, to, !flat));
             }
-        } else {
-            ForkJoinPool pool = new ForkJoinPool(threads);
-            try {
-                List<Future<?>> jobs = new ArrayList<>();
-                for (int t = 0; t < tiles; t++) {
-                    int tile = t;
-                    jobs.add(pool.submit(() -> {
-                        losses[tile] = sweep(wd, ud, cols, tile * TILE, Math.min(rows, tile * TILE + TILE), pattern, blk);
-                    }));
-                }
-                for (Future<?> f : jobs) {
-                    f.get();
-                }
-            } catch (InterruptedException e) {
-                Thread.currentThread().interrupt();
-                throw new CriaException("SparseGPT interrupted");
-            } catch (ExecutionException e) {
-                Throwable c = e.getCause();
-                if (c instanceof RuntimeException re) {
-                    throw re;
-                }
-                throw new IllegalStateException(c);
-            } finally {
+        } finally {
+            if (pool != null) {
                 pool.shutdownNow();
             }
+        }
+        double[] losses = new double[nTiles];
+        for (int t = 0; t < nTiles; t++) {
+            losses[t] = tiles[t].loss;
         }
         double loss = 0;
         for (double l : losses) {
@@ -250,26 +261,111 @@ public final class SparseGpt {
         return u;
     }
 
-    /** Rows [lo, hi) of w pruned column by column; returns their Σ (w−q)²/U_ii². */
-    private static double sweep(double[] w, double[] u, int cols, int lo, int hi, PrunePattern pattern, int block) {
-        int n = hi - lo;
-        double[] err = new double[n * block];
-        float[] score = new float[cols];
-        long[] scratch = new long[Math.max(block, pattern.structured() ? pattern.m() : 1)];
-        boolean[][] pruned = new boolean[n][cols];
-        double loss = 0;
-        for (int i1 = 0; i1 < cols; i1 += block) {
-            int i2 = Math.min(cols, i1 + block);
+    /** Runs {@code body} on every tile, in parallel when there is a pool. */
+    private static void each(ForkJoinPool pool, Tile[] tiles, java.util.function.Consumer<Tile> body) {
+        if (pool == null) {
+            for (Tile t : tiles) {
+                body.accept(t);
+            }
+            return;
+        }
+        List<Future<?>> jobs = new ArrayList<>(tiles.length);
+        for (Tile t : tiles) {
+            jobs.add(pool.submit(() -> body.accept(t)));
+        }
+        try {
+            for (Future<?> f : jobs) {
+                f.get();
+            }
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new CriaException("SparseGPT interrupted");
+        } catch (ExecutionException e) {
+            Throwable c = e.getCause();
+            if (c instanceof RuntimeException re) {
+                throw re;
+            }
+            throw new IllegalStateException(c);
+        }
+    }
+
+    /**
+     * One threshold for the whole block (the authors' reference): the {@code count} smallest of
+     * {@code scores} (rows × width, row-major) are marked pruned in their rows' tiles.
+     */
+    private static void markBlock(float[] scores, int rows, int width, long count, Tile[] tiles, int from) {
+        int n = rows * width;
+        long[] keys = new long[n];
+        for (int i = 0; i < n; i++) {
+            keys[i] = ((long) Float.floatToIntBits(Math.abs(scores[i]) + 0.0f) << 32) | i;
+        }
+        java.util.Arrays.sort(keys);
+        for (Tile t : tiles) {
+            for (boolean[] p : t.pruned) {
+                java.util.Arrays.fill(p, from, from + width, false);
+            }
+        }
+        for (int k = 0; k < Math.min(count, n); k++) {
+            int i = (int) keys[k];
+            int r = i / width;
+            tiles[r / TILE].pruned[r % TILE][from + i % width] = true;
+        }
+    }
+
+    /** A few rows swept together (they share the reads of U); rows of different tiles never interact. */
+    private static final class Tile {
+        final double[] w;
+        final double[] u;
+        final int cols;
+        final int lo;
+        final int hi;
+        final PrunePattern pattern;
+        final int block;
+        final double[] err;
+        final float[] score;
+        final long[] scratch;
+        final boolean[][] pruned;
+        double loss;
+
+        Tile(double[] w, double[] u, int cols, int lo, int hi, PrunePattern pattern, int block) {
+            this.w = w;
+            this.u = u;
+            this.cols = cols;
+            this.lo = lo;
+            this.hi = hi;
+            this.pattern = pattern;
+            this.block = block;
+            this.err = new double[(hi - lo) * block];
+            this.score = new float[cols];
+            this.scratch = new long[Math.max(block, pattern.structured() ? pattern.m() : 1)];
+            this.pruned = new boolean[hi - lo][cols];
+        }
+
+        /** This tile's OBS errors of the block's current weights into {@code out} (rows × width of the whole matrix). */
+        void scores(int i1, int i2, float[] out) {
+            for (int r = lo; r < hi; r++) {
+                SparseGpt.scores(w, r * cols, u, cols, i1, i2, score);
+                System.arraycopy(score, i1, out, r * (i2 - i1), i2 - i1);
+            }
+        }
+
+        /**
+         * Columns [i1, i2) of the tile's rows: masks chosen (per row when {@code chooseRows}, else
+         * already marked), weights pruned with OBS updates inside the block, then the lazy update
+         * of every later column.
+         */
+        void block(int i1, int i2, boolean chooseRows) {
+            int n = hi - lo;
             for (int r = 0; r < n; r++) {
                 int row = (lo + r) * cols;
-                if (!pattern.structured()) {
-                    scores(w, row, u, cols, i1, i2, score);
+                if (chooseRows && !pattern.structured()) {
+                    SparseGpt.scores(w, row, u, cols, i1, i2, score);
                     PruneMasks.markRow(score, 0, i1, i2, pattern, scratch, pruned[r]);
                 }
                 for (int i = i1; i < i2; i++) {
                     if (pattern.structured() && i % pattern.m() == 0) {
                         int g2 = Math.min(i2, i + pattern.m());
-                        scores(w, row, u, cols, i, g2, score);
+                        SparseGpt.scores(w, row, u, cols, i, g2, score);
                         PruneMasks.markRow(score, 0, i, g2, pattern, scratch, pruned[r]);
                     }
                     double wi = w[row + i];
@@ -303,7 +399,6 @@ public final class SparseGpt {
                 }
             }
         }
-        return loss;
     }
 
     /** score[j] = w_j² / U_jj² for j in [from, to) of the row starting at w[row]. */

@@ -98,6 +98,37 @@ class SparseGptTest {
     }
 
     @Test
+    void oneThresholdPerBlockPrunesTheBlocksShareOverAllRows() {
+        Random rnd = new Random(19);
+        float[] x = correlatedInputs(rnd, COLS, TOKENS);
+        SparseGpt.Hessian h = hessian(x, COLS);
+        float[] w = PruneMasksTest.gaussian(rnd, ROWS * COLS);
+        float[] perBlock = w.clone();
+        SparseGpt.prune(perBlock, ROWS, COLS, h.matrix(), PrunePattern.unstructured(0.5), SparseGpt.MaskGroup.BLOCK, 0.01, 16, 2);
+        boolean unequal = false;
+        for (int b = 0; b < COLS; b += 16) {
+            int zeros = 0;
+            for (int r = 0; r < ROWS; r++) {
+                for (int j = b; j < b + 16; j++) {
+                    zeros += perBlock[r * COLS + j] == 0 ? 1 : 0;
+                }
+            }
+            assertEquals(ROWS * 8, zeros, "block at " + b);
+        }
+        for (int r = 0; r < ROWS; r++) {
+            unequal |= PruneMasksTest.zerosInRow(perBlock, r, COLS) != COLS / 2;
+        }
+        assertTrue(unequal, "one threshold for all rows leaves rows at different sparsities");
+        float[] perRow = w.clone();
+        SparseGpt.prune(perRow, ROWS, COLS, h.matrix(), PrunePattern.unstructured(0.5), 0.01, 16, 2);
+        Wanda.Norms norms = new Wanda.Norms(COLS);
+        norms.add(x, TOKENS);
+        float[] wa = w.clone();
+        Wanda.prune(wa, ROWS, COLS, norms.norms(), PrunePattern.unstructured(0.5));
+        assertTrue(outputError(w, perBlock, x) < outputError(w, wa, x), "block-wise masks also beat wanda");
+    }
+
+    @Test
     void lazyBlocksGiveTheSameResultAsOneBlock() {
         // N:M masks are chosen when the sweep reaches each group, on fully updated weights, so
         // the block size (how late the updates of later columns are made) must not matter.
