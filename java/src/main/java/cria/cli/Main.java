@@ -38,6 +38,7 @@ import picocli.CommandLine.Command;
             TrainCommand.class,
             FinetuneCommand.class,
             StoriesCommand.class,
+            ImatrixCommand.class,
             CommandLine.HelpCommand.class,
         })
 public final class Main implements Runnable {
