@@ -42,8 +42,9 @@ class LayeringTest {
             Map.entry("engine", Set.of("model", "tokenizer", "sample", "backend", "backend.ref", "backend.cpu", "backend.cuda", "gguf", "tensor")),
             Map.entry("bench", Set.of("backend", "backend.ref", "backend.cpu", "backend.cuda", "engine", "model", "gguf", "tensor")),
             Map.entry("train", Set.of("model", "backend", "tokenizer", "gguf", "tensor")),
+            Map.entry("optimize", Set.of("engine", "model", "tokenizer", "backend", "gguf", "tensor", "quantize", "train")),
             Map.entry("cli", Set.of("engine", "model", "tokenizer", "sample", "backend", "backend.ref", "backend.cpu", "backend.cuda",
-                    "gguf", "tensor", "quantize", "synth", "bench", "train")));
+                    "gguf", "tensor", "quantize", "synth", "bench", "train", "optimize")));
 
     private static final Pattern USE = Pattern.compile("\\bcria\\.([a-z]+(?:\\.[a-z]+)*)\\.[A-Z]");
 
