@@ -45,6 +45,7 @@ final class CompareCharts {
             y.add(r.ppl());
         }
         scatter(chart, "perplexity", x, y);
+        chart.getStyler().setLegendVisible(false); // one series, every point labelled
         label(chart, rows, x, y);
         write(png, chart);
     }

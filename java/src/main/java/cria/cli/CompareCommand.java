@@ -32,12 +32,17 @@ import picocli.CommandLine.Parameters;
  * After its quality pass each model is timed as {@code cria bench} times it (ppN, tgN).
  */
 @Command(name = "compare", mixinStandardHelpOptions = true, sortOptions = false,
-        description = {"Compare a base model with its variants (quantized, pruned, factorized) on a text: file size, parameters,",
-            "perplexity, KL divergence from the base's next-token distributions (mean, 99th percentile), top-1 agreement",
-            "with the base (as llama-perplexity --kl-divergence reports them), and pp/tg speed (as cria bench measures it).",
-            "Prints a markdown table; --charts draws perplexity and speed against file size; --json keeps every number.",
-            "Example: cria compare model-F16.gguf model-Q8_0.gguf model-Q4_K_M.gguf -f wiki.test.raw -c 512 --charts out/compare",
-            "         cria compare stories260K.gguf stories260K-Q4_0.gguf -f heldout.txt -c 128 --chunks 100 --no-speed"})
+        description = {"Compare a base model with its variants (quantized, pruned, factorized) on a",
+            "text: file size, parameters, perplexity, KL divergence from the base's next-",
+            "token distributions (mean, 99th percentile) and top-1 agreement with the base,",
+            "as llama-perplexity --kl-divergence reports them, and pp/tg speed as cria",
+            "bench measures it. Prints a markdown table; --charts draws perplexity and",
+            "speed against file size; --json keeps every number. Models run one at a time;",
+            "the base's logits wait in a scratch file (scored tokens x vocabulary x 4",
+            "bytes).",
+            "Example: cria compare m-F16.gguf m-Q8_0.gguf m-Q4_K_M.gguf -f wiki.test.raw \\",
+            "           -c 512 --charts out/compare",
+            "         cria compare base.gguf base-Q4_0.gguf -f text.txt -c 128 --no-speed"})
 final class CompareCommand extends Verb {
     @Parameters(index = "0", paramLabel = "BASE.gguf", description = "the reference model (its distributions are the targets)")
     Path base;
@@ -133,6 +138,11 @@ final class CompareCommand extends Verb {
                 progress = new Progress(err(), "compare", perModel * models.size(), "tokens", Progress.stderrIsTerminal());
                 Path dir = tmp != null ? tmp : Path.of(System.getProperty("java.io.tmpdir"));
                 baseLogits = CompareBaseFile.create(dir, chunks.scored(), first.config().vocab());
+                long scratch = CompareBaseFile.bytesFor(chunks.scored(), first.config().vocab());
+                if (verbose || scratch >= (1L << 30)) {
+                    err().printf(Locale.ROOT, "cria: the base's logits at %d scored positions take %.1f MiB of scratch space in %s%n",
+                            chunks.scored(), scratch / 1048576.0, dir);
+                }
                 progress.status(base.getFileName().toString());
                 rows.add(run(first, true, baseLogits, chunks, facts.get(0), progress));
             }
