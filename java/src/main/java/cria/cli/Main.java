@@ -32,6 +32,7 @@ import picocli.CommandLine.Command;
             BatchCommand.class,
             SynthCommand.class,
             PerplexityCommand.class,
+            CompareCommand.class,
             EvalCommand.class,
             TokenizeCommand.class,
             TemplateCommand.class,
