@@ -33,12 +33,14 @@ import picocli.CommandLine.Command;
             BatchCommand.class,
             SynthCommand.class,
             PerplexityCommand.class,
+            CompareCommand.class,
             EvalCommand.class,
             TokenizeCommand.class,
             TemplateCommand.class,
             TrainCommand.class,
             FinetuneCommand.class,
             StoriesCommand.class,
+            ImatrixCommand.class,
             CommandLine.HelpCommand.class,
         })
 public final class Main implements Runnable {

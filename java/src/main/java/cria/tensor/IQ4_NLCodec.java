@@ -6,8 +6,8 @@ import java.lang.foreign.MemorySegment;
 
 /**
  * Codec for IQ4_NL: x = d * grid[q] with the 16-value grid {@link QuantMath#IQ4NL_VALUES};
- * nibbles laid out as in Q4_0. Quantization follows ggml's quantize_iq4_nl without an importance
- * matrix (weights x*x, 15 trial scales), which is what llama-quantize runs.
+ * nibbles laid out as in Q4_0. Quantization follows ggml's quantize_iq4_nl (weights x*x, 15
+ * trial scales), or with an importance matrix its weighted form, as llama-quantize runs it.
  */
 final class IQ4_NLCodec implements Codec {
     private static final int QK = 32;
@@ -40,10 +40,21 @@ final class IQ4_NLCodec implements Codec {
 
     @Override
     public void quantize(float[] src, int srcOff, int n, MemorySegment dst, long dstOff) {
+        quantize(src, srcOff, n, null, dst, dstOff);
+    }
+
+    @Override
+    public boolean usesImportance() {
+        return true;
+    }
+
+    /** ggml's quantize_iq4_nl, with or without importance weights. */
+    @Override
+    public void quantize(float[] src, int srcOff, int n, float[] importance, MemorySegment dst, long dstOff) {
         Scratch s = new Scratch(QK);
         for (int b = 0; b < n / QK; b++) {
             long off = dstOff + (long) b * BLOCK_BYTES;
-            short d = quantizeSuperBlock(src, srcOff + b * QK, QK, s, 7);
+            short d = quantizeSuperBlock(src, srcOff + b * QK, QK, s, 7, importance, b * QK);
             dst.set(LE.SHORT, off, d);
             MemorySegment.copy(s.q4, 0, dst, LE.BYTE, off + 2, QK / 2);
         }
@@ -67,13 +78,18 @@ final class IQ4_NLCodec implements Codec {
     }
 
     /**
-     * ggml's quantize_row_iq4_nl_impl without an importance matrix, for a super-block of
-     * {@code size} values (32 for IQ4_NL, 256 for IQ4_XS) in groups of 32: each group's best
-     * scale over {@code 2 * ntry + 1} trials, then (for several groups) 6-bit group scales
-     * against the largest. Returns the F16 super-block scale; levels land in {@code s.q4}.
+     * ggml's quantize_row_iq4_nl_impl for a super-block of {@code size} values (32 for IQ4_NL,
+     * 256 for IQ4_XS) in groups of 32: each group's best scale over {@code 2 * ntry + 1} trials,
+     * then (for several groups) 6-bit group scales against the largest. Values are weighted by
+     * x^2, or with an importance matrix {@code qw} (from {@code qwOff}, null for none) by
+     * {@code qw * sqrt(sigma2 + x^2)}. Returns the F16 super-block scale; levels land in {@code s.q4}.
      */
-    static short quantizeSuperBlock(float[] x, int xOff, int size, Scratch s, int ntry) {
+    static short quantizeSuperBlock(float[] x, int xOff, int size, Scratch s, int ntry, float[] qw, int qwOff) {
         byte[] values = QuantMath.IQ4NL_VALUES;
+        float sigma2 = 0;
+        if (qw != null) {
+            sigma2 = QuantMath.sumSquares(x, xOff, size) * (2f / size);
+        }
         java.util.Arrays.fill(s.q4, (byte) 0);
         short dh = Half.floatToF16(0f);
         float maxScale = 0;
@@ -81,8 +97,12 @@ final class IQ4_NLCodec implements Codec {
         int nb = size / 32;
         for (int ib = 0; ib < nb; ib++) {
             int xb = xOff + 32 * ib;
-            for (int j = 0; j < 32; j++) {
-                s.weight[j] = x[xb + j] * x[xb + j];
+            if (qw != null) {
+                QuantMath.importanceWeights(x, xb, qw, qwOff + 32 * ib, sigma2, s.weight, 32);
+            } else {
+                for (int j = 0; j < 32; j++) {
+                    s.weight[j] = x[xb + j] * x[xb + j];
+                }
             }
             float amax = 0;
             float max = 0;

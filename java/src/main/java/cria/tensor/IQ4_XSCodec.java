@@ -7,7 +7,7 @@ import java.lang.foreign.MemorySegment;
 /**
  * Codec for IQ4_XS. Layout: F16 d, u16 scales_h (2 high bits per group), scales_l[4] (4 low bits
  * per group), qs[128] (16 bytes per group, nibbles as in Q4_0). x = d * (ls - 32) * grid[q].
- * Quantization follows ggml's quantize_iq4_xs without an importance matrix.
+ * Quantization follows ggml's quantize_iq4_xs, without or with an importance matrix.
  */
 final class IQ4_XSCodec implements Codec {
     private static final int QK = 256;
@@ -48,10 +48,21 @@ final class IQ4_XSCodec implements Codec {
 
     @Override
     public void quantize(float[] src, int srcOff, int n, MemorySegment dst, long dstOff) {
+        quantize(src, srcOff, n, null, dst, dstOff);
+    }
+
+    @Override
+    public boolean usesImportance() {
+        return true;
+    }
+
+    /** ggml's quantize_iq4_xs, with or without importance weights. */
+    @Override
+    public void quantize(float[] src, int srcOff, int n, float[] importance, MemorySegment dst, long dstOff) {
         IQ4_NLCodec.Scratch s = new IQ4_NLCodec.Scratch(QK);
         for (int b = 0; b < n / QK; b++) {
             long blk = dstOff + (long) b * BLOCK_BYTES;
-            short d = IQ4_NLCodec.quantizeSuperBlock(src, srcOff + b * QK, QK, s, 7);
+            short d = IQ4_NLCodec.quantizeSuperBlock(src, srcOff + b * QK, QK, s, 7, importance, b * QK);
             dst.set(LE.SHORT, blk, d);
             dst.set(LE.SHORT, blk + 2, (short) s.scalesH);
             MemorySegment.copy(s.scalesL, 0, dst, LE.BYTE, blk + 4, 4);

@@ -7,7 +7,8 @@ import java.lang.foreign.MemorySegment;
 /**
  * Codec for Q2_K. Layout: scales[16] (low nibble scale, high nibble min), qs[64] (four 2-bit
  * values per byte, 32 bytes per 128 values), F16 d, F16 dmin. x = d * sc * q - dmin * m.
- * Quantization is ggml's quantize_row_q2_K_ref (the path llama-quantize takes without an imatrix).
+ * Quantization is ggml's quantize_row_q2_K_ref (llama-quantize without an importance matrix) or
+ * quantize_row_q2_K_impl (with one).
  */
 final class Q2_KCodec implements Codec {
     private static final int QK = 256;
@@ -103,6 +104,70 @@ final class Q2_KCodec implements Codec {
                 float dm = dminAll * ((sc[j] & 0xff) >> 4);
                 for (int ii = 0; ii < 16; ii++) {
                     int l = QuantMath.nearestInt((src[x + 16 * j + ii] + dm) / d);
+                    L[16 * j + ii] = (byte) Math.max(0, Math.min(3, l));
+                }
+            }
+            MemorySegment.copy(sc, 0, dst, LE.BYTE, blk, 16);
+            pack2Bit(L, dst, blk + 16);
+            dst.set(LE.SHORT, blk + 80, dBits);
+            dst.set(LE.SHORT, blk + 82, dminBits);
+        }
+    }
+
+    @Override
+    public boolean usesImportance() {
+        return true;
+    }
+
+    /**
+     * ggml's quantize_row_q2_K_impl: per 16 values the weighted affine fit of make_qkx3_quants,
+     * the sixteen scales and mins quantized to 4 bits by make_qp_quants (weighted by each
+     * group's total weight), then every value re-rounded with the stored scales.
+     */
+    @Override
+    public void quantize(float[] src, int srcOff, int n, float[] importance, MemorySegment dst, long dstOff) {
+        if (importance == null) {
+            quantize(src, srcOff, n, dst, dstOff);
+            return;
+        }
+        byte[] L = new byte[QK];
+        float[] weight = new float[16];
+        float[] mins = new float[QK / 16];
+        float[] scales = new float[QK / 16];
+        float[] sw = new float[QK / 16];
+        int[] ls = new int[QK / 16];
+        int[] lm = new int[QK / 16];
+        byte[] sc = new byte[QK / 16];
+        for (int b = 0; b < n / QK; b++) {
+            int x = srcOff + b * QK;
+            long blk = dstOff + (long) b * BLOCK_BYTES;
+            float sigma2 = QuantMath.sumSquares(src, x, QK) / QK;
+            for (int j = 0; j < QK / 16; j++) {
+                QuantMath.importanceWeights(src, x + 16 * j, importance, b * QK + 16 * j, sigma2, weight, 16);
+                float s = 0;
+                for (int l = 0; l < 16; l++) {
+                    s += weight[l];
+                }
+                sw[j] = s;
+                scales[j] = QuantMath.makeQkx3Quants(16, 3, src, x + 16 * j, weight, L, 16 * j, mins, j, -0.9f, 0.05f, 36, false);
+            }
+            float dm = QuantMath.makeQpQuants(QK / 16, 15, scales, ls, sw);
+            float mm = QuantMath.makeQpQuants(QK / 16, 15, mins, lm, sw);
+            short dBits = Half.floatToF16(dm);
+            short dminBits = Half.floatToF16(mm);
+            dm = Half.f16ToFloat(dBits);
+            mm = Half.f16ToFloat(dminBits);
+            for (int j = 0; j < QK / 16; j++) {
+                sc[j] = (byte) (ls[j] | lm[j] << 4);
+            }
+            for (int j = 0; j < QK / 16; j++) {
+                float d = dm * (sc[j] & 0xF);
+                if (d == 0) {
+                    continue;
+                }
+                float m = mm * ((sc[j] & 0xff) >> 4);
+                for (int ii = 0; ii < 16; ii++) {
+                    int l = QuantMath.nearestInt((src[x + 16 * j + ii] + m) / d);
                     L[16 * j + ii] = (byte) Math.max(0, Math.min(3, l));
                 }
             }

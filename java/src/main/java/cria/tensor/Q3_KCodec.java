@@ -8,7 +8,7 @@ import java.lang.foreign.MemorySegment;
  * Codec for Q3_K. Layout: hmask[32] (the third bit: value j's bit sits in hmask[j % 32], bit
  * j / 32), qs[64] (low two bits, packed as in Q2_K), scales[12] (sixteen 6-bit scales: low
  * nibbles in bytes 0-7, high bit pairs in bytes 8-11), F16 d. x = d * (sc - 32) * (q - 4).
- * Quantization is ggml's quantize_row_q3_K_ref.
+ * Quantization is ggml's quantize_row_q3_K_ref, or quantize_row_q3_K_impl with an importance matrix.
  */
 final class Q3_KCodec implements Codec {
     private static final int QK = 256;
@@ -65,11 +65,9 @@ final class Q3_KCodec implements Codec {
     public void quantize(float[] src, int srcOff, int n, MemorySegment dst, long dstOff) {
         byte[] L = new byte[QK];
         float[] scales = new float[QK / 16];
-        int[] s = new int[12];
-        byte[] hmask = new byte[QK / 8];
+        int[] ls = new int[QK / 16];
         for (int b = 0; b < n / QK; b++) {
             int x = srcOff + b * QK;
-            long blk = dstOff + (long) b * BLOCK_BYTES;
             float maxScale = 0;
             float amax = 0;
             for (int j = 0; j < QK / 16; j++) {
@@ -80,56 +78,111 @@ final class Q3_KCodec implements Codec {
                     maxScale = scales[j];
                 }
             }
-            java.util.Arrays.fill(s, 0);
             short dBits;
             if (maxScale != 0) {
                 float iscale = -32f / maxScale;
                 for (int j = 0; j < QK / 16; j++) {
                     // ggml stores the rounded value in an int8_t before clamping
                     int l = (byte) QuantMath.nearestInt(iscale * scales[j]);
-                    l = Math.max(-32, Math.min(31, l)) + 32;
-                    if (j < 8) {
-                        s[j] = l & 0xF;
-                    } else {
-                        s[j - 8] |= (l & 0xF) << 4;
-                    }
-                    l >>= 4;
-                    s[j % 4 + 8] |= l << (2 * (j / 4));
+                    ls[j] = Math.max(-32, Math.min(31, l)) + 32;
                 }
                 dBits = Half.floatToF16(1 / iscale);
             } else {
+                java.util.Arrays.fill(ls, 0);
                 dBits = Half.floatToF16(0f);
             }
-            float dAll = Half.f16ToFloat(dBits);
-            for (int j = 0; j < QK / 16; j++) {
-                float d = dAll * (scale(j, s) - 32);
-                if (d == 0) {
-                    continue;
-                }
-                for (int ii = 0; ii < 16; ii++) {
-                    int l = QuantMath.nearestInt(src[x + 16 * j + ii] / d);
-                    L[16 * j + ii] = (byte) (Math.max(-4, Math.min(3, l)) + 4);
-                }
-            }
-            java.util.Arrays.fill(hmask, (byte) 0);
-            int m = 0;
-            int hm = 1;
-            for (int j = 0; j < QK; j++) {
-                if (L[j] > 3) {
-                    hmask[m] |= (byte) hm;
-                    L[j] -= 4;
-                }
-                if (++m == QK / 8) {
-                    m = 0;
-                    hm <<= 1;
-                }
-            }
-            MemorySegment.copy(hmask, 0, dst, LE.BYTE, blk, QK / 8);
-            Q2_KCodec.pack2Bit(L, dst, blk + 32);
-            for (int i = 0; i < 12; i++) {
-                dst.set(LE.BYTE, blk + 96 + i, (byte) s[i]);
-            }
-            dst.set(LE.SHORT, blk + 108, dBits);
+            finishBlock(src, x, L, ls, dBits, dst, dstOff + (long) b * BLOCK_BYTES);
         }
+    }
+
+    @Override
+    public boolean usesImportance() {
+        return true;
+    }
+
+    /**
+     * ggml's quantize_row_q3_K_impl: per 16 values make_qx_quants weighted by
+     * {@code importance * sqrt(sigma2 + x^2)}, the sixteen scales quantized to 6 bits by
+     * make_qx_quants weighted by each group's total weight, then the values re-rounded.
+     */
+    @Override
+    public void quantize(float[] src, int srcOff, int n, float[] importance, MemorySegment dst, long dstOff) {
+        if (importance == null) {
+            quantize(src, srcOff, n, dst, dstOff);
+            return;
+        }
+        byte[] L = new byte[QK];
+        float[] scales = new float[QK / 16];
+        float[] weight = new float[16];
+        float[] sw = new float[QK / 16];
+        byte[] lsb = new byte[QK / 16];
+        int[] ls = new int[QK / 16];
+        for (int b = 0; b < n / QK; b++) {
+            int x = srcOff + b * QK;
+            float sigma2 = 2 * QuantMath.sumSquares(src, x, QK) / QK;
+            for (int j = 0; j < QK / 16; j++) {
+                QuantMath.importanceWeights(src, x + 16 * j, importance, b * QK + 16 * j, sigma2, weight, 16);
+                float sumw = 0;
+                for (int l = 0; l < 16; l++) {
+                    sumw += weight[l];
+                }
+                sw[j] = sumw;
+                scales[j] = QuantMath.makeQxQuants(16, 4, src, x + 16 * j, L, 16 * j, weight, 0);
+            }
+            float dBlock = QuantMath.makeQxQuants(QK / 16, 32, scales, 0, lsb, 0, sw, 0);
+            for (int j = 0; j < QK / 16; j++) {
+                ls[j] = lsb[j];
+            }
+            finishBlock(src, x, L, ls, Half.floatToF16(dBlock), dst, dstOff + (long) b * BLOCK_BYTES);
+        }
+    }
+
+    /**
+     * Packs the sixteen 6-bit scales {@code ls} (0..63, offset by 32) and the block scale,
+     * re-rounds every value with the scales as stored (groups whose scale is 0 keep the levels
+     * in {@code L}, offset by 4) and writes the block.
+     */
+    private static void finishBlock(float[] src, int x, byte[] L, int[] ls, short dBits, MemorySegment dst, long blk) {
+        int[] s = new int[12];
+        for (int j = 0; j < QK / 16; j++) {
+            int l = ls[j];
+            if (j < 8) {
+                s[j] = l & 0xF;
+            } else {
+                s[j - 8] |= (l & 0xF) << 4;
+            }
+            l >>= 4;
+            s[j % 4 + 8] |= l << (2 * (j / 4));
+        }
+        float dAll = Half.f16ToFloat(dBits);
+        for (int j = 0; j < QK / 16; j++) {
+            float d = dAll * (scale(j, s) - 32);
+            if (d == 0) {
+                continue;
+            }
+            for (int ii = 0; ii < 16; ii++) {
+                int l = QuantMath.nearestInt(src[x + 16 * j + ii] / d);
+                L[16 * j + ii] = (byte) (Math.max(-4, Math.min(3, l)) + 4);
+            }
+        }
+        byte[] hmask = new byte[QK / 8];
+        int m = 0;
+        int hm = 1;
+        for (int j = 0; j < QK; j++) {
+            if (L[j] > 3) {
+                hmask[m] |= (byte) hm;
+                L[j] -= 4;
+            }
+            if (++m == QK / 8) {
+                m = 0;
+                hm <<= 1;
+            }
+        }
+        MemorySegment.copy(hmask, 0, dst, LE.BYTE, blk, QK / 8);
+        Q2_KCodec.pack2Bit(L, dst, blk + 32);
+        for (int i = 0; i < 12; i++) {
+            dst.set(LE.BYTE, blk + 96 + i, (byte) s[i]);
+        }
+        dst.set(LE.SHORT, blk + 108, dBits);
     }
 }

@@ -42,6 +42,33 @@ final class Q4_0Codec implements Codec {
         QuantMath.quantizeBlocks(src, srcOff, n, dst, dstOff, QK, BLOCK_BYTES, this::quantizeBlock);
     }
 
+    @Override
+    public boolean usesImportance() {
+        return true;
+    }
+
+    /** ggml's quantize_row_q4_0_impl: per block the weighted symmetric fit of make_qx_quants. */
+    @Override
+    public void quantize(float[] src, int srcOff, int n, float[] importance, MemorySegment dst, long dstOff) {
+        if (importance == null) {
+            quantize(src, srcOff, n, dst, dstOff);
+            return;
+        }
+        float sigma2 = QuantMath.sumSquares(src, srcOff, n) / n;
+        float[] weight = new float[QK];
+        byte[] L = new byte[QK];
+        for (int b = 0; b < n / QK; b++) {
+            int x = srcOff + b * QK;
+            long off = dstOff + (long) b * BLOCK_BYTES;
+            QuantMath.importanceWeights(src, x, importance, b * QK, sigma2, weight, QK);
+            float d = QuantMath.makeQxQuants(QK, 8, src, x, L, 0, weight, 0);
+            dst.set(LE.SHORT, off, Half.floatToF16(d));
+            for (int j = 0; j < QK / 2; j++) {
+                dst.set(LE.BYTE, off + 2 + j, (byte) (L[j] | L[j + QK / 2] << 4));
+            }
+        }
+    }
+
     /** One block of 32 values, as ggml's reference quantizer writes it. */
     private void quantizeBlock(float[] src, int x, MemorySegment dst, long off) {
         float max = QuantMath.signedMaxAbs(src, x, QK);

@@ -42,6 +42,35 @@ final class Q4_1Codec implements Codec {
         QuantMath.quantizeBlocks(src, srcOff, n, dst, dstOff, QK, BLOCK_BYTES, this::quantizeBlock);
     }
 
+    @Override
+    public boolean usesImportance() {
+        return true;
+    }
+
+    /** ggml's quantize_row_q4_1_impl: per block the weighted affine fit of make_qkx3_quants. */
+    @Override
+    public void quantize(float[] src, int srcOff, int n, float[] importance, MemorySegment dst, long dstOff) {
+        if (importance == null) {
+            quantize(src, srcOff, n, dst, dstOff);
+            return;
+        }
+        float sigma2 = QuantMath.sumSquares(src, srcOff, n) / n;
+        float[] weight = new float[QK];
+        byte[] L = new byte[QK];
+        float[] min = new float[1];
+        for (int b = 0; b < n / QK; b++) {
+            int x = srcOff + b * QK;
+            long off = dstOff + (long) b * BLOCK_BYTES;
+            QuantMath.importanceWeights(src, x, importance, b * QK, sigma2, weight, QK);
+            float d = QuantMath.makeQkx3Quants(QK, 15, src, x, weight, L, 0, min, 0, -0.9f, 0.05f, 36, false);
+            dst.set(LE.SHORT, off, Half.floatToF16(d));
+            dst.set(LE.SHORT, off + 2, Half.floatToF16(-min[0]));
+            for (int j = 0; j < QK / 2; j++) {
+                dst.set(LE.BYTE, off + 4 + j, (byte) (L[j] | L[j + QK / 2] << 4));
+            }
+        }
+    }
+
     /** One block of 32 values, as ggml's reference quantizer writes it. */
     private void quantizeBlock(float[] src, int x, MemorySegment dst, long off) {
         float min = QuantMath.min(src, x, QK);

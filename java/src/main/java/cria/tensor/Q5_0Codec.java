@@ -44,6 +44,39 @@ final class Q5_0Codec implements Codec {
         QuantMath.quantizeBlocks(src, srcOff, n, dst, dstOff, QK, BLOCK_BYTES, this::quantizeBlock);
     }
 
+    @Override
+    public boolean usesImportance() {
+        return true;
+    }
+
+    /** ggml's quantize_row_q5_0_impl: per block the weighted symmetric fit of make_qx_quants. */
+    @Override
+    public void quantize(float[] src, int srcOff, int n, float[] importance, MemorySegment dst, long dstOff) {
+        if (importance == null) {
+            quantize(src, srcOff, n, dst, dstOff);
+            return;
+        }
+        float sigma2 = QuantMath.sumSquares(src, srcOff, n) / n;
+        float[] weight = new float[QK];
+        byte[] L = new byte[QK];
+        for (int b = 0; b < n / QK; b++) {
+            int x = srcOff + b * QK;
+            long off = dstOff + (long) b * BLOCK_BYTES;
+            QuantMath.importanceWeights(src, x, importance, b * QK, sigma2, weight, QK);
+            float d = QuantMath.makeQxQuants(QK, 16, src, x, L, 0, weight, 0);
+            dst.set(LE.SHORT, off, Half.floatToF16(d));
+            int qh = 0;
+            for (int j = 0; j < QK / 2; j++) {
+                int q0 = L[j];
+                int q1 = L[j + QK / 2];
+                dst.set(LE.BYTE, off + 6 + j, (byte) ((q0 & 0x0F) | (q1 & 0x0F) << 4));
+                qh |= ((q0 & 0x10) >> 4) << j;
+                qh |= ((q1 & 0x10) >> 4) << (j + QK / 2);
+            }
+            dst.set(LE.INT, off + 2, qh);
+        }
+    }
+
     /** One block of 32 values, as ggml's reference quantizer writes it. */
     private void quantizeBlock(float[] src, int x, MemorySegment dst, long off) {
         float max = QuantMath.signedMaxAbs(src, x, QK);

@@ -4,7 +4,7 @@ package cria.tensor;
 import cria.gguf.GgmlType;
 import java.lang.foreign.MemorySegment;
 
-/** Codec for Q5_1: x = d * q + m, q in [0, 31]. Quantization is ggml's quantize_row_q5_1_ref. */
+/** Codec for Q5_1: x = d * q + m, q in [0, 31]. Quantization is ggml's quantize_row_q5_1_ref (_impl with importance). */
 final class Q5_1Codec implements Codec {
     private static final int QK = 32;
     private static final int BLOCK_BYTES = 24;
@@ -40,6 +40,41 @@ final class Q5_1Codec implements Codec {
     @Override
     public void quantize(float[] src, int srcOff, int n, MemorySegment dst, long dstOff) {
         QuantMath.quantizeBlocks(src, srcOff, n, dst, dstOff, QK, BLOCK_BYTES, this::quantizeBlock);
+    }
+
+    @Override
+    public boolean usesImportance() {
+        return true;
+    }
+
+    /** ggml's quantize_row_q5_1_impl: per block the weighted affine fit of make_qkx3_quants. */
+    @Override
+    public void quantize(float[] src, int srcOff, int n, float[] importance, MemorySegment dst, long dstOff) {
+        if (importance == null) {
+            quantize(src, srcOff, n, dst, dstOff);
+            return;
+        }
+        float sigma2 = QuantMath.sumSquares(src, srcOff, n) / n;
+        float[] weight = new float[QK];
+        byte[] L = new byte[QK];
+        float[] min = new float[1];
+        for (int b = 0; b < n / QK; b++) {
+            int x = srcOff + b * QK;
+            long off = dstOff + (long) b * BLOCK_BYTES;
+            QuantMath.importanceWeights(src, x, importance, b * QK, sigma2, weight, QK);
+            float d = QuantMath.makeQkx3Quants(QK, 31, src, x, weight, L, 0, min, 0, -0.9f, 0.05f, 36, false);
+            dst.set(LE.SHORT, off, Half.floatToF16(d));
+            dst.set(LE.SHORT, off + 2, Half.floatToF16(-min[0]));
+            int qh = 0;
+            for (int j = 0; j < QK / 2; j++) {
+                int q0 = L[j];
+                int q1 = L[j + QK / 2];
+                dst.set(LE.BYTE, off + 8 + j, (byte) ((q0 & 0x0F) | (q1 & 0x0F) << 4));
+                qh |= ((q0 & 0x10) >> 4) << j;
+                qh |= ((q1 & 0x10) >> 4) << (j + QK / 2);
+            }
+            dst.set(LE.INT, off + 4, qh);
+        }
     }
 
     /** One block of 32 values, as ggml's reference quantizer writes it. */

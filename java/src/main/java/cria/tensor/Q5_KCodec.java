@@ -7,7 +7,7 @@ import java.lang.foreign.MemorySegment;
 /**
  * Codec for Q5_K. Layout: F16 d, F16 dmin, scales[12] (as Q4_K), qh[32] (fifth bits: value
  * 64*g + l has its bit in qh[l] bit 2g, value 64*g + 32 + l in bit 2g+1), qs[128] (low nibbles
- * as Q4_K). Quantization is ggml's quantize_row_q5_K_ref.
+ * as Q4_K). Quantization is ggml's quantize_row_q5_K_ref (quantize_row_q5_K_impl with importance).
  */
 final class Q5_KCodec implements Codec {
     private static final int QK = 256;
@@ -59,6 +59,20 @@ final class Q5_KCodec implements Codec {
     @Override
     public void quantize(float[] src, int srcOff, int n, MemorySegment dst, long dstOff) {
         Q4_KCodec.quantizeK(src, srcOff, n, dst, dstOff, 31);
+    }
+
+    @Override
+    public boolean usesImportance() {
+        return true;
+    }
+
+    @Override
+    public void quantize(float[] src, int srcOff, int n, float[] importance, MemorySegment dst, long dstOff) {
+        if (importance == null) {
+            quantize(src, srcOff, n, dst, dstOff);
+        } else {
+            Q4_KCodec.quantizeKWeighted(src, srcOff, n, importance, dst, dstOff, 31);
+        }
     }
 
     /** Stores 256 five-bit levels as qh[32] then qs[128], starting at {@code off}. */

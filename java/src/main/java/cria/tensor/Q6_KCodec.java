@@ -8,7 +8,7 @@ import java.lang.foreign.MemorySegment;
  * Codec for Q6_K. Layout: ql[128] (low nibbles), qh[64] (high bit pairs), scales[16] (int8),
  * F16 d. Per 128 values: ql byte l holds values l (low) and l+64 (high), ql byte l+32 holds
  * l+32 and l+96; qh byte l holds the high pairs of l, l+32, l+64, l+96. x = d * sc * (q - 32).
- * Quantization is ggml's quantize_row_q6_K_ref.
+ * Quantization is ggml's quantize_row_q6_K_ref (quantize_row_q6_K_impl with importance).
  */
 final class Q6_KCodec implements Codec {
     private static final int QK = 256;
@@ -55,6 +55,21 @@ final class Q6_KCodec implements Codec {
 
     @Override
     public void quantize(float[] src, int srcOff, int n, MemorySegment dst, long dstOff) {
+        quantize(src, srcOff, n, null, dst, dstOff);
+    }
+
+    @Override
+    public boolean usesImportance() {
+        return true;
+    }
+
+    /**
+     * ggml's quantize_row_q6_K_ref, or with {@code importance} quantize_row_q6_K_impl, which
+     * differs only in weighing each group's make_qx_quants fit by the importance itself (not
+     * {@code x^2}).
+     */
+    @Override
+    public void quantize(float[] src, int srcOff, int n, float[] importance, MemorySegment dst, long dstOff) {
         byte[] L = new byte[QK];
         float[] scales = new float[QK / 16];
         byte[] sc = new byte[QK / 16];
@@ -64,7 +79,7 @@ final class Q6_KCodec implements Codec {
             float maxScale = 0;
             float maxAbsScale = 0;
             for (int ib = 0; ib < QK / 16; ib++) {
-                float scale = QuantMath.makeQxQuants(16, 32, src, x + 16 * ib, L, 16 * ib, null, 0);
+                float scale = QuantMath.makeQxQuants(16, 32, src, x + 16 * ib, L, 16 * ib, importance, b * QK + 16 * ib);
                 scales[ib] = scale;
                 float abs = Math.abs(scale);
                 if (abs > maxAbsScale) {

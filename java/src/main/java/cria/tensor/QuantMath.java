@@ -308,6 +308,198 @@ final class QuantMath {
     }
 
     /**
+     * The weights of ggml's importance-weighted quantizers: {@code qw[j] * sqrt(sigma2 + x[j]^2)}
+     * for {@code n} values, into {@code out[0 ..]}.
+     */
+    static void importanceWeights(float[] x, int xOff, float[] qw, int qwOff, float sigma2, float[] out, int n) {
+        for (int j = 0; j < n; j++) {
+            float xj = x[xOff + j];
+            out[j] = qw[qwOff + j] * (float) Math.sqrt(sigma2 + xj * xj);
+        }
+    }
+
+    /** The sum of squares of {@code x[off .. off + n)}, accumulated in order as ggml does. */
+    static float sumSquares(float[] x, int off, int n) {
+        float s = 0;
+        for (int j = 0; j < n; j++) {
+            s += x[off + j] * x[off + j];
+        }
+        return s;
+    }
+
+    /**
+     * ggml's make_qkx3_quants with explicit weights: the affine fit of {@link #makeQkx2Quants}
+     * (levels in {@code [0, nmax]}, {@code nstep + 1} trial scales) as the importance-weighted
+     * quantizers use it. Returns the scale; {@code minOut[minIdx]} receives the offset to subtract.
+     */
+    static float makeQkx3Quants(int n, int nmax, float[] x, int xOff, float[] weights, byte[] L, int lOff,
+                                float[] minOut, int minIdx, float rmin, float rdelta, int nstep, boolean useMad) {
+        float[] xs = java.util.Arrays.copyOfRange(x, xOff, xOff + n);
+        int[] la = new int[n];
+        float min = xs[0];
+        float max = xs[0];
+        float sumW = weights[0];
+        float sumX = sumW * xs[0];
+        for (int i = 1; i < n; i++) {
+            float xi = xs[i];
+            if (xi < min) {
+                min = xi;
+            }
+            if (xi > max) {
+                max = xi;
+            }
+            float w = weights[i];
+            sumW += w;
+            sumX += w * xi;
+        }
+        if (min > 0) {
+            min = 0;
+        }
+        if (max <= min) {
+            for (int i = 0; i < n; i++) {
+                L[lOff + i] = 0;
+            }
+            minOut[minIdx] = -min;
+            return 0f;
+        }
+        float iscale = nmax / (max - min);
+        float scale = 1 / iscale;
+        float bestMad = 0;
+        for (int i = 0; i < n; i++) {
+            int l = nearestInt(iscale * (xs[i] - min));
+            l = Math.max(0, Math.min(nmax, l));
+            L[lOff + i] = (byte) l;
+            float diff = scale * l + min - xs[i];
+            diff = useMad ? Math.abs(diff) : diff * diff;
+            bestMad += weights[i] * diff;
+        }
+        if (nstep < 1) {
+            minOut[minIdx] = -min;
+            return scale;
+        }
+        for (int is = 0; is <= nstep; is++) {
+            iscale = (rmin + rdelta * is + nmax) / (max - min);
+            float sumL = 0;
+            float sumL2 = 0;
+            float sumXL = 0;
+            for (int i = 0; i < n; i++) {
+                float xi = xs[i];
+                int l = nearestInt(iscale * (xi - min));
+                l = Math.max(0, Math.min(nmax, l));
+                la[i] = l;
+                float w = weights[i];
+                sumL += w * l;
+                sumL2 += w * l * l;
+                sumXL += w * l * xi;
+            }
+            float det = sumW * sumL2 - sumL * sumL;
+            if (det > 0) {
+                float thisScale = (sumW * sumXL - sumX * sumL) / det;
+                float thisMin = (sumL2 * sumX - sumL * sumXL) / det;
+                if (thisMin > 0) {
+                    thisMin = 0;
+                    thisScale = sumXL / sumL2;
+                }
+                float mad = 0;
+                for (int i = 0; i < n; i++) {
+                    float diff = thisScale * la[i] + thisMin - xs[i];
+                    diff = useMad ? Math.abs(diff) : diff * diff;
+                    mad += weights[i] * diff;
+                }
+                if (mad < bestMad) {
+                    for (int i = 0; i < n; i++) {
+                        L[lOff + i] = (byte) la[i];
+                    }
+                    bestMad = mad;
+                    scale = thisScale;
+                    min = thisMin;
+                }
+            }
+        }
+        minOut[minIdx] = -min;
+        return scale;
+    }
+
+    /**
+     * ggml's make_qp_quants: a scale without offset for the non-negative {@code x[0 .. n)} (the
+     * sub-block scales or mins of a K-quant block) with levels in {@code [0, nmax]}, weighted by
+     * {@code qw}: 9 trial scales, then up to five passes moving single levels. Levels land in
+     * {@code L} as ggml's uint8_t holds them (0..255, wrapped as C wraps a negative int).
+     */
+    static float makeQpQuants(int n, int nmax, float[] x, int[] L, float[] qw) {
+        float max = 0;
+        for (int i = 0; i < n; i++) {
+            max = max > x[i] ? max : x[i];
+        }
+        if (max < GROUP_MAX_EPS) {
+            java.util.Arrays.fill(L, 0, n, 0);
+            return 0f;
+        }
+        float iscale = nmax / max;
+        for (int i = 0; i < n; i++) {
+            L[i] = nearestInt(iscale * x[i]) & 0xff;
+        }
+        float scale = 1 / iscale;
+        float bestMse = 0;
+        for (int i = 0; i < n; i++) {
+            float diff = x[i] - scale * L[i];
+            bestMse += qw[i] * diff * diff;
+        }
+        for (int is = -4; is <= 4; is++) {
+            if (is == 0) {
+                continue;
+            }
+            float iscaleIs = (0.1f * is + nmax) / max;
+            float scaleIs = 1 / iscaleIs;
+            float mse = 0;
+            for (int i = 0; i < n; i++) {
+                int l = Math.min(nmax, nearestInt(iscaleIs * x[i]));
+                float diff = x[i] - scaleIs * l;
+                mse += qw[i] * diff * diff;
+            }
+            if (mse < bestMse) {
+                bestMse = mse;
+                iscale = iscaleIs;
+            }
+        }
+        float sumlx = 0;
+        float suml2 = 0;
+        for (int i = 0; i < n; i++) {
+            int l = Math.min(nmax, nearestInt(iscale * x[i]));
+            L[i] = l & 0xff;
+            float w = qw[i];
+            sumlx += w * x[i] * l;
+            suml2 += w * l * l;
+        }
+        for (int itry = 0; itry < 5; itry++) {
+            int changed = 0;
+            for (int i = 0; i < n; i++) {
+                float w = qw[i];
+                int li = L[i];
+                float slx = sumlx - w * x[i] * li;
+                float sl2 = suml2 - w * li * li;
+                if (slx > 0 && sl2 > 0) {
+                    int nl = Math.min(nmax, nearestInt(x[i] * sl2 / slx));
+                    if (nl != li) {
+                        slx += w * x[i] * nl;
+                        sl2 += w * nl * nl;
+                        if (slx * slx * suml2 > sumlx * sumlx * sl2) {
+                            L[i] = nl & 0xff;
+                            sumlx = slx;
+                            suml2 = sl2;
+                            changed++;
+                        }
+                    }
+                }
+            }
+            if (changed == 0) {
+                break;
+            }
+        }
+        return suml2 > 0f ? sumlx / suml2 : 0f;
+    }
+
+    /**
      * Unpacks sub-block {@code j}'s 6-bit scale and min from the 12 packed bytes of a Q4_K/Q5_K
      * block at {@code off}: returns {@code scale | min << 8}.
      */
