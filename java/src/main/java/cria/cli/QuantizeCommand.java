@@ -78,7 +78,14 @@ final class QuantizeCommand extends Verb {
         }
         OutputFiles.check(output, "OUT.gguf", OutputFiles.Kind.FILE); // before any work: GgufWriter renames over it
         long t0 = System.nanoTime();
-        ImportanceMatrix im = imatrix == null ? null : ImportanceMatrix.read(Path.of(imatrix));
+        ImportanceMatrix im = null;
+        if (imatrix != null) {
+            try {
+                im = ImportanceMatrix.read(Path.of(imatrix));
+            } catch (java.nio.file.InvalidPathException e) {
+                throw new CriaException("--imatrix '" + imatrix + "' is not a usable path: " + e.getReason());
+            }
+        }
         try (GgufFile in = GgufFile.open(input); Quantizer q = new Quantizer(threads)) {
             List<QuantPlan.Item> plan = QuantPlan.of(in.metadata(), in.tensors(), ftype, pure, im != null);
             check(plan, input, allowRequantize);
@@ -149,9 +156,9 @@ final class QuantizeCommand extends Verb {
     private String importanceReport(ImportanceMatrix im, ImportanceUse use) {
         List<String> without = use.without();
         StringBuilder sb = new StringBuilder("cria: importance matrix " + imatrix + ": " + im.entries().size() + " entries, "
-                + use.used().size() + " used");
+                + use.used().size() + " used to weight " + (use.used().size() == 1 ? "a tensor" : "tensors"));
         if (!without.isEmpty()) {
-            sb.append("; ").append(without.size()).append(without.size() == 1 ? " tensor" : " tensors").append(" quantized without: ");
+            sb.append("; no entry for ").append(without.size()).append(without.size() == 1 ? " tensor: " : " tensors: ");
             sb.append(String.join(", ", without.subList(0, Math.min(4, without.size()))));
             if (without.size() > 4) {
                 sb.append(", ...");

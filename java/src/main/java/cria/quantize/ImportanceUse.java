@@ -5,6 +5,7 @@ import cria.CriaException;
 import cria.gguf.GgufTensorInfo;
 import cria.gguf.GgufValue;
 import cria.gguf.Metadata;
+import cria.tensor.Codecs;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.List;
@@ -91,11 +92,13 @@ public final class ImportanceUse {
             throw new CriaException(file + ": the entry for '" + t.name() + "' has " + w.length + " values but the tensor has "
                     + expected + " columns; the importance matrix was made for another model");
         }
-        used.add(t.name());
+        if (Codecs.of(it.target()).usesImportance()) {
+            used.add(t.name()); // F16, Q8_0 and the like take the weights and ignore them, as in ggml
+        }
         return w;
     }
 
-    /** Tensors that got weights so far (by {@link #weightsFor}). */
+    /** Tensors whose type uses the weights they got so far (by {@link #weightsFor}). */
     public List<String> used() {
         return List.copyOf(used);
     }
