@@ -24,6 +24,7 @@ import picocli.CommandLine.Command;
             InfoCommand.class,
             TensorCommand.class,
             QuantizeCommand.class,
+            PruneCommand.class,
             MergeCommand.class,
             GenerateCommand.class,
             LogitsCommand.class,
