@@ -50,6 +50,7 @@ public final class QuantPlan {
     private int iAttentionWv;
     private int iFfnDown;
     private boolean tiedEmbeddings = true;
+    private final java.util.Map<String, GgmlType> factorTypes = new java.util.HashMap<>();
 
     private QuantPlan(Metadata md, LlamaFileType ftype, boolean pure, boolean hasImatrix) {
         this.ftype = ftype;
@@ -83,7 +84,10 @@ public final class QuantPlan {
             if (countLayers) {
                 p.nLayer = Math.max(p.nLayer, layerOf(t.name()) + 1);
             }
-            Category c = category(t.name());
+            if (secondFactor(t.name())) {
+                continue; // a factorized matrix counts once, at its first factor
+            }
+            Category c = category(factorRole(t.name()));
             if (c == Category.ATTENTION_V || c == Category.ATTENTION_QKV || c == Category.ATTENTION_KV_B) {
                 p.nAttentionWv++;
             }
@@ -164,7 +168,12 @@ public final class QuantPlan {
         }
         GgmlType type = ftype.baseType();
         if (!pure && type.isQuantized()) {
-            type = mix(t, type, category(t.name()));
+            // low-rank factors get their dense matrix's type; the second takes the first's (the mix counts each matrix once)
+            String role = factorRole(t.name());
+            type = secondFactor(t.name()) && factorTypes.containsKey(role) ? factorTypes.get(role) : mix(t, type, category(role));
+            if (!role.equals(t.name())) {
+                factorTypes.put(role, type);
+            }
         }
         // llama.cpp skips this check with --pure and then fails; Cria falls back either way
         long cols = t.shape()[0];
@@ -201,6 +210,23 @@ public final class QuantPlan {
             }
         }
         return Category.OTHER;
+    }
+
+    /**
+     * The dense matrix a low-rank factor stands for ({@code blk.N.<role>_lr_a.weight} and
+     * {@code _lr_b.weight} → {@code blk.N.<role>.weight}, cria.model.LowRankTensors), else the name itself.
+     */
+    static String factorRole(String name) {
+        for (String suffix : new String[] {"_lr_a.weight", "_lr_b.weight"}) {
+            if (name.startsWith("blk.") && name.endsWith(suffix)) {
+                return name.substring(0, name.length() - suffix.length()) + ".weight";
+            }
+        }
+        return name;
+    }
+
+    private static boolean secondFactor(String name) {
+        return name.startsWith("blk.") && name.endsWith("_lr_b.weight");
     }
 
     /** llama.cpp's "use more bits" layers: the first and last eighth, and every third in between. */
