@@ -26,6 +26,7 @@ import picocli.CommandLine.Command;
             QuantizeCommand.class,
             PruneCommand.class,
             MergeCommand.class,
+            LowRankCommand.class,
             GenerateCommand.class,
             LogitsCommand.class,
             BenchCommand.class,

@@ -99,6 +99,12 @@ final class MergeCommand extends Verb {
                 return t;
             });
             try (LoraStack stack = LoraStack.open(base, specs.stream().map(LoraSpec::file).toList(), LoraSpec.scales(specs), err()::println); Quantizer q = new Quantizer(threads)) {
+                for (String name : stack.products().keySet()) {
+                    if (base.tensor(name) == null) { // adapted, but stored as low-rank factors (cria lowrank)
+                        throw new CriaException(model + ": " + name + " is factorized (low-rank factors), which merge cannot fold an adapter into;"
+                                + " multiply the factors back first: cria lowrank -m " + model + " --dense -o dense.gguf");
+                    }
+                }
                 List<GgufTensorInfo> tensors = new ArrayList<>();
                 for (GgufTensorInfo t : base.tensors()) {
                     // an adapted tensor leaves the merge as F32 rows (the quantizer may take it further)

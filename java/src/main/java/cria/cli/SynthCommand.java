@@ -58,22 +58,39 @@ final class SynthCommand extends Verb {
     @Option(names = "--ctx", paramLabel = "N", description = "override the context length")
     Integer ctx;
 
+    @Option(names = "--lowrank", paramLabel = "P",
+            description = "store block matrices as random low-rank factors at the ranks 'cria lowrank --keep P' gives (for speed tests)")
+    Double lowRank;
+
+    @Option(names = "--rank-step", defaultValue = "64", paramLabel = "N", description = "with --lowrank: ranks are multiples of N (default: ${DEFAULT-VALUE})")
+    int rankStep;
+
     @Override
     public Integer call() {
+        if (lowRank != null && !(lowRank > 0 && lowRank < 1)) {
+            throw new cria.CriaException("--lowrank " + lowRank + ": give the fraction of parameters to keep, between 0 and 1 (e.g. 0.6)");
+        }
+        if (rankStep < 1 || rankStep > 4096) {
+            throw new cria.CriaException("--rank-step " + rankStep + ": use 1 to 4096");
+        }
+        double keep = lowRank == null ? 0 : lowRank;
         SynthShape shape = SynthShape.preset(like).with(dim, layers, heads, kvHeads, ffn, vocabSize, ctx).validate();
         LlamaFileType ftype = LlamaFileType.parse(type);
         OutputFiles.check(output, "-o", OutputFiles.Kind.FILE); // before the weights are made: the writer renames over it
         int n = threads > 0 ? threads : Runtime.getRuntime().availableProcessors();
-        Progress progress = new Progress(err(), "synth", shape.parameters(), "weights", Progress.stderrIsTerminal());
+        long params = Synth.parameters(shape, keep, rankStep);
+        Progress progress = new Progress(err(), "synth", params, "weights", Progress.stderrIsTerminal());
         if (vocab != null) {
             try (GgufFile v = GgufFile.open(vocab)) {
-                Synth.write(output, shape, ftype, pure, v.metadata(), seed, n, progress::add);
+                Synth.write(output, shape, ftype, pure, v.metadata(), seed, n, keep, rankStep, progress::add);
             }
         } else {
-            Synth.write(output, shape, ftype, pure, null, seed, n, progress::add);
+            Synth.write(output, shape, ftype, pure, null, seed, n, keep, rankStep, progress::add);
         }
         progress.finish();
-        out().println("wrote " + output + ": " + shape.name() + " shape, " + Units.count(shape.parameters()) + " random weights, "
+        out().println("wrote " + output + ": " + shape.name() + " shape, " + Units.count(params) + " random weights"
+                + (lowRank == null ? "" : String.format(java.util.Locale.ROOT, " (%.1f%% of %s: low-rank factors at --keep %s)",
+                        100.0 * params / shape.parameters(), Units.count(shape.parameters()), lowRank)) + ", "
                 + ftype + (pure ? " (pure)" : "") + ", " + Units.bytes(output.toFile().length()));
         return 0;
     }

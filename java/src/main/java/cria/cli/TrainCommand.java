@@ -141,6 +141,7 @@ final class TrainCommand extends TrainingVerb {
         GgufFile initFile = init != null ? GgufFile.open(init) : null;
         try {
             if (initFile != null) {
+                cria.model.LowRankTensors.requireDense(initFile, "train --init");
                 vocabMd = initFile.metadata();
                 LlamaConfig c = LlamaConfig.from(vocabMd, initFile.tensor("token_embd.weight") == null ? 0
                         : (int) Math.min(Integer.MAX_VALUE, initFile.tensor("token_embd.weight").rows()));

@@ -15,6 +15,10 @@ import cria.backend.Weight;
  * Sessions own their {@link Scratch} (activations, sized once) and {@link KvCache}.
  * LoRA adapters ({@link LoraStack}) stay unmerged: each adapted product gets its low-rank
  * correction as a named step after it, through the same ops ({@code matmul}, {@code matmulAdd}).
+ * A factorized block matrix ({@link LowRankTensors}: W ≈ B·A) runs as two products: its first
+ * factor A takes W's place in the step that reads the input ({@code t = A·x}, into a buffer of
+ * the rank's width), then a step of its own applies B ({@code y = B·t}) into W's output. Dense
+ * matrices keep the fused steps; a step whose matrices are all dense runs exactly as before.
  * Programs never meet this class: {@code cria.engine.Model} is their handle on a loaded file
  * (tokenizer, template, backend, memory) and runs a {@code Llama} inside.
  */
@@ -24,10 +28,41 @@ public final class Llama {
     private final Backend backend;
     private final Ops ops;
     private final Rope rope;
-    private final Weight[][] qkv;
-    private final Weight[][] gateUp;
+    private final Stage[] qkv;       // per layer: wq, wk, wv (or their first factors) of xb
+    private final Stage[] wo;        // per layer: wo (or its first factor) of att
+    private final Stage[] gateUp;    // per layer: gate, up (or their first factors) of xb
+    private final Stage[] down;      // per layer: down (or its first factor) of hb
     private final Weight[] output;
     private final LoraProducts lora;
+
+    /**
+     * The products of one input x, as the forward pass runs them: {@code first[j]·x} (the dense
+     * matrix, or a factorized one's A) in one step, then {@code second[j][0]·t_j} (B, as a
+     * one-element array for the ops) for each factorized j; {@code second[j]} is null for a dense
+     * j. {@code rank[j]} is j's rank (0 when dense).
+     */
+    private record Stage(Weight[] first, Weight[][] second, int[] rank) {
+        static Stage of(Weight[] dense, Weight[] a, Weight[] b) {
+            Weight[] first = new Weight[dense.length];
+            Weight[][] second = new Weight[dense.length][];
+            int[] rank = new int[dense.length];
+            for (int j = 0; j < dense.length; j++) {
+                first[j] = a[j] == null ? dense[j] : a[j];
+                second[j] = b[j] == null ? null : new Weight[] {b[j]};
+                rank[j] = a[j] == null ? 0 : a[j].rows();
+            }
+            return new Stage(first, second, rank);
+        }
+
+        boolean dense() {
+            for (Weight[] b : second) {
+                if (b != null) {
+                    return false;
+                }
+            }
+            return true;
+        }
+    }
 
     /** The model without adapters. */
     public Llama(LlamaConfig config, LlamaWeights weights, Backend backend) {
@@ -45,13 +80,44 @@ public final class Llama {
         this.lora = new LoraProducts(adapters, config.layers(), backend);
         this.ops = backend.ops();
         this.rope = new Rope(config.ropeDims(), config.ropeBase(), config.ropeFreqScale(), weights.ropeFactors, config.ropeNeox());
-        this.qkv = new Weight[c.layers()][];
-        this.gateUp = new Weight[c.layers()][];
+        this.qkv = new Stage[c.layers()];
+        this.wo = new Stage[c.layers()];
+        this.gateUp = new Stage[c.layers()];
+        this.down = new Stage[c.layers()];
         this.output = new Weight[] {weights.output};
+        Weight[][] a = w.lowRankA;  // [role][layer], roles q, k, v, output, gate, up, down
+        Weight[][] b = w.lowRankB;
         for (int l = 0; l < c.layers(); l++) {
-            qkv[l] = new Weight[] {w.wq[l], w.wk[l], w.wv[l]};
-            gateUp[l] = new Weight[] {w.gate[l], w.up[l]};
+            qkv[l] = Stage.of(new Weight[] {w.wq[l], w.wk[l], w.wv[l]}, new Weight[] {a[0][l], a[1][l], a[2][l]},
+                    new Weight[] {b[0][l], b[1][l], b[2][l]});
+            wo[l] = Stage.of(new Weight[] {w.wo[l]}, new Weight[] {a[3][l]}, new Weight[] {b[3][l]});
+            gateUp[l] = Stage.of(new Weight[] {w.gate[l], w.up[l]}, new Weight[] {a[4][l], a[5][l]}, new Weight[] {b[4][l], b[5][l]});
+            down[l] = Stage.of(new Weight[] {w.down[l]}, new Weight[] {a[6][l]}, new Weight[] {b[6][l]});
         }
+    }
+
+    /** Every stage of the blocks, in a fixed order (for sizing the rank buffers). */
+    private Stage[][] stages() {
+        return new Stage[][] {qkv, wo, gateUp, down};
+    }
+
+    /**
+     * The rank buffers a session needs: one per (rank, position in its stage) that some
+     * factorized product has, so products of one stage never share one; a key is
+     * {@code rank * 4 + position}.
+     */
+    private java.util.SortedSet<Integer> rankBuffers() {
+        java.util.SortedSet<Integer> keys = new java.util.TreeSet<>();
+        for (Stage[] st : stages()) {
+            for (Stage stage : st) {
+                for (int j = 0; j < stage.rank.length; j++) {
+                    if (stage.rank[j] > 0) {
+                        keys.add(stage.rank[j] * 4 + j);
+                    }
+                }
+            }
+        }
+        return keys;
     }
 
     public LlamaConfig config() {
@@ -90,6 +156,13 @@ public final class Llama {
         // width of corrected outputs, for B'·(A·x) before it is added in.
         final Buf[][] loraT;
         final Buf[] loraU;
+        // Factorized matrices only: per stage (qkv, wo, gateUp, down) and layer, where each first
+        // product writes (its output, or for a factorized one a [B, rank] buffer t) and, for a
+        // factorized one, its output as a one-element array for B·t. Dense stages share the plain arrays.
+        final Bufs[] qkvBufs;
+        final Bufs[] woBufs;
+        final Bufs[] gateUpBufs;
+        final Bufs[] downBufs;
 
         Scratch(int batchSize, int maxLogits) {
             this.batchSize = batchSize;
@@ -125,6 +198,34 @@ public final class Llama {
                     loraU[i] = backend.allocate("lora.u" + widths[i], lora.outputWidth(widths[i]) ? rows : batchSize, widths[i]);
                 }
             }
+            java.util.Map<Integer, Buf> t = new java.util.HashMap<>();
+            for (int key : rankBuffers()) {
+                t.put(key, backend.allocate("lowrank.t" + (key & 3) + "." + (key >> 2), batchSize, key >> 2));
+            }
+            qkvBufs = bufs(qkv, qkvOut, t);
+            woBufs = bufs(wo, new Buf[] {xb2}, t);
+            gateUpBufs = bufs(gateUp, gateUpOut, t);
+            downBufs = bufs(down, new Buf[] {xb2}, t);
+        }
+
+        private Bufs[] bufs(Stage[] stages, Buf[] outs, java.util.Map<Integer, Buf> t) {
+            Bufs dense = new Bufs(outs, null);
+            Bufs[] b = new Bufs[stages.length];
+            for (int l = 0; l < stages.length; l++) {
+                Stage st = stages[l];
+                if (st.dense()) {
+                    b[l] = dense;
+                    continue;
+                }
+                Buf[] first = new Buf[outs.length];
+                Buf[][] second = new Buf[outs.length][];
+                for (int j = 0; j < outs.length; j++) {
+                    first[j] = st.rank[j] == 0 ? outs[j] : t.get(st.rank[j] * 4 + j);
+                    second[j] = st.rank[j] == 0 ? null : new Buf[] {outs[j]};
+                }
+                b[l] = new Bufs(first, second);
+            }
+            return b;
         }
 
         /** The correction buffer of this width (the widths are few: a scan allocates nothing). */
@@ -151,6 +252,12 @@ public final class Llama {
         }
     }
 
+    /**
+     * A stage's buffers in one session: {@code first[j]} receives its first product (the output,
+     * or t for a factorized j); {@code second[j]} is {output} for a factorized j, else null.
+     */
+    record Bufs(Buf[] first, Buf[][] second) {}
+
     /** Buffers for a session that runs up to {@code batchSize} entries per step and wants up to {@code maxLogits} logits rows. */
     public Scratch newScratch(int batchSize, int maxLogits) {
         return new Scratch(batchSize, Math.max(1, maxLogits));
@@ -167,6 +274,9 @@ public final class Llama {
                 lo += (lora.outputWidth(width) ? rows : batchSize) * (long) width;
             }
             bytes += 4L * lo;
+        }
+        for (int key : rankBuffers()) {
+            bytes += 4L * batchSize * (key >> 2);
         }
         return bytes;
     }
@@ -208,21 +318,23 @@ public final class Llama {
         ops.embed(w.tokenEmbedding, batch, s.x);                                   // x[n, dim] = embeddings
         for (int l = 0; l < c.layers(); l++) {
             // attention block
-            ops.rmsnormMatmul(s.x, w.attnNorm[l], eps, n, s.xb, qkv[l], s.qkvOut); // xb = rmsnorm(x); q, k, v = wq, wk, wv · xb
+            ops.rmsnormMatmul(s.x, w.attnNorm[l], eps, n, s.xb, qkv[l].first, s.qkvBufs[l].first); // xb = rmsnorm(x); q, k, v = wq, wk, wv · xb
+            second(qkv[l], s.qkvBufs[l], n);                                        // factorized: q, k, v = B·t (t = A·xb above)
             lowRank(lora.qkv[l], s.xb, n, s.qkvOut, s);                             // LoRA: q, k, v += B'·(A·xb), those adapted
             ops.ropeStoreKv(s.q, s.k, s.v, c.headDim(), batch, rope, cache, l);    // rotate q, k; cache[l][seq][pos] = k, v
             ops.attention(s.q, cache, l, c.heads(), c.kvHeads(), c.headDim(), batch, s.att); // att[n, qDim]
-            ops.matmulAdd(s.att, n, w.wo[l], s.xb2, s.x);                          // xb2 = wo · att; x += xb2
+            matmulAdd(wo[l], s.woBufs[l], s.att, n, s.xb2, s.x);                   // xb2 = wo · att; x += xb2
             lowRank(lora.wo[l], s.att, n, s.xOut, s);                              // LoRA: x += B'·(A·att)
             // feed-forward block: xb = rmsnorm(x); hb2 = up · xb; hb = silu(gate · xb) * hb2  [n, ffn]
-            if (lora.gateUp[l] == null) {
+            if (lora.gateUp[l] == null && gateUp[l].dense()) {
                 ops.rmsnormGateUpSwiglu(s.x, w.ffnNorm[l], eps, n, s.xb, w.gate[l], w.up[l], s.hb, s.hb2);
-            } else {  // LoRA on gate or up: the SwiGLU waits for the corrections
-                ops.rmsnormMatmul(s.x, w.ffnNorm[l], eps, n, s.xb, gateUp[l], s.gateUpOut); // hb = gate · xb; hb2 = up · xb
+            } else {  // LoRA on gate or up, or either factorized: the SwiGLU waits for the other products
+                ops.rmsnormMatmul(s.x, w.ffnNorm[l], eps, n, s.xb, gateUp[l].first, s.gateUpBufs[l].first); // hb = gate · xb; hb2 = up · xb
+                second(gateUp[l], s.gateUpBufs[l], n);                             // factorized: hb, hb2 = B·t (t = A·xb above)
                 lowRank(lora.gateUp[l], s.xb, n, s.gateUpOut, s);                  // LoRA: hb, hb2 += B'·(A·xb), those adapted
                 ops.swiglu(s.hb, s.hb2, n);                                        // hb = silu(hb) * hb2
             }
-            ops.matmulAdd(s.hb, n, w.down[l], s.xb2, s.x);                         // xb2 = down · hb; x += xb2
+            matmulAdd(down[l], s.downBufs[l], s.hb, n, s.xb2, s.x);                // xb2 = down · hb; x += xb2
             lowRank(lora.down[l], s.hb, n, s.xOut, s);                             // LoRA: x += B'·(A·hb)
         }
         int m = batch.logitCount();
@@ -232,6 +344,31 @@ public final class Llama {
             lowRank(lora.output, s.xl, m, s.logitsOut, s);                          // LoRA: logits += B'·(A·xl)
         }
         ops.endStep();
+    }
+
+    /** The second products of a stage's factorized matrices: {@code out_j = B_j · t_j} [n, rows of B_j]; nothing for a dense stage. */
+    private void second(Stage st, Bufs b, int n) {
+        if (b.second == null) {
+            return;
+        }
+        for (int j = 0; j < st.second.length; j++) {
+            if (st.second[j] != null) {
+                ops.matmul(b.first[j], n, st.second[j], b.second[j]);
+            }
+        }
+    }
+
+    /**
+     * {@code out = W · x; residual += out} for a one-matrix stage: one fused step when W is dense;
+     * factorized, {@code t = A · x} [n, rank], then {@code out = B · t; residual += out}.
+     */
+    private void matmulAdd(Stage st, Bufs b, Buf x, int n, Buf out, Buf residual) {
+        if (b.second == null) {
+            ops.matmulAdd(x, n, st.first[0], out, residual);
+            return;
+        }
+        ops.matmul(x, n, st.first, b.first);
+        ops.matmulAdd(b.first[0], n, st.second[0][0], out, residual);
     }
 
     /**

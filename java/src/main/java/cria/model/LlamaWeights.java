@@ -24,6 +24,7 @@ public final class LlamaWeights {
     public final Weight tokenEmbedding;   // [dim, vocab]
     public final Weight outputNorm;       // [dim]
     public final Weight output;           // [dim, vocab]
+    // The block matrices: an entry is null where that layer's matrix is factorized (lowRankA/B).
     public final Weight[] attnNorm;       // [dim]
     public final Weight[] wq;             // [dim, heads * headDim]
     public final Weight[] wk;             // [dim, kvHeads * headDim]
@@ -33,6 +34,13 @@ public final class LlamaWeights {
     public final Weight[] gate;           // [dim, ffn]
     public final Weight[] up;             // [dim, ffn]
     public final Weight[] down;           // [ffn, dim]
+    /**
+     * Factorized block matrices ({@link LowRankTensors}), indexed [role][layer] in
+     * {@link LowRankTensors#ROLES} order (q, k, v, output, gate, up, down): A {@code [n_in, k]}
+     * applied first, B {@code [k, n_out]} second; null where the matrix is dense.
+     */
+    public final Weight[][] lowRankA;
+    public final Weight[][] lowRankB;
     /** llama3 rope frequency factors ([ropeDims / 2]), or null. */
     public final float[] ropeFactors;
     public final boolean tied;
@@ -48,6 +56,8 @@ public final class LlamaWeights {
         private final Tensor out;
         private final float[] ropeFactors;
         private final Tensor[][] blk;
+        private final Tensor[][] factorA;  // [blk index][layer], null where dense
+        private final Tensor[][] factorB;
         private final String unused;
 
         private Checked(GgufFile file, LlamaConfig c) {
@@ -73,18 +83,55 @@ public final class LlamaWeights {
                 }
             }
             blk = new Tensor[9][L];
+            factorA = new Tensor[9][L];
+            factorB = new Tensor[9][L];
             for (int l = 0; l < L; l++) {
                 String p = "blk." + l + ".";
                 blk[0][l] = need(file, p + "attn_norm.weight", c.dim());
-                blk[1][l] = need(file, p + "attn_q.weight", c.dim(), c.qDim());
-                blk[2][l] = need(file, p + "attn_k.weight", c.dim(), c.kvDim());
-                blk[3][l] = need(file, p + "attn_v.weight", c.dim(), c.kvDim());
-                blk[4][l] = need(file, p + "attn_output.weight", c.qDim(), c.dim());
+                matrix(file, l, 1, c.dim(), c.qDim());
+                matrix(file, l, 2, c.dim(), c.kvDim());
+                matrix(file, l, 3, c.dim(), c.kvDim());
+                matrix(file, l, 4, c.qDim(), c.dim());
                 blk[5][l] = need(file, p + "ffn_norm.weight", c.dim());
-                blk[6][l] = need(file, p + "ffn_gate.weight", c.dim(), c.ffn());
-                blk[7][l] = need(file, p + "ffn_up.weight", c.dim(), c.ffn());
-                blk[8][l] = need(file, p + "ffn_down.weight", c.ffn(), c.dim());
+                matrix(file, l, 6, c.dim(), c.ffn());
+                matrix(file, l, 7, c.dim(), c.ffn());
+                matrix(file, l, 8, c.ffn(), c.dim());
             }
+        }
+
+        /**
+         * Block matrix {@code i} (1-4, 6-8 of blk) of layer l: the dense tensor, or the factor pair
+         * of {@link LowRankTensors} with its rank read from A and bounded by the matrix's sides
+         * before its shapes are checked; exactly one of the two forms.
+         */
+        private void matrix(GgufFile file, int l, int i, int in, int out) {
+            String role = LowRankTensors.ROLES.get(i < 5 ? i - 1 : i - 2);
+            String dense = LowRankTensors.dense(l, role);
+            String an = LowRankTensors.a(l, role);
+            String bn = LowRankTensors.b(l, role);
+            GgufTensorInfo a = file.tensor(an);
+            GgufTensorInfo b = file.tensor(bn);
+            if (a == null && b == null) {
+                blk[i][l] = need(file, dense, in, out);
+                return;
+            }
+            if (file.tensor(dense) != null) {
+                throw new CriaException(file.path() + ": " + dense + " is there both dense and factorized (" + (a != null ? an : bn)
+                        + "); the file is inconsistent");
+            }
+            if (a == null || b == null) {
+                throw new CriaException(file.path() + ": tensor " + (a == null ? bn : an) + " has no partner " + (a == null ? an : bn)
+                        + "; a factorized matrix needs both factors");
+            }
+            long[] s = a.shape();
+            long rank = s.length >= 2 ? s[1] : 1;
+            long most = Math.min(in, out);
+            if (rank < 1 || rank > most) {
+                throw new CriaException(file.path() + ": tensor " + an + " has shape " + a.shapeText() + ": rank " + rank
+                        + " outside 1.." + most + " (the sides of " + dense + ", [" + in + ", " + out + "])");
+            }
+            factorA[i][l] = need(file, an, in, rank);
+            factorB[i][l] = need(file, bn, rank, out);
         }
 
         /** The one-line warning about tensors the graph does not use, or null. */
@@ -108,6 +155,13 @@ public final class LlamaWeights {
         gate = resident(backend, w.blk[6]);
         up = resident(backend, w.blk[7]);
         down = resident(backend, w.blk[8]);
+        int[] matrices = {1, 2, 3, 4, 6, 7, 8};
+        lowRankA = new Weight[matrices.length][];
+        lowRankB = new Weight[matrices.length][];
+        for (int r = 0; r < matrices.length; r++) {
+            lowRankA[r] = resident(backend, w.factorA[matrices[r]]);
+            lowRankB[r] = resident(backend, w.factorB[matrices[r]]);
+        }
         if (w.unused != null) {
             warn.accept(w.unused); // only once the model is known to load: a refused file gets one line
         }
@@ -142,12 +196,14 @@ public final class LlamaWeights {
     /** Per-layer tensors ({@code blk.N.<name>}) the llama graph uses. */
     private static final Set<String> PER_LAYER = Set.of("attn_norm.weight", "attn_q.weight", "attn_k.weight", "attn_v.weight",
             "attn_output.weight", "ffn_norm.weight", "ffn_gate.weight", "ffn_up.weight", "ffn_down.weight");
+    /** Per-layer factor tensors of factorized block matrices ({@link LowRankTensors}). */
+    private static final Set<String> FACTORS = Set.copyOf(LowRankTensors.factorRoleNames());
     /** Per-layer tensors llama.cpp's converters may write that the graph does not need (rope caches of old conversions). */
     private static final Set<String> PER_LAYER_IGNORED = Set.of("attn_rot_embd");
 
     /**
      * Checked before anything is allocated per layer: the layer count against the tensor table
-     * (every layer needs its nine tensors, so a huge block_count is refused at once), tensors of
+     * (every layer needs at least nine tensors, so a huge block_count is refused at once), tensors of
      * layers beyond block_count (the metadata and the tensors disagree: refused), and tensors the
      * graph does not know (the one-line warning returned, or null).
      */
@@ -169,7 +225,8 @@ public final class LlamaWeights {
                 if (!num.isEmpty() && num.length() <= 9 && num.chars().allMatch(ch -> ch >= '0' && ch <= '9')) {
                     int layer = Integer.parseInt(num);
                     String role = name.substring(dot + 1);
-                    boolean known = PER_LAYER.contains(role) || PER_LAYER_IGNORED.contains(role.replaceFirst("\\.weight$", ""));
+                    boolean known = PER_LAYER.contains(role) || FACTORS.contains(role)
+                            || PER_LAYER_IGNORED.contains(role.replaceFirst("\\.weight$", ""));
                     if (layer >= layers && known) {
                         throw new CriaException(file.path() + ": tensor " + name + " belongs to layer " + layer + " but block_count says "
                                 + layers + " layers; the metadata and the tensors disagree");
@@ -189,12 +246,25 @@ public final class LlamaWeights {
                     + (unknown.size() > 3 ? ", ..." : "") + ")");
     }
 
+    /** The tensors made resident (null stays null: a matrix in the other form). */
     private static Weight[] resident(Backend b, Tensor[] ts) {
         Weight[] w = new Weight[ts.length];
         for (int i = 0; i < ts.length; i++) {
-            w[i] = b.weight(ts[i]);
+            w[i] = ts[i] == null ? null : b.weight(ts[i]);
         }
         return w;
+    }
+
+    /** True when at least one block matrix is factorized. */
+    public boolean factorized() {
+        for (Weight[] a : lowRankA) {
+            for (Weight x : a) {
+                if (x != null) {
+                    return true;
+                }
+            }
+        }
+        return false;
     }
 
     private static Tensor need(GgufFile f, String name, long... shape) {

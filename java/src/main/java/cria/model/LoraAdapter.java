@@ -157,8 +157,10 @@ public final class LoraAdapter implements AutoCloseable {
                 throw new CriaException(where + ": tensor " + name + (ta == null ? SUFFIX_B : SUFFIX_A) + " has no matching "
                         + name + (ta == null ? SUFFIX_A : SUFFIX_B) + "; the adapter is incomplete");
             }
-            GgufTensorInfo w = base.tensor(name);
-            if (w == null) {
+            // a factorized base matrix (LowRankTensors) is adapted as the dense one it stands for
+            long[] ws = LowRankTensors.matrixShape(base, name);
+            String wShape = ws == null ? "" : java.util.Arrays.toString(ws);
+            if (ws == null) {
                 throw new CriaException(where + ": tensor " + ta.name() + " adapts " + name + ", which the base model " + base.path()
                         + " does not have; the adapter was made for another model");
             }
@@ -166,16 +168,15 @@ public final class LoraAdapter implements AutoCloseable {
                 throw new CriaException(where + ": tensor " + ta.name() + " adapts " + name
                         + "; Cria applies adapters to attn_q/k/v/output, ffn_gate/up/down and output.weight only");
             }
-            long[] ws = w.shape();
             long[] as = matrix(where, ta);
             long[] bs = matrix(where, tb);
             if (as[0] != ws[0]) {
                 throw new CriaException(where + ": tensor " + ta.name() + " has shape " + ta.shapeText() + " but the base's " + name
-                        + " has " + w.shapeText() + " (ne[0] must agree: " + ws[0] + "); the adapter was made for another model");
+                        + " has " + wShape + " (ne[0] must agree: " + ws[0] + "); the adapter was made for another model");
             }
             if (bs[1] != ws[1]) {
                 throw new CriaException(where + ": tensor " + tb.name() + " has shape " + tb.shapeText() + " but the base's " + name
-                        + " has " + w.shapeText() + " (ne[1] must agree: " + ws[1] + "); the adapter was made for another model");
+                        + " has " + wShape + " (ne[1] must agree: " + ws[1] + "); the adapter was made for another model");
             }
             if (as[1] != bs[0]) {
                 throw new CriaException(where + ": tensors " + ta.name() + " " + ta.shapeText() + " and " + tb.name() + " "
@@ -208,6 +209,10 @@ public final class LoraAdapter implements AutoCloseable {
         Set<String> s = new java.util.HashSet<>();
         for (GgufTensorInfo t : base.tensors()) {
             String n = t.name();
+            String dense = LowRankTensors.denseOf(n);
+            if (dense != null) {
+                n = dense;
+            }
             if (n.equals(OUTPUT)) {
                 s.add(n);
             } else if (n.startsWith("blk.")) {

@@ -54,6 +54,18 @@ public final class Synth {
      */
     public static void write(Path out, SynthShape shape, LlamaFileType ftype, boolean pure, Metadata vocab, long seed,
                              int threads, LongConsumer progress) {
+        write(out, shape, ftype, pure, vocab, seed, threads, 0, 64, progress);
+    }
+
+    /**
+     * As above; with {@code lowRankKeep} in (0, 1) every block matrix is stored as random low-rank
+     * factors ({@link cria.model.LowRankTensors}) at the rank {@code cria lowrank --keep} would
+     * give it (multiples of {@code rankStep}; a matrix no rank makes smaller stays dense): the
+     * shapes and speed of a factorized model without the time of factorizing one. The factors'
+     * spread makes their product spread as the dense matrix would.
+     */
+    public static void write(Path out, SynthShape shape, LlamaFileType ftype, boolean pure, Metadata vocab, long seed,
+                             int threads, double lowRankKeep, int rankStep, LongConsumer progress) {
         Metadata md = new Metadata(out.toString());
         SynthShape s = shape;
         if (vocab != null) {
@@ -76,6 +88,11 @@ public final class Synth {
         }
 
         List<Spec> specs = specs(s);
+        if (lowRankKeep > 0) {
+            specs = factorized(specs, lowRankKeep, rankStep);
+            md.put(cria.model.LowRankTensors.KEY_METHOD, GgufValue.ofString("random"));
+            md.put(cria.model.LowRankTensors.KEY_KEEP, GgufValue.ofF32((float) lowRankKeep));
+        }
         List<GgufTensorInfo> infos = new ArrayList<>();
         Map<String, Spec> byName = new HashMap<>();
         for (Spec sp : specs) {
@@ -125,6 +142,45 @@ public final class Synth {
             out.add(new Spec(p + "ffn_gate.weight", new long[] {s.dim(), s.ffn()}, std, null));
             out.add(new Spec(p + "ffn_up.weight", new long[] {s.dim(), s.ffn()}, std, null));
             out.add(new Spec(p + "ffn_down.weight", new long[] {s.ffn(), s.dim()}, outStd, null));
+        }
+        return out;
+    }
+
+    /** The number of weights {@link #write} writes for this shape (factorized at {@code lowRankKeep} when it is above 0). */
+    public static long parameters(SynthShape shape, double lowRankKeep, int rankStep) {
+        List<Spec> specs = specs(shape);
+        if (lowRankKeep > 0) {
+            specs = factorized(specs, lowRankKeep, rankStep);
+        }
+        long n = 0;
+        for (Spec sp : specs) {
+            long e = 1;
+            for (long d : sp.shape) {
+                e *= d;
+            }
+            n += e;
+        }
+        return n;
+    }
+
+    /** The block matrices of specs replaced by factor pairs where the budget gives a rank. */
+    private static List<Spec> factorized(List<Spec> specs, double keep, int step) {
+        List<Spec> out = new ArrayList<>();
+        for (Spec sp : specs) {
+            String n = sp.name;
+            String role = n.startsWith("blk.") ? n.substring(n.indexOf('.', 4) + 1, n.length() - ".weight".length()) : "";
+            long in = sp.shape[0];
+            long outs = sp.shape.length > 1 ? sp.shape[1] : 1;
+            int k = cria.model.LowRankTensors.ROLES.contains(role) ? cria.model.LowRankTensors.rank(outs, in, keep, step) : 0;
+            if (k == 0) {
+                out.add(sp);
+                continue;
+            }
+            // std(B·A) = sqrt(k)·std(A)·std(B): split the dense spread evenly between the factors
+            float std = (float) Math.sqrt(sp.std / Math.sqrt(k));
+            String stem = n.substring(0, n.length() - ".weight".length());
+            out.add(new Spec(stem + cria.model.LowRankTensors.SUFFIX_A + ".weight", new long[] {in, k}, std, null));
+            out.add(new Spec(stem + cria.model.LowRankTensors.SUFFIX_B + ".weight", new long[] {k, outs}, std, null));
         }
         return out;
     }

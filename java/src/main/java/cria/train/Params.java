@@ -138,6 +138,7 @@ public final class Params implements AutoCloseable {
      * Nothing of it trains: adapters are added with {@link #addLora}.
      */
     public static Params frozenBase(LlamaConfig c, GgufFile file, TrainOps ops) {
+        cria.model.LowRankTensors.requireDense(file, "fine-tuning");
         boolean tied = file.tensor("output.weight") == null;
         Params base = new Params(c, tied, (name, rows, cols, decay) -> {
             GgufTensorInfo info = file.tensor(name);
@@ -371,6 +372,7 @@ public final class Params implements AutoCloseable {
      * fine-tuning needs them exact).
      */
     public void load(TrainOps ops, GgufFile file) {
+        cria.model.LowRankTensors.requireDense(file, "train --init");
         for (Param p : all) {
             GgufTensorInfo info = file.tensor(p.name);
             if (info == null) {
