@@ -138,7 +138,8 @@ public final class LowRankTensors {
         String f = firstFactor(file);
         if (f != null) {
             throw new cria.CriaException(file.path() + " is a low-rank factorized model (" + f + "), which " + what
-                    + " cannot use yet; multiply the factors back first: cria lowrank -m " + file.path() + " --dense -o dense.gguf");
+                    + " cannot use yet; multiply the factors back first (cria lowrank -m " + file.path() + " --dense -o dense.gguf)"
+                    + " and train on that: a LoRA adapter trained on it runs on the factorized model too");
         }
     }
 }

@@ -46,6 +46,19 @@ class LowRankCommandTest {
             assertEquals(0.6f, f.metadata().number(LowRankTensors.KEY_KEEP).orElseThrow().floatValue());
             assertEquals("attn_q,ffn_down", f.metadata().string(LowRankTensors.KEY_TARGETS).orElseThrow());
         }
+        // --dense while factorizing writes what multiplying the written factors back writes
+        Path direct = tmp.resolve("direct.gguf");
+        Path back = tmp.resolve("back.gguf");
+        assertEquals(0, CliRunner.run("lowrank", "-m", base.toString(), "--method", "svd", "--keep", "0.6", "--rank-step", "4",
+                "--targets", "attn_q,ffn_down", "--dense", "-o", direct.toString()).code());
+        assertEquals(0, CliRunner.run("lowrank", "-m", out.toString(), "--dense", "-o", back.toString()).code());
+        try (GgufFile d = GgufFile.open(direct); GgufFile b = GgufFile.open(back)) {
+            assertEquals(d.tensors().size(), b.tensors().size());
+            for (var t : d.tensors()) {
+                assertEquals(-1L, d.data(t).mismatch(b.data(b.tensor(t.name()))), t.name());
+            }
+            assertEquals(null, d.tensor("blk.0.attn_q_lr_a.weight"));
+        }
         // a budget that cannot save anything is refused; a role that cannot be smaller stays dense, said once
         refused("no chosen matrix has a rank", "lowrank", "-m", base.toString(), "--method", "svd", "--keep", "0.3", "-o",
                 tmp.resolve("x.gguf").toString());
