@@ -69,6 +69,15 @@ final class InfoCommand extends Verb {
             out.printf("hyper-params:  %s%n", hp);
         }
         out.printf("tokenizer:     %s%n", ModelSummary.tokenizer(md));
+        int factorized = 0;
+        for (GgufTensorInfo t : f.tensors()) {
+            factorized += t.name().endsWith(cria.model.LowRankTensors.SUFFIX_A + ".weight") ? 1 : 0;
+        }
+        if (factorized > 0) {
+            out.printf("low-rank:      %d block matrices stored as factors (%s, keep %s)%n", factorized,
+                    md.string(cria.model.LowRankTensors.KEY_METHOD).orElse("?"),
+                    md.number(cria.model.LowRankTensors.KEY_KEEP).map(k -> String.format(java.util.Locale.ROOT, "%.2f", k)).orElse("?"));
+        }
         out.println();
         out.println("metadata:");
         int w = 0;

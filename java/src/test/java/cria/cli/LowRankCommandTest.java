@@ -46,6 +46,8 @@ class LowRankCommandTest {
             assertEquals(0.6f, f.metadata().number(LowRankTensors.KEY_KEEP).orElseThrow().floatValue());
             assertEquals("attn_q,ffn_down", f.metadata().string(LowRankTensors.KEY_TARGETS).orElseThrow());
         }
+        r = CliRunner.run("info", out.toString());
+        assertTrue(r.out().contains("low-rank:      4 block matrices stored as factors (svd, keep 0.60)"), r.out());
         // --dense while factorizing writes what multiplying the written factors back writes
         Path direct = tmp.resolve("direct.gguf");
         Path back = tmp.resolve("back.gguf");
