@@ -156,18 +156,8 @@ final class BenchCommand extends Verb {
                 err().println("cria: LoRA adapters applied (unmerged): " + modelArgs.loraSummary());
             }
             Random rnd = new Random(42);
-            int vocab = model.config().vocab();
-            int bos = model.hasTokenizer() ? model.tokenizer().bos() : -1;
             for (int[] t : tests) {
-                long[] samples = new long[reps];
-                for (int r = -1; r < reps; r++) { // r = -1: warm-up
-                    s.reset();
-                    long ns = t[0] > 0 ? prompt(s, t[0], vocab, bos, rnd) : generate(s, t[1], vocab, bos, rnd);
-                    if (r >= 0) {
-                        samples[r] = ns;
-                    }
-                }
-                Result res = new Result(t[0], t[1], samples);
+                Result res = measure(s, t[0], t[1], reps, rnd, null);
                 results.add(res);
                 if (format.equals("md")) {
                     err().printf(Locale.ROOT, "cria: %s%d: %.2f t/s%n", t[0] > 0 ? "pp" : "tg", t[0] > 0 ? t[0] : t[1], Result.mean(res.ts()));
@@ -188,6 +178,46 @@ final class BenchCommand extends Verb {
     private String title() {
         return modelArgs.model.getFileName() + ", "
                 + modelArgs.effectiveThreads() + " threads";
+    }
+
+    /**
+     * One llama-bench test in {@code s}: ppN when {@code nPrompt > 0}, else tgN with {@code nGen};
+     * one untimed warm-up run, then {@code reps} timed ones, each from an empty cache. Random
+     * token ids come from {@code rnd}; BOS (when the model has a tokenizer) leads. {@code done}
+     * (may be null) is told the tokens of each run as it ends, for a progress bar.
+     */
+    static Result measure(Session s, int nPrompt, int nGen, int reps, Random rnd, java.util.function.LongConsumer done) {
+        return measure(s, nPrompt, nGen, reps, 0, rnd, done);
+    }
+
+    /**
+     * As {@link #measure(Session, int, int, int, Random, java.util.function.LongConsumer)}, with
+     * untimed warm-up runs repeated until {@code warmupNanos} have passed (at least one), so that a
+     * test lasting milliseconds is not timed on code the JIT has not compiled yet.
+     */
+    static Result measure(Session s, int nPrompt, int nGen, int reps, long warmupNanos, Random rnd, java.util.function.LongConsumer done) {
+        Model model = s.model();
+        int vocab = model.config().vocab();
+        int bos = model.hasTokenizer() ? model.tokenizer().bos() : -1;
+        long[] samples = new long[reps];
+        long warm = 0;
+        for (int r = -1; r < reps; r++) { // r = -1: warm-up
+            s.reset();
+            long ns = nPrompt > 0 ? prompt(s, nPrompt, vocab, bos, rnd) : generate(s, nGen, vocab, bos, rnd);
+            if (r >= 0) {
+                samples[r] = ns;
+            } else {
+                warm += ns;
+                if (warm < warmupNanos) {
+                    r--; // another warm-up run
+                    continue;
+                }
+            }
+            if (done != null) {
+                done.accept(nPrompt + nGen);
+            }
+        }
+        return new Result(nPrompt, nGen, samples);
     }
 
     private static long prompt(Session s, int n, int vocab, int bos, Random rnd) {

@@ -24,6 +24,7 @@ import picocli.CommandLine.Command;
             InfoCommand.class,
             TensorCommand.class,
             QuantizeCommand.class,
+            PruneCommand.class,
             MergeCommand.class,
             LowRankCommand.class,
             GenerateCommand.class,
@@ -33,12 +34,14 @@ import picocli.CommandLine.Command;
             BatchCommand.class,
             SynthCommand.class,
             PerplexityCommand.class,
+            CompareCommand.class,
             EvalCommand.class,
             TokenizeCommand.class,
             TemplateCommand.class,
             TrainCommand.class,
             FinetuneCommand.class,
             StoriesCommand.class,
+            ImatrixCommand.class,
             CommandLine.HelpCommand.class,
         })
 public final class Main implements Runnable {

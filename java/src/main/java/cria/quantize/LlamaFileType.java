@@ -21,6 +21,8 @@ public enum LlamaFileType {
     Q5_0(8, GgmlType.Q5_0),
     Q5_1(9, GgmlType.Q5_1),
     Q2_K(10, GgmlType.Q2_K),
+    /** Needs an importance matrix for its Q2_K matrices (llama.cpp refuses it without one). */
+    Q2_K_S(21, GgmlType.Q2_K),
     Q3_K_S(11, GgmlType.Q3_K),
     Q3_K_M(12, GgmlType.Q3_K),
     Q3_K_L(13, GgmlType.Q3_K),
@@ -69,9 +71,6 @@ public enum LlamaFileType {
             if (t.name().equals(n)) {
                 return t;
             }
-        }
-        if (n.equals("Q2_K_S")) {
-            throw new CriaException("quantization type Q2_K_S needs an importance matrix, which Cria does not compute; use Q2_K or Q3_K_S");
         }
         throw new CriaException("unknown or unsupported quantization type '" + name + "'; Cria can make: " + names());
     }

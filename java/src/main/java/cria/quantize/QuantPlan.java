@@ -14,8 +14,10 @@ import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 
 /**
- * The per-tensor types llama-quantize (without an importance matrix) would choose, so that Cria's
- * quantized files match llama.cpp's. Only 2-D and larger tensors whose names end in
+ * The per-tensor types llama-quantize would choose, so that Cria's quantized files match
+ * llama.cpp's. An importance matrix changes a few choices (as in llama.cpp: the first ffn_down
+ * layers of Q4_0/Q5_0 get Q4_1/Q5_1, IQ4_NL/IQ4_XS no longer give them Q5_K) and is what Q2_K_S
+ * needs (see {@link #requiresImportance}). Only 2-D and larger tensors whose names end in
  * {@code weight} are quantized, never norms and a few small special tensors; with {@code pure}
  * every such tensor gets the file type's base type, otherwise the mix rules apply (the output
  * matrix in Q6_K, some attn_v and ffn_down layers with more bits, ...). Tensors are listed in
@@ -38,6 +40,7 @@ public final class QuantPlan {
 
     private final LlamaFileType ftype;
     private final boolean pure;
+    private final boolean hasImatrix;
     private final String arch;
     private final int nGqa;
     private final int nExpert;
@@ -49,9 +52,10 @@ public final class QuantPlan {
     private boolean tiedEmbeddings = true;
     private final java.util.Map<String, GgmlType> factorTypes = new java.util.HashMap<>();
 
-    private QuantPlan(Metadata md, LlamaFileType ftype, boolean pure) {
+    private QuantPlan(Metadata md, LlamaFileType ftype, boolean pure, boolean hasImatrix) {
         this.ftype = ftype;
         this.pure = pure;
+        this.hasImatrix = hasImatrix;
         this.arch = md.string("general.architecture").orElse("");
         this.nLayer = first(md, arch + ".block_count", 0);
         int nHead = first(md, arch + ".attention.head_count", 0);
@@ -62,9 +66,17 @@ public final class QuantPlan {
         this.is70B = arch.equals("llama") && nLayer == 80 && nHead != nHeadKv;
     }
 
-    /** The types of every tensor of a model, in llama.cpp's order. */
+    /** The types of every tensor of a model, in llama.cpp's order, quantized without an importance matrix. */
     public static List<Item> of(Metadata md, List<GgufTensorInfo> tensors, LlamaFileType ftype, boolean pure) {
-        QuantPlan p = new QuantPlan(md, ftype, pure);
+        return of(md, tensors, ftype, pure, false);
+    }
+
+    /**
+     * The types of every tensor of a model, in llama.cpp's order; {@code hasImatrix}: an
+     * importance matrix will be used (which changes some of llama.cpp's choices).
+     */
+    public static List<Item> of(Metadata md, List<GgufTensorInfo> tensors, LlamaFileType ftype, boolean pure, boolean hasImatrix) {
+        QuantPlan p = new QuantPlan(md, ftype, pure, hasImatrix);
         List<GgufTensorInfo> sorted = new ArrayList<>(tensors);
         sorted.sort(LLAMA_ORDER);
         boolean countLayers = p.nLayer == 0;
@@ -103,6 +115,21 @@ public final class QuantPlan {
     private static int layerOf(String name) {
         Matcher m = LAYER.matcher(name);
         return m.find() ? Integer.parseInt(m.group(1)) : -1;
+    }
+
+    /**
+     * Whether llama-quantize refuses to make this tensor without importance data (its
+     * tensor_requires_imatrix): the Q2_K matrices of a Q2_K_S file, except token_embd and output.
+     */
+    public static boolean requiresImportance(Item it, LlamaFileType ftype) {
+        String name = it.tensor().name();
+        return quantizable(it.tensor()) && it.target() == GgmlType.Q2_K && ftype == LlamaFileType.Q2_K_S
+                && !isTokenEmbedding(name) && !name.equals("output.weight");
+    }
+
+    /** llama.cpp's token-embedding names (whose importance entry may mismatch and is then ignored). */
+    public static boolean isTokenEmbedding(String name) {
+        return name.equals("token_embd.weight") || name.equals("per_layer_token_embd.weight");
     }
 
     /** Whether llama-quantize would touch this tensor at all. */
@@ -171,7 +198,7 @@ public final class QuantPlan {
         if (name.equals("output.weight")) {
             return Category.OUTPUT;
         }
-        if (name.equals("token_embd.weight") || name.equals("per_layer_token_embd.weight")) {
+        if (isTokenEmbedding(name)) {
             return Category.TOKEN_EMBD;
         }
         String[][] byPart = {{"attn_qkv.weight", "ATTENTION_QKV"}, {"attn_kv_b.weight", "ATTENTION_KV_B"},
@@ -216,7 +243,7 @@ public final class QuantPlan {
         return counter;
     }
 
-    /** llama_tensor_get_type_impl for the file types Cria produces (no importance matrix). */
+    /** llama_tensor_get_type_impl for the file types Cria produces. */
     private GgmlType mix(GgufTensorInfo t, GgmlType type, Category cat) {
         LlamaFileType f = ftype;
         boolean falcon = arch.equals("falcon");
@@ -233,6 +260,8 @@ public final class QuantPlan {
                 // llama.cpp has a separate attn_qkv rule, but tests attn_qkv as attn_v-like first: that rule never runs
                 if (f == LlamaFileType.Q2_K) {
                     type = nGqa >= 4 ? GgmlType.Q4_K : GgmlType.Q3_K;
+                } else if (f == LlamaFileType.Q2_K_S && nGqa >= 4) {
+                    type = GgmlType.Q4_K;
                 } else if (f == LlamaFileType.Q3_K_M) {
                     type = iAttentionWv < 2 ? GgmlType.Q5_K : GgmlType.Q4_K;
                 } else if (f == LlamaFileType.Q3_K_L) {
@@ -262,6 +291,10 @@ public final class QuantPlan {
                 int n = nLayer;
                 if (f == LlamaFileType.Q2_K) {
                     type = GgmlType.Q3_K;
+                } else if (f == LlamaFileType.Q2_K_S) {
+                    if (i < n / 8) {
+                        type = GgmlType.Q4_K;
+                    }
                 } else if (f == LlamaFileType.Q3_K_M) {
                     type = i < n / 16 ? GgmlType.Q5_K : (!falcon || moreBits(i, n)) ? GgmlType.Q4_K : GgmlType.Q3_K;
                 } else if (f == LlamaFileType.Q3_K_L) {
@@ -272,12 +305,15 @@ public final class QuantPlan {
                     } else if (moreBits(i, n)) {
                         type = GgmlType.Q6_K;
                     }
-                } else if (i < n / 8 && isAny(f, LlamaFileType.IQ4_NL, LlamaFileType.IQ4_XS)) {
+                } else if (i < n / 8 && isAny(f, LlamaFileType.IQ4_NL, LlamaFileType.IQ4_XS) && !hasImatrix) {
                     type = GgmlType.Q5_K;
                 } else if (f == LlamaFileType.Q5_K_M && moreBits(i, n)) {
                     type = GgmlType.Q6_K;
                 } else if (f == LlamaFileType.Q4_K_S && !falcon && i < n / 8) {
                     type = GgmlType.Q5_K;
+                } else if (isAny(f, LlamaFileType.Q4_0, LlamaFileType.Q5_0) && hasImatrix && i < n / 8) {
+                    // llama.cpp guards the first ffn_down layers with the _1 types, only when an imatrix is given
+                    type = f == LlamaFileType.Q4_0 ? GgmlType.Q4_1 : GgmlType.Q5_1;
                 }
                 iFfnDown++;
             }

@@ -53,6 +53,18 @@ public final class Quantizer implements AutoCloseable {
      * @throws CriaException when the source cannot be read or the target cannot be written by Cria
      */
     public void convert(Tensor src, GgmlType target, MemorySegment dst, LongConsumer progress) {
+        convert(src, target, null, dst, progress);
+    }
+
+    /**
+     * As {@link #convert(Tensor, GgmlType, MemorySegment, LongConsumer)}, with importance
+     * weights per column ({@code importance}, from an {@link ImportanceMatrix}; null for none):
+     * the row length's worth for a matrix, or one such slice per matrix of a 3-D tensor, as
+     * llama-quantize hands them to the quantizer. Types that do not use importance ignore it.
+     *
+     * @throws IllegalArgumentException when {@code importance} has the wrong length
+     */
+    public void convert(Tensor src, GgmlType target, float[] importance, MemorySegment dst, LongConsumer progress) {
         int n = src.rowLength();
         long rows = src.rows();
         long dstRowBytes = target.rowBytes(n);
@@ -71,6 +83,8 @@ public final class Quantizer implements AutoCloseable {
         if (!to.canQuantize()) {
             throw new CriaException("Cria cannot produce " + target + " tensors (needed for " + src.name() + "); choose another type");
         }
+        long matrixRows = src.shape().length > 1 ? src.shape()[1] : 1;
+        float[][] slices = importanceSlices(src, importance);
         long srcRowBytes = src.rowBytes();
         int chunkRows = (int) Math.max(1, Math.min(rows, CHUNK_VALUES / Math.max(1, n)));
         List<Runnable> tasks = new ArrayList<>();
@@ -82,7 +96,8 @@ public final class Quantizer implements AutoCloseable {
                 for (int i = 0; i < count; i++) {
                     long r = first + i;
                     from.dequantize(src.data(), r * srcRowBytes, buf, 0, n);
-                    to.quantize(buf, 0, n, dst, r * dstRowBytes);
+                    float[] w = slices == null ? null : slices[(int) (r / matrixRows)];
+                    to.quantize(buf, 0, n, w, dst, r * dstRowBytes);
                 }
                 if (progress != null) {
                     progress.accept((long) count * n);
@@ -90,6 +105,29 @@ public final class Quantizer implements AutoCloseable {
             });
         }
         run(tasks);
+    }
+
+    /** The importance of each matrix of {@code src} (null for none), checked against its shape. */
+    private static float[][] importanceSlices(Tensor src, float[] importance) {
+        if (importance == null) {
+            return null;
+        }
+        long[] shape = src.shape();
+        long n = shape[0];
+        long matrices = shape.length > 2 ? shape[2] : 1;
+        for (int d = 3; d < shape.length; d++) {
+            if (shape[d] != 1) {
+                throw new IllegalArgumentException(src.name() + ": importance weights need a tensor of at most 3 dimensions");
+            }
+        }
+        if (importance.length != n * matrices) {
+            throw new IllegalArgumentException(src.name() + ": " + importance.length + " importance values for " + n * matrices + " columns");
+        }
+        float[][] slices = new float[(int) matrices][];
+        for (int m = 0; m < matrices; m++) {
+            slices[m] = java.util.Arrays.copyOfRange(importance, (int) (m * n), (int) ((m + 1) * n));
+        }
+        return slices;
     }
 
     private void run(List<Runnable> tasks) {

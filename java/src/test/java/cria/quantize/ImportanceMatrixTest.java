@@ -227,4 +227,14 @@ class ImportanceMatrixTest {
         t.put("a.weight.counts", new float[] {-3});
         assertArrayEquals(new float[] {1, 1}, ImportanceMatrix.read(gguf(imatrixMetadata(), t)).weights("a.weight"));
     }
+
+    @Test
+    void metadataTextIsCutAt127BytesAsLlamaQuantizeDoes() {
+        String ascii = "d".repeat(200);
+        assertEquals(127, ImportanceUse.truncate(ascii).length());
+        assertEquals("short.txt", ImportanceUse.truncate("short.txt"));
+        // a two-byte character across the limit is dropped whole (126 bytes kept), never split
+        String accented = "a".repeat(126) + "\u00e9" + "zzz";
+        assertEquals("a".repeat(126), ImportanceUse.truncate(accented));
+    }
 }

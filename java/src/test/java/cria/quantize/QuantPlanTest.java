@@ -180,7 +180,40 @@ class QuantPlanTest {
         assertEquals(GgmlType.Q3_K, LlamaFileType.parse("Q3_K_L").baseType());
         CriaException e = assertThrows(CriaException.class, () -> LlamaFileType.parse("IQ2_XXS"));
         assertTrue(e.getMessage().contains("Q4_K_M"), e.getMessage());
-        assertThrows(CriaException.class, () -> LlamaFileType.parse("Q2_K_S"));
+        assertEquals(21, LlamaFileType.parse("q2_k_s").id());
+        assertEquals(GgmlType.Q2_K, LlamaFileType.Q2_K_S.baseType());
+    }
+
+    @Test
+    void anImportanceMatrixChangesLlamaCppsChoices() {
+        Metadata md = llamaMeta(32, 32, 8);
+        // IQ4_XS: the first eighth of ffn_down gets Q5_K only without an imatrix
+        Map<String, GgmlType> xs = types(QuantPlan.of(md, llama8b(true), LlamaFileType.IQ4_XS, false, false));
+        Map<String, GgmlType> xsI = types(QuantPlan.of(md, llama8b(true), LlamaFileType.IQ4_XS, false, true));
+        assertEquals(GgmlType.Q5_K, xs.get("blk.3.ffn_down.weight"));
+        assertEquals(GgmlType.IQ4_XS, xsI.get("blk.3.ffn_down.weight"));
+        assertEquals(GgmlType.Q5_K, xsI.get("blk.3.attn_v.weight"), "grouped-query attn_v keeps its bump");
+        // Q4_0 / Q5_0: with an imatrix the first eighth of ffn_down gets Q4_1 / Q5_1
+        Map<String, GgmlType> q40 = types(QuantPlan.of(md, llama8b(true), LlamaFileType.Q4_0, false, true));
+        assertEquals(GgmlType.Q4_1, q40.get("blk.3.ffn_down.weight"));
+        assertEquals(GgmlType.Q4_0, q40.get("blk.4.ffn_down.weight"));
+        assertEquals(GgmlType.Q4_0, types(QuantPlan.of(md, llama8b(true), LlamaFileType.Q4_0, false, false)).get("blk.3.ffn_down.weight"));
+        assertEquals(GgmlType.Q5_1, types(QuantPlan.of(md, llama8b(true), LlamaFileType.Q5_0, false, true)).get("blk.0.ffn_down.weight"));
+        // Q2_K_S: grouped-query attn_v and the first eighth of ffn_down in Q4_K, the rest Q2_K
+        List<QuantPlan.Item> plan = QuantPlan.of(md, llama8b(true), LlamaFileType.Q2_K_S, false, true);
+        Map<String, GgmlType> s = types(plan);
+        assertEquals(GgmlType.Q4_K, s.get("blk.9.attn_v.weight"));
+        assertEquals(GgmlType.Q4_K, s.get("blk.3.ffn_down.weight"));
+        assertEquals(GgmlType.Q2_K, s.get("blk.4.ffn_down.weight"));
+        assertEquals(GgmlType.Q2_K, s.get("blk.4.attn_output.weight"));
+        assertEquals(GgmlType.Q6_K, s.get("output.weight"));
+        assertEquals(GgmlType.Q2_K, s.get("token_embd.weight"));
+        for (QuantPlan.Item it : plan) {
+            String n = it.tensor().name();
+            boolean expect = it.target() == GgmlType.Q2_K && !n.equals("token_embd.weight");
+            assertEquals(expect, QuantPlan.requiresImportance(it, LlamaFileType.Q2_K_S), n);
+            assertEquals(false, QuantPlan.requiresImportance(it, LlamaFileType.Q2_K), n);
+        }
     }
 
     @Test
