@@ -61,8 +61,8 @@ final class LowRankCommand extends Verb {
     @Option(names = {"-c", "--ctx"}, paramLabel = "N", description = "calibration tokens per chunk (default: ${DEFAULT-VALUE})")
     int ctx = 512;
 
-    @Option(names = "--chunks", paramLabel = "N", description = "calibrate on at most N chunks (default: all the text gives)")
-    int chunks = 0;
+    @Option(names = "--chunks", paramLabel = "N", description = "calibrate on at most N chunks, 0 = all the text gives (default: 128, as cria prune)")
+    int chunks = 128;
 
     @Option(names = "--backend", paramLabel = "B", description = "where calibration runs: cpu or ref (default: ${DEFAULT-VALUE})")
     String backend = "cpu";
