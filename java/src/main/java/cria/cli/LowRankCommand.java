@@ -30,16 +30,18 @@ import picocli.CommandLine.Option;
  * alone, multiplies its factors back.
  */
 @Command(name = "lowrank", mixinStandardHelpOptions = true, sortOptions = false,
-        description = {"Replace a model's block matrices by low-rank factors: W (n_out x n_in) becomes B·A with A k x n_in and",
-            "B n_out x k, k chosen so that the factors keep --keep of each matrix's parameters (a multiple of --rank-step).",
-            "svd truncates W's SVD; svd-llm whitens with the calibration inputs first (G = XᵀX = S·Sᵀ, SVD of W·S) and loses",
-            "much less. The factors are stored as blk.N.<role>_lr_a.weight [n_in, k] and blk.N.<role>_lr_b.weight [k, n_out]",
-            "(F32): Cria runs them on every backend as two products; quantize them with 'cria quantize'. --dense writes B·A",
-            "back as the dense tensors, for engines that do not know the factors.",
+        description = {"Replace a model's block matrices by low-rank factors: W (n_out x n_in)",
+            "becomes B·A (A k x n_in, B n_out x k), k the largest multiple of --rank-step",
+            "whose factors keep at most --keep of W's parameters. svd truncates W's SVD;",
+            "svd-llm whitens W with the calibration inputs first (G = XᵀX = S·Sᵀ, SVD of",
+            "W·S) and loses much less. Factors are written F32 as",
+            "blk.N.<role>_lr_a.weight [n_in, k] and blk.N.<role>_lr_b.weight [k, n_out];",
+            "Cria runs them on every backend as two products; 'cria quantize' takes them",
+            "further. --dense writes B·A back as dense tensors (for other engines).",
             "Examples:",
-            "  cria lowrank -m model-f16.gguf --method svd-llm --keep 0.8 --calib calib.txt -o model-lr80.gguf",
-            "  cria lowrank -m model-f16.gguf --method svd --keep 0.6 --targets ffn_gate,ffn_up,ffn_down -o model-lr60.gguf",
-            "  cria lowrank -m model-lr80.gguf --dense -o model-lr80-dense.gguf     (factors multiplied back)"})
+            "  cria lowrank -m m.gguf --method svd-llm --keep 0.8 --calib c.txt -o lr.gguf",
+            "  cria lowrank -m m.gguf --method svd --keep 0.6 --targets ffn_up -o lr.gguf",
+            "  cria lowrank -m lr.gguf --dense -o dense.gguf     (factors multiplied back)"})
 final class LowRankCommand extends Verb {
 
     @Option(names = {"-m", "--model"}, required = true, paramLabel = "MODEL.gguf", description = "the model (any weight type Cria reads)")
