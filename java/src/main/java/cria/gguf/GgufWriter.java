@@ -151,9 +151,10 @@ public final class GgufWriter {
      * The file to rename the finished model over. Only a regular file is ever replaced: renaming
      * over a device node or a named pipe would delete it (run as root, {@code /dev/null}). A
      * symbolic link is followed, as a plain {@code open} would follow it, so the link stays and
-     * the file it names gets the new model; a link to nothing is refused.
+     * the file it names gets the new model; a link to nothing is refused. Public for writers
+     * that build a file in place and rename it themselves (pruning).
      */
-    private static Path target(Path out) {
+    public static Path target(Path out) {
         Path abs = out.toAbsolutePath();
         if (Files.isSymbolicLink(abs)) {
             try {

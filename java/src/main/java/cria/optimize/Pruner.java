@@ -18,7 +18,6 @@ import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
 import java.nio.file.Files;
-import java.nio.file.LinkOption;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 import java.util.ArrayList;
@@ -402,24 +401,11 @@ public final class Pruner {
     }
 
     /**
-     * The file to rename the result over: links followed (the link stays, what it names is
-     * replaced), only a regular file or a new one.
+     * The file to rename the result over: {@link GgufWriter#target}'s rules (links followed, only a
+     * regular file or a new one), and its folder must exist.
      */
     private static Path target(Path out) {
-        Path abs = out.toAbsolutePath();
-        if (Files.isSymbolicLink(abs)) {
-            try {
-                abs = abs.toRealPath();
-            } catch (IOException e) {
-                throw new CriaException(out + " is a link to a missing file; give the path of a file to write");
-            }
-        }
-        if (Files.isDirectory(abs)) {
-            throw new CriaException(out + " is a directory; give the path of a file to write");
-        }
-        if (Files.exists(abs, LinkOption.NOFOLLOW_LINKS) && !Files.isRegularFile(abs, LinkOption.NOFOLLOW_LINKS)) {
-            throw new CriaException(out + " is not a regular file; give the path of a file to write (it is replaced when complete)");
-        }
+        Path abs = GgufWriter.target(out);
         if (abs.getParent() == null || !Files.isDirectory(abs.getParent())) {
             throw new CriaException(out + ": folder " + abs.getParent() + " does not exist; create it first or give another path");
         }
