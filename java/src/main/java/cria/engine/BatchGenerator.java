@@ -206,7 +206,7 @@ public final class BatchGenerator implements AutoCloseable {
     /** Requests queued or running. */
     public int inFlight() {
         synchronized (queue) {
-            return queue.size() + running.size();
+            return queue.size() + runningCount;
         }
     }
 
