@@ -18,14 +18,16 @@ import picocli.CommandLine.Option;
 
 /** Runs {@link OpenAiServer}: listens first (/health says "loading"), loads the model, then prints the URL. */
 @Command(name = "serve", mixinStandardHelpOptions = true, sortOptions = false,
-        description = {"Serve a model over HTTP with OpenAI's API (continuous batching: many clients share one loaded model).",
-            "Endpoints: POST /v1/chat/completions, /v1/completions (\"stream\": true for server-sent events), /v1/embeddings",
-            "  (mean-pooled final hidden states, L2-normalized), /tokenize, /detokenize; GET /v1/models, /health (503 while",
-            "  loading), /metrics (Prometheus text), / (a chat page). One line with the URL is printed on stdout once the",
-            "  model is loaded; SIGTERM or Ctrl-C stops accepting, lets running requests finish (--shutdown-grace), exits 0.",
-            "Example: cria serve -m model.gguf --port 8080 --parallel 8",
-            "         curl http://127.0.0.1:8080/v1/chat/completions -H 'Content-Type: application/json' \\",
-            "              -d '{\"messages\": [{\"role\": \"user\", \"content\": \"Hello\"}], \"max_tokens\": 64}'"})
+        description = {"An OpenAI-compatible HTTP server: clients share one model (continuous batching).",
+            "  POST /v1/chat/completions, /v1/completions  (\"stream\": true for SSE)",
+            "  POST /v1/embeddings   (mean of the final hidden states, L2-normalized)",
+            "  POST /tokenize, /detokenize;  GET /v1/models, /health (503 while loading),",
+            "  GET /metrics (Prometheus text), / (a chat page)",
+            "Prints one line with the URL on stdout once the model is loaded. SIGTERM or",
+            "Ctrl-C: stop accepting, let running requests finish (--shutdown-grace), exit 0.",
+            "Example: cria serve -m model.gguf --port 8080 --parallel 8 --api-key-file key.txt",
+            "  curl http://127.0.0.1:8080/v1/chat/completions -H 'Authorization: Bearer KEY' \\",
+            "    -d '{\"messages\": [{\"role\": \"user\", \"content\": \"Hi\"}], \"max_tokens\": 64}'"})
 final class ServeCommand extends Verb {
     @Mixin
     ModelArgs modelArgs;
@@ -81,6 +83,9 @@ final class ServeCommand extends Verb {
         }
         modelArgs.modelOptions(); // checks --threads and --lora before anything starts
         modelArgs.sessionOptions(); // checks --ctx and --batch-size
+        if (!Files.isRegularFile(modelArgs.model)) { // before listening: a typo costs no "listening" line
+            throw new CriaException(modelArgs.model + ": no such file");
+        }
         String key = apiKeyFile != null ? readKey(apiKeyFile) : apiKey;
         ServeOptions o = ServeOptions.defaults().withHost(host).withPort(port).withParallel(parallel)
                 .withContextLength(modelArgs.ctx).withBatchSize(modelArgs.batchSize).withApiKey(key).withAlias(alias)
