@@ -8,6 +8,7 @@ import cria.CriaException;
 import cria.engine.BatchGenerator;
 import cria.engine.Model;
 import io.helidon.http.HeaderNames;
+import io.helidon.webserver.CloseConnectionException;
 import io.helidon.webserver.WebServer;
 import io.helidon.webserver.http.Filter;
 import io.helidon.webserver.http.FilterChain;
@@ -429,8 +430,12 @@ public final class OpenAiServer implements AutoCloseable {
                 throw ApiError.tooLarge(max);
             }
             return b;
-        } catch (IOException | java.io.UncheckedIOException e) {
-            throw ApiError.malformed("could not read the request body: " + e.getMessage());
+        } catch (IOException | RuntimeException e) { // the client sent less than it declared, or went away
+            if (e instanceof ApiError a) {
+                throw a;
+            }
+            throw new ApiError(400, "invalid_request_error", "incomplete_body", null,
+                    "the request body ended before its declared length", 0);
         }
     }
 
@@ -447,10 +452,14 @@ public final class OpenAiServer implements AutoCloseable {
         if (e.retryAfter > 0) {
             res.header("Retry-After", Integer.toString(e.retryAfter));
         }
-        if (e.status == 413) {
-            res.header("Connection", "close"); // the rest of the body is not read
+        boolean unread = e.status == 413 || "incomplete_body".equals(e.code);
+        if (unread) {
+            res.header("Connection", "close");
         }
         json(res, e.status, e.body());
+        if (unread) { // the rest of the body is never read: this connection cannot carry another request
+            throw new CloseConnectionException("request body not read: " + e.code);
+        }
     }
 
     @FunctionalInterface
@@ -467,6 +476,8 @@ public final class OpenAiServer implements AutoCloseable {
                 error(res, e);
             } catch (CriaException e) {
                 error(res, ApiError.invalid(null, e.getMessage()));
+            } catch (CloseConnectionException | java.io.UncheckedIOException e) {
+                throw e; // the connection failed or must close: nothing more can be sent on it
             } catch (IOException | RuntimeException e) {
                 System.err.println("cria serve: " + req.prologue().method().text() + " " + req.path().path() + " failed: " + e);
                 error(res, ApiError.internal("internal error: " + e));
