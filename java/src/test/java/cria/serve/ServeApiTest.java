@@ -141,6 +141,19 @@ class ServeApiTest {
     }
 
     @Test
+    void aSharedSystemPromptIsComputedOnce() {
+        String system = "You are a helpful assistant who answers every question about cats, dogs and birds in one short line.";
+        String body = "{\"messages\": [{\"role\": \"system\", \"content\": \"" + system + "\"}, {\"role\": \"user\", \"content\": \"%s\"}],"
+                + " \"max_tokens\": 4, \"temperature\": 0}";
+        client.ok("/v1/chat/completions", body.formatted("first question"));
+        long before = server.stats().promptTokensReused();
+        JsonNode second = client.ok("/v1/chat/completions", body.formatted("second question"));
+        long reused = server.stats().promptTokensReused() - before;
+        assertTrue(reused >= 16, "the system prompt's pages were not shared: " + reused + " tokens reused");
+        assertTrue(reused < second.path("usage").path("prompt_tokens").asLong(), "usage counts the whole prompt");
+    }
+
+    @Test
     void chatLogprobsHaveOpenAisShapeAndStreamTheSameValues() {
         String body = chat("Hi", ", \"max_tokens\": 8, \"temperature\": 0, \"ignore_eos\": true, \"logprobs\": true, \"top_logprobs\": 3");
         JsonNode content = client.ok("/v1/chat/completions", body).path("choices").get(0).path("logprobs").path("content");
