@@ -31,7 +31,6 @@ final class Metrics {
         final double[] bounds;
         final AtomicLongArray counts;
         final DoubleAdder sum = new DoubleAdder();
-        final LongAdder count = new LongAdder();
 
         Histogram(double... bounds) {
             this.bounds = bounds;
@@ -45,7 +44,6 @@ final class Metrics {
             }
             counts.incrementAndGet(i);
             sum.add(seconds);
-            count.increment();
         }
     }
 
