@@ -15,6 +15,7 @@ import dev.langchain4j.data.message.SystemMessage;
 import dev.langchain4j.data.message.UserMessage;
 import dev.langchain4j.exception.InvalidRequestException;
 import dev.langchain4j.exception.LangChain4jException;
+import dev.langchain4j.exception.RateLimitException;
 import dev.langchain4j.exception.UnsupportedFeatureException;
 import dev.langchain4j.model.chat.request.ChatRequest;
 import dev.langchain4j.model.chat.request.ChatRequestParameters;
@@ -182,6 +183,10 @@ final class ChatEngine implements AutoCloseable {
         }
         if (t instanceof LangChain4jException e) {
             return e;
+        }
+        if (t instanceof BatchGenerator.QueueFullException) {
+            // the engine's bounded queue is full: worth retrying later
+            return new RateLimitException(t.getMessage(), t);
         }
         if (t instanceof CriaException || t instanceof IllegalArgumentException) {
             // the engine refused the request: empty prompt, a prompt longer than the context, ...

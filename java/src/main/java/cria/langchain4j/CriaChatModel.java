@@ -37,7 +37,9 @@ import java.util.concurrent.atomic.AtomicBoolean;
  * before them), and the seed through {@link CriaChatRequestParameters}; the model name is
  * ignored. Tools, JSON response formats and non-text content are refused with
  * {@link dev.langchain4j.exception.UnsupportedFeatureException}; a setting out of range or a
- * prompt longer than the context with {@link dev.langchain4j.exception.InvalidRequestException}.
+ * prompt longer than the context with {@link dev.langchain4j.exception.InvalidRequestException};
+ * a full queue of a shared engine ({@link BatchGenerator.Options#maxQueue}) with
+ * {@link dev.langchain4j.exception.RateLimitException}.
  *
  * <p>Token usage counts the prompt as rendered by the chat template (BOS included) and every
  * generated token (an end-of-turn token included). Finish reasons: {@code STOP} (end of turn or

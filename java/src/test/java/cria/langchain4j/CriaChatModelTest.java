@@ -29,6 +29,7 @@ import dev.langchain4j.data.message.SystemMessage;
 import dev.langchain4j.data.message.ToolExecutionResultMessage;
 import dev.langchain4j.data.message.UserMessage;
 import dev.langchain4j.exception.InvalidRequestException;
+import dev.langchain4j.exception.RateLimitException;
 import dev.langchain4j.exception.UnsupportedFeatureException;
 import dev.langchain4j.model.chat.request.ChatRequest;
 import dev.langchain4j.model.chat.request.ChatRequestParameters;
@@ -42,6 +43,7 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 import org.junit.jupiter.api.AfterAll;
@@ -98,7 +100,7 @@ class CriaChatModelTest {
     }
 
     /** Collects a streaming response: its pieces and how it ended. */
-    static final class Collector implements StreamingChatResponseHandler {
+    static class Collector implements StreamingChatResponseHandler {
         final List<String> pieces = new CopyOnWriteArrayList<>();
         final CompletableFuture<ChatResponse> done = new CompletableFuture<>();
 
@@ -325,6 +327,42 @@ class CriaChatModelTest {
         assertTrue(r.finishReason() == FinishReason.STOP || r.tokenUsage().totalTokenCount() == 65, r.toString());
         own.close();
         assertThrows(RuntimeException.class, () -> own.chat("after close"));
+    }
+
+    @Test
+    void aFullQueueIsARateLimit() throws Exception {
+        try (BatchGenerator small = new BatchGenerator(model, new BatchGenerator.Options(1, CTX, 64, 0,
+                BatchGenerator.Options.defaults().kvType(), 1));
+             CriaStreamingChatModel s = CriaStreamingChatModel.builder(model).generator(small).build();
+             CriaChatModel c = CriaChatModel.builder(model).generator(small).build()) {
+            CountDownLatch inside = new CountDownLatch(1);
+            CountDownLatch release = new CountDownLatch(1);
+            Collector first = new Collector() {
+                @Override
+                public void onPartialResponse(String piece) {
+                    inside.countDown();
+                    try {
+                        release.await(); // holds the engine's one slot (and its thread) until the queue is tried
+                    } catch (InterruptedException e) {
+                        Thread.currentThread().interrupt();
+                    }
+                }
+            };
+            ChatRequestParameters p = CriaChatRequestParameters.builder().temperature(0.0).maxOutputTokens(4).build();
+            s.chat(request("one", p), first);
+            assertTrue(inside.await(60, TimeUnit.SECONDS));
+            Collector second = new Collector();
+            s.chat(request("two", p), second); // waits in the queue of one
+            Collector third = new Collector();
+            s.chat(request("three", p), third);
+            Exception e = assertThrows(Exception.class, third::get);
+            assertInstanceOf(RateLimitException.class, e.getCause());
+            assertTrue(e.getCause().getMessage().contains("try again later"), e.getCause().getMessage());
+            assertThrows(RateLimitException.class, () -> c.chat(request("four", p)));
+            release.countDown();
+            first.get();
+            assertTrue(second.get().tokenUsage().outputTokenCount() >= 1, "the queued request ran once the slot was free");
+        }
     }
 
     @Test
