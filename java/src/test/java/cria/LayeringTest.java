@@ -47,7 +47,8 @@ class LayeringTest {
             // LangChain4j's ChatModel over the public API (h-clients)
             Map.entry("langchain4j", Set.of("engine", "tokenizer", "sample")),
             Map.entry("cli", Set.of("engine", "model", "tokenizer", "sample", "backend", "backend.ref", "backend.cpu", "backend.cuda",
-                    "gguf", "tensor", "quantize", "synth", "bench", "train", "optimize")));
+                    "gguf", "tensor", "quantize", "synth", "bench", "train", "optimize", "serve")),
+            Map.entry("serve", Set.of("engine", "tokenizer", "sample")));
 
     private static final Pattern USE = Pattern.compile("\\bcria\\.([a-z]+(?:\\.[a-z]+)*)\\.[A-Z]");
 
