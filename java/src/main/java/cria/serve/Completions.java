@@ -192,12 +192,10 @@ final class Completions {
                 } else if (ev instanceof Done d) {
                     done++;
                     if (d.failure() != null) {
+                        // cancelled by the server closing, or failed: an error event and no [DONE], so that
+                        // no client takes the cut text for a whole answer
                         cancel(choices);
-                        if (!(d.failure() instanceof CancellationException)) {
-                            ApiError e = failure(d.failure() instanceof ExecutionException x ? x.getCause() : d.failure());
-                            emit(sink, e.body());
-                        }
-                        emitRaw(sink, "[DONE]");
+                        emit(sink, failure(d.failure()).body());
                         sink.close();
                         return;
                     }
@@ -260,7 +258,7 @@ final class Completions {
             return ApiError.invalid(null, c.getMessage());
         }
         if (t instanceof CancellationException || t instanceof IllegalStateException) {
-            return ApiError.unavailable("shutting_down", "the server is shutting down; try again later");
+            return ApiError.unavailable("shutting_down", "the server is shutting down; the generation was cancelled");
         }
         return ApiError.internal("generation failed: " + t);
     }
