@@ -29,6 +29,10 @@ import dev.langchain4j.model.openai.OpenAiLanguageModel;
 import dev.langchain4j.model.openai.OpenAiStreamingChatModel;
 import dev.langchain4j.model.output.FinishReason;
 import dev.langchain4j.model.output.Response;
+import java.net.URI;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.List;
@@ -37,6 +41,7 @@ import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Disabled;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -220,5 +225,22 @@ class OpenAiClientTest {
         // the right key (used by every other test) works here too
         int out = chat().temperature(0.0).maxTokens(2).build().chat(MESSAGES).tokenUsage().outputTokenCount();
         assertTrue(out >= 1 && out <= 2, "an answer of at most 2 tokens, got " + out);
+    }
+
+    /**
+     * The openai npm client (and Python's) asks for a stream with {@code Accept: application/json}:
+     * the answer must still be server-sent events.
+     */
+    @Disabled("cria serve answers 500 here: Helidon's SseSink is offered only when Accept names text/event-stream "
+            + "(SseSinkProvider.supports); for h-serve to fix in Completions, then enable this and NodeOpenAiClientTest")
+    @Test
+    void aStreamAskedForWithAcceptJsonIsStillServerSentEvents() throws Exception {
+        String body = "{\"messages\":[{\"role\":\"user\",\"content\":\"Once\"}],\"stream\":true,\"max_tokens\":3}";
+        HttpResponse<String> r = HttpClient.newHttpClient().send(HttpRequest.newBuilder(URI.create(baseUrl + "/chat/completions"))
+                .header("Content-Type", "application/json").header("Accept", "application/json").header("Authorization", "Bearer " + KEY)
+                .POST(HttpRequest.BodyPublishers.ofString(body)).build(), HttpResponse.BodyHandlers.ofString());
+        assertEquals(200, r.statusCode(), r.body());
+        assertTrue(r.headers().firstValue("Content-Type").orElse("").startsWith("text/event-stream"), r.headers().toString());
+        assertTrue(r.body().strip().endsWith("data: [DONE]"), r.body());
     }
 }
