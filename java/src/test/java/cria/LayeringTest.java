@@ -44,6 +44,8 @@ class LayeringTest {
             Map.entry("train", Set.of("model", "backend", "tokenizer", "gguf", "tensor")),
             // calibration passes run the model on a host backend (cpu or ref) with a tap on the products
             Map.entry("optimize", Set.of("model", "backend", "backend.ref", "backend.cpu", "quantize", "train", "tokenizer", "gguf", "tensor")),
+            // LangChain4j's ChatModel over the public API (h-clients)
+            Map.entry("langchain4j", Set.of("engine", "tokenizer", "sample")),
             Map.entry("cli", Set.of("engine", "model", "tokenizer", "sample", "backend", "backend.ref", "backend.cpu", "backend.cuda",
                     "gguf", "tensor", "quantize", "synth", "bench", "train", "optimize", "serve")),
             Map.entry("serve", Set.of("engine", "tokenizer", "sample")));
