@@ -10,9 +10,7 @@ import cria.engine.Generation;
 import cria.engine.TokenListener;
 import cria.engine.TokenLogprob;
 import cria.tokenizer.Tokenizer;
-import io.helidon.http.sse.SseEvent;
 import io.helidon.webserver.http.ServerResponse;
-import io.helidon.webserver.sse.SseSink;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.List;
@@ -162,10 +160,9 @@ final class Completions {
         for (int k = 0; k < total; k++) {
             pending.add(new ArrayList<>());
         }
-        SseSink sink;
+        EventStream sink;
         try {
-            res.header("Cache-Control", "no-cache");
-            sink = res.sink(SseSink.TYPE);
+            sink = new EventStream(res);
             if (r.chat()) {
                 for (int k = 0; k < total; k++) {
                     ObjectNode delta = Jsons.MAPPER.createObjectNode().put("role", "assistant").put("content", "");
@@ -263,13 +260,47 @@ final class Completions {
         return ApiError.internal("generation failed: " + t);
     }
 
-    private void emit(SseSink sink, JsonNode n) {
+    private void emit(EventStream sink, JsonNode n) {
         emitRaw(sink, Jsons.text(n));
     }
 
     /** One event, written as {@code data: TEXT} and a blank line, and flushed. */
-    private static void emitRaw(SseSink sink, String data) {
-        sink.emit(SseEvent.create((" " + data).getBytes(StandardCharsets.UTF_8)));
+    private static void emitRaw(EventStream sink, String data) {
+        sink.emit(data);
+    }
+
+    /**
+     * Server-sent events written straight to the response: {@code text/event-stream}, whatever the
+     * request's Accept header says. Helidon's SSE sink refuses a request that does not accept
+     * {@code text/event-stream}, and OpenAI's clients (the openai npm package among them) send
+     * {@code Accept: application/json} while asking for {@code "stream": true}.
+     */
+    private static final class EventStream {
+        private final java.io.OutputStream out;
+
+        EventStream(ServerResponse res) {
+            res.header("Content-Type", "text/event-stream");
+            res.header("Cache-Control", "no-cache");
+            this.out = res.outputStream();
+        }
+
+        /** Writes {@code data: TEXT} and a blank line and flushes; a failed write (the client left) throws. */
+        void emit(String data) {
+            try {
+                out.write(("data: " + data + "\n\n").getBytes(StandardCharsets.UTF_8));
+                out.flush();
+            } catch (java.io.IOException e) {
+                throw new java.io.UncheckedIOException(e);
+            }
+        }
+
+        void close() {
+            try {
+                out.close();
+            } catch (java.io.IOException e) {
+                throw new java.io.UncheckedIOException(e);
+            }
+        }
     }
 
     private ObjectNode head(CompletionRequest r, String id, long created, boolean chunk) {

@@ -17,7 +17,6 @@ import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.BeforeAll;
-import org.junit.jupiter.api.Disabled;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -95,8 +94,6 @@ class NodeOpenAiClientTest {
         return r;
     }
 
-    @Disabled("the npm client streams with Accept: application/json, which cria serve answers with 500 "
-            + "(see OpenAiClientTest.aStreamAskedForWithAcceptJsonIsStillServerSentEvents); enable once h-serve fixes it")
     @Test
     void theOpenAiNpmClientWorksUnchanged() throws Exception {
         Result r = check(KEY);
