@@ -25,9 +25,9 @@ import picocli.CommandLine.Option;
             "  GET /metrics (Prometheus text), / (a chat page)",
             "Prints one line with the URL on stdout once the model is loaded. SIGTERM or",
             "Ctrl-C: stop accepting, let running requests finish (--shutdown-grace), exit 0.",
-            "Example: cria serve -m model.gguf --port 8080 --parallel 8 --api-key-file key.txt",
-            "  curl http://127.0.0.1:8080/v1/chat/completions -H 'Authorization: Bearer KEY' \\",
-            "    -d '{\"messages\": [{\"role\": \"user\", \"content\": \"Hi\"}], \"max_tokens\": 64}'"})
+            "Example: cria serve -m model.gguf --parallel 8 --api-key-file key.txt",
+            "  curl localhost:8080/v1/chat/completions -H 'Authorization: Bearer KEY' -d",
+            "    '{\"messages\": [{\"role\": \"user\", \"content\": \"Hi\"}], \"max_tokens\": 64}'"})
 final class ServeCommand extends Verb {
     @Mixin
     ModelArgs modelArgs;

@@ -109,22 +109,49 @@ final class Completions {
         }
     }
 
+    /**
+     * A whole answer. While it is generated, a space is written every {@value #HEARTBEAT_MILLIS} ms
+     * once the first has passed (JSON allows whitespace before the value): the only way to learn
+     * that the client left, which cancels the request like a stream's. An engine failure after
+     * that first space can no longer change the status: its error body follows the spaces.
+     */
     private void whole(CompletionRequest r, List<Choice> choices, String id, long created, ServerResponse res) {
         List<Generation> gens = new ArrayList<>();
+        java.io.OutputStream out = null;
         try {
             for (Choice c : choices) {
-                gens.add(c.future.get());
+                while (true) {
+                    try {
+                        gens.add(c.future.get(HEARTBEAT_MILLIS, java.util.concurrent.TimeUnit.MILLISECONDS));
+                        break;
+                    } catch (java.util.concurrent.TimeoutException e) {
+                        try {
+                            if (out == null) {
+                                res.header("Content-Type", "application/json");
+                                out = res.outputStream();
+                            }
+                            out.write(' ');
+                            out.flush();
+                        } catch (java.io.IOException | RuntimeException gone) { // the client left
+                            gone(choices);
+                            return;
+                        }
+                    }
+                }
             }
         } catch (InterruptedException e) {
             cancel(choices);
             Thread.currentThread().interrupt();
-            throw ApiError.unavailable("shutting_down", "the server is shutting down; the request was cancelled");
+            fail(out, res, ApiError.unavailable("shutting_down", "the server is shutting down; the request was cancelled"));
+            return;
         } catch (CancellationException e) {
             cancel(choices);
-            throw ApiError.unavailable("shutting_down", "the server is shutting down; the request was cancelled");
+            fail(out, res, ApiError.unavailable("shutting_down", "the server is shutting down; the request was cancelled"));
+            return;
         } catch (ExecutionException e) {
             cancel(choices);
-            throw failure(e.getCause());
+            fail(out, res, failure(e.getCause()));
+            return;
         }
         ObjectNode o = head(r, id, created, false);
         ArrayNode cs = o.putArray("choices");
@@ -146,9 +173,33 @@ final class Completions {
             c.put("finish_reason", finishReason(g));
         }
         o.set("usage", usage(r, gens));
-        res.header("Content-Type", "application/json");
-        res.send(Jsons.bytes(o));
+        if (out == null) {
+            res.header("Content-Type", "application/json");
+            res.send(Jsons.bytes(o));
+            return;
+        }
+        finish(out, Jsons.bytes(o));
     }
+
+    /** Sends the error, as its status when nothing was written yet, else as the body after the spaces. */
+    private static void fail(java.io.OutputStream out, ServerResponse res, ApiError e) {
+        if (out == null) {
+            throw e;
+        }
+        finish(out, Jsons.bytes(e.body()));
+    }
+
+    private static void finish(java.io.OutputStream out, byte[] body) {
+        try {
+            out.write(body);
+            out.close();
+        } catch (java.io.IOException | RuntimeException gone) {
+            // the client left just before the end: nothing is running any more
+        }
+    }
+
+    /** How long a whole answer may take before the server writes its first space, and how often it writes one after. */
+    static final long HEARTBEAT_MILLIS = 1000;
 
     private void stream(CompletionRequest r, List<Choice> choices, BlockingQueue<Object> events, String id, long created,
                         ServerResponse res) {

@@ -97,6 +97,31 @@ class ServeQueueTest {
     }
 
     @Test
+    void aClientLeavingAWholeAnswerIsNoticedByTheHeartbeatAndCancelled() throws Exception {
+        Path file = tmp.resolve("long.gguf");
+        assertEquals(0, cria.cli.Main.run(new String[] {"synth", "--like", "tiny", "--ctx", "16384", "-o", file.toString()},
+                new java.io.ByteArrayOutputStream(), new java.io.PrintStream(new java.io.ByteArrayOutputStream())));
+        try (Model m = Model.load(file, cria.engine.ModelOptions.defaults().withBackend("cpu").withThreads(2));
+             OpenAiServer s = OpenAiServer.start(m, ServeOptions.defaults().withPort(0).withParallel(1).withContextLength(16384))) {
+            String body = "{\"prompt\": \"Once\", \"max_tokens\": 16000, \"ignore_eos\": true}";
+            try (java.net.Socket sock = new java.net.Socket("127.0.0.1", s.port())) {
+                sock.getOutputStream().write(("POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                        + "Content-Length: " + body.length() + "\r\n\r\n" + body).getBytes(StandardCharsets.UTF_8));
+                sock.getOutputStream().flush();
+                // the answer starts with 200 and its headers once the first heartbeat space is due
+                sock.setSoTimeout(30_000);
+                BufferedReader in = new BufferedReader(new InputStreamReader(sock.getInputStream(), StandardCharsets.US_ASCII));
+                assertEquals("HTTP/1.1 200 OK", in.readLine());
+                assertEquals(1, s.stats().running(), "the generation still runs while the spaces are written");
+            }
+            ServeClient.await("the whole answer is cancelled", () -> s.stats().running() == 0);
+            BatchGenerator.Stats st = s.stats();
+            assertTrue(st.generatedTokens() < 16000, "the sequence ran to its end instead of being cancelled: " + st);
+            assertEquals(st.kvPagesCached(), st.kvPagesUsed(), st.toString());
+        }
+    }
+
+    @Test
     void healthSays503WhileLoadingAnd200Once() {
         try (OpenAiServer s = OpenAiServer.listen(ServeOptions.defaults().withPort(0))) {
             ServeClient c = new ServeClient(s);
