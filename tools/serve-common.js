@@ -85,12 +85,15 @@ function headers(apiKey) {
  * Sends one streaming request and reads its SSE stream. Returns
  * {ok, status, error, text, tokens, usageTokens, promptTokens, chunks, t0, tFirst, tLast, gaps, finish, aborted}.
  * Times are performance.now() milliseconds. o.abortAfterChunks > 0 aborts the connection after that many
- * content chunks (a client that goes away mid-stream); such a request counts as ok when it got that far.
+ * content chunks (a client that goes away mid-stream), o.abortAfterMs > 0 after that many milliseconds;
+ * such a request counts as ok (aborted: true) unless something else failed first.
  */
 async function streamRequest(base, o) {
   const path = o.mode === 'completion' ? '/v1/completions' : '/v1/chat/completions';
   const ctl = new AbortController();
   const timer = setTimeout(() => ctl.abort(new Error('timeout')), o.timeoutMs || 600000);
+  const early = o.abortAfterMs ? setTimeout(() => { r.aborted = true; ctl.abort(new Error('client went away')); },
+    o.abortAfterMs) : null;
   const r = { ok: false, status: 0, error: null, text: '', tokens: 0, usageTokens: null, promptTokens: null,
     chunks: 0, t0: performance.now(), tFirst: NaN, tLast: NaN, gaps: [], finish: null, aborted: false };
   try {
@@ -144,10 +147,12 @@ async function streamRequest(base, o) {
     r.tokens = r.usageTokens !== null ? r.usageTokens : r.chunks;
     r.ok = true;
   } catch (e) {
-    if (!r.aborted) r.error = (e && e.name === 'AbortError' || String(e).includes('timeout'))
+    if (r.aborted) r.ok = true;
+    else r.error = (e && e.name === 'AbortError' || String(e).includes('timeout'))
       ? `no end within ${(o.timeoutMs || 600000) / 1000} s` : String(e && e.message || e);
   } finally {
     clearTimeout(timer);
+    if (early) clearTimeout(early);
   }
   return r;
 }
