@@ -149,7 +149,8 @@ async function streamRequest(base, o) {
   } catch (e) {
     if (r.aborted) r.ok = true;
     else r.error = (e && e.name === 'AbortError' || String(e).includes('timeout'))
-      ? `no end within ${(o.timeoutMs || 600000) / 1000} s` : String(e && e.message || e);
+      ? `no end within ${(o.timeoutMs || 600000) / 1000} s`
+      : String(e && e.message || e) + (e && e.cause ? ` (${e.cause.code || e.cause.message || e.cause})` : '');
   } finally {
     clearTimeout(timer);
     if (early) clearTimeout(early);
