@@ -103,6 +103,8 @@ async function streamRequest(base, o) {
     if (res.status !== 200) {
       const t = await res.text();
       r.error = `HTTP ${res.status}: ${t.slice(0, 200)}`;
+      r.errorBody = t;
+      r.retryAfter = res.headers.get('retry-after');
       return r;
     }
     const dec = new TextDecoder();
