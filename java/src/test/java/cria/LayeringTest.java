@@ -45,7 +45,8 @@ class LayeringTest {
             // calibration passes run the model on a host backend (cpu or ref) with a tap on the products
             Map.entry("optimize", Set.of("model", "backend", "backend.ref", "backend.cpu", "quantize", "train", "tokenizer", "gguf", "tensor")),
             Map.entry("cli", Set.of("engine", "model", "tokenizer", "sample", "backend", "backend.ref", "backend.cpu", "backend.cuda",
-                    "gguf", "tensor", "quantize", "synth", "bench", "train", "optimize")));
+                    "gguf", "tensor", "quantize", "synth", "bench", "train", "optimize", "serve")),
+            Map.entry("serve", Set.of("engine", "tokenizer", "sample")));
 
     private static final Pattern USE = Pattern.compile("\\bcria\\.([a-z]+(?:\\.[a-z]+)*)\\.[A-Z]");
 

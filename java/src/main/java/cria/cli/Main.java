@@ -42,6 +42,7 @@ import picocli.CommandLine.Command;
             FinetuneCommand.class,
             StoriesCommand.class,
             ImatrixCommand.class,
+            ServeCommand.class,
             CommandLine.HelpCommand.class,
         })
 public final class Main implements Runnable {

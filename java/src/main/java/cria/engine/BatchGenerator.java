@@ -17,8 +17,22 @@ import java.util.concurrent.CompletableFuture;
  * never over-committed and nothing is ever evicted. Every sequence samples with its own
  * {@link TokenStream}, exactly as a lone {@link Session} does: both run the same loop
  * ({@link Scheduler}), so batching changes speed, never text, and a request meets the same
- * context checks as a session. Prompt prefixes are not shared between sequences yet (each holds
- * its own pages; {@link KvCache#sharePrefix} is the mechanism for it).
+ * context checks as a session.
+ *
+ * <p><b>Shared prefixes.</b> A prompt that starts like a sequence already in the cache (running,
+ * or finished recently and kept) takes that prefix's pages instead of computing it again
+ * ({@link KvCache#sharePrefix}: full pages are shared read-only, a partial last page is copied),
+ * so a system prompt common to many requests is computed once. Finished sequences keep their
+ * evaluated positions (up to {@code parallel} of them, least recently used first out) while the
+ * pool has room; admission evicts them before it ever waits. A request whose prompt extends a
+ * prefix another sequence is still computing waits for it rather than computing it twice.
+ * Positions computed by another sequence are the ones this sequence would have computed: the
+ * text is the same either way.
+ *
+ * <p><b>Limits and cancelling.</b> {@link Options#maxQueue} bounds the requests waiting for a
+ * slot: beyond it, {@link #submit} fails at once with a {@link QueueFullException}. Cancelling the
+ * future {@link #submit} returned ({@code cancel(true)}) drops a queued request, or ends a running
+ * one before the next step and frees its pages; its listener is not called after that step.
  *
  * <p>{@link #submit} may be called from any thread; the work runs on one scheduler thread, which
  * also calls the listeners. {@link #close()} finishes what was submitted, then stops.
@@ -31,17 +45,42 @@ public final class BatchGenerator implements AutoCloseable {
      * @param batchSize    entries per forward step (decode tokens plus prompt chunks)
      * @param cachePositions positions of the shared KV pool (0: parallel x contextLength)
      * @param kvType         KV cache element type
+     * @param maxQueue       requests that may wait for a slot beyond those running (0: no limit)
      */
-    public record Options(int parallel, int contextLength, int batchSize, int cachePositions, KvCache.Type kvType) {
-        /** 8 sequences of up to 2048 positions, 512 tokens per step, a pool of parallel x context positions, F16 cache. */
+    public record Options(int parallel, int contextLength, int batchSize, int cachePositions, KvCache.Type kvType, int maxQueue) {
+        /** Options with no limit on the queue. */
+        public Options(int parallel, int contextLength, int batchSize, int cachePositions, KvCache.Type kvType) {
+            this(parallel, contextLength, batchSize, cachePositions, kvType, 0);
+        }
+
+        /** 8 sequences of up to 2048 positions, 512 tokens per step, a pool of parallel x context positions, F16 cache, no queue limit. */
         public static Options defaults() {
-            return new Options(8, 2048, 512, 0, KvCache.Type.F16);
+            return new Options(8, 2048, 512, 0, KvCache.Type.F16, 0);
         }
     }
 
-    /** Aggregate counters (read them after {@link #close()} or as a snapshot). */
+    /** A request refused because {@link Options#maxQueue} requests already wait: try again later. */
+    public static final class QueueFullException extends CriaException {
+        QueueFullException(int waiting) {
+            super("the server is busy: " + waiting + " requests are already waiting; try again later");
+        }
+    }
+
+    /**
+     * Aggregate counters (read them after {@link #close()} or as a snapshot).
+     *
+     * @param promptTokens       prompt tokens evaluated (not those taken from a shared prefix)
+     * @param promptTokensReused prompt tokens taken from a shared prefix instead of being evaluated
+     * @param queued             requests waiting for a slot
+     * @param running            sequences in the loop
+     * @param kvPagesTotal       pages of the KV pool
+     * @param kvPagesUsed        pages held by any sequence (running or kept as a prefix)
+     * @param kvPagesCached      pages held only by kept prefixes (freed when a request needs them); when
+     *                           nothing runs, {@code kvPagesUsed == kvPagesCached}
+     */
     public record Stats(long steps, long promptTokens, long generatedTokens, long busyNanos, long decodeSteps,
-                        long decodeTokens, long decodeNanos) {
+                        long decodeTokens, long decodeNanos, long promptTokensReused, int queued, int running,
+                        int kvPagesTotal, int kvPagesUsed, int kvPagesCached) {
         /** Tokens per second of the steps that carried only decode tokens (llama-batched-bench's S_TG). */
         public double decodeTokensPerSecond() {
             return decodeNanos == 0 ? 0 : decodeTokens * 1e9 / decodeNanos;
@@ -59,6 +98,13 @@ public final class BatchGenerator implements AutoCloseable {
     private final int vocab;
     private final ArrayDeque<Pending> queue = new ArrayDeque<>();
     private final List<Running> running = new ArrayList<>();
+    /** Finished sequences kept for their prefixes, least recently used first. */
+    private final ArrayDeque<Sequence> kept = new ArrayDeque<>();
+    private final int keepLimit;
+    private long promptTokensReused;
+    private volatile int runningCount;
+    private volatile int pagesUsed;
+    private volatile int pagesCached;
     private final Thread worker;
     private volatile boolean closing;
     private volatile Throwable failure;
@@ -94,7 +140,8 @@ public final class BatchGenerator implements AutoCloseable {
         Llama llama = model.llama();
         this.options = options;
         this.vocab = model.config().vocab();
-        if (options.parallel() < 1 || options.contextLength() < 2 || options.batchSize() < 1 || options.cachePositions() < 0) {
+        if (options.parallel() < 1 || options.contextLength() < 2 || options.batchSize() < 1 || options.cachePositions() < 0
+                || options.maxQueue() < 0) {
             throw new CriaException("batch options must be positive (cache positions 0 or more): " + options);
         }
         if (options.parallel() > MAX_PARALLEL) {
@@ -105,7 +152,7 @@ public final class BatchGenerator implements AutoCloseable {
         // anything is allocated (parallel x context easily overflows an int).
         long positions = options.cachePositions() > 0 ? options.cachePositions() : (long) options.parallel() * options.contextLength();
         long pages = (positions + PAGE - 1) / PAGE;
-        long tableEntries = (long) options.parallel() * ((options.contextLength() + (long) PAGE - 1) / PAGE);
+        long tableEntries = 2L * options.parallel() * ((options.contextLength() + (long) PAGE - 1) / PAGE);
         if (pages > MemoryBudget.MAX_ARRAY || tableEntries > MemoryBudget.MAX_ARRAY) {
             throw new CriaException("a KV pool of " + positions + " positions for " + options.parallel() + " sequences of "
                     + options.contextLength() + " is too large; lower --parallel, --ctx or --cache-tokens");
@@ -116,9 +163,11 @@ public final class BatchGenerator implements AutoCloseable {
         MemoryBudget.check(model, MemoryBudget.sum(kvBytes, llama.scratchBytes(rows, options.parallel())),
                 (long) options.parallel() * vocab, "a KV pool of " + positions + " positions with " + options.parallel()
                         + " sequences and steps of " + rows + " tokens", "lower --parallel, --ctx, --cache-tokens or --batch-size");
-        // many sequences driven by a worker thread: the same loop a Session runs with one
+        // many sequences driven by a worker thread: the same loop a Session runs with one; the cache
+        // has a sequence slot per running request and per kept prefix
+        this.keepLimit = options.parallel();
         this.loop = new Scheduler(model, new KvCache.Config(c.layers(), c.kvDim(), options.kvType(), PAGE, (int) pages,
-                options.parallel(), options.contextLength()), rows, options.parallel(), options.contextLength());
+                options.parallel() + keepLimit, options.contextLength()), rows, options.parallel(), options.contextLength());
         this.cache = loop.cache();
         this.worker = new Thread(this::work, "cria-batch");
         this.worker.setDaemon(true);
@@ -143,6 +192,11 @@ public final class BatchGenerator implements AutoCloseable {
             return f;
         }
         synchronized (queue) {
+            int waiting = queue.size() + Math.max(0, runningCount - this.options.parallel());
+            if (this.options.maxQueue() > 0 && queue.size() >= this.options.maxQueue()) {
+                f.completeExceptionally(new QueueFullException(waiting));
+                return f;
+            }
             queue.add(new Pending(prompt.clone(), options, listener, f));
             queue.notifyAll();
         }
@@ -152,18 +206,26 @@ public final class BatchGenerator implements AutoCloseable {
     /** Requests queued or running. */
     public int inFlight() {
         synchronized (queue) {
-            return queue.size() + running.size();
+            return queue.size() + runningCount;
         }
     }
 
     /** Counters so far (safe to call from any thread). */
-    public synchronized Stats stats() {
-        return new Stats(steps, promptTokens, generatedTokens, busyNanos, decodeSteps, decodeTokens, decodeNanos);
+    public Stats stats() {
+        int queued;
+        synchronized (queue) {
+            queued = queue.size();
+        }
+        synchronized (this) {
+            return new Stats(steps, promptTokens, generatedTokens, busyNanos, decodeSteps, decodeTokens, decodeNanos,
+                    promptTokensReused, queued, runningCount, cache.config().pages(), pagesUsed, pagesCached);
+        }
     }
 
     private void work() {
         try {
             while (true) {
+                dropCancelled();
                 if (!admit() && running.isEmpty()) {
                     // Every page is free when nothing runs, and no request is queued that needs more
                     // than the pool: waiting here would never end. Fail loudly instead of spinning.
@@ -171,6 +233,7 @@ public final class BatchGenerator implements AutoCloseable {
                             + cache.config().pages() + " with no sequence running, too few for the next request");
                 }
                 if (running.isEmpty()) {
+                    countPages();
                     synchronized (queue) {
                         if (queue.isEmpty()) {
                             if (closing) {
@@ -199,52 +262,153 @@ public final class BatchGenerator implements AutoCloseable {
 
     /**
      * Moves queued requests into the running set while sequences and pages allow; false when the
-     * next request waits for pages to be freed.
+     * next request waits for pages to be freed or for a prefix another sequence is computing.
      */
     private boolean admit() {
-        while (true) {
-            Pending p;
-            synchronized (queue) {
-                p = queue.peek();
-                if (p == null || running.size() >= options.parallel()) {
-                    return true;
+        boolean changed = false;
+        try {
+            while (true) {
+                Pending p;
+                synchronized (queue) {
+                    p = queue.peek();
+                    if (p == null || running.size() >= options.parallel()) {
+                        return true;
+                    }
                 }
-            }
-            int ctx = options.contextLength();
-            // The pages a sequence may ever use: its prompt and max tokens, clamped to the context,
-            // in long: a max_tokens near 2^31 must not wrap around to a negative need.
-            int need = (int) Math.min(ctx, (long) p.prompt.length + Math.max(1, p.options.maxTokens()));
-            CriaException bad = null;
-            if (p.prompt.length == 0) {
-                bad = new CriaException("empty prompt");
-            } else {
-                try {
-                    loop.check(0, p.prompt, 0, p.prompt.length);
-                } catch (CriaException e) {
-                    bad = e;
+                if (p.result.isDone()) { // cancelled while queued
+                    synchronized (queue) {
+                        queue.poll();
+                    }
+                    continue;
                 }
-            }
-            if (bad == null && cache.pagesFor(need) > cache.config().pages()) {
-                bad = new CriaException("needs " + cache.pagesFor(need) + " KV pages, the whole pool has " + cache.config().pages());
-            }
-            if (bad != null) {
+                int ctx = options.contextLength();
+                // The pages a sequence may ever use: its prompt and max tokens, clamped to the context,
+                // in long: a max_tokens near 2^31 must not wrap around to a negative need.
+                int need = (int) Math.min(ctx, (long) p.prompt.length + Math.max(1, p.options.maxTokens()));
+                CriaException bad = null;
+                if (p.prompt.length == 0) {
+                    bad = new CriaException("empty prompt");
+                } else {
+                    try {
+                        loop.check(0, p.prompt, 0, p.prompt.length);
+                    } catch (CriaException e) {
+                        bad = e;
+                    }
+                }
+                if (bad == null && cache.pagesFor(need) > cache.config().pages()) {
+                    bad = new CriaException("needs " + cache.pagesFor(need) + " KV pages, the whole pool has " + cache.config().pages());
+                }
+                if (bad != null) {
+                    synchronized (queue) {
+                        queue.poll();
+                    }
+                    p.result.completeExceptionally(bad);
+                    continue;
+                }
+                // The longest prefix of the prompt that a sequence holds, leaving one token to evaluate
+                // (its logits start the generation); a running sequence still computing a longer one is waited for.
+                int limit = p.prompt.length - 1;
+                Sequence donor = null;
+                int common = 0;
+                for (Running r : running) {
+                    int planned = commonPrefix(r.tokens, r.length, p.prompt, limit);
+                    if (planned >= PAGE && planned > r.position && planned > common) {
+                        return false; // r computes this prefix now: share it once it is there
+                    }
+                    int c = Math.min(planned, r.position);
+                    if (c > common) {
+                        common = c;
+                        donor = r;
+                    }
+                }
+                for (Sequence k : kept) {
+                    int c = commonPrefix(k.tokens, k.position, p.prompt, limit);
+                    if (c > common) {
+                        common = c;
+                        donor = k;
+                    }
+                }
+                if (common < PAGE) { // less than a page: computing it is cheaper than copying
+                    common = 0;
+                    donor = null;
+                }
+                // Pages this sequence takes from the pool: those beyond the shared full pages.
+                int fresh = cache.pagesFor(need) - common / PAGE;
+                while (fresh > cache.freePages() && evictOne(donor)) {
+                    changed = true;
+                }
+                if (fresh > cache.freePages()) {
+                    return false; // wait for a running sequence to finish
+                }
                 synchronized (queue) {
                     queue.poll();
                 }
-                p.result.completeExceptionally(bad);
-                continue;
+                Running r = new Running(p, loop.newSequenceId(), need + 1);
+                if (donor != null) {
+                    cache.sharePrefix(donor.id, r.id, common);
+                    System.arraycopy(p.prompt, 0, r.tokens, 0, common);
+                    r.position = common;
+                    r.length = common;
+                    if (donor instanceof Running == false) { // a kept prefix just used: most recent now
+                        kept.remove(donor);
+                        kept.addLast(donor);
+                    }
+                    synchronized (this) {
+                        promptTokensReused += common;
+                    }
+                }
+                cache.reserve(r.id, need);
+                loop.feed(r, p.prompt, common, p.prompt.length - common);
+                r.stream = new TokenStream(model.tokenizer(), vocab, p.options, p.listener, r.tokens, r.length);
+                running.add(r);
+                runningCount = running.size();
+                changed = true;
             }
-            if (cache.pagesFor(need) > cache.freePages()) {
-                return false; // wait for a running sequence to finish
+        } finally {
+            if (changed) {
+                countPages();
             }
-            synchronized (queue) {
-                queue.poll();
+        }
+    }
+
+    /** Tokens {@code a[0, an)} and {@code b} have in common at their start, at most {@code limit}. */
+    private static int commonPrefix(int[] a, int an, int[] b, int limit) {
+        int n = Math.min(Math.min(an, b.length), limit);
+        int i = 0;
+        while (i < n && a[i] == b[i]) {
+            i++;
+        }
+        return i;
+    }
+
+    /** Frees the least recently used kept prefix other than {@code spare}; false when there is none. */
+    private boolean evictOne(Sequence spare) {
+        for (var it = kept.iterator(); it.hasNext(); ) {
+            Sequence k = it.next();
+            if (k != spare) {
+                it.remove();
+                cache.freeSequence(k.id);
+                return true;
             }
-            Running r = new Running(p, loop.newSequenceId(), need + 1);
-            cache.reserve(r.id, need);
-            loop.feed(r, p.prompt, 0, p.prompt.length);
-            r.stream = new TokenStream(model.tokenizer(), vocab, p.options, p.listener, r.tokens, r.length);
-            running.add(r);
+        }
+        return false;
+    }
+
+    /** Ends running sequences whose futures were cancelled, before the next step. */
+    private void dropCancelled() {
+        boolean any = false;
+        for (int i = running.size() - 1; i >= 0; i--) {
+            Running r = running.get(i);
+            if (r.req.result.isCancelled()) {
+                running.remove(i);
+                loop.park(r);
+                keep(r);
+                any = true;
+            }
+        }
+        if (any) {
+            runningCount = running.size();
+            countPages();
         }
     }
 
@@ -254,6 +418,9 @@ public final class BatchGenerator implements AutoCloseable {
         List<Sequence> ended = loop.ended();
         for (int i = 0; i < ended.size(); i++) {
             finish((Running) ended.get(i));
+        }
+        if (!ended.isEmpty()) {
+            countPages();
         }
         synchronized (this) {
             long took = System.nanoTime() - t0;
@@ -272,13 +439,57 @@ public final class BatchGenerator implements AutoCloseable {
 
     private void finish(Running r) {
         running.remove(r);
-        loop.free(r);
+        runningCount = running.size();
         if (r.failure != null) {
+            loop.free(r);
             r.req.result.completeExceptionally(r.failure);
             return;
         }
+        keep(r);
         long end = System.nanoTime();
         r.req.result.complete(r.stream.result(r.req.prompt.length, r.firstLogits - r.admitted, end - r.firstLogits));
+    }
+
+    /**
+     * Keeps the evaluated positions of a sequence that left the loop as a prefix others may share
+     * (pages reserved beyond them go back to the pool), or frees it when it holds less than a page.
+     */
+    private void keep(Running r) {
+        loop.park(r);
+        int positions = r.position;
+        if (positions < PAGE) {
+            cache.freeSequence(r.id);
+            return;
+        }
+        try {
+            cache.truncate(r.id, positions);
+        } catch (CriaException e) { // no page for a private copy of a shared last page: just free it
+            cache.freeSequence(r.id);
+            return;
+        }
+        Sequence k = new Sequence(r.id, 1);
+        k.tokens = r.tokens;
+        k.position = positions;
+        k.length = positions;
+        kept.addLast(k);
+        while (kept.size() > keepLimit) {
+            cache.freeSequence(kept.pollFirst().id);
+        }
+    }
+
+    /** Publishes the page counts for {@link #stats()}: pages in use, and those only kept prefixes hold. */
+    private void countPages() {
+        int total = cache.config().pages();
+        int used = total - cache.freePages();
+        java.util.BitSet live = new java.util.BitSet(total);
+        for (Running r : running) {
+            int held = cache.pagesFor(cache.capacity(r.id));
+            for (int i = 0; i < held; i++) {
+                live.set(cache.page(r.id, i * PAGE));
+            }
+        }
+        pagesUsed = used;
+        pagesCached = used - live.cardinality();
     }
 
     /** Finishes everything submitted, then releases the cache. */

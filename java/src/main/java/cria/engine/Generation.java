@@ -8,9 +8,19 @@ package cria.engine;
  * @param promptTokens  tokens evaluated for the prompt (after any reused prefix)
  * @param promptNanos   time spent evaluating the prompt
  * @param generateNanos time spent generating
+ * @param logprobs      one entry per generated token when the generation asked for them, else empty
  */
 public record Generation(String text, int[] tokens, FinishReason finishReason, int promptTokens, long promptNanos,
-                         long generateNanos) {
+                         long generateNanos, java.util.List<TokenLogprob> logprobs) {
+
+    public Generation {
+        logprobs = logprobs == null ? java.util.List.of() : java.util.List.copyOf(logprobs);
+    }
+
+    /** A generation without log-probabilities. */
+    public Generation(String text, int[] tokens, FinishReason finishReason, int promptTokens, long promptNanos, long generateNanos) {
+        this(text, tokens, finishReason, promptTokens, promptNanos, generateNanos, java.util.List.of());
+    }
 
     /** Why a generation ended. */
     public enum FinishReason {

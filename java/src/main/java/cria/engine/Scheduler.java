@@ -119,6 +119,11 @@ final class Scheduler implements AutoCloseable {
         }
     }
 
+    /** Takes a sequence out of the loop and keeps its pages (a prefix others may share). */
+    void park(Sequence s) {
+        deactivate(s);
+    }
+
     /** Keeps the first {@code positions} cached positions of {@code s} and forgets the rest. */
     void truncate(Sequence s, int positions) {
         cache.truncate(s.id, positions);
@@ -157,7 +162,8 @@ final class Scheduler implements AutoCloseable {
         }
         SamplerParams p = o.sampler();
         boolean penalties = p.repeatPenalty() != 1f || p.frequencyPenalty() != 0f || p.presencePenalty() != 0f;
-        return !penalties && ds.supports(p.temperature(), p.topK()) ? ds : null;
+        boolean hostOnly = !o.logitBias().isEmpty() || o.wantsLogprobs();
+        return !penalties && !hostOnly && ds.supports(p.temperature(), p.topK()) ? ds : null;
     }
 
     /**
@@ -194,7 +200,7 @@ final class Scheduler implements AutoCloseable {
         }
         llama.forward(batch, cache, scratch);
         int m = batch.logitCount();
-        boolean onDevice = m == 1 && rows[0].stream != null && rows[0].deviceSampler != null;
+        boolean onDevice = m == 1 && rows[0].stream != null && rows[0].deviceSampler != null && !rows[0].stream.needsHostLogits();
         if (m > 0 && !onDevice) {
             model.backend().download(scratch.logits(), m, logits);
         }

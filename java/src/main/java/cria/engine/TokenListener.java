@@ -12,4 +12,13 @@ public interface TokenListener {
      * @return false to stop generating
      */
     boolean onToken(int token, String text);
+
+    /**
+     * As {@link #onToken(int, String)}, with the token's log-probabilities when the generation asked
+     * for them ({@link GenerateOptions#topLogprobs()} of 0 or more); the engine calls this one. The
+     * default ignores {@code logprob} (null when not asked, and for the final call with token -1).
+     */
+    default boolean onToken(int token, String text, TokenLogprob logprob) {
+        return onToken(token, text);
+    }
 }

@@ -23,12 +23,20 @@ final class TokenStream {
     private int[] out = new int[16];
     private int n;
     private Generation.FinishReason reason;
+    /** Token ids and biases of the logit bias, applied to each row before sampling. */
+    private final int vocab;
+    private final int[] biasIds;
+    private final float[] biasValues;
+    private final java.util.List<TokenLogprob> logprobs;
+    /** The log-probabilities of the token being added (null when not asked). */
+    private TokenLogprob pending;
 
     /** {@code history[0, historyLen)} are the sequence's tokens so far (the penalties look at the last ones). */
     TokenStream(Tokenizer tok, int vocab, GenerateOptions options, TokenListener listener, int[] history, int historyLen) {
         this.tok = tok;
         this.options = options;
         this.listener = listener;
+        this.vocab = vocab;
         this.sampler = new Sampler(options.sampler(), vocab);
         int rl = options.sampler().repeatLastN();
         int window = rl < 0 ? historyLen : Math.min(historyLen, rl);
@@ -37,6 +45,18 @@ final class TokenStream {
         }
         this.decoder = tok.streamDecoder(false);
         this.stops = new StopMatcher(options.stop());
+        this.biasIds = new int[options.logitBias().size()];
+        this.biasValues = new float[biasIds.length];
+        int b = 0;
+        for (var e : options.logitBias().entrySet()) {
+            if (e.getKey() >= vocab) {
+                throw new cria.CriaException("logit bias names token id " + e.getKey() + ", outside the vocabulary (0.."
+                        + (vocab - 1) + ")");
+            }
+            biasIds[b] = e.getKey();
+            biasValues[b++] = e.getValue();
+        }
+        this.logprobs = options.wantsLogprobs() ? new java.util.ArrayList<>() : null;
         if (options.maxTokens() == 0) {
             reason = Generation.FinishReason.LENGTH;
         }
@@ -55,7 +75,19 @@ final class TokenStream {
         if (reason != null) {
             return false;
         }
-        return nextToken(sampler.sample(logits, off));
+        for (int i = 0; i < biasIds.length; i++) {
+            logits[off + biasIds[i]] += biasValues[i];
+        }
+        int id = sampler.sample(logits, off);
+        if (logprobs != null) {
+            pending = TokenLogprob.of(logits, off, vocab, id, options.topLogprobs());
+        }
+        return nextToken(id);
+    }
+
+    /** True when sampling needs the host's logits (bias or log-probabilities), so no device sampler may choose. */
+    boolean needsHostLogits() {
+        return biasIds.length > 0 || logprobs != null;
     }
 
     /** The settings this stream generates with. */
@@ -74,6 +106,11 @@ final class TokenStream {
             return false;
         }
         sampler.accept(id);
+        TokenLogprob lp = pending;
+        pending = null;
+        if (logprobs != null) {
+            logprobs.add(lp);
+        }
         if (n == out.length) {
             out = Arrays.copyOf(out, out.length * 2);
         }
@@ -83,7 +120,7 @@ final class TokenStream {
         }
         String piece = stops.add(decoder.feed(id));
         text.append(piece);
-        if (!listener.onToken(id, piece)) {
+        if (!listener.onToken(id, piece, lp)) {
             return end(Generation.FinishReason.CANCELLED);
         }
         if (stops.stopped()) {
@@ -115,7 +152,7 @@ final class TokenStream {
                 String tail = stops.add(decoder.flush()) + stops.flush();
                 if (!tail.isEmpty()) {
                     text.append(tail);
-                    listener.onToken(-1, tail);
+                    listener.onToken(-1, tail, null);
                 }
             }
         }
@@ -131,6 +168,7 @@ final class TokenStream {
     }
 
     Generation result(int promptTokens, long promptNanos, long generateNanos) {
-        return new Generation(text.toString(), Arrays.copyOf(out, n), reason, promptTokens, promptNanos, generateNanos);
+        return new Generation(text.toString(), Arrays.copyOf(out, n), reason, promptTokens, promptNanos, generateNanos,
+                logprobs);
     }
 }

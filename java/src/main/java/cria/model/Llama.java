@@ -238,6 +238,14 @@ public final class Llama {
             throw new IllegalStateException("no LoRA buffer of width " + width);
         }
 
+        /**
+         * After {@link #forwardHidden}: row j holds the final hidden state (after the output norm)
+         * of the batch's j-th entry that wanted logits.
+         */
+        public Buf hidden() {
+            return xl;
+        }
+
         /** The logits buffer: row j belongs to the batch's j-th entry that wanted logits. */
         public Buf logits() {
             return logits;
@@ -290,11 +298,21 @@ public final class Llama {
         // A backend's ops share scratch memory and one worker pool: steps of sessions running on
         // different threads take turns.
         synchronized (backend) {
-            step(batch, cache, s);
+            step(batch, cache, s, true);
         }
     }
 
-    private void step(Batch batch, KvCache cache, Scratch s) {
+    /**
+     * As {@link #forward}, without the output product: afterwards {@code s.hidden()} row j holds
+     * the output-normed hidden state of the batch's j-th entry that asked for logits (for embeddings).
+     */
+    public void forwardHidden(Batch batch, KvCache cache, Scratch s) {
+        synchronized (backend) {
+            step(batch, cache, s, false);
+        }
+    }
+
+    private void step(Batch batch, KvCache cache, Scratch s, boolean wantLogits) {
         int n = batch.size();
         if (n > s.batchSize || batch.logitCount() > s.maxLogits) {
             throw new IllegalArgumentException("batch of " + n + " entries / " + batch.logitCount()
@@ -338,10 +356,13 @@ public final class Llama {
             lowRank(lora.down[l], s.hb, n, s.xOut, s);                             // LoRA: x += B'·(A·hb)
         }
         int m = batch.logitCount();
-        if (m > 0) {
+        if (m > 0 && wantLogits) {
             ops.gather(s.x, batch.logitRows(), m, s.xl);                           // xl[m, dim] = rows that want logits
             ops.rmsnormMatmul(s.xl, w.outputNorm, eps, m, s.xl, output, s.logitsOut); // xl = rmsnorm(xl) in place; logits[m, vocab]
             lowRank(lora.output, s.xl, m, s.logitsOut, s);                          // LoRA: logits += B'·(A·xl)
+        } else if (m > 0) {                                                         // hidden states only (embeddings)
+            ops.gather(s.x, batch.logitRows(), m, s.xl);                           // xl[m, dim] = rows that want them
+            ops.rmsnorm(s.xl, w.outputNorm, eps, m, s.xl);                         // xl = rmsnorm(xl) in place
         }
         ops.endStep();
     }
