@@ -54,7 +54,13 @@ function percentile(values, p) {
   return s[Math.min(s.length - 1, Math.max(0, rank - 1))];
 }
 
-function median(values) { return percentile(values, 50); }
+/** The median (the mean of the two middle values for an even count; NaN when empty). */
+function median(values) {
+  if (values.length === 0) return NaN;
+  const s = [...values].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
 
 /** Formats a number of milliseconds or a rate with a fixed width; '-' for NaN. */
 function fmt(x, digits = 1) { return Number.isFinite(x) ? x.toFixed(digits) : '-'; }
