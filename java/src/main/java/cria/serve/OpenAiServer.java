@@ -416,17 +416,27 @@ public final class OpenAiServer implements AutoCloseable {
 
     /**
      * The request body, at most {@link ServeOptions#maxBodyBytes}: a Content-Length over it is refused
-     * before anything is read, a chunked body as soon as it passes it.
+     * before it is stored, a chunked body as soon as it passes it. The rest of a refused body, up to
+     * {@link #DRAIN_LIMIT} bytes, is read and dropped before the 413 is sent: a client still uploading
+     * when the connection closes would see a broken pipe instead of the answer.
      */
     private byte[] body(ServerRequest req, ServerResponse res) {
         long max = options.maxBodyBytes();
         OptionalLong declared = req.headers().contentLength();
         if (declared.isPresent() && declared.getAsLong() > max) {
+            if (declared.getAsLong() <= DRAIN_LIMIT) {
+                try (InputStream in = req.content().inputStream()) {
+                    drain(in);
+                } catch (IOException | RuntimeException e) {
+                    // the client stopped sending: the 413 goes out all the same
+                }
+            }
             throw ApiError.tooLarge(max);
         }
         try (InputStream in = req.content().inputStream()) {
             byte[] b = in.readNBytes((int) Math.min(Integer.MAX_VALUE - 8, max + 1));
             if (b.length > max) {
+                drain(in);
                 throw ApiError.tooLarge(max);
             }
             return b;
@@ -436,6 +446,23 @@ public final class OpenAiServer implements AutoCloseable {
             }
             throw new ApiError(400, "invalid_request_error", "incomplete_body", null,
                     "the request body ended before its declared length", 0);
+        }
+    }
+
+    /** The most bytes of a refused body read and dropped before answering 413 (a larger one is cut off). */
+    static final long DRAIN_LIMIT = 64L << 20;
+
+    /** Reads and drops what is left of a body, at most {@link #DRAIN_LIMIT} bytes. */
+    private static void drain(InputStream in) {
+        byte[] buf = new byte[64 << 10];
+        long left = DRAIN_LIMIT;
+        try {
+            int n;
+            while (left > 0 && (n = in.read(buf, 0, (int) Math.min(buf.length, left))) > 0) {
+                left -= n;
+            }
+        } catch (IOException | RuntimeException e) {
+            // the client stopped sending: nothing more to drop
         }
     }
 
