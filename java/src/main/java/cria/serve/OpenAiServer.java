@@ -120,17 +120,42 @@ public final class OpenAiServer implements AutoCloseable {
             throw new CriaException(e.getMessage());
         }
         OpenAiServer s = new OpenAiServer(options);
+        // Helidon reports a listener it cannot bind as a logged stack trace and a server on port -1,
+        // not as an exception: its log is quiet while it starts, and the outcome is checked here.
+        java.util.logging.Logger helidon = java.util.logging.Logger.getLogger("io.helidon.webserver");
+        java.util.logging.Level level = helidon.getLevel();
+        helidon.setLevel(java.util.logging.Level.OFF);
+        String why = null;
         try {
             s.server.start();
+            if (!s.server.isRunning() || s.server.port() < 0) {
+                why = bindFailure(options);
+            }
         } catch (RuntimeException e) {
             Throwable c = e;
             while (c.getCause() != null && !(c instanceof IOException)) {
                 c = c.getCause();
             }
-            throw new CriaException("cannot listen on " + options.host() + ":" + options.port() + ": " + c.getMessage()
+            why = c.getMessage();
+        } finally {
+            helidon.setLevel(level);
+        }
+        if (why != null) {
+            s.server.stop();
+            throw new CriaException("cannot listen on " + options.host() + ":" + options.port() + ": " + why
                     + " (is another server on that port? choose one with --port)");
         }
         return s;
+    }
+
+    /** Why the address cannot be bound, as the JDK says it (after Helidon failed to bind it without saying why). */
+    private static String bindFailure(ServeOptions o) {
+        try (java.net.ServerSocket probe = new java.net.ServerSocket()) {
+            probe.bind(new java.net.InetSocketAddress(o.host(), o.port()));
+            return "the web server did not start";
+        } catch (IOException e) {
+            return e.getMessage();
+        }
     }
 
     /**

@@ -45,6 +45,16 @@ class ServeSecurityTest {
     }
 
     @Test
+    void aPortInUseIsOneLineAndNoServer() throws Exception {
+        try (java.net.ServerSocket taken = new java.net.ServerSocket(0, 50, java.net.InetAddress.getLoopbackAddress())) {
+            cria.CriaException e = org.junit.jupiter.api.Assertions.assertThrows(cria.CriaException.class,
+                    () -> OpenAiServer.listen(ServeOptions.defaults().withPort(taken.getLocalPort())));
+            assertTrue(e.getMessage().startsWith("cannot listen on 127.0.0.1:" + taken.getLocalPort() + ": "), e.getMessage());
+            assertTrue(e.getMessage().contains("--port"), e.getMessage());
+        }
+    }
+
+    @Test
     void theKeyIsAskedForEverywhereButHealthMetricsAndThePage() {
         for (HttpResponse<String> r : List.of(models(null, null), models("Authorization", "Bearer wrong"),
                 models("Authorization", "Bearer s3cret-ke"), models("X-Api-Key", "s3cret-key-and-more"), models("Authorization", "s3cret-key"))) {
