@@ -233,7 +233,6 @@ public final class BatchGenerator implements AutoCloseable {
                             + cache.config().pages() + " with no sequence running, too few for the next request");
                 }
                 if (running.isEmpty()) {
-                    countPages();
                     synchronized (queue) {
                         if (queue.isEmpty()) {
                             if (closing) {

@@ -200,7 +200,7 @@ final class Scheduler implements AutoCloseable {
         }
         llama.forward(batch, cache, scratch);
         int m = batch.logitCount();
-        boolean onDevice = m == 1 && rows[0].stream != null && rows[0].deviceSampler != null && !rows[0].stream.needsHostLogits();
+        boolean onDevice = m == 1 && rows[0].stream != null && rows[0].deviceSampler != null;
         if (m > 0 && !onDevice) {
             model.backend().download(scratch.logits(), m, logits);
         }

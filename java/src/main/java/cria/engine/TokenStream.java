@@ -85,10 +85,6 @@ final class TokenStream {
         return nextToken(id);
     }
 
-    /** True when sampling needs the host's logits (bias or log-probabilities), so no device sampler may choose. */
-    boolean needsHostLogits() {
-        return biasIds.length > 0 || logprobs != null;
-    }
 
     /** The settings this stream generates with. */
     GenerateOptions options() {
