@@ -360,7 +360,6 @@ public final class BatchGenerator implements AutoCloseable {
                 loop.feed(r, p.prompt, common, p.prompt.length - common);
                 r.stream = new TokenStream(model.tokenizer(), vocab, p.options, p.listener, r.tokens, r.length);
                 running.add(r);
-                runningCount = running.size();
                 changed = true;
             }
         } finally {
@@ -406,7 +405,6 @@ public final class BatchGenerator implements AutoCloseable {
             }
         }
         if (any) {
-            runningCount = running.size();
             countPages();
         }
     }
@@ -438,7 +436,6 @@ public final class BatchGenerator implements AutoCloseable {
 
     private void finish(Running r) {
         running.remove(r);
-        runningCount = running.size();
         if (r.failure != null) {
             loop.free(r);
             r.req.result.completeExceptionally(r.failure);
@@ -476,7 +473,10 @@ public final class BatchGenerator implements AutoCloseable {
         }
     }
 
-    /** Publishes the page counts for {@link #stats()}: pages in use, and those only kept prefixes hold. */
+    /**
+     * Publishes the running count and the page counts for {@link #stats()} (pages in use, and those
+     * only kept prefixes hold); called after every change to either.
+     */
     private void countPages() {
         int total = cache.config().pages();
         int used = total - cache.freePages();
@@ -487,8 +487,11 @@ public final class BatchGenerator implements AutoCloseable {
                 live.set(cache.page(r.id, i * PAGE));
             }
         }
-        pagesUsed = used;
-        pagesCached = used - live.cardinality();
+        synchronized (this) { // one snapshot: "nothing running" is never read beside the pages it still held
+            runningCount = running.size();
+            pagesUsed = used;
+            pagesCached = used - live.cardinality();
+        }
     }
 
     /** Finishes everything submitted, then releases the cache. */
