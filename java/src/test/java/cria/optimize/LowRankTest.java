@@ -85,9 +85,9 @@ class LowRankTest {
                 };
                 LowRank.Options ol = options(LowRank.Method.SVD_LLM, budget);
                 Path llm = tmp.resolve("llm-" + budget + ".gguf");
-                int[] told = {0};
-                LowRank.write(f, LowRank.plan(f, 2, ol), ol, identity, llm, (it, fac, s) -> told[0]++);
-                assertEquals(14, told[0]);
+                java.util.concurrent.atomic.AtomicInteger told = new java.util.concurrent.atomic.AtomicInteger(); // the listener is called from the pool's threads
+                LowRank.write(f, LowRank.plan(f, 2, ol), ol, identity, llm, (it, fac, s) -> told.incrementAndGet());
+                assertEquals(14, told.get());
                 assertEquals(budget == 1 ? 2 : 1, passes.size(), "passes: " + passes);
                 assertEquals(Set.of("blk.0.attn_q.weight", "blk.0.attn_output.weight", "blk.0.ffn_gate.weight", "blk.0.ffn_down.weight"),
                         passes.get(0).stream().filter(s -> s.startsWith("blk.0.")).collect(java.util.stream.Collectors.toSet()));
