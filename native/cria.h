@@ -42,6 +42,21 @@ int64_t cria_matmul_scratch_bytes(int32_t k, int32_t n);
 int32_t cria_matmul(int32_t type, const uint8_t *w, int64_t wrb, int32_t r0, int32_t r1, int32_t k,
                     const void *x, int64_t xs, int32_t n, float *out, int64_t os, uint8_t *scratch);
 
+/*
+ * Packed quantized weights: the 16-row panels the matrix product builds from a weight's rows, laid
+ * out once so that a product reads them in one stream instead of gathering 16 rows (decode reads
+ * every weight once per token, so the gather was most of its time). A packed weight gives the
+ * same results, bit for bit, as its rows. cria_packed_bytes: bytes of the packed form of a weight
+ * of `rows` rows of k values (its full panels, rows / 16), or 0 when this build cannot pack the
+ * type. cria_pack: packs panels [p0, p1) (rows 16 p0 .. 16 p1) into packed (64-byte aligned, of
+ * cria_packed_bytes). cria_matmul_packed: cria_matmul with the full panels read from packed and the
+ * rest from w; r0 a multiple of 16. Both return 0, or -1 for what this build cannot run.
+ */
+int64_t cria_packed_bytes(int32_t type, int32_t rows, int32_t k);
+int32_t cria_pack(int32_t type, const uint8_t *w, int64_t wrb, int32_t p0, int32_t p1, int32_t k, uint8_t *packed);
+int32_t cria_matmul_packed(int32_t type, const uint8_t *w, int64_t wrb, const uint8_t *packed, int32_t r0, int32_t r1, int32_t k,
+                           const uint8_t *x, int64_t xs, int32_t n, float *out, int64_t os, uint8_t *scratch);
+
 /* Bytes of scratch cria_attend needs. */
 int64_t cria_attend_scratch_bytes(int32_t len, int32_t group, int32_t head_dim);
 

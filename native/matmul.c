@@ -25,5 +25,18 @@ int32_t cria_matmul(int32_t type, const uint8_t *w, int64_t wrb, int32_t r0, int
     if (type == T_F32 || type == T_F16 || type == T_BF16) {
         return matmul_float(type, w, wrb, r0, r1, k, (const float *) x, xs, n, out, os, scratch);
     }
-    return matmul_quant(type, w, wrb, r0, r1, k, (const uint8_t *) x, xs, n, out, os, scratch);
+    return matmul_quant(type, w, wrb, 0, r0, r1, k, (const uint8_t *) x, xs, n, out, os, scratch);
+}
+
+int64_t cria_packed_bytes(int32_t type, int32_t rows, int32_t k) {
+    return matmul_quant_packed_bytes(type, rows, k);
+}
+
+int32_t cria_pack(int32_t type, const uint8_t *w, int64_t wrb, int32_t p0, int32_t p1, int32_t k, uint8_t *packed) {
+    return matmul_quant_pack(type, w, wrb, p0, p1, k, packed);
+}
+
+int32_t cria_matmul_packed(int32_t type, const uint8_t *w, int64_t wrb, const uint8_t *packed, int32_t r0, int32_t r1, int32_t k,
+                           const uint8_t *x, int64_t xs, int32_t n, float *out, int64_t os, uint8_t *scratch) {
+    return matmul_quant(type, w, wrb, packed, r0, r1, k, x, xs, n, out, os, scratch);
 }

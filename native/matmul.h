@@ -47,12 +47,17 @@ static inline void transpose16(__m512i r[16]) {
 
 /* The families, hidden from the library's exported symbols (cria.h lists those). Arguments as
  * cria_matmul's; x is activation rows (quantized) or float rows (float). */
-__attribute__((visibility("hidden"))) int32_t matmul_quant(int32_t type, const uint8_t *w, int64_t wrb, int32_t r0, int32_t r1,
-                                                           int32_t k, const uint8_t *x, int64_t xs, int32_t n, float *out,
+__attribute__((visibility("hidden"))) int32_t matmul_quant(int32_t type, const uint8_t *w, int64_t wrb, const uint8_t *packed,
+                                                           int32_t r0, int32_t r1, int32_t k, const uint8_t *x, int64_t xs, int32_t n, float *out,
                                                            int64_t os, uint8_t *scratch);
 __attribute__((visibility("hidden"))) int32_t matmul_float(int32_t type, const uint8_t *w, int64_t wrb, int32_t r0, int32_t r1,
                                                            int32_t k, const float *x, int64_t xs, int32_t n, float *out,
                                                            int64_t os, uint8_t *scratch);
+
+/* The packed form of a quantized weight (cria_packed_bytes, cria_pack). */
+__attribute__((visibility("hidden"))) int64_t matmul_quant_packed_bytes(int32_t type, int32_t rows, int32_t k);
+__attribute__((visibility("hidden"))) int32_t matmul_quant_pack(int32_t type, const uint8_t *w, int64_t wrb, int32_t p0, int32_t p1,
+                                                                int32_t k, uint8_t *packed);
 
 /* Bytes of per-thread scratch each family needs (before cria_matmul_scratch_bytes' alignment slack). */
 __attribute__((visibility("hidden"))) int64_t matmul_quant_scratch(int32_t n);

@@ -191,6 +191,147 @@ static void tile(const panel_buf *p, int k0, int nb, act_row *x, int nt, float *
         nt -= t;
     }
 }
+
+/* Q4_0 and Q8_0 from their packed stream (panel.h's layout: per 32-value block, the gathered
+ * vectors, then 16 halves of scale), dotted without building the panel: the arithmetic of tile()
+ * on the bytes the builder would store, in the same order, so the results are the same bit for
+ * bit. For a few inputs (decode) the builder's stores and reloads cost more than the dots. */
+#define FUSED_BODY(T, eight, name)                                                                         \
+    static void name(const uint8_t *cur, int k0, int kc, act_row *x, float *acc0, float *mins0) {         \
+        const __m512i lo4 = _mm512_set1_epi8(15), flip = _mm512_set1_epi8((char) 0x80);                 \
+        const __m512 off = _mm512_set1_ps(eight ? 128.0f : 8.0f);                                         \
+        __m512 acc[T], mins[T];                                                                            \
+        for (int t = 0; t < T; t++) {                                                                      \
+            acc[t] = _mm512_load_ps(acc0 + t * PR);                                                        \
+            mins[t] = _mm512_load_ps(mins0 + t * PR);                                                      \
+        }                                                                                                  \
+        for (int j = 0; j < kc / 32; j++) {                                                                \
+            __m512i d[8];                                                                                  \
+            for (int m = 0; m < (eight ? 8 : 4); m++) {                                                    \
+                d[m] = _mm512_loadu_si512(cur + 64 * m);                                                   \
+            }                                                                                              \
+            cur += eight ? 512 : 256;                                                                      \
+            __m512 ws = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *) cur));                       \
+            cur += 32;                                                                                     \
+            __m512 wm = _mm512_add_ps(_mm512_setzero_ps(), _mm512_mul_ps(off, ws));                       \
+            for (int h = 0; h < 2; h++) {                                                                  \
+                int kb = k0 + 32 * j + 16 * h;                                                             \
+                __m512i dot[T];                                                                            \
+                for (int t = 0; t < T; t++) {                                                              \
+                    dot[t] = _mm512_setzero_si512();                                                       \
+                }                                                                                          \
+                for (int m = 0; m < 4; m++) {                                                              \
+                    __m512i wv = eight ? _mm512_xor_si512(d[4 * h + m], flip)                              \
+                                       : h ? _mm512_and_si512(_mm512_srli_epi16(d[m], 4), lo4)             \
+                                           : _mm512_and_si512(d[m], lo4);                                  \
+                    for (int t = 0; t < T; t++) {                                                          \
+                        int32_t xq;                                                                        \
+                        memcpy(&xq, x[t].qs + kb + 4 * m, 4);                                              \
+                        dot[t] = _mm512_dpbusd_epi32(dot[t], wv, _mm512_set1_epi32(xq));                   \
+                    }                                                                                      \
+                }                                                                                          \
+                for (int t = 0; t < T; t++) {                                                              \
+                    __m512 sc = _mm512_mul_ps(ws, _mm512_set1_ps(x[t].d[kb / 16]));                       \
+                    acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot[t]), sc, acc[t]);                     \
+                    mins[t] = _mm512_fmadd_ps(wm, _mm512_set1_ps(x[t].xs[kb / 16]), mins[t]);             \
+                }                                                                                          \
+            }                                                                                              \
+        }                                                                                                  \
+        for (int t = 0; t < T; t++) {                                                                      \
+            _mm512_store_ps(acc0 + t * PR, acc[t]);                                                        \
+            _mm512_store_ps(mins0 + t * PR, mins[t]);                                                      \
+        }                                                                                                  \
+    }
+FUSED_BODY(1, 0, fused1_q4)
+FUSED_BODY(2, 0, fused2_q4)
+FUSED_BODY(4, 0, fused4_q4)
+FUSED_BODY(1, 1, fused1_q8)
+FUSED_BODY(2, 1, fused2_q8)
+FUSED_BODY(4, 1, fused4_q8)
+
+/* Q6_K from its packed stream (panel_q6_k's order: per half and 16-byte column h, the gathered
+ * low bits of two runs and the high bits; then the word that ends with d, then the 16 scales), one
+ * super-block per chunk. Each half's 8 blocks of 16 values are dotted in integers first (h = 0
+ * gives the even blocks, h = 1 the odd ones), then become float in block order, as tile() does. */
+#define FUSED_Q6(T, name)                                                                                  \
+    static void name(const uint8_t *cur, int k0, act_row *x, float *acc0, float *mins0) {                 \
+        const __m512i lo4 = _mm512_set1_epi8(15), lo2 = _mm512_set1_epi8(3);                             \
+        __m512 acc[T], mins[T];                                                                            \
+        for (int t = 0; t < T; t++) {                                                                      \
+            acc[t] = _mm512_load_ps(acc0 + t * PR);                                                        \
+            mins[t] = _mm512_load_ps(mins0 + t * PR);                                                      \
+        }                                                                                                  \
+        const uint8_t *tail = cur + 3072;                                                                  \
+        __m512 d = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(_mm512_loadu_si512(tail), 16))); \
+        const __m512 off = _mm512_set1_ps(32.0f);                                                          \
+        for (int half = 0; half < 2; half++) {                                                             \
+            __m512i dot[8][T];                                                                             \
+            for (int b = 0; b < 8; b++) {                                                                  \
+                for (int t = 0; t < T; t++) {                                                              \
+                    dot[b][t] = _mm512_setzero_si512();                                                    \
+                }                                                                                          \
+            }                                                                                              \
+            for (int h = 0; h < 2; h++) {                                                                  \
+                const uint8_t *c = cur + (2 * half + h) * 768;                                             \
+                for (int m = 0; m < 4; m++) {                                                              \
+                    __m512i l0 = _mm512_loadu_si512(c + 64 * m), l1 = _mm512_loadu_si512(c + 256 + 64 * m); \
+                    __m512i hh = _mm512_loadu_si512(c + 512 + 64 * m);                                    \
+                    __m512i q[4];                                                                          \
+                    q[0] = _mm512_or_si512(_mm512_and_si512(l0, lo4), _mm512_slli_epi16(_mm512_and_si512(hh, lo2), 4)); \
+                    q[1] = _mm512_or_si512(_mm512_and_si512(l1, lo4),                                      \
+                            _mm512_slli_epi16(_mm512_and_si512(_mm512_srli_epi16(hh, 2), lo2), 4));        \
+                    q[2] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(l0, 4), lo4),                \
+                            _mm512_slli_epi16(_mm512_and_si512(_mm512_srli_epi16(hh, 4), lo2), 4));        \
+                    q[3] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(l1, 4), lo4),                \
+                            _mm512_slli_epi16(_mm512_and_si512(_mm512_srli_epi16(hh, 6), lo2), 4));        \
+                    for (int i = 0; i < 4; i++) {                                                          \
+                        int b = 2 * i + h; /* block within the half */                                     \
+                        int kv = k0 + 128 * half + 16 * b + 4 * m;                                         \
+                        for (int t = 0; t < T; t++) {                                                      \
+                            int32_t xq;                                                                    \
+                            memcpy(&xq, x[t].qs + kv, 4);                                                  \
+                            dot[b][t] = _mm512_dpbusd_epi32(dot[b][t], q[i], _mm512_set1_epi32(xq));       \
+                        }                                                                                  \
+                    }                                                                                      \
+                }                                                                                          \
+            }                                                                                              \
+            for (int b = 0; b < 8; b++) {                                                                  \
+                int is = 8 * half + b;                                                                     \
+                __m512i sc4 = _mm512_loadu_si512(tail + 64 + 64 * (is / 4));                               \
+                __m512i v = _mm512_srai_epi32(_mm512_slli_epi32(sc4, 24 - 8 * (is % 4)), 24);              \
+                __m512 ws = _mm512_mul_ps(d, _mm512_cvtepi32_ps(v));                                       \
+                __m512 wm = _mm512_add_ps(_mm512_setzero_ps(), _mm512_mul_ps(off, ws));                   \
+                int kb = k0 + 16 * is;                                                                     \
+                for (int t = 0; t < T; t++) {                                                              \
+                    __m512 sc = _mm512_mul_ps(ws, _mm512_set1_ps(x[t].d[kb / 16]));                       \
+                    acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot[b][t]), sc, acc[t]);                  \
+                    mins[t] = _mm512_fmadd_ps(wm, _mm512_set1_ps(x[t].xs[kb / 16]), mins[t]);             \
+                }                                                                                          \
+            }                                                                                              \
+        }                                                                                                  \
+        for (int t = 0; t < T; t++) {                                                                      \
+            _mm512_store_ps(acc0 + t * PR, acc[t]);                                                        \
+            _mm512_store_ps(mins0 + t * PR, mins[t]);                                                      \
+        }                                                                                                  \
+    }
+FUSED_Q6(1, fused1_q6)
+FUSED_Q6(2, fused2_q6)
+
+/* The inputs in groups of up to 4 (more would be cheaper through the built panel). */
+static void fused(int eight, const uint8_t *cur, int k0, int kc, act_row *x, int nt, float *acc, float *mins) {
+    while (nt > 0) {
+        int t = nt >= 4 ? 4 : nt >= 2 ? 2 : 1;
+        switch (t) {
+            case 4: (eight ? fused4_q8 : fused4_q4)(cur, k0, kc, x, acc, mins); break;
+            case 2: (eight ? fused2_q8 : fused2_q4)(cur, k0, kc, x, acc, mins); break;
+            default: (eight ? fused1_q8 : fused1_q4)(cur, k0, kc, x, acc, mins); break;
+        }
+        x += t;
+        acc += t * PR;
+        mins += t * PR;
+        nt -= t;
+    }
+}
 #else
 /* Portable version of the same arithmetic, in the same order. */
 static void tile(const panel_buf *p, int k0, int nb, act_row *x, int nt, float *acc, float *mins) {
@@ -217,6 +358,16 @@ static void tile(const panel_buf *p, int k0, int nb, act_row *x, int nt, float *
  * blocks, and 16 short interleaved runs defeat the hardware prefetcher. Asks for chunk `c` of every
  * row (PF_AHEAD chunks ahead of the one being computed), wrapping into the next panel's rows. */
 #define PF_AHEAD 2
+
+/* Up to how many inputs a packed weight is dotted straight from its stream (fused*), rather than
+ * through the built panel, which pays its stores once for all inputs. */
+#ifndef FUSED_N_LEGACY
+#define FUSED_N_LEGACY 4
+#endif
+#ifndef FUSED_N_Q6
+#define FUSED_N_Q6 4
+#endif
+_Static_assert(FUSED_N_LEGACY <= MAXT && FUSED_N_Q6 <= MAXT, "the fused paths take their inputs in one act_row array");
 static inline void prefetch_ahead(const uint8_t *w, int64_t wrb, int32_t r, int nr, int32_t r1, int c, int chunks, int64_t cb) {
     if (c >= chunks) {
         c -= chunks;
@@ -234,10 +385,81 @@ static inline void prefetch_ahead(const uint8_t *w, int64_t wrb, int32_t r, int 
     }
 }
 
-int32_t matmul_quant(int32_t type, const uint8_t *w, int64_t wrb, int32_t r0, int32_t r1, int32_t k,
+/* Bytes of a packed chunk of kc values (panel.h's COUNT mode: what the builder would read); 0 when
+ * the type has no direct builder. */
+static int64_t chunk_stream_bytes(int32_t type, int kc) {
+#if CRIA_VNNI
+    static __thread uint8_t pw[PR * CH] __attribute__((aligned(64)));
+    static __thread float ps[PR * (CH / 16)] __attribute__((aligned(64))), pm[PR * (CH / 16)] __attribute__((aligned(64)));
+    uint8_t base[1];
+    uint8_t *cur = base;
+    if (!panel_any(COUNT, &cur, type, 0, 0, 0, kc, pw, ps, pm)) {
+        return 0;
+    }
+    return cur - base;
+#else
+    (void) type;
+    (void) kc;
+    return 0;
+#endif
+}
+
+/* The packed form: the weight's full 16-row panels, one after the other, each its chunks in order,
+ * each chunk the vectors its builder gathers, as it gathers them (panel.h). The rows of a last
+ * partial panel are not packed (they are read from the weight). */
+static int layout(int32_t type, int32_t k, int64_t *chunk, int64_t *panel) {
+    kind kd;
+    if (!kind_of(type, &kd) || k <= 0 || k % kd.group != 0 || (kd.group == 256 && k % CH != 0)) {
+        return 0;
+    }
+    int64_t full = chunk_stream_bytes(type, CH);
+    if (full <= 0) {
+        return 0;
+    }
+    int last = k % CH;
+    *chunk = full;
+    *panel = (int64_t) (k / CH) * full + (last ? chunk_stream_bytes(type, last) : 0);
+    return 1;
+}
+
+int64_t matmul_quant_packed_bytes(int32_t type, int32_t rows, int32_t k) {
+    int64_t chunk, panel;
+    if (rows < PR || !layout(type, k, &chunk, &panel)) {
+        return 0;
+    }
+    return (int64_t) (rows / PR) * panel;
+}
+
+int32_t matmul_quant_pack(int32_t type, const uint8_t *w, int64_t wrb, int32_t p0, int32_t p1, int32_t k, uint8_t *packed) {
+#if CRIA_VNNI
+    int64_t chunk, panel;
+    if (!layout(type, k, &chunk, &panel)) {
+        return -1;
+    }
+    static __thread uint8_t pw[PR * CH] __attribute__((aligned(64)));
+    static __thread float ps[PR * (CH / 16)] __attribute__((aligned(64))), pm[PR * (CH / 16)] __attribute__((aligned(64)));
+    for (int32_t q = p0; q < p1; q++) {
+        uint8_t *cur = packed + (int64_t) q * panel;
+        for (int k0 = 0; k0 < k; k0 += CH) {
+            int kc = k - k0 < CH ? k - k0 : CH;
+            panel_any(RECORD, &cur, type, w + (int64_t) q * PR * wrb, wrb, k0, kc, pw, ps, pm);
+        }
+    }
+    return 0;
+#else
+    (void) type; (void) w; (void) wrb; (void) p0; (void) p1; (void) k; (void) packed;
+    return -1;
+#endif
+}
+
+int32_t matmul_quant(int32_t type, const uint8_t *w, int64_t wrb, const uint8_t *packed, int32_t r0, int32_t r1, int32_t k,
                      const uint8_t *x, int64_t xs, int32_t n, float *out, int64_t os, uint8_t *scratch) {
     kind kd;
     if (!kind_of(type, &kd) || k % kd.group != 0) {
+        return -1;
+    }
+    int64_t pchunk = 0, ppanel = 0;
+    if (packed != 0 && (r0 % PR != 0 || !layout(type, k, &pchunk, &ppanel))) {
         return -1;
     }
     panel_buf p = panel_at(scratch, n);
@@ -249,11 +471,40 @@ int32_t matmul_quant(int32_t type, const uint8_t *w, int64_t wrb, int32_t r0, in
         memset(p.mins, 0, (size_t) n * PR * 4);
         for (int k0 = 0; k0 < k; k0 += CH) {
             int kc = k - k0 < CH ? k - k0 : CH;
-            prefetch_ahead(w, wrb, r, nr, r1, k0 / CH + PF_AHEAD, chunks, (int64_t) (CH / kd.group) * kd.bytes);
+            int built = 0;
 #if CRIA_VNNI
-            if (nr < PR || (kc < CH && kd.group == 256) || !panel_fast(type, w + (int64_t) r * wrb, wrb, k0, kc, p.w, p.s, p.m))
+            if (packed != 0 && nr == PR && n <= FUSED_N_LEGACY && (type == T_Q4_0 || type == T_Q8_0)) {
+                const uint8_t *cur = packed + (int64_t) (r / PR) * ppanel + (int64_t) (k0 / CH) * pchunk;
+                for (int t = 0; t < n; t++) {
+                    xr[t] = act_at((uint8_t *) x + (int64_t) t * xs, k);
+                }
+                fused(type == T_Q8_0, cur, k0, kc, xr, n, p.acc, p.mins);
+                continue;
+            }
+            if (packed != 0 && nr == PR && n <= FUSED_N_Q6 && type == T_Q6_K) {
+                const uint8_t *cur = packed + (int64_t) (r / PR) * ppanel + (int64_t) (k0 / CH) * pchunk;
+                for (int t = 0; t < n; t++) {
+                    xr[t] = act_at((uint8_t *) x + (int64_t) t * xs, k);
+                }
+                for (int t = 0; t < n; t += 2) {
+                    (n - t >= 2 ? fused2_q6 : fused1_q6)(cur, k0, xr + t, p.acc + t * PR, p.mins + t * PR);
+                }
+                continue;
+            }
+            if (packed != 0 && nr == PR) {
+                uint8_t *cur = (uint8_t *) packed + (int64_t) (r / PR) * ppanel + (int64_t) (k0 / CH) * pchunk;
+                /* one stream: the hardware prefetcher follows it (software prefetches only stalled here) */
+                built = panel_any(REPLAY, &cur, type, 0, 0, k0, kc, p.w, p.s, p.m);
+            } else {
+                prefetch_ahead(w, wrb, r, nr, r1, k0 / CH + PF_AHEAD, chunks, (int64_t) (CH / kd.group) * kd.bytes);
+                built = !(nr < PR || (kc < CH && kd.group == 256)) && panel_fast(type, w + (int64_t) r * wrb, wrb, k0, kc, p.w, p.s, p.m);
+            }
+#else
+            prefetch_ahead(w, wrb, r, nr, r1, k0 / CH + PF_AHEAD, chunks, (int64_t) (CH / kd.group) * kd.bytes);
 #endif
+            if (!built) {
                 make_chunk(type, &kd, w, wrb, r, nr, k0, kc, &p);
+            }
             for (int32_t i = 0; i < n; i += MAXT) {
                 int nt = n - i < MAXT ? n - i : MAXT;
                 for (int t = 0; t < nt; t++) {

@@ -48,6 +48,73 @@ static inline __m512i gather_u32(const uint8_t *p, int64_t stride) {
     return _mm512_i32gather_epi32(_mm512_mullo_epi32(rows, _mm512_set1_epi32((int32_t) stride)), p, 1);
 }
 
+/* How a panel builder reads its 16 rows (the same code serves every mode, so the bytes a packed
+ * weight gives back are the bytes a gather gives):
+ *   GATHER: from the ggml rows;
+ *   RECORD: from the ggml rows, and each gathered vector is appended to a stream (packing);
+ *   REPLAY: from such a stream, one contiguous read per vector (a packed weight);
+ *   COUNT:  nothing is read, the stream's length is counted (zeros go on). */
+enum { GATHER = 0, RECORD = 1, REPLAY = 2, COUNT = 3 };
+
+static inline __attribute__((always_inline)) void g16(const int mode, uint8_t **cur, const uint8_t *p, int64_t stride, __m512i d[4]) {
+    if (mode == REPLAY) {
+        for (int m = 0; m < 4; m++) {
+            d[m] = _mm512_loadu_si512(*cur + 64 * m);
+        }
+    } else if (mode == COUNT) {
+        for (int m = 0; m < 4; m++) {
+            d[m] = _mm512_setzero_si512();
+        }
+    } else {
+        gather16x16(p, stride, d);
+        if (mode == RECORD) {
+            for (int m = 0; m < 4; m++) {
+                _mm512_storeu_si512(*cur + 64 * m, d[m]);
+            }
+        }
+    }
+    if (mode != GATHER) {
+        *cur += 256;
+    }
+}
+
+/* gather_f16, keeping the 16 halves (32 bytes) in the stream. */
+static inline __attribute__((always_inline)) __m512 gf16(const int mode, uint8_t **cur, const uint8_t *p, int64_t stride) {
+    __m256i h;
+    if (mode == REPLAY) {
+        h = _mm256_loadu_si256((const __m256i *) *cur);
+    } else if (mode == COUNT) {
+        h = _mm256_setzero_si256();
+    } else {
+        h = _mm512_cvtepi32_epi16(gather_u32(p, stride));
+        if (mode == RECORD) {
+            _mm256_storeu_si256((__m256i *) *cur, h);
+        }
+    }
+    if (mode != GATHER) {
+        *cur += 32;
+    }
+    return _mm512_cvtph_ps(h);
+}
+
+static inline __attribute__((always_inline)) __m512i gu32(const int mode, uint8_t **cur, const uint8_t *p, int64_t stride) {
+    __m512i v;
+    if (mode == REPLAY) {
+        v = _mm512_loadu_si512(*cur);
+    } else if (mode == COUNT) {
+        v = _mm512_setzero_si512();
+    } else {
+        v = gather_u32(p, stride);
+        if (mode == RECORD) {
+            _mm512_storeu_si512(*cur, v);
+        }
+    }
+    if (mode != GATHER) {
+        *cur += 64;
+    }
+    return v;
+}
+
 /* The scale and offset of a 32-value group: the same for both of its 16-value activation blocks. */
 static inline void store_scales2(float *ps, float *pm, int j, __m512 s, __m512 m) {
     _mm512_store_ps(ps + (2 * j) * 16, s);
@@ -57,35 +124,35 @@ static inline void store_scales2(float *ps, float *pm, int j, __m512 s, __m512 m
 }
 
 /* Q4_0: per block column, 16 bytes of nibbles per row. */
-static inline void panel_q4_0(const uint8_t *w, int64_t wrb, int k0, int kc, uint8_t *pw, float *ps, float *pm) {
+static inline __attribute__((always_inline)) void panel_q4_0(const int M, uint8_t **C, const uint8_t *w, int64_t wrb, int k0, int kc, uint8_t *pw, float *ps, float *pm) {
     const __m512i lo4 = _mm512_set1_epi8(15);
     for (int j = 0; j < kc / 32; j++) {
         const uint8_t *b = w + (int64_t) (k0 / 32 + j) * 18;
         __m512i d[4];
-        gather16x16(b + 2, wrb, d);
+        g16(M, C, b + 2, wrb, d);
         for (int m = 0; m < 4; m++) {
             _mm512_store_si512(pw + (8 * j + m) * 64, _mm512_and_si512(d[m], lo4));
             _mm512_store_si512(pw + (8 * j + 4 + m) * 64, _mm512_and_si512(_mm512_srli_epi16(d[m], 4), lo4));
         }
-        __m512 s = gather_f16(b, wrb);
+        __m512 s = gf16(M, C, b, wrb);
         __m512 m = _mm512_add_ps(_mm512_setzero_ps(), _mm512_mul_ps(_mm512_set1_ps(8.0f), s));
         store_scales2(ps, pm, j, s, m);
     }
 }
 
 /* Q8_0: per block column, 32 signed bytes per row (two halves of 16). */
-static inline void panel_q8_0(const uint8_t *w, int64_t wrb, int k0, int kc, uint8_t *pw, float *ps, float *pm) {
+static inline __attribute__((always_inline)) void panel_q8_0(const int M, uint8_t **C, const uint8_t *w, int64_t wrb, int k0, int kc, uint8_t *pw, float *ps, float *pm) {
     const __m512i flip = _mm512_set1_epi8((char) 0x80);
     for (int j = 0; j < kc / 32; j++) {
         const uint8_t *b = w + (int64_t) (k0 / 32 + j) * 34;
         for (int h = 0; h < 2; h++) {
             __m512i d[4];
-            gather16x16(b + 2 + 16 * h, wrb, d);
+            g16(M, C, b + 2 + 16 * h, wrb, d);
             for (int m = 0; m < 4; m++) {
                 _mm512_store_si512(pw + (8 * j + 4 * h + m) * 64, _mm512_xor_si512(d[m], flip));
             }
         }
-        __m512 s = gather_f16(b, wrb);
+        __m512 s = gf16(M, C, b, wrb);
         __m512 m = _mm512_add_ps(_mm512_setzero_ps(), _mm512_mul_ps(_mm512_set1_ps(128.0f), s));
         store_scales2(ps, pm, j, s, m);
     }
@@ -94,7 +161,7 @@ static inline void panel_q8_0(const uint8_t *w, int64_t wrb, int k0, int kc, uin
 /* Q4_K and Q5_K: one super-block (CH = 256 values); 6-bit scales and mins decoded for 16 rows at
  * once. Q5_K adds a fifth bit per value from qh (bit 2g of byte l for value 64g + l, bit 2g + 1
  * for value 64g + 32 + l) and keeps its 4-bit parts 32 bytes further on. */
-static inline __attribute__((always_inline)) void panel_q45_k(const int five, const uint8_t *w, int64_t wrb, int k0,
+static inline __attribute__((always_inline)) void panel_q45_k(const int M, uint8_t **C, const int five, const uint8_t *w, int64_t wrb, int k0,
                                                                uint8_t *pw, float *ps, float *pm) {
     const __m512i lo4 = _mm512_set1_epi8(15);
     const __m512i one = _mm512_set1_epi8(1);
@@ -103,11 +170,11 @@ static inline __attribute__((always_inline)) void panel_q45_k(const int five, co
     for (int h = 0; h < 2; h++) {
         __m512i qh[4];
         if (five) {
-            gather16x16(b + 16 + 16 * h, wrb, qh);
+            g16(M, C, b + 16 + 16 * h, wrb, qh);
         }
         for (int g = 0; g < 4; g++) {
             __m512i d[4];
-            gather16x16(qs + 32 * g + 16 * h, wrb, d);
+            g16(M, C, qs + 32 * g + 16 * h, wrb, d);
             for (int m = 0; m < 4; m++) {
                 /* bytes 16h + 4m of the group: low nibbles are values 64g + 16h + 4m, high ones 64g + 32 + 16h + 4m */
                 __m512i lo = _mm512_and_si512(d[m], lo4), hi = _mm512_and_si512(_mm512_srli_epi16(d[m], 4), lo4);
@@ -122,7 +189,7 @@ static inline __attribute__((always_inline)) void panel_q45_k(const int five, co
     }
     /* the block's first 16 bytes for all 16 rows: d and dmin, then the 12 bytes of packed scales */
     __m512i head[4];
-    gather16x16(b, wrb, head);
+    g16(M, C, b, wrb, head);
     __m512i dd = head[0];
     __m512 dv = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(dd));
     __m512 dminv = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(dd, 16)));
@@ -146,16 +213,16 @@ static inline __attribute__((always_inline)) void panel_q45_k(const int five, co
 }
 
 /* Q6_K: one super-block; 4 + 2 bit values, 16 signed 8-bit scales per row. */
-static inline void panel_q6_k(const uint8_t *w, int64_t wrb, int k0, uint8_t *pw, float *ps, float *pm) {
+static inline __attribute__((always_inline)) void panel_q6_k(const int M, uint8_t **C, const uint8_t *w, int64_t wrb, int k0, uint8_t *pw, float *ps, float *pm) {
     const __m512i lo4 = _mm512_set1_epi8(15), lo2 = _mm512_set1_epi8(3);
     const uint8_t *b = w + (int64_t) (k0 / 256) * 210;
     for (int half = 0; half < 2; half++) {
         const uint8_t *ql = b + 64 * half, *qh = b + 128 + 32 * half;
         for (int h = 0; h < 2; h++) { /* bytes 16h .. 16h + 15 of each 32-byte run */
             __m512i l0[4], l1[4], hh[4];
-            gather16x16(ql + 16 * h, wrb, l0);
-            gather16x16(ql + 32 + 16 * h, wrb, l1);
-            gather16x16(qh + 16 * h, wrb, hh);
+            g16(M, C, ql + 16 * h, wrb, l0);
+            g16(M, C, ql + 32 + 16 * h, wrb, l1);
+            g16(M, C, qh + 16 * h, wrb, hh);
             for (int m = 0; m < 4; m++) {
                 int l = 16 * h + 4 * m; /* value offset within each group of 32 */
                 __m512i q0 = _mm512_or_si512(_mm512_and_si512(l0[m], lo4), _mm512_slli_epi16(_mm512_and_si512(hh[m], lo2), 4));
@@ -174,10 +241,10 @@ static inline void panel_q6_k(const uint8_t *w, int64_t wrb, int k0, uint8_t *pw
         }
     }
     /* d is the block's last two bytes: read the word that ends there, so no byte past the block is touched */
-    __m512 d = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(gather_u32(b + 206, wrb), 16)));
+    __m512 d = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(gu32(M, C, b + 206, wrb), 16)));
     __m512 off = _mm512_set1_ps(32.0f);
     __m512i scales[4];
-    gather16x16(b + 192, wrb, scales);
+    g16(M, C, b + 192, wrb, scales);
     for (int q = 0; q < 4; q++) {
         __m512i sc4 = scales[q];
         for (int j = 0; j < 4; j++) {
@@ -193,7 +260,7 @@ static inline void panel_q6_k(const uint8_t *w, int64_t wrb, int k0, uint8_t *pw
  * from the 32-bit qh word (the 5 types: bit j for value j), or a table lookup (IQ4_NL, stored as
  * value + 128). The offsets and mins match make_chunk_of's: Q5_0 subtracts 16 d, IQ4_NL 128 d; the
  * _1 types add their min (kept as m = -min + 0 d). */
-static inline __attribute__((always_inline)) void panel_legacy(const int mins, const int five, const int nl, const uint8_t *w,
+static inline __attribute__((always_inline)) void panel_legacy(const int M, uint8_t **C, const int mins, const int five, const int nl, const uint8_t *w,
                                                                int64_t wrb, int k0, int kc, uint8_t *pw, float *ps, float *pm) {
     const __m512i lo4 = _mm512_set1_epi8(15), flip = _mm512_set1_epi8((char) 0x80);
     const __m512i table = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *) IQ4NL));
@@ -206,8 +273,8 @@ static inline __attribute__((always_inline)) void panel_legacy(const int mins, c
     for (int j = 0; j < kc / 32; j++) {
         const uint8_t *b = w + (int64_t) (k0 / 32 + j) * bb;
         __m512i d[4];
-        gather16x16(b + qs, wrb, d);
-        __m512i qh = five ? gather_u32(b + qhoff, wrb) : _mm512_setzero_si512();
+        g16(M, C, b + qs, wrb, d);
+        __m512i qh = five ? gu32(M, C, b + qhoff, wrb) : _mm512_setzero_si512();
         for (int m = 0; m < 4; m++) {
             __m512i lo = _mm512_and_si512(d[m], lo4), hi = _mm512_and_si512(_mm512_srli_epi16(d[m], 4), lo4);
             if (five) {
@@ -223,7 +290,7 @@ static inline __attribute__((always_inline)) void panel_legacy(const int mins, c
             _mm512_store_si512(pw + (8 * j + m) * 64, lo);
             _mm512_store_si512(pw + (8 * j + 4 + m) * 64, hi);
         }
-        __m512i dm = gather_u32(b, wrb); /* d, and the min for the _1 types */
+        __m512i dm = gu32(M, C, b, wrb); /* d, and the min for the _1 types */
         __m512 s = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(dm));
         __m512 mv;
         if (mins) {
@@ -238,15 +305,15 @@ static inline __attribute__((always_inline)) void panel_legacy(const int mins, c
 
 /* Q3_K: one super-block of 110 bytes: hmask[32], qs[64], 12 bytes of packed 6-bit scales, d. Value
  * 128 half + 32 sh + l is ((qs[32 half + l] >> 2 sh) & 3) | (bit 4 half + sh of hmask[l]) << 2, less 4. */
-static inline void panel_q3_k(const uint8_t *w, int64_t wrb, int k0, uint8_t *pw, float *ps, float *pm) {
+static inline __attribute__((always_inline)) void panel_q3_k(const int M, uint8_t **C, const uint8_t *w, int64_t wrb, int k0, uint8_t *pw, float *ps, float *pm) {
     const __m512i three = _mm512_set1_epi8(3), one = _mm512_set1_epi8(1);
     const uint8_t *b = w + (int64_t) (k0 / 256) * 110;
     for (int h = 0; h < 2; h++) { /* bytes 16h .. 16h + 15 of each 32-byte run */
         __m512i hm[4];
-        gather16x16(b + 16 * h, wrb, hm);
+        g16(M, C, b + 16 * h, wrb, hm);
         for (int half = 0; half < 2; half++) {
             __m512i q[4];
-            gather16x16(b + 32 + 32 * half + 16 * h, wrb, q);
+            g16(M, C, b + 32 + 32 * half + 16 * h, wrb, q);
             for (int sh = 0; sh < 4; sh++) {
                 for (int m = 0; m < 4; m++) {
                     __m512i v = _mm512_and_si512(_mm512_srli_epi16(q[m], 2 * sh), three);
@@ -258,7 +325,7 @@ static inline void panel_q3_k(const uint8_t *w, int64_t wrb, int k0, uint8_t *pw
     }
     /* bytes 94 .. 109: two bytes of qs, the 12 scale bytes, d (nothing past the block is read) */
     __m512i t[4];
-    gather16x16(b + 94, wrb, t);
+    g16(M, C, b + 94, wrb, t);
     __m512 dall = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(t[3], 16)));
     const __m512i m15 = _mm512_set1_epi32(15), m3 = _mm512_set1_epi32(3), m255 = _mm512_set1_epi32(255);
 #define SBYTE(j) _mm512_and_si512(_mm512_srli_epi32(t[(2 + (j)) / 4], 8 * ((2 + (j)) % 4)), m255)
@@ -275,13 +342,13 @@ static inline void panel_q3_k(const uint8_t *w, int64_t wrb, int k0, uint8_t *pw
 
 /* Q2_K: one super-block of 84 bytes: 16 scale bytes (scale in the low nibble, min in the high one),
  * qs[64], d, dmin. Value 128 half + 32 sh + l is (qs[32 half + l] >> 2 sh) & 3. */
-static inline void panel_q2_k(const uint8_t *w, int64_t wrb, int k0, uint8_t *pw, float *ps, float *pm) {
+static inline __attribute__((always_inline)) void panel_q2_k(const int M, uint8_t **C, const uint8_t *w, int64_t wrb, int k0, uint8_t *pw, float *ps, float *pm) {
     const __m512i three = _mm512_set1_epi8(3);
     const uint8_t *b = w + (int64_t) (k0 / 256) * 84;
     for (int half = 0; half < 2; half++) {
         for (int h = 0; h < 2; h++) {
             __m512i q[4];
-            gather16x16(b + 16 + 32 * half + 16 * h, wrb, q);
+            g16(M, C, b + 16 + 32 * half + 16 * h, wrb, q);
             for (int sh = 0; sh < 4; sh++) {
                 for (int m = 0; m < 4; m++) {
                     _mm512_store_si512(pw + (32 * half + 8 * sh + 4 * h + m) * 64, _mm512_and_si512(_mm512_srli_epi16(q[m], 2 * sh), three));
@@ -289,11 +356,11 @@ static inline void panel_q2_k(const uint8_t *w, int64_t wrb, int k0, uint8_t *pw
             }
         }
     }
-    __m512i dd = gather_u32(b + 80, wrb);
+    __m512i dd = gu32(M, C, b + 80, wrb);
     __m512 d = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(dd));
     __m512 dmin = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(dd, 16)));
     __m512i t[4];
-    gather16x16(b, wrb, t);
+    g16(M, C, b, wrb, t);
     const __m512i m15 = _mm512_set1_epi32(15);
     for (int is = 0; is < 16; is++) {
         __m512i byte = _mm512_srli_epi32(t[is / 4], 8 * (is % 4));
@@ -306,13 +373,13 @@ static inline void panel_q2_k(const uint8_t *w, int64_t wrb, int k0, uint8_t *pw
 
 /* IQ4_XS: one super-block of 136 bytes: d, 16 bits of high scale parts, 4 bytes of low parts, then
  * 8 runs of 16 bytes (32 values each, looked up in the IQ4_NL table and stored as value + 128). */
-static inline void panel_iq4_xs(const uint8_t *w, int64_t wrb, int k0, uint8_t *pw, float *ps, float *pm) {
+static inline __attribute__((always_inline)) void panel_iq4_xs(const int M, uint8_t **C, const uint8_t *w, int64_t wrb, int k0, uint8_t *pw, float *ps, float *pm) {
     const __m512i lo4 = _mm512_set1_epi8(15), flip = _mm512_set1_epi8((char) 0x80);
     const __m512i table = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *) IQ4NL));
     const uint8_t *b = w + (int64_t) (k0 / 256) * 136;
     for (int ib = 0; ib < 8; ib++) {
         __m512i d[4];
-        gather16x16(b + 8 + 16 * ib, wrb, d);
+        g16(M, C, b + 8 + 16 * ib, wrb, d);
         for (int m = 0; m < 4; m++) {
             __m512i lo = _mm512_and_si512(d[m], lo4), hi = _mm512_and_si512(_mm512_srli_epi16(d[m], 4), lo4);
             _mm512_store_si512(pw + (8 * ib + m) * 64, _mm512_xor_si512(_mm512_shuffle_epi8(table, lo), flip));
@@ -320,7 +387,7 @@ static inline void panel_iq4_xs(const uint8_t *w, int64_t wrb, int k0, uint8_t *
         }
     }
     __m512i t[4];
-    gather16x16(b, wrb, t);
+    g16(M, C, b, wrb, t);
     __m512 d = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(t[0]));
     __m512i sh = _mm512_srli_epi32(t[0], 16);
     const __m512i m15 = _mm512_set1_epi32(15), m3 = _mm512_set1_epi32(3);
@@ -336,23 +403,28 @@ static inline void panel_iq4_xs(const uint8_t *w, int64_t wrb, int k0, uint8_t *
 
 /* Builds the chunk for 16 full rows when the type has a direct builder; returns 0 otherwise. The
  * 32-value block types take a short last chunk (kc < CH values, a multiple of 64); the 256-value
- * super-block types never have one. */
-static inline int panel_fast(int32_t type, const uint8_t *w, int64_t wrb, int k0, int kc, uint8_t *pw, float *ps, float *pm) {
+ * super-block types never have one. `mode` and `cur` as for g16: the rows, or a packed stream. */
+static inline __attribute__((always_inline)) int panel_any(const int M, uint8_t **C, int32_t type, const uint8_t *w, int64_t wrb,
+                                                           int k0, int kc, uint8_t *pw, float *ps, float *pm) {
     switch (type) {
-        case T_Q4_0: panel_q4_0(w, wrb, k0, kc, pw, ps, pm); return 1;
-        case T_Q8_0: panel_q8_0(w, wrb, k0, kc, pw, ps, pm); return 1;
-        case T_Q4_1: panel_legacy(1, 0, 0, w, wrb, k0, kc, pw, ps, pm); return 1;
-        case T_Q5_0: panel_legacy(0, 1, 0, w, wrb, k0, kc, pw, ps, pm); return 1;
-        case T_Q5_1: panel_legacy(1, 1, 0, w, wrb, k0, kc, pw, ps, pm); return 1;
-        case T_IQ4_NL: panel_legacy(0, 0, 1, w, wrb, k0, kc, pw, ps, pm); return 1;
-        case T_Q4_K: panel_q45_k(0, w, wrb, k0, pw, ps, pm); return 1;
-        case T_Q5_K: panel_q45_k(1, w, wrb, k0, pw, ps, pm); return 1;
-        case T_Q6_K: panel_q6_k(w, wrb, k0, pw, ps, pm); return 1;
-        case T_Q3_K: panel_q3_k(w, wrb, k0, pw, ps, pm); return 1;
-        case T_Q2_K: panel_q2_k(w, wrb, k0, pw, ps, pm); return 1;
-        case T_IQ4_XS: panel_iq4_xs(w, wrb, k0, pw, ps, pm); return 1;
+        case T_Q4_0: panel_q4_0(M, C, w, wrb, k0, kc, pw, ps, pm); return 1;
+        case T_Q8_0: panel_q8_0(M, C, w, wrb, k0, kc, pw, ps, pm); return 1;
+        case T_Q4_1: panel_legacy(M, C, 1, 0, 0, w, wrb, k0, kc, pw, ps, pm); return 1;
+        case T_Q5_0: panel_legacy(M, C, 0, 1, 0, w, wrb, k0, kc, pw, ps, pm); return 1;
+        case T_Q5_1: panel_legacy(M, C, 1, 1, 0, w, wrb, k0, kc, pw, ps, pm); return 1;
+        case T_IQ4_NL: panel_legacy(M, C, 0, 0, 1, w, wrb, k0, kc, pw, ps, pm); return 1;
+        case T_Q4_K: panel_q45_k(M, C, 0, w, wrb, k0, pw, ps, pm); return 1;
+        case T_Q5_K: panel_q45_k(M, C, 1, w, wrb, k0, pw, ps, pm); return 1;
+        case T_Q6_K: panel_q6_k(M, C, w, wrb, k0, pw, ps, pm); return 1;
+        case T_Q3_K: panel_q3_k(M, C, w, wrb, k0, pw, ps, pm); return 1;
+        case T_Q2_K: panel_q2_k(M, C, w, wrb, k0, pw, ps, pm); return 1;
+        case T_IQ4_XS: panel_iq4_xs(M, C, w, wrb, k0, pw, ps, pm); return 1;
         default: return 0;
     }
+}
+
+static inline int panel_fast(int32_t type, const uint8_t *w, int64_t wrb, int k0, int kc, uint8_t *pw, float *ps, float *pm) {
+    return panel_any(GATHER, 0, type, w, wrb, k0, kc, pw, ps, pm);
 }
 #endif
 #endif

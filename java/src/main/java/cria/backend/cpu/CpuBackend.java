@@ -87,6 +87,16 @@ public final class CpuBackend extends HostBackend {
         return ops.runsNatively(type, cols);
     }
 
+    /**
+     * Bytes held by packed copies of quantized weights: the native kernels lay out each read-only
+     * quantized weight once, on first use, in the panel order their products read (same results,
+     * read as one stream; decode is about twice as fast), where memory allows (1 GiB stays
+     * available). 0 on the Java path, or with {@code -Dcria.pack=false}.
+     */
+    public long packedBytes() {
+        return ops instanceof NativeCpuOps n ? n.packedBytes() : 0;
+    }
+
     /** The worker pool (for this package's tests, which watch what its threads do). */
     WorkerPool pool() {
         return pool;

@@ -37,6 +37,11 @@ final class NativeCpuOps extends CpuOps {
     private MemorySegment act = MemorySegment.NULL;
     private long actStride;
     private final Map<Weight, MemorySegment> floatVectors = new IdentityHashMap<>();
+    // quantized weights in the kernels' panel layout (MemorySegment.NULL: not packed), made on first use
+    private final Map<Weight, MemorySegment> packed = new IdentityHashMap<>();
+    private final boolean packing = !"false".equals(System.getProperty("cria.pack"));
+    private long packedTotal;
+    private final Pack packTask = new Pack();
     private int[] firstChunk = new int[8];
     private final AtomicInteger nextChunk = new AtomicInteger();
     // heap arrays the kernels read (critical downcalls), wrapped once per array rather than per call
@@ -148,6 +153,12 @@ final class NativeCpuOps extends CpuOps {
             quantized |= w.type().isQuantized();
         }
         int k = ws[0].cols();
+        if (packs.length < ws.length) {
+            packs = new MemorySegment[Math.max(ws.length, 2 * packs.length)];
+        }
+        for (int j = 0; j < ws.length; j++) {
+            packs[j] = packedOf(ws[j]);
+        }
         // activations quantized once (when a weight needs it), then row slices per thread
         actStride = nk.actRowBytes(k);
         if (quantized) {
@@ -171,6 +182,70 @@ final class NativeCpuOps extends CpuOps {
         }
         nextChunk.set(0);
         pool.run(m);
+    }
+
+    // the current product's packed weights (index as m.ws), set on the calling thread before the chunks run
+    private MemorySegment[] packs = new MemorySegment[8];
+
+    /**
+     * The weight in the kernels' panel layout, packed on first use (in parallel), or
+     * MemorySegment.NULL when it stays as it is: a type the kernels cannot pack, a weight that may
+     * change (only read-only mapped data is packed: training writes its weights), packing turned
+     * off ({@code -Dcria.pack=false}), or no room. Decode reads every weight once per token, and
+     * building the panels from 16 scattered rows was most of its time; packed, a product reads one
+     * stream. The results are the same, bit for bit. The copy costs as much memory as the weight.
+     */
+    private MemorySegment packedOf(Weight w) {
+        MemorySegment seg = packed.get(w);
+        if (seg != null) {
+            return seg;
+        }
+        seg = MemorySegment.NULL;
+        Tensor t = w.tensor();
+        if (packing && t.type().isQuantized() && t.data().isReadOnly()) {
+            long bytes = nk.packedBytes(t.type().id(), w.rows(), w.cols());
+            if (bytes > 0 && roomFor(bytes)) {
+                try {
+                    seg = arena.allocate(bytes, 64);
+                    packTask.t = t;
+                    packTask.into = seg;
+                    packTask.n = w.rows() / 16;
+                    pool.run(packTask);
+                    packedTotal += bytes;
+                } catch (OutOfMemoryError e) {
+                    seg = MemorySegment.NULL; // no room after all: the weight is read as it is
+                } finally {
+                    packTask.t = null;
+                    packTask.into = null;
+                }
+            }
+        }
+        packed.put(w, seg);
+        return seg;
+    }
+
+    /** Bytes of packed weights held. */
+    long packedBytes() {
+        return packedTotal;
+    }
+
+    /** Whether another packed copy of this many bytes leaves the system at least 1 GiB of available memory. */
+    private boolean roomFor(long bytes) {
+        long available = MemInfo.availableBytes();
+        return available < 0 || bytes + (1L << 30) <= available;
+    }
+
+    /** Packs panels [lo, hi) of one weight. */
+    private final class Pack extends Rows {
+        Tensor t;
+        MemorySegment into;
+
+        @Override
+        void rows(int th, int lo, int hi) {
+            if (nk.pack(t.type().id(), t.data(), t.rowBytes(), lo, hi, t.rowLength(), into) != 0) {
+                throw new IllegalStateException("native pack refused " + t);
+            }
+        }
     }
 
     /** Rows [lo, hi) of x quantized into act, for the products' quantized weights. */
@@ -203,8 +278,12 @@ final class NativeCpuOps extends CpuOps {
             int hi = Math.min(rows, lo + CHUNK_ROWS);
             HostBuf out = (HostBuf) m.outs[j];
             boolean q = t.type().isQuantized();
-            int rc = nk.matmul(t.type().id(), t.data(), t.rowBytes(), lo, hi, k, q ? act : x.segment(),
-                    q ? actStride : x.cols(), m.n, out.segment(), out.cols(), matmulScratch[th]);
+            MemorySegment pk = packs[j];
+            int rc = pk != MemorySegment.NULL
+                    ? nk.matmulPacked(t.type().id(), t.data(), t.rowBytes(), pk, lo, hi, k, act, actStride, m.n, out.segment(),
+                            out.cols(), matmulScratch[th])
+                    : nk.matmul(t.type().id(), t.data(), t.rowBytes(), lo, hi, k, q ? act : x.segment(),
+                            q ? actStride : x.cols(), m.n, out.segment(), out.cols(), matmulScratch[th]);
             if (rc != 0) {
                 throw new IllegalStateException("native matmul refused " + t);
             }

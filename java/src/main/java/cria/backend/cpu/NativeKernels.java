@@ -35,6 +35,9 @@ final class NativeKernels {
     private final MethodHandle quantizeAct;
     private final MethodHandle scratchBytes;
     private final MethodHandle matmul;
+    private final MethodHandle packedBytes;
+    private final MethodHandle pack;
+    private final MethodHandle matmulPacked;
     private final MethodHandle attendScratch;
     private final MethodHandle rmsnorm;
     private final MethodHandle swiglu;
@@ -55,6 +58,10 @@ final class NativeKernels {
         this.scratchBytes = linker.downcallHandle(find(lib, "cria_matmul_scratch_bytes"), FunctionDescriptor.of(L, I, I), critical);
         this.matmul = linker.downcallHandle(find(lib, "cria_matmul"),
                 FunctionDescriptor.of(I, I, A, L, I, I, I, A, L, I, A, L, A), critical);
+        this.packedBytes = linker.downcallHandle(find(lib, "cria_packed_bytes"), FunctionDescriptor.of(L, I, I, I), critical);
+        this.pack = linker.downcallHandle(find(lib, "cria_pack"), FunctionDescriptor.of(I, I, A, L, I, I, I, A), critical);
+        this.matmulPacked = linker.downcallHandle(find(lib, "cria_matmul_packed"),
+                FunctionDescriptor.of(I, I, A, L, A, I, I, I, A, L, I, A, L, A), critical);
         this.attendScratch = linker.downcallHandle(find(lib, "cria_attend_scratch_bytes"), FunctionDescriptor.of(L, I, I, I), critical);
         // heap access allowed: the page table is a Java int[]
         this.attend = linker.downcallHandle(find(lib, "cria_attend"),
@@ -224,6 +231,34 @@ final class NativeKernels {
                MemorySegment out, long outStride, MemorySegment scratch) {
         try {
             return (int) matmul.invokeExact(type, w, rowBytes, r0, r1, k, x, xStride, n, out, outStride, scratch);
+        } catch (Throwable e) {
+            throw new IllegalStateException(e);
+        }
+    }
+
+    /** Bytes of the packed form of a weight of this type and shape (its full 16-row panels), or 0 when it cannot be packed. */
+    long packedBytes(int type, int rows, int k) {
+        try {
+            return (long) packedBytes.invokeExact(type, rows, k);
+        } catch (Throwable e) {
+            throw new IllegalStateException(e);
+        }
+    }
+
+    /** Packs panels [p0, p1) (rows 16 p0 to 16 p1) of w into packed; 0, or -1 when the type cannot be packed. */
+    int pack(int type, MemorySegment w, long rowBytes, int p0, int p1, int k, MemorySegment packed) {
+        try {
+            return (int) pack.invokeExact(type, w, rowBytes, p0, p1, k, packed);
+        } catch (Throwable e) {
+            throw new IllegalStateException(e);
+        }
+    }
+
+    /** {@link #matmul} with the weight's full panels read from its packed form; r0 a multiple of 16. */
+    int matmulPacked(int type, MemorySegment w, long rowBytes, MemorySegment packed, int r0, int r1, int k, MemorySegment x,
+                     long xStride, int n, MemorySegment out, long outStride, MemorySegment scratch) {
+        try {
+            return (int) matmulPacked.invokeExact(type, w, rowBytes, packed, r0, r1, k, x, xStride, n, out, outStride, scratch);
         } catch (Throwable e) {
             throw new IllegalStateException(e);
         }

@@ -68,6 +68,35 @@ final class CpuProductProperties {
     }
 
     /**
+     * Read-only weights (a model file's mapped tensors) are packed into the kernels' panel layout on
+     * first use, where the build can (AVX-512 VNNI), and products read the packed copy: decode's fused
+     * paths for a few inputs, the built panel for more. Each gives the same bits as the weight's own
+     * rows, for every number of inputs around the fused paths' limits; 85 rows end in a ragged panel
+     * (read from the rows), and 32-value block types get 576-value rows (a short last chunk).
+     */
+    static void packedInvariant(Pairs p, GgmlType t) {
+        int cols = t.blockSize() == 32 ? 576 : 768;
+        Tensor w = p.matrix("w." + t, t, 85, cols);
+        Tensor w2 = p.matrix("w2." + t, t, 48, cols);
+        Tensor rw = new Tensor("rw." + t, t, new long[] {cols, 85}, w.data().asReadOnly());
+        Tensor rw2 = new Tensor("rw2." + t, t, new long[] {cols, 48}, w2.data().asReadOnly());
+        CpuBackend cpu = (CpuBackend) p.backend;
+        long before = cpu.packedBytes();
+        for (int n : new int[] {1, 2, 3, 4, 5, 9}) {
+            float[] x = p.gaussian(n * cols, 1);
+            float[][] rows = run(p, w, w2, x, n);
+            float[][] packed = run(p, rw, rw2, x, n);
+            for (int j = 0; j < 2; j++) {
+                assertTrue(Arrays.equals(rows[j], packed[j]), p.target + " " + t + " n=" + n + ": the packed weight gives other bits"
+                        + " (output " + j + ")");
+            }
+        }
+        if (t.isQuantized() && cpu.describe().contains("VNNI")) {
+            assertTrue(cpu.packedBytes() > before, p.target + " " + t + ": a read-only weight was not packed");
+        }
+    }
+
+    /**
      * Rows whose length is not a multiple of 256 (SmolLM's 576 and 960, say) still run natively for
      * the 32-value block types: the last chunk of each row is short (ProductChecks.matmul checks
      * them against ref); K-quants need whole super-blocks and say so. The last of five inputs gives

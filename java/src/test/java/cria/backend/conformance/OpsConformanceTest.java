@@ -158,6 +158,11 @@ class OpsConformanceTest {
     }
 
     @TestFactory
+    Stream<DynamicTest> cpuMatmulPackedWeightsGiveTheSameBits() {
+        return perType("packed weights", Target.CPU, null, (p, t) -> CpuProductProperties.packedInvariant(p, t));
+    }
+
+    @TestFactory
     Stream<DynamicTest> cpuMatmulShortLastChunk() {
         return perType("576-value rows", Target.CPU, Arrays.asList(CpuProductProperties.SHORT_CHUNK_TYPES),
                 (p, t) -> CpuProductProperties.shortLastChunk(p, t));
