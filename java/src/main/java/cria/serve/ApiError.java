@@ -76,6 +76,32 @@ final class ApiError extends RuntimeException {
         return new ApiError(500, "server_error", "internal_error", null, message, 0);
     }
 
+    /**
+     * An HTTP request the web server could not parse (request line, header lines, sizes), which
+     * never reached a route: {@code status} is the web server's (400, 414, 505, ...); {@code detail}
+     * its reason, or null.
+     */
+    static ApiError unparsed(int status, String detail) {
+        String why = detail == null ? "" : " (" + detail + ")";
+        return switch (status) {
+            case 400 -> new ApiError(400, "invalid_request_error", "malformed_http", null,
+                    "the request is not valid HTTP/1.1" + why + ": send a request line 'METHOD /path HTTP/1.1', "
+                    + "header lines 'Name: value' and an empty line", 0);
+            case 413 -> new ApiError(413, "invalid_request_error", "request_too_large", null,
+                    "the request is larger than this server accepts" + why, 0);
+            case 414 -> new ApiError(414, "invalid_request_error", "uri_too_long", null,
+                    "the request line is longer than this server reads" + why + "; send long inputs in a POST body", 0);
+            case 431 -> new ApiError(431, "invalid_request_error", "headers_too_large", null,
+                    "the request's header lines are larger than this server reads" + why, 0);
+            case 505 -> new ApiError(505, "invalid_request_error", "http_version_not_supported", null,
+                    "this server speaks HTTP/1.1" + why, 0);
+            case 503 -> new ApiError(503, "server_error", "server_busy", null,
+                    "the server cannot take this connection now" + why + "; try again shortly", 1);
+            default -> new ApiError(status, status >= 500 ? "server_error" : "invalid_request_error", "http_error", null,
+                    "the request could not be handled (HTTP " + status + ")" + why, 0);
+        };
+    }
+
     /** The JSON body. */
     ObjectNode body() {
         ObjectNode root = Jsons.MAPPER.createObjectNode();

@@ -7,6 +7,7 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 import cria.CriaException;
 import cria.engine.BatchGenerator;
 import cria.engine.Model;
+import io.helidon.http.DirectHandler;
 import io.helidon.http.HeaderNames;
 import io.helidon.webserver.CloseConnectionException;
 import io.helidon.webserver.WebServer;
@@ -102,6 +103,15 @@ public final class OpenAiServer implements AutoCloseable {
                 .port(options.port())
                 .shutdownHook(false)
                 .shutdownGracePeriod(Duration.ofMillis(grace + 2000))
+                // requests that never reach a route (an unparseable request line or header, an
+                // over-long URI) are answered in OpenAI's error shape too; Helidon passes its reason
+                // only when it is allowed to show it to the client
+                .errorHandling(e -> e.includeEntity(true))
+                .directHandlers(d -> {
+                    for (DirectHandler.EventType t : DirectHandler.EventType.values()) {
+                        d.addHandler(t, this::unparsed);
+                    }
+                })
                 .routing(routing)
                 .build();
     }
@@ -512,6 +522,44 @@ public final class OpenAiServer implements AutoCloseable {
         if (unread) { // the rest of the body is never read: this connection cannot carry another request
             throw new CloseConnectionException("request body not read: " + e.code);
         }
+    }
+
+    /** The answer to a request Helidon could not parse (see {@link ApiError#unparsed}); the connection closes after it. */
+    private DirectHandler.TransportResponse unparsed(DirectHandler.TransportRequest req, DirectHandler.EventType type,
+                                                    io.helidon.http.Status status, io.helidon.http.ServerResponseHeaders headers,
+                                                    String message) {
+        // Helidon's catch-all for a failure while it reads the request line and headers (a method
+        // with a character a token may not have, for one) reports an internal error with no request:
+        // the bytes were not a request, which is the client's 400 (Helidon logs a stack trace only
+        // for an answer of 500)
+        boolean unreadable = type == DirectHandler.EventType.INTERNAL_ERROR && req == DirectHandler.TransportRequest.empty();
+        ApiError e = ApiError.unparsed(unreadable ? 400 : status.code(), unreadable ? null : reason(message));
+        metrics.request("unparsed", e.status);
+        DirectHandler.TransportResponse.Builder b = DirectHandler.TransportResponse.builder()
+                .status(io.helidon.http.Status.create(e.status))
+                .headers(headers)
+                .header(HeaderNames.CONTENT_TYPE, "application/json")
+                .keepAlive(false)
+                .entity(Jsons.bytes(e.body()));
+        if (e.retryAfter > 0) {
+            b.header(HeaderNames.RETRY_AFTER, Integer.toString(e.retryAfter));
+        }
+        return b.build();
+    }
+
+    /** Helidon's reason for refusing a request, when it is one short printable line; else null. */
+    static String reason(String message) {
+        if (message == null || message.isBlank() || message.length() > 200 || message.startsWith("Bad request, see server log")) {
+            return null;
+        }
+        for (int i = 0; i < message.length(); i++) {
+            char c = message.charAt(i);
+            if (c < 0x20 || c > 0x7e) {
+                return null;
+            }
+        }
+        String m = message.strip();
+        return m.endsWith(".") ? m.substring(0, m.length() - 1) : m;
     }
 
     @FunctionalInterface

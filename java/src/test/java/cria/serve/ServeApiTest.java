@@ -285,6 +285,72 @@ class ServeApiTest {
         assertEquals(200, client.get("/health").statusCode());
     }
 
+    @Test
+    void requestsHelidonCannotParseGetOpenAiShapedErrorsAndTheServerGoesOn() throws Exception {
+        String[] garbage = raw("GARBAGE\r\n\r\n");
+        expectRaw(garbage, 400, "malformed_http");
+        String[] header = raw("GET /health HTTP/1.1\r\nHost: x\r\nthis header line has no colon\r\n\r\n");
+        expectRaw(header, 400, "malformed_http");
+        String[] longUri = raw("GET /" + "a".repeat(20_000) + " HTTP/1.1\r\nHost: x\r\n\r\n");
+        expectRaw(longUri, 414, "uri_too_long");
+        String[] http10 = raw("GET /health HTTP/1.0\r\n\r\n");
+        assertTrue(http10[0].startsWith("HTTP/1.1 505 "), http10[0]);
+        assertEquals("http_version_not_supported", ServeClient.parse(http10[2]).path("error").path("code").asText(), http10[2]);
+        // a method with a character a token may not have fails inside Helidon's reader, whose catch-all
+        // would answer 500 and log a stack trace: 400, and nothing logged
+        java.util.logging.Logger log = java.util.logging.Logger.getLogger("io.helidon.webserver.http1.Http1Connection");
+        List<java.util.logging.LogRecord> logged = java.util.Collections.synchronizedList(new ArrayList<>());
+        java.util.logging.Handler h = new java.util.logging.Handler() {
+            @Override
+            public void publish(java.util.logging.LogRecord r) {
+                logged.add(r);
+            }
+
+            @Override
+            public void flush() {
+            }
+
+            @Override
+            public void close() {
+            }
+        };
+        log.addHandler(h);
+        try {
+            expectRaw(raw("G@T /health HTTP/1.1\r\nHost: x\r\n\r\n"), 400, "malformed_http");
+            Thread.sleep(300); // Helidon logs after it has written the answer
+        } finally {
+            log.removeHandler(h);
+        }
+        assertTrue(logged.stream().noneMatch(r -> r.getLevel().intValue() >= java.util.logging.Level.WARNING.intValue()),
+                "Helidon logged: " + logged.stream().map(r -> r.getMessage() + " " + r.getThrown()).toList());
+        assertEquals(200, client.get("/health").statusCode());
+        String metrics = client.get("/metrics").body();
+        assertTrue(metrics.contains("cria_requests_total{endpoint=\"unparsed\",status=\"400\"}"), metrics);
+    }
+
+    /** Sends bytes on a new connection and reads the answer to its end: status line, header block, body. */
+    private static String[] raw(String request) throws java.io.IOException {
+        try (java.net.Socket sock = new java.net.Socket("127.0.0.1", server.port())) {
+            sock.setSoTimeout(10_000);
+            sock.getOutputStream().write(request.getBytes(java.nio.charset.StandardCharsets.ISO_8859_1));
+            sock.getOutputStream().flush();
+            String all = new String(sock.getInputStream().readAllBytes(), java.nio.charset.StandardCharsets.UTF_8);
+            int eol = all.indexOf("\r\n");
+            int end = all.indexOf("\r\n\r\n");
+            assertTrue(eol > 0 && end >= eol, "no HTTP answer: '" + all + "'");
+            return new String[] {all.substring(0, eol), all.substring(eol + 2, end + 2), all.substring(end + 4)};
+        }
+    }
+
+    private static void expectRaw(String[] answer, int status, String code) {
+        assertTrue(answer[0].startsWith("HTTP/1.1 " + status + " "), String.join("\n", answer));
+        assertTrue(answer[1].toLowerCase(java.util.Locale.ROOT).contains("content-type: application/json"), answer[1]);
+        JsonNode e = ServeClient.parse(answer[2]).path("error");
+        assertEquals(code, e.path("code").asText(), answer[2]);
+        assertEquals("invalid_request_error", e.path("type").asText(), answer[2]);
+        assertTrue(e.path("message").asText().length() > 10, answer[2]);
+    }
+
     private static JsonNode expect(HttpResponse<String> r, int status, String code, String param) {
         assertEquals(status, r.statusCode(), r.body());
         assertTrue(r.headers().firstValue("Content-Type").orElse("").startsWith("application/json"));
