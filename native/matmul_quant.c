@@ -317,6 +317,88 @@ FUSED_BODY(4, 1, fused4_q8)
 FUSED_Q6(1, fused1_q6)
 FUSED_Q6(2, fused2_q6)
 
+/* Q4_K and Q5_K from their packed stream (panel_q45_k's order: per 16-byte column h, [Q5_K: the
+ * high bits,] the nibbles of the four 64-value groups g; then the 16-byte heads), one super-block
+ * per chunk. Group g's four blocks of 16 values are 4g (low nibbles of h = 0), 4g + 1 (h = 1),
+ * 4g + 2 and 4g + 3 (high nibbles): reading both columns at once keeps block order. */
+#define FUSED_QK(T, five, name)                                                                            \
+    static void name(const uint8_t *cur, int k0, act_row *x, float *acc0, float *mins0) {                 \
+        const __m512i lo4 = _mm512_set1_epi8(15), one = _mm512_set1_epi8(1);                              \
+        const int hb = five ? 1280 : 1024; /* bytes per column h */                                        \
+        const int qs = five ? 256 : 0;                                                                     \
+        __m512 acc[T], mins[T];                                                                            \
+        for (int t = 0; t < T; t++) {                                                                      \
+            acc[t] = _mm512_load_ps(acc0 + t * PR);                                                        \
+            mins[t] = _mm512_load_ps(mins0 + t * PR);                                                      \
+        }                                                                                                  \
+        const uint8_t *head = cur + 2 * hb;                                                                \
+        __m512i dd = _mm512_loadu_si512(head);                                                             \
+        __m512 dv = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(dd));                                            \
+        __m512 dminv = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(dd, 16)));                 \
+        __m512i s0 = _mm512_loadu_si512(head + 64), s1 = _mm512_loadu_si512(head + 128), s2 = _mm512_loadu_si512(head + 192); \
+        const __m512i m63 = _mm512_set1_epi32(63), m15 = _mm512_set1_epi32(15), m3 = _mm512_set1_epi32(3); \
+        for (int g = 0; g < 4; g++) {                                                                      \
+            __m512i q[4][4]; /* [block 4g + i][line m] */                                                  \
+            for (int h = 0; h < 2; h++) {                                                                  \
+                const uint8_t *c = cur + h * hb + qs + g * 256;                                            \
+                for (int m = 0; m < 4; m++) {                                                              \
+                    __m512i v = _mm512_loadu_si512(c + 64 * m);                                            \
+                    __m512i lo = _mm512_and_si512(v, lo4), hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), lo4); \
+                    if (five) {                                                                            \
+                        __m512i qh = _mm512_loadu_si512(cur + h * hb + 64 * m);                            \
+                        lo = _mm512_or_si512(lo, _mm512_slli_epi16(_mm512_and_si512(_mm512_srli_epi16(qh, 2 * g), one), 4)); \
+                        hi = _mm512_or_si512(hi, _mm512_slli_epi16(_mm512_and_si512(_mm512_srli_epi16(qh, 2 * g + 1), one), 4)); \
+                    }                                                                                      \
+                    q[h][m] = lo;                                                                          \
+                    q[2 + h][m] = hi;                                                                      \
+                }                                                                                          \
+            }                                                                                              \
+            for (int jj = 0; jj < 2; jj++) { /* the two 32-value scale groups of g */                      \
+                int j = 2 * g + jj;                                                                        \
+                __m512i sc, mn;                                                                            \
+                if (j < 4) {                                                                               \
+                    sc = _mm512_and_si512(_mm512_srli_epi32(s0, 8 * j), m63);                              \
+                    mn = _mm512_and_si512(_mm512_srli_epi32(s1, 8 * j), m63);                              \
+                } else {                                                                                   \
+                    int sh = 8 * (j - 4);                                                                  \
+                    __m512i xx = _mm512_srli_epi32(s2, sh);                                                \
+                    sc = _mm512_or_si512(_mm512_and_si512(xx, m15), _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(s0, sh + 6), m3), 4)); \
+                    mn = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi32(xx, 4), m15),                 \
+                            _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(s1, sh + 6), m3), 4));   \
+                }                                                                                          \
+                __m512 ws = _mm512_mul_ps(dv, _mm512_cvtepi32_ps(sc));                                     \
+                __m512 wm = _mm512_add_ps(_mm512_mul_ps(dminv, _mm512_cvtepi32_ps(mn)), _mm512_mul_ps(_mm512_setzero_ps(), ws)); \
+                for (int i = 2 * jj; i < 2 * jj + 2; i++) {                                                \
+                    int kb = k0 + 64 * g + 16 * i;                                                         \
+                    __m512i dot[T];                                                                        \
+                    for (int t = 0; t < T; t++) {                                                          \
+                        dot[t] = _mm512_setzero_si512();                                                   \
+                    }                                                                                      \
+                    for (int m = 0; m < 4; m++) {                                                          \
+                        for (int t = 0; t < T; t++) {                                                      \
+                            int32_t xq;                                                                    \
+                            memcpy(&xq, x[t].qs + kb + 4 * m, 4);                                          \
+                            dot[t] = _mm512_dpbusd_epi32(dot[t], q[i][m], _mm512_set1_epi32(xq));          \
+                        }                                                                                  \
+                    }                                                                                      \
+                    for (int t = 0; t < T; t++) {                                                          \
+                        __m512 scv = _mm512_mul_ps(ws, _mm512_set1_ps(x[t].d[kb / 16]));                  \
+                        acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot[t]), scv, acc[t]);                \
+                        mins[t] = _mm512_fmadd_ps(wm, _mm512_set1_ps(x[t].xs[kb / 16]), mins[t]);         \
+                    }                                                                                      \
+                }                                                                                          \
+            }                                                                                              \
+        }                                                                                                  \
+        for (int t = 0; t < T; t++) {                                                                      \
+            _mm512_store_ps(acc0 + t * PR, acc[t]);                                                        \
+            _mm512_store_ps(mins0 + t * PR, mins[t]);                                                      \
+        }                                                                                                  \
+    }
+FUSED_QK(1, 0, fused1_q4k)
+FUSED_QK(2, 0, fused2_q4k)
+FUSED_QK(1, 1, fused1_q5k)
+FUSED_QK(2, 1, fused2_q5k)
+
 /* The inputs in groups of up to 4 (more would be cheaper through the built panel). */
 static void fused(int eight, const uint8_t *cur, int k0, int kc, act_row *x, int nt, float *acc, float *mins) {
     while (nt > 0) {
@@ -479,6 +561,18 @@ int32_t matmul_quant(int32_t type, const uint8_t *w, int64_t wrb, const uint8_t 
                     xr[t] = act_at((uint8_t *) x + (int64_t) t * xs, k);
                 }
                 fused(type == T_Q8_0, cur, k0, kc, xr, n, p.acc, p.mins);
+                continue;
+            }
+            if (packed != 0 && nr == PR && n <= FUSED_N_Q6 && (type == T_Q4_K || type == T_Q5_K)) {
+                const uint8_t *cur = packed + (int64_t) (r / PR) * ppanel + (int64_t) (k0 / CH) * pchunk;
+                for (int t = 0; t < n; t++) {
+                    xr[t] = act_at((uint8_t *) x + (int64_t) t * xs, k);
+                }
+                for (int t = 0; t < n; t += 2) {
+                    int two = n - t >= 2;
+                    (type == T_Q5_K ? (two ? fused2_q5k : fused1_q5k) : (two ? fused2_q4k : fused1_q4k))(cur, k0, xr + t, p.acc + t * PR,
+                                                                                                     p.mins + t * PR);
+                }
                 continue;
             }
             if (packed != 0 && nr == PR && n <= FUSED_N_Q6 && type == T_Q6_K) {

@@ -212,6 +212,9 @@ final class NativeCpuOps extends CpuOps {
                     packTask.n = w.rows() / 16;
                     pool.run(packTask);
                     packedTotal += bytes;
+                    if (t.data().isMapped()) {
+                        t.data().unload(); // the file's pages of this weight are not read again: resident memory counts the copy once
+                    }
                 } catch (OutOfMemoryError e) {
                     seg = MemorySegment.NULL; // no room after all: the weight is read as it is
                 } finally {
