@@ -136,40 +136,64 @@ static void make_chunk(int32_t type, const kind *kd, const uint8_t *w, int64_t w
 #if CRIA_VNNI
 #include "panel.h"
 
-#define TILE_BODY(T)                                                                                       \
-    static void tile##T(const panel_buf *p, int k0, int nb, act_row *x, float *acc0, float *mins0) {      \
-        __m512 acc[T], mins[T];                                                                            \
-        for (int t = 0; t < T; t++) {                                                                      \
-            acc[t] = _mm512_load_ps(acc0 + t * PR);                                                        \
-            mins[t] = _mm512_load_ps(mins0 + t * PR);                                                      \
-        }                                                                                                  \
-        for (int b = 0; b < nb; b++) {                                                                     \
-            __m512i dot[T];                                                                                \
-            for (int t = 0; t < T; t++) {                                                                  \
-                dot[t] = _mm512_setzero_si512();                                                           \
-            }                                                                                              \
-            const uint8_t *wb = p->w + b * 4 * 64;                                                         \
-            int kb = k0 + 16 * b;                                                                          \
-            for (int g = 0; g < 4; g++) {                                                                  \
-                __m512i wv = _mm512_load_si512(wb + 64 * g);                                               \
-                for (int t = 0; t < T; t++) {                                                              \
-                    int32_t xq;                                                                            \
-                    memcpy(&xq, x[t].qs + kb + 4 * g, 4);                                                  \
-                    dot[t] = _mm512_dpbusd_epi32(dot[t], wv, _mm512_set1_epi32(xq));                       \
-                }                                                                                          \
-            }                                                                                              \
-            __m512 ws = _mm512_load_ps(p->s + b * PR);                                                    \
-            __m512 wm = _mm512_load_ps(p->m + b * PR);                                                    \
-            for (int t = 0; t < T; t++) {                                                                  \
-                __m512 sc = _mm512_mul_ps(ws, _mm512_set1_ps(x[t].d[kb / 16]));                           \
-                acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot[t]), sc, acc[t]);                         \
-                mins[t] = _mm512_fmadd_ps(wm, _mm512_set1_ps(x[t].xs[kb / 16]), mins[t]);                 \
-            }                                                                                              \
-        }                                                                                                  \
-        for (int t = 0; t < T; t++) {                                                                      \
-            _mm512_store_ps(acc0 + t * PR, acc[t]);                                                        \
-            _mm512_store_ps(mins0 + t * PR, mins[t]);                                                      \
-        }                                                                                                  \
+/* What tile() and the fused paths share: dot[t] += one line of 16 rows x 4 values of input t (at value kv);
+ * a block of 16 values becomes float as tile() does it; the running sums in and out. T is a
+ * constant where these are inlined, so the arrays stay in registers. */
+static inline __attribute__((always_inline)) void dot_line(const int T, __m512i w, const act_row *x, int kv, __m512i *dot) {
+    for (int t = 0; t < T; t++) {
+        int32_t xq;
+        memcpy(&xq, x[t].qs + kv, 4);
+        dot[t] = _mm512_dpbusd_epi32(dot[t], w, _mm512_set1_epi32(xq));
+    }
+}
+
+static inline __attribute__((always_inline)) void block_sum(const int T, const __m512i *dot, __m512 ws, __m512 wm, const act_row *x,
+                                                            int kb, __m512 *acc, __m512 *mins) {
+    for (int t = 0; t < T; t++) {
+        __m512 sc = _mm512_mul_ps(ws, _mm512_set1_ps(x[t].d[kb / 16]));
+        acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot[t]), sc, acc[t]);
+        mins[t] = _mm512_fmadd_ps(wm, _mm512_set1_ps(x[t].xs[kb / 16]), mins[t]);
+    }
+}
+
+static inline __attribute__((always_inline)) void sums_in(const int T, const float *acc0, const float *mins0, __m512 *acc, __m512 *mins) {
+    for (int t = 0; t < T; t++) {
+        acc[t] = _mm512_load_ps(acc0 + t * PR);
+        mins[t] = _mm512_load_ps(mins0 + t * PR);
+    }
+}
+
+static inline __attribute__((always_inline)) void sums_out(const int T, const __m512 *acc, const __m512 *mins, float *acc0, float *mins0) {
+    for (int t = 0; t < T; t++) {
+        _mm512_store_ps(acc0 + t * PR, acc[t]);
+        _mm512_store_ps(mins0 + t * PR, mins[t]);
+    }
+}
+
+static inline __attribute__((always_inline)) void dots_zero(const int T, __m512i *dot) {
+    for (int t = 0; t < T; t++) {
+        dot[t] = _mm512_setzero_si512();
+    }
+}
+
+#define TILE_BODY(T)                                                                                        \
+    static void tile##T(const panel_buf *p, int k0, int nb, act_row *x, float *acc0, float *mins0) {        \
+        __m512 acc[T], mins[T];                                                                             \
+        sums_in(T, acc0, mins0, acc, mins);                                                                 \
+        for (int b = 0; b < nb; b++) {                                                                      \
+            __m512i dot[T];                                                                                 \
+            dots_zero(T, dot);                                                                              \
+            const uint8_t *wb = p->w + b * 4 * 64;                                                          \
+            int kb = k0 + 16 * b;                                                                           \
+            for (int g = 0; g < 4; g++) {                                                                   \
+                __m512i wv = _mm512_load_si512(wb + 64 * g);                                                \
+                dot_line(T, wv, x, kb + 4 * g, dot);                                                        \
+            }                                                                                               \
+            __m512 ws = _mm512_load_ps(p->s + b * PR);                                                      \
+            __m512 wm = _mm512_load_ps(p->m + b * PR);                                                      \
+            block_sum(T, dot, ws, wm, x, kb, acc, mins);                                                    \
+        }                                                                                                   \
+        sums_out(T, acc, mins, acc0, mins0);                                                                \
     }
 TILE_BODY(1)
 TILE_BODY(2)
@@ -196,51 +220,35 @@ static void tile(const panel_buf *p, int k0, int nb, act_row *x, int nt, float *
  * vectors, then 16 halves of scale), dotted without building the panel: the arithmetic of tile()
  * on the bytes the builder would store, in the same order, so the results are the same bit for
  * bit. For a few inputs (decode) the builder's stores and reloads cost more than the dots. */
-#define FUSED_BODY(T, eight, name)                                                                         \
-    static void name(const uint8_t *cur, int k0, int kc, act_row *x, float *acc0, float *mins0) {         \
-        const __m512i lo4 = _mm512_set1_epi8(15), flip = _mm512_set1_epi8((char) 0x80);                 \
-        const __m512 off = _mm512_set1_ps(eight ? 128.0f : 8.0f);                                         \
-        __m512 acc[T], mins[T];                                                                            \
-        for (int t = 0; t < T; t++) {                                                                      \
-            acc[t] = _mm512_load_ps(acc0 + t * PR);                                                        \
-            mins[t] = _mm512_load_ps(mins0 + t * PR);                                                      \
-        }                                                                                                  \
-        for (int j = 0; j < kc / 32; j++) {                                                                \
-            __m512i d[8];                                                                                  \
-            for (int m = 0; m < (eight ? 8 : 4); m++) {                                                    \
-                d[m] = _mm512_loadu_si512(cur + 64 * m);                                                   \
-            }                                                                                              \
-            cur += eight ? 512 : 256;                                                                      \
-            __m512 ws = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *) cur));                       \
-            cur += 32;                                                                                     \
-            __m512 wm = _mm512_add_ps(_mm512_setzero_ps(), _mm512_mul_ps(off, ws));                       \
-            for (int h = 0; h < 2; h++) {                                                                  \
-                int kb = k0 + 32 * j + 16 * h;                                                             \
-                __m512i dot[T];                                                                            \
-                for (int t = 0; t < T; t++) {                                                              \
-                    dot[t] = _mm512_setzero_si512();                                                       \
-                }                                                                                          \
-                for (int m = 0; m < 4; m++) {                                                              \
-                    __m512i wv = eight ? _mm512_xor_si512(d[4 * h + m], flip)                              \
-                                       : h ? _mm512_and_si512(_mm512_srli_epi16(d[m], 4), lo4)             \
-                                           : _mm512_and_si512(d[m], lo4);                                  \
-                    for (int t = 0; t < T; t++) {                                                          \
-                        int32_t xq;                                                                        \
-                        memcpy(&xq, x[t].qs + kb + 4 * m, 4);                                              \
-                        dot[t] = _mm512_dpbusd_epi32(dot[t], wv, _mm512_set1_epi32(xq));                   \
-                    }                                                                                      \
-                }                                                                                          \
-                for (int t = 0; t < T; t++) {                                                              \
-                    __m512 sc = _mm512_mul_ps(ws, _mm512_set1_ps(x[t].d[kb / 16]));                       \
-                    acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot[t]), sc, acc[t]);                     \
-                    mins[t] = _mm512_fmadd_ps(wm, _mm512_set1_ps(x[t].xs[kb / 16]), mins[t]);             \
-                }                                                                                          \
-            }                                                                                              \
-        }                                                                                                  \
-        for (int t = 0; t < T; t++) {                                                                      \
-            _mm512_store_ps(acc0 + t * PR, acc[t]);                                                        \
-            _mm512_store_ps(mins0 + t * PR, mins[t]);                                                      \
-        }                                                                                                  \
+#define FUSED_BODY(T, eight, name)                                                                          \
+    static void name(const uint8_t *cur, int k0, int kc, act_row *x, float *acc0, float *mins0) {           \
+        const __m512i lo4 = _mm512_set1_epi8(15), flip = _mm512_set1_epi8((char) 0x80);                     \
+        const __m512 off = _mm512_set1_ps(eight ? 128.0f : 8.0f);                                           \
+        __m512 acc[T], mins[T];                                                                             \
+        sums_in(T, acc0, mins0, acc, mins);                                                                 \
+        for (int j = 0; j < kc / 32; j++) {                                                                 \
+            __m512i d[8];                                                                                   \
+            for (int m = 0; m < (eight ? 8 : 4); m++) {                                                     \
+                d[m] = _mm512_loadu_si512(cur + 64 * m);                                                    \
+            }                                                                                               \
+            cur += eight ? 512 : 256;                                                                       \
+            __m512 ws = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *) cur));                         \
+            cur += 32;                                                                                      \
+            __m512 wm = _mm512_add_ps(_mm512_setzero_ps(), _mm512_mul_ps(off, ws));                         \
+            for (int h = 0; h < 2; h++) {                                                                   \
+                int kb = k0 + 32 * j + 16 * h;                                                              \
+                __m512i dot[T];                                                                             \
+                dots_zero(T, dot);                                                                          \
+                for (int m = 0; m < 4; m++) {                                                               \
+                    __m512i wv = eight ? _mm512_xor_si512(d[4 * h + m], flip)                               \
+                                       : h ? _mm512_and_si512(_mm512_srli_epi16(d[m], 4), lo4)              \
+                                           : _mm512_and_si512(d[m], lo4);                                   \
+                    dot_line(T, wv, x, kb + 4 * m, dot);                                                    \
+                }                                                                                           \
+                block_sum(T, dot, ws, wm, x, kb, acc, mins);                                                \
+            }                                                                                               \
+        }                                                                                                   \
+        sums_out(T, acc, mins, acc0, mins0);                                                                \
     }
 FUSED_BODY(1, 0, fused1_q4)
 FUSED_BODY(2, 0, fused2_q4)
@@ -253,66 +261,50 @@ FUSED_BODY(4, 1, fused4_q8)
  * low bits of two runs and the high bits; then the word that ends with d, then the 16 scales), one
  * super-block per chunk. Each half's 8 blocks of 16 values are dotted in integers first (h = 0
  * gives the even blocks, h = 1 the odd ones), then become float in block order, as tile() does. */
-#define FUSED_Q6(T, name)                                                                                  \
-    static void name(const uint8_t *cur, int k0, act_row *x, float *acc0, float *mins0) {                 \
-        const __m512i lo4 = _mm512_set1_epi8(15), lo2 = _mm512_set1_epi8(3);                             \
-        __m512 acc[T], mins[T];                                                                            \
-        for (int t = 0; t < T; t++) {                                                                      \
-            acc[t] = _mm512_load_ps(acc0 + t * PR);                                                        \
-            mins[t] = _mm512_load_ps(mins0 + t * PR);                                                      \
-        }                                                                                                  \
-        const uint8_t *tail = cur + 3072;                                                                  \
+#define FUSED_Q6(T, name)                                                                                   \
+    static void name(const uint8_t *cur, int k0, act_row *x, float *acc0, float *mins0) {                   \
+        const __m512i lo4 = _mm512_set1_epi8(15), lo2 = _mm512_set1_epi8(3);                                \
+        __m512 acc[T], mins[T];                                                                             \
+        sums_in(T, acc0, mins0, acc, mins);                                                                 \
+        const uint8_t *tail = cur + 3072;                                                                   \
         __m512 d = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(_mm512_loadu_si512(tail), 16))); \
-        const __m512 off = _mm512_set1_ps(32.0f);                                                          \
-        for (int half = 0; half < 2; half++) {                                                             \
-            __m512i dot[8][T];                                                                             \
-            for (int b = 0; b < 8; b++) {                                                                  \
-                for (int t = 0; t < T; t++) {                                                              \
-                    dot[b][t] = _mm512_setzero_si512();                                                    \
-                }                                                                                          \
-            }                                                                                              \
-            for (int h = 0; h < 2; h++) {                                                                  \
-                const uint8_t *c = cur + (2 * half + h) * 768;                                             \
-                for (int m = 0; m < 4; m++) {                                                              \
+        const __m512 off = _mm512_set1_ps(32.0f);                                                           \
+        for (int half = 0; half < 2; half++) {                                                              \
+            __m512i dot[8][T];                                                                              \
+            for (int b = 0; b < 8; b++) {                                                                   \
+                dots_zero(T, dot[b]);                                                                       \
+            }                                                                                               \
+            for (int h = 0; h < 2; h++) {                                                                   \
+                const uint8_t *c = cur + (2 * half + h) * 768;                                              \
+                for (int m = 0; m < 4; m++) {                                                               \
                     __m512i l0 = _mm512_loadu_si512(c + 64 * m), l1 = _mm512_loadu_si512(c + 256 + 64 * m); \
-                    __m512i hh = _mm512_loadu_si512(c + 512 + 64 * m);                                    \
-                    __m512i q[4];                                                                          \
+                    __m512i hh = _mm512_loadu_si512(c + 512 + 64 * m);                                      \
+                    __m512i q[4];                                                                           \
                     q[0] = _mm512_or_si512(_mm512_and_si512(l0, lo4), _mm512_slli_epi16(_mm512_and_si512(hh, lo2), 4)); \
-                    q[1] = _mm512_or_si512(_mm512_and_si512(l1, lo4),                                      \
-                            _mm512_slli_epi16(_mm512_and_si512(_mm512_srli_epi16(hh, 2), lo2), 4));        \
-                    q[2] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(l0, 4), lo4),                \
-                            _mm512_slli_epi16(_mm512_and_si512(_mm512_srli_epi16(hh, 4), lo2), 4));        \
-                    q[3] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(l1, 4), lo4),                \
-                            _mm512_slli_epi16(_mm512_and_si512(_mm512_srli_epi16(hh, 6), lo2), 4));        \
-                    for (int i = 0; i < 4; i++) {                                                          \
-                        int b = 2 * i + h; /* block within the half */                                     \
-                        int kv = k0 + 128 * half + 16 * b + 4 * m;                                         \
-                        for (int t = 0; t < T; t++) {                                                      \
-                            int32_t xq;                                                                    \
-                            memcpy(&xq, x[t].qs + kv, 4);                                                  \
-                            dot[b][t] = _mm512_dpbusd_epi32(dot[b][t], q[i], _mm512_set1_epi32(xq));       \
-                        }                                                                                  \
-                    }                                                                                      \
-                }                                                                                          \
-            }                                                                                              \
-            for (int b = 0; b < 8; b++) {                                                                  \
-                int is = 8 * half + b;                                                                     \
-                __m512i sc4 = _mm512_loadu_si512(tail + 64 + 64 * (is / 4));                               \
-                __m512i v = _mm512_srai_epi32(_mm512_slli_epi32(sc4, 24 - 8 * (is % 4)), 24);              \
-                __m512 ws = _mm512_mul_ps(d, _mm512_cvtepi32_ps(v));                                       \
-                __m512 wm = _mm512_add_ps(_mm512_setzero_ps(), _mm512_mul_ps(off, ws));                   \
-                int kb = k0 + 16 * is;                                                                     \
-                for (int t = 0; t < T; t++) {                                                              \
-                    __m512 sc = _mm512_mul_ps(ws, _mm512_set1_ps(x[t].d[kb / 16]));                       \
-                    acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot[b][t]), sc, acc[t]);                  \
-                    mins[t] = _mm512_fmadd_ps(wm, _mm512_set1_ps(x[t].xs[kb / 16]), mins[t]);             \
-                }                                                                                          \
-            }                                                                                              \
-        }                                                                                                  \
-        for (int t = 0; t < T; t++) {                                                                      \
-            _mm512_store_ps(acc0 + t * PR, acc[t]);                                                        \
-            _mm512_store_ps(mins0 + t * PR, mins[t]);                                                      \
-        }                                                                                                  \
+                    q[1] = _mm512_or_si512(_mm512_and_si512(l1, lo4),                                       \
+                            _mm512_slli_epi16(_mm512_and_si512(_mm512_srli_epi16(hh, 2), lo2), 4));         \
+                    q[2] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(l0, 4), lo4),                 \
+                            _mm512_slli_epi16(_mm512_and_si512(_mm512_srli_epi16(hh, 4), lo2), 4));         \
+                    q[3] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(l1, 4), lo4),                 \
+                            _mm512_slli_epi16(_mm512_and_si512(_mm512_srli_epi16(hh, 6), lo2), 4));         \
+                    for (int i = 0; i < 4; i++) {                                                           \
+                        int b = 2 * i + h; /* block within the half */                                      \
+                        int kv = k0 + 128 * half + 16 * b + 4 * m;                                          \
+                        dot_line(T, q[i], x, kv, dot[b]);                                                   \
+                    }                                                                                       \
+                }                                                                                           \
+            }                                                                                               \
+            for (int b = 0; b < 8; b++) {                                                                   \
+                int is = 8 * half + b;                                                                      \
+                __m512i sc4 = _mm512_loadu_si512(tail + 64 + 64 * (is / 4));                                \
+                __m512i v = _mm512_srai_epi32(_mm512_slli_epi32(sc4, 24 - 8 * (is % 4)), 24);               \
+                __m512 ws = _mm512_mul_ps(d, _mm512_cvtepi32_ps(v));                                        \
+                __m512 wm = _mm512_add_ps(_mm512_setzero_ps(), _mm512_mul_ps(off, ws));                     \
+                int kb = k0 + 16 * is;                                                                      \
+                block_sum(T, dot[b], ws, wm, x, kb, acc, mins);                                             \
+            }                                                                                               \
+        }                                                                                                   \
+        sums_out(T, acc, mins, acc0, mins0);                                                                \
     }
 FUSED_Q6(1, fused1_q6)
 FUSED_Q6(2, fused2_q6)
@@ -321,78 +313,62 @@ FUSED_Q6(2, fused2_q6)
  * high bits,] the nibbles of the four 64-value groups g; then the 16-byte heads), one super-block
  * per chunk. Group g's four blocks of 16 values are 4g (low nibbles of h = 0), 4g + 1 (h = 1),
  * 4g + 2 and 4g + 3 (high nibbles): reading both columns at once keeps block order. */
-#define FUSED_QK(T, five, name)                                                                            \
-    static void name(const uint8_t *cur, int k0, act_row *x, float *acc0, float *mins0) {                 \
-        const __m512i lo4 = _mm512_set1_epi8(15), one = _mm512_set1_epi8(1);                              \
-        const int hb = five ? 1280 : 1024; /* bytes per column h */                                        \
-        const int qs = five ? 256 : 0;                                                                     \
-        __m512 acc[T], mins[T];                                                                            \
-        for (int t = 0; t < T; t++) {                                                                      \
-            acc[t] = _mm512_load_ps(acc0 + t * PR);                                                        \
-            mins[t] = _mm512_load_ps(mins0 + t * PR);                                                      \
-        }                                                                                                  \
-        const uint8_t *head = cur + 2 * hb;                                                                \
-        __m512i dd = _mm512_loadu_si512(head);                                                             \
-        __m512 dv = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(dd));                                            \
-        __m512 dminv = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(dd, 16)));                 \
+#define FUSED_QK(T, five, name)                                                                             \
+    static void name(const uint8_t *cur, int k0, act_row *x, float *acc0, float *mins0) {                   \
+        const __m512i lo4 = _mm512_set1_epi8(15), one = _mm512_set1_epi8(1);                                \
+        const int hb = five ? 1280 : 1024; /* bytes per column h */                                         \
+        const int qs = five ? 256 : 0;                                                                      \
+        __m512 acc[T], mins[T];                                                                             \
+        sums_in(T, acc0, mins0, acc, mins);                                                                 \
+        const uint8_t *head = cur + 2 * hb;                                                                 \
+        __m512i dd = _mm512_loadu_si512(head);                                                              \
+        __m512 dv = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(dd));                                             \
+        __m512 dminv = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(dd, 16)));                   \
         __m512i s0 = _mm512_loadu_si512(head + 64), s1 = _mm512_loadu_si512(head + 128), s2 = _mm512_loadu_si512(head + 192); \
-        const __m512i m63 = _mm512_set1_epi32(63), m15 = _mm512_set1_epi32(15), m3 = _mm512_set1_epi32(3); \
-        for (int g = 0; g < 4; g++) {                                                                      \
-            __m512i q[4][4]; /* [block 4g + i][line m] */                                                  \
-            for (int h = 0; h < 2; h++) {                                                                  \
-                const uint8_t *c = cur + h * hb + qs + g * 256;                                            \
-                for (int m = 0; m < 4; m++) {                                                              \
-                    __m512i v = _mm512_loadu_si512(c + 64 * m);                                            \
+        const __m512i m63 = _mm512_set1_epi32(63), m15 = _mm512_set1_epi32(15), m3 = _mm512_set1_epi32(3);  \
+        for (int g = 0; g < 4; g++) {                                                                       \
+            __m512i q[4][4]; /* [block 4g + i][line m] */                                                   \
+            for (int h = 0; h < 2; h++) {                                                                   \
+                const uint8_t *c = cur + h * hb + qs + g * 256;                                             \
+                for (int m = 0; m < 4; m++) {                                                               \
+                    __m512i v = _mm512_loadu_si512(c + 64 * m);                                             \
                     __m512i lo = _mm512_and_si512(v, lo4), hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), lo4); \
-                    if (five) {                                                                            \
-                        __m512i qh = _mm512_loadu_si512(cur + h * hb + 64 * m);                            \
+                    if (five) {                                                                             \
+                        __m512i qh = _mm512_loadu_si512(cur + h * hb + 64 * m);                             \
                         lo = _mm512_or_si512(lo, _mm512_slli_epi16(_mm512_and_si512(_mm512_srli_epi16(qh, 2 * g), one), 4)); \
                         hi = _mm512_or_si512(hi, _mm512_slli_epi16(_mm512_and_si512(_mm512_srli_epi16(qh, 2 * g + 1), one), 4)); \
-                    }                                                                                      \
-                    q[h][m] = lo;                                                                          \
-                    q[2 + h][m] = hi;                                                                      \
-                }                                                                                          \
-            }                                                                                              \
-            for (int jj = 0; jj < 2; jj++) { /* the two 32-value scale groups of g */                      \
-                int j = 2 * g + jj;                                                                        \
-                __m512i sc, mn;                                                                            \
-                if (j < 4) {                                                                               \
-                    sc = _mm512_and_si512(_mm512_srli_epi32(s0, 8 * j), m63);                              \
-                    mn = _mm512_and_si512(_mm512_srli_epi32(s1, 8 * j), m63);                              \
-                } else {                                                                                   \
-                    int sh = 8 * (j - 4);                                                                  \
-                    __m512i xx = _mm512_srli_epi32(s2, sh);                                                \
+                    }                                                                                       \
+                    q[h][m] = lo;                                                                           \
+                    q[2 + h][m] = hi;                                                                       \
+                }                                                                                           \
+            }                                                                                               \
+            for (int jj = 0; jj < 2; jj++) { /* the two 32-value scale groups of g */                       \
+                int j = 2 * g + jj;                                                                         \
+                __m512i sc, mn;                                                                             \
+                if (j < 4) {                                                                                \
+                    sc = _mm512_and_si512(_mm512_srli_epi32(s0, 8 * j), m63);                               \
+                    mn = _mm512_and_si512(_mm512_srli_epi32(s1, 8 * j), m63);                               \
+                } else {                                                                                    \
+                    int sh = 8 * (j - 4);                                                                   \
+                    __m512i xx = _mm512_srli_epi32(s2, sh);                                                 \
                     sc = _mm512_or_si512(_mm512_and_si512(xx, m15), _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(s0, sh + 6), m3), 4)); \
-                    mn = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi32(xx, 4), m15),                 \
-                            _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(s1, sh + 6), m3), 4));   \
-                }                                                                                          \
-                __m512 ws = _mm512_mul_ps(dv, _mm512_cvtepi32_ps(sc));                                     \
+                    mn = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi32(xx, 4), m15),                   \
+                            _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(s1, sh + 6), m3), 4));     \
+                }                                                                                           \
+                __m512 ws = _mm512_mul_ps(dv, _mm512_cvtepi32_ps(sc));                                      \
                 __m512 wm = _mm512_add_ps(_mm512_mul_ps(dminv, _mm512_cvtepi32_ps(mn)), _mm512_mul_ps(_mm512_setzero_ps(), ws)); \
-                for (int i = 2 * jj; i < 2 * jj + 2; i++) {                                                \
-                    int kb = k0 + 64 * g + 16 * i;                                                         \
-                    __m512i dot[T];                                                                        \
-                    for (int t = 0; t < T; t++) {                                                          \
-                        dot[t] = _mm512_setzero_si512();                                                   \
-                    }                                                                                      \
-                    for (int m = 0; m < 4; m++) {                                                          \
-                        for (int t = 0; t < T; t++) {                                                      \
-                            int32_t xq;                                                                    \
-                            memcpy(&xq, x[t].qs + kb + 4 * m, 4);                                          \
-                            dot[t] = _mm512_dpbusd_epi32(dot[t], q[i][m], _mm512_set1_epi32(xq));          \
-                        }                                                                                  \
-                    }                                                                                      \
-                    for (int t = 0; t < T; t++) {                                                          \
-                        __m512 scv = _mm512_mul_ps(ws, _mm512_set1_ps(x[t].d[kb / 16]));                  \
-                        acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot[t]), scv, acc[t]);                \
-                        mins[t] = _mm512_fmadd_ps(wm, _mm512_set1_ps(x[t].xs[kb / 16]), mins[t]);         \
-                    }                                                                                      \
-                }                                                                                          \
-            }                                                                                              \
-        }                                                                                                  \
-        for (int t = 0; t < T; t++) {                                                                      \
-            _mm512_store_ps(acc0 + t * PR, acc[t]);                                                        \
-            _mm512_store_ps(mins0 + t * PR, mins[t]);                                                      \
-        }                                                                                                  \
+                for (int i = 2 * jj; i < 2 * jj + 2; i++) {                                                 \
+                    int kb = k0 + 64 * g + 16 * i;                                                          \
+                    __m512i dot[T];                                                                         \
+                    dots_zero(T, dot);                                                                      \
+                    for (int m = 0; m < 4; m++) {                                                           \
+                        dot_line(T, q[i][m], x, kb + 4 * m, dot);                                           \
+                    }                                                                                       \
+                    block_sum(T, dot, ws, wm, x, kb, acc, mins);                                            \
+                }                                                                                           \
+            }                                                                                               \
+        }                                                                                                   \
+        sums_out(T, acc, mins, acc0, mins0);                                                                \
     }
 FUSED_QK(1, 0, fused1_q4k)
 FUSED_QK(2, 0, fused2_q4k)
