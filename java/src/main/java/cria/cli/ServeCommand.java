@@ -101,6 +101,7 @@ final class ServeCommand extends Verb {
             err().println("cria: listening on " + server.url() + "; loading " + modelArgs.model + " (GET /health answers 503 until loaded)");
             try (Model model = Model.load(modelArgs.model, modelArgs.modelOptions(), err()::println)) {
                 try {
+                    model.warmUp(); // weights packed and the step compiled before /health says ok
                     server.attach(model);
                     out().println(String.format(Locale.ROOT, "cria serve: %s (model %s, %d parallel, %s)", server.url(),
                             server.modelName(), parallel, model.describe()));

@@ -287,6 +287,17 @@ public final class Model implements AutoCloseable {
         return new Session(this, options);
     }
 
+    /**
+     * Runs one token through the model in a throwaway session, so that what a backend does on
+     * first use (the CPU kernels pack each quantized weight into their layout; the JIT compiles
+     * the step) happens now and not in the first request a server answers.
+     */
+    public void warmUp() {
+        try (Session s = newSession(SessionOptions.defaults().withContextLength(Math.min(16, config().trainedContextLength())).withBatchSize(1))) {
+            s.eval(new int[] {0});
+        }
+    }
+
     @Override
     /** Frees the weights' backend memory and unmaps the file; close its sessions and batch generators first. */
     public void close() {
