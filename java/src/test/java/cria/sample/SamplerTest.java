@@ -102,4 +102,31 @@ class SamplerTest {
         assertThrows(IllegalArgumentException.class, () -> SamplerParams.defaults().withTopK(-1).validate());
         assertThrows(IllegalArgumentException.class, () -> SamplerParams.defaults().withMinP(2f).validate());
     }
+
+    /**
+     * Without top-k the sampler sorts only the logits that can matter (within 30 x max(1, T) of
+     * the best): a token 40 below the best at temperature 10 (weight e^-4, 1.8 %) must still be
+     * drawn at its rate, and the thousands far below never.
+     */
+    @Test
+    void farLogitsAreDroppedOnlyWhenTheTemperatureMakesThemNegligible() {
+        int vocab = 50_000;
+        float[] l = new float[vocab];
+        java.util.Arrays.fill(l, -1000f);
+        l[7] = 0f;
+        l[40_000] = -40f;
+        Sampler s = new Sampler(SamplerParams.defaults().withTopK(0).withTopP(1f).withMinP(0f).withTemperature(10f).withSeed(11), vocab);
+        int far = 0;
+        int draws = 20_000;
+        for (int i = 0; i < draws; i++) {
+            int t = s.sample(l);
+            if (t == 40_000) {
+                far++;
+            } else {
+                assertEquals(7, t, "only the two near tokens can be drawn");
+            }
+        }
+        double expected = draws * Math.exp(-4) / (1 + Math.exp(-4)); // 360, sd 19
+        assertTrue(Math.abs(far - expected) < 6 * Math.sqrt(expected), "the token 40 below was drawn " + far + " times, expected about " + expected);
+    }
 }
