@@ -226,6 +226,13 @@ class HostileModelRunTest {
         out.add(new Case("far layer", base.copy().putTensor("blk.99999999.ffn_up.weight", GgmlType.F32, new long[] {dim}, GgufEdit.floats(1f))));
         out.add(new Case("unknown tensor", base.copy().putTensor("mystery.weight", GgmlType.F32, new long[] {dim}, GgufEdit.floats(1f))));
         out.add(new Case("q bias", base.copy().putTensor("blk.0.attn_q.bias", GgmlType.F32, new long[] {dim}, GgufEdit.floats(0f))));
+        out.add(new Case("q bias NaN", base.copy().putTensor("blk.0.attn_q.bias", GgmlType.F32, new long[] {dim}, GgufEdit.floats(Float.NaN))));
+        out.add(new Case("q bias short", base.copy().putTensor("blk.0.attn_q.bias", GgmlType.F32, new long[] {dim - 1}, GgufEdit.floats(0f))));
+        out.add(new Case("q bias F16", base.copy().putTensor("blk.0.attn_q.bias", GgmlType.F16, new long[] {dim}, b -> { })));
+        out.add(new Case("k bias as matrix", base.copy().putTensor("blk.1.attn_k.bias", GgmlType.F32, new long[] {dim, 2}, GgufEdit.floats(0f))));
+        out.add(new Case("output bias", base.copy().putTensor("output.bias", GgmlType.F32, new long[] {vocab}, GgufEdit.floats(0f))));
+        out.add(new Case("architecture qwen2 with llama keys", base.copy().set("general.architecture", GgufValue.ofString("qwen2"))));
+        out.add(new Case("architecture qwen3 with llama keys", base.copy().set("general.architecture", GgufValue.ofString("qwen3"))));
         long ropeDims = base.metadata.has("llama.rope.dimension_count") ? base.metadata.get("llama.rope.dimension_count").asLong()
                 : dim / base.metadata.get("llama.attention.head_count").asLong();
         for (float v : new float[] {Float.NaN, 0f, -1f, Float.POSITIVE_INFINITY, 1f}) {
