@@ -146,10 +146,11 @@ public final class Synth {
             out.add(new Spec(p + "attn_k.weight", new long[] {s.dim(), kvDim}, std, null));
             out.add(new Spec(p + "attn_v.weight", new long[] {s.dim(), kvDim}, std, null));
             if (s.arch().equals("qwen2")) {
-                // biases larger than a product's typical value, so that a missing one shows
-                out.add(new Spec(p + "attn_q.bias", new long[] {qDim}, 0.1f, null));
-                out.add(new Spec(p + "attn_k.bias", new long[] {kvDim}, 0.1f, null));
-                out.add(new Spec(p + "attn_v.bias", new long[] {kvDim}, 0.1f, null));
+                // biases larger than a product's typical value, so that a missing one shows: a k bias
+                // adds the same q·b to every score of a query but for rope's turning of b by position
+                out.add(new Spec(p + "attn_q.bias", new long[] {qDim}, 0.5f, null));
+                out.add(new Spec(p + "attn_k.bias", new long[] {kvDim}, 0.5f, null));
+                out.add(new Spec(p + "attn_v.bias", new long[] {kvDim}, 0.5f, null));
             }
             if (s.arch().equals("qwen3")) {
                 // around 1, each value its own: a norm applied to the wrong head or slice shows
