@@ -61,6 +61,33 @@ class ArchitectureCommandsTest {
         }
     }
 
+    /**
+     * {@code cria quantize Q4_K_M} of F32 qwen2 and qwen3 files gives llama-quantize's bytes: the
+     * digests are of {@code llama-quantize IN OUT Q4_K_M} outputs of the same synth files (see
+     * src/test/resources/cria/engine/arch/README.md).
+     */
+    @Test
+    void quantizeWritesLlamaQuantizesBytes() throws Exception {
+        String[][] cases = {{"qwen2", "", "cc25213282f07e9a741cf9acb94c56c68a9b7f037a2bfb526113b7acd78ce6db"},
+            {"qwen3", "128", "506f9de5fde114d379edb8ff7a6ffbdb0322d44fa63f5d9e374875018c749827"}};
+        for (String[] c : cases) {
+            Path in = tmp.resolve(c[0] + "-256-f32.gguf");
+            Path out = tmp.resolve(c[0] + "-q4_k_m.gguf");
+            java.util.List<String> args = new java.util.ArrayList<>(java.util.List.of("synth", "--arch", c[0], "--dim", "256", "--layers", "2",
+                    "--heads", "4", "--kv-heads", "2", "--ffn", "512", "--vocab-size", "512", "--type", "F32", "-s", "11", "-t", "1",
+                    "-o", in.toString()));
+            if (!c[1].isEmpty()) {
+                args.addAll(java.util.List.of("--head-dim", c[1]));
+            }
+            CliRunner.Result r = CliRunner.run(args.toArray(new String[0]));
+            assertEquals(0, r.code(), r.toString());
+            r = CliRunner.run("quantize", in.toString(), out.toString(), "Q4_K_M");
+            assertEquals(0, r.code(), r.toString());
+            byte[] digest = java.security.MessageDigest.getInstance("SHA-256").digest(Files.readAllBytes(out));
+            assertEquals(c[2], java.util.HexFormat.of().formatHex(digest), c[0] + " Q4_K_M differs from llama-quantize's");
+        }
+    }
+
     @Test
     void trainingRefusesQwenInOneLine() throws Exception {
         Path q3 = synth("qwen3");
