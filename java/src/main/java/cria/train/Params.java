@@ -146,6 +146,22 @@ public final class Params implements AutoCloseable {
     }
 
     /**
+     * Refuses, in one line, a model file the training graph cannot follow: another architecture
+     * than llama ({@link #requireLlamaGraph}), or bias tensors. The verbs call it before they read
+     * their data, so a refused file gets no other output first.
+     *
+     * @throws CriaException naming the architecture or the tensor
+     */
+    public static void requireTrainable(LlamaConfig c, GgufFile file) {
+        requireLlamaGraph(c);
+        for (GgufTensorInfo t : file.tensors()) {
+            if (t.name().endsWith(".bias")) {
+                throw new CriaException(file.path() + ": tensor " + t.name() + ": training and fine-tuning do not support biases yet");
+            }
+        }
+    }
+
+    /**
      * A fine-tuning base: every tensor of {@code file} (a Llama model of shape {@code c}, any
      * weight type) frozen where it is. Matrices are {@link TrainOps#frozen} views of the mapped
      * file (never copied, never dequantized whole); the small norm vectors are copied as floats.
@@ -153,12 +169,7 @@ public final class Params implements AutoCloseable {
      */
     public static Params frozenBase(LlamaConfig c, GgufFile file, TrainOps ops) {
         cria.model.LowRankTensors.requireDense(file, "fine-tuning");
-        requireLlamaGraph(c);
-        for (GgufTensorInfo t : file.tensors()) {
-            if (t.name().endsWith(".bias")) {
-                throw new CriaException(file.path() + ": tensor " + t.name() + ": training and fine-tuning do not support biases yet");
-            }
-        }
+        requireTrainable(c, file);
         boolean tied = file.tensor("output.weight") == null;
         Params base = new Params(c, tied, (name, rows, cols, decay) -> {
             GgufTensorInfo info = file.tensor(name);

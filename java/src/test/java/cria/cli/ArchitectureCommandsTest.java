@@ -95,6 +95,10 @@ class ArchitectureCommandsTest {
         Files.writeString(data, "{\"text\": \"the cat sat on the mat\"}\n");
         oneLine(CliRunner.run("finetune", "-m", q3.toString(), "--data", data.toString(), "--steps", "1", "--ctx", "16", "--rank", "2",
                 "--val-split", "0", "-t", "1", "-o", tmp.resolve("a.gguf").toString()), "llama architecture only");
+        Path text = tmp.resolve("d.txt");
+        Files.writeString(text, "the cat sat on the mat. the dog ran.\n");
+        oneLine(CliRunner.run("train", "--init", synth("qwen2").toString(), "--data", text.toString(), "--steps", "1", "-t", "1",
+                "-o", tmp.resolve("t.gguf").toString()), "llama architecture only");
     }
 
     @Test
