@@ -1,4 +1,4 @@
-// Element-wise and row-copy kernels of the forward pass: swiglu, residual add, gather of rows.
+// Element-wise and row-copy kernels of the forward pass: swiglu, residual add, bias add, gather of rows.
 // Family "eltwise"; launcher: cria.backend.cuda.EltwiseKernels.
 #include "common.cuh"
 
@@ -44,6 +44,14 @@ extern "C" __global__ void eltwise_add(float* __restrict__ x, const float* __res
     }
     for (int i = 4 * n4 + start; i < count; i += stride) {
         x[i] += y[i];
+    }
+}
+
+// x[i][c] += b[c] over `count` contiguous floats of rows of `cols` (qwen2's q, k, v biases). Grid-stride.
+extern "C" __global__ void eltwise_add_bias(float* __restrict__ x, const float* __restrict__ b, int cols, int count) {
+    const int stride = gridDim.x * blockDim.x;
+    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < count; i += stride) {
+        x[i] += b[i % cols];
     }
 }
 

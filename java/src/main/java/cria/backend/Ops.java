@@ -58,6 +58,20 @@ public interface Ops {
     /** {@code out[j] = x[rows[j]]} for j in [0, m). */
     void gather(Buf x, int[] rows, int m, Buf out);
 
+    /**
+     * {@code x[i] += bias} for i in [0, n): one vector added to every row (the q, k, v biases of
+     * qwen2). bias: a vector of x.cols() values (F32); x: [n, cols].
+     */
+    void addBias(Buf x, Weight bias, int n);
+
+    /**
+     * RMSNorm of every head on its own, in place: each run of {@code headDim} values of x's rows
+     * (row i's head h is {@code x[i, h * headDim .. (h + 1) * headDim)}) becomes
+     * {@code v / sqrt(mean(v^2) + eps) * w} (qwen3's q and k norms). w: a vector of headDim values;
+     * x: [n, heads * headDim] with x.cols() a multiple of headDim.
+     */
+    void rmsnormHeads(Buf x, Weight w, float eps, int headDim, int n);
+
     // ---- fused ops: default bodies are the plain ops; a backend overrides what it fuses ---------
 
     /**

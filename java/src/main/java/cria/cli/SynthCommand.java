@@ -9,14 +9,20 @@ import java.nio.file.Path;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 
-/** Writes a random-weight Llama model. */
+/** Writes a random-weight Llama-family model (llama, qwen2, qwen3). */
 @Command(name = "synth", mixinStandardHelpOptions = true, sortOptions = false,
-        description = {"Write a random-weight Llama model at a real shape (meaningless text, exact numbers): for tests and benchmarks.",
-            "Shapes: tiny, stories15m, llama3.2-1b, llama3.2-3b, llama3-8b, llama3.1-8b, llama2-7b, llama2-13b, mistral-7b.",
-            "Example: cria synth --like llama3.2-1b --type Q4_0 -o llama1b-q4_0.gguf"})
+        description = {"Write a random-weight Llama-family model at a real shape (meaningless text, exact numbers): for tests and benchmarks.",
+            "Shapes: tiny, stories15m, llama3.2-1b, llama3.2-3b, llama3-8b, llama3.1-8b, llama2-7b, llama2-13b, mistral-7b,",
+            "qwen2.5-0.5b, qwen3-0.6b.",
+            "Example: cria synth --like llama3.2-1b --type Q4_0 -o llama1b-q4_0.gguf",
+            "         cria synth --arch qwen3 --dim 256 --heads 4 --head-dim 128 -o small-qwen3.gguf"})
 final class SynthCommand extends Verb {
     @Option(names = "--like", defaultValue = "tiny", paramLabel = "NAME", description = "the shape to copy (default: ${DEFAULT-VALUE})")
     String like;
+
+    @Option(names = "--arch", paramLabel = "NAME",
+            description = "architecture: llama, qwen2 (q, k, v biases; a qwen2-style byte-level BPE vocabulary) or qwen3 (per-head q/k norms; the same vocabulary); default: the shape's")
+    String arch;
 
     @Option(names = "--type", defaultValue = "F16", paramLabel = "TYPE",
             description = "weight type or llama.cpp mix: F32, F16, BF16, Q8_0, Q4_0, Q4_K_M, Q6_K, ... (default: ${DEFAULT-VALUE})")
@@ -25,7 +31,7 @@ final class SynthCommand extends Verb {
     @Option(names = {"-o", "--output"}, required = true, paramLabel = "FILE", description = "the GGUF file to write")
     Path output;
 
-    @Option(names = "--vocab", paramLabel = "VOCAB.gguf", description = "copy the vocabulary (tokenizer.*) of this GGUF; default: a made-up SentencePiece one")
+    @Option(names = "--vocab", paramLabel = "VOCAB.gguf", description = "copy the vocabulary (tokenizer.*) of this GGUF; default: a made-up one (SentencePiece for llama, byte-level BPE for qwen)")
     Path vocab;
 
     @Option(names = {"-s", "--seed"}, defaultValue = "1", paramLabel = "S", description = "random seed (default: ${DEFAULT-VALUE})")
@@ -48,6 +54,9 @@ final class SynthCommand extends Verb {
 
     @Option(names = "--kv-heads", paramLabel = "N", description = "override the number of key/value heads")
     Integer kvHeads;
+
+    @Option(names = "--head-dim", paramLabel = "N", description = "override the width of a head (key_length; default dim / heads, or the shape's)")
+    Integer headDim;
 
     @Option(names = "--ffn", paramLabel = "N", description = "override the feed-forward width")
     Integer ffn;
@@ -74,7 +83,17 @@ final class SynthCommand extends Verb {
             throw new cria.CriaException("--rank-step " + rankStep + ": use 1 to 4096");
         }
         double keep = lowRank == null ? 0 : lowRank;
-        SynthShape shape = SynthShape.preset(like).with(dim, layers, heads, kvHeads, ffn, vocabSize, ctx).validate();
+        SynthShape shape = SynthShape.preset(like).with(dim, layers, heads, kvHeads, ffn, vocabSize, ctx);
+        if (arch != null) {
+            shape = shape.withArch(arch.toLowerCase(java.util.Locale.ROOT));
+        }
+        if (headDim != null) {
+            if (headDim < 2 || headDim > cria.model.LlamaConfig.MAX_HEAD_DIM) {
+                throw new cria.CriaException("--head-dim " + headDim + ": use 2 to " + cria.model.LlamaConfig.MAX_HEAD_DIM);
+            }
+            shape = shape.withHeadDim(headDim);
+        }
+        shape.validate();
         LlamaFileType ftype = LlamaFileType.parse(type);
         OutputFiles.check(output, "-o", OutputFiles.Kind.FILE); // before the weights are made: the writer renames over it
         int n = threads > 0 ? threads : Runtime.getRuntime().availableProcessors();
@@ -88,7 +107,7 @@ final class SynthCommand extends Verb {
             Synth.write(output, shape, ftype, pure, null, seed, n, keep, rankStep, progress::add);
         }
         progress.finish();
-        out().println("wrote " + output + ": " + shape.name() + " shape, " + Units.count(params) + " random weights"
+        out().println("wrote " + output + ": " + shape.name() + " shape (" + shape.arch() + "), " + Units.count(params) + " random weights"
                 + (lowRank == null ? "" : String.format(java.util.Locale.ROOT, " (%.1f%% of %s: low-rank factors at --keep %s)",
                         100.0 * params / shape.parameters(), Units.count(shape.parameters()), lowRank)) + ", "
                 + ftype + (pure ? " (pure)" : "") + ", " + Units.bytes(output.toFile().length()));

@@ -145,6 +145,7 @@ final class TrainCommand extends TrainingVerb {
                 vocabMd = initFile.metadata();
                 LlamaConfig c = LlamaConfig.from(vocabMd, initFile.tensor("token_embd.weight") == null ? 0
                         : (int) Math.min(Integer.MAX_VALUE, initFile.tensor("token_embd.weight").rows()));
+                cria.train.Params.requireTrainable(c, initFile);
                 config = c;
                 isTied = initFile.tensor("output.weight") == null;
                 origin = "fine-tuned from " + init.getFileName();

@@ -339,6 +339,19 @@ public final class Llama {
             ops.rmsnormMatmul(s.x, w.attnNorm[l], eps, n, s.xb, qkv[l].first, s.qkvBufs[l].first); // xb = rmsnorm(x); q, k, v = wq, wk, wv · xb
             second(qkv[l], s.qkvBufs[l], n);                                        // factorized: q, k, v = B·t (t = A·xb above)
             lowRank(lora.qkv[l], s.xb, n, s.qkvOut, s);                             // LoRA: q, k, v += B'·(A·xb), those adapted
+            if (w.qBias[l] != null) {                                              // qwen2: q, k, v += their biases
+                ops.addBias(s.q, w.qBias[l], n);
+            }
+            if (w.kBias[l] != null) {
+                ops.addBias(s.k, w.kBias[l], n);
+            }
+            if (w.vBias[l] != null) {
+                ops.addBias(s.v, w.vBias[l], n);
+            }
+            if (c.qkNorm()) {                                                      // qwen3: each head of q, k RMS-normalized
+                ops.rmsnormHeads(s.q, w.qNorm[l], eps, c.headDim(), n);
+                ops.rmsnormHeads(s.k, w.kNorm[l], eps, c.headDim(), n);
+            }
             ops.ropeStoreKv(s.q, s.k, s.v, c.headDim(), batch, rope, cache, l);    // rotate q, k; cache[l][seq][pos] = k, v
             ops.attention(s.q, cache, l, c.heads(), c.kvHeads(), c.headDim(), batch, s.att); // att[n, qDim]
             matmulAdd(wo[l], s.woBufs[l], s.att, n, s.xb2, s.x);                   // xb2 = wo · att; x += xb2

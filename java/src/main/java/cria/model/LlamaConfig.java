@@ -26,10 +26,12 @@ import java.util.Set;
  * @param ropeBase    rope frequency base
  * @param ropeFreqScale linear rope scaling (1 / factor; 1 when none)
  * @param ropeNeox    true for NeoX-style rope (pairs i and i + dims/2); llama uses adjacent pairs
+ * @param qkNorm      true when q and k are RMS-normalized per head before rope (qwen3's
+ *                    {@code attn_q_norm} / {@code attn_k_norm}, one [headDim] weight each per layer)
  */
 public record LlamaConfig(String arch, int dim, int layers, int heads, int kvHeads, int headDim, int ffn, int vocab,
                           int trainedContextLength, float rmsEps, int ropeDims, float ropeBase, float ropeFreqScale,
-                          boolean ropeNeox) {
+                          boolean ropeNeox, boolean qkNorm) {
 
     /** Refuses shapes whose derived sizes would not fit the int widths the buffers use (a backstop: {@link #from} says why in words). */
     public LlamaConfig {
@@ -40,31 +42,42 @@ public record LlamaConfig(String arch, int dim, int layers, int heads, int kvHea
         }
     }
 
+    /** A shape of the llama architecture without per-head q/k norms (the form before qwen3 existed). */
+    public LlamaConfig(String arch, int dim, int layers, int heads, int kvHeads, int headDim, int ffn, int vocab,
+                       int trainedContextLength, float rmsEps, int ropeDims, float ropeBase, float ropeFreqScale, boolean ropeNeox) {
+        this(arch, dim, layers, heads, kvHeads, headDim, ffn, vocab, trainedContextLength, rmsEps, ropeDims, ropeBase, ropeFreqScale,
+                ropeNeox, false);
+    }
+
     /**
-     * Writes this shape as the {@code llama.*} keys llama.cpp reads (and {@link #from} reads back),
-     * with {@code general.architecture = llama}. Rope scaling is not written: shapes written this
-     * way have none.
+     * Writes this shape as the {@code <arch>.*} keys llama.cpp reads (and {@link #from} reads back),
+     * with {@code general.architecture = arch}. Rope scaling is not written: shapes written this
+     * way have none. The rope style and q/k norms are not keys: they follow from the architecture.
      */
-    public void putLlamaKeys(Metadata md) {
-        md.put("general.architecture", GgufValue.ofString("llama"));
-        md.put("llama.context_length", GgufValue.ofU32(trainedContextLength));
-        md.put("llama.embedding_length", GgufValue.ofU32(dim));
-        md.put("llama.block_count", GgufValue.ofU32(layers));
-        md.put("llama.feed_forward_length", GgufValue.ofU32(ffn));
-        md.put("llama.rope.dimension_count", GgufValue.ofU32(ropeDims));
-        md.put("llama.attention.head_count", GgufValue.ofU32(heads));
-        md.put("llama.attention.head_count_kv", GgufValue.ofU32(kvHeads));
-        md.put("llama.attention.layer_norm_rms_epsilon", GgufValue.ofF32(rmsEps));
-        md.put("llama.rope.freq_base", GgufValue.ofF32(ropeBase));
-        md.put("llama.vocab_size", GgufValue.ofU32(vocab));
+    public void putKeys(Metadata md) {
+        md.put("general.architecture", GgufValue.ofString(arch));
+        md.put(arch + ".context_length", GgufValue.ofU32(trainedContextLength));
+        md.put(arch + ".embedding_length", GgufValue.ofU32(dim));
+        md.put(arch + ".block_count", GgufValue.ofU32(layers));
+        md.put(arch + ".feed_forward_length", GgufValue.ofU32(ffn));
+        md.put(arch + ".rope.dimension_count", GgufValue.ofU32(ropeDims));
+        md.put(arch + ".attention.head_count", GgufValue.ofU32(heads));
+        md.put(arch + ".attention.head_count_kv", GgufValue.ofU32(kvHeads));
+        md.put(arch + ".attention.layer_norm_rms_epsilon", GgufValue.ofF32(rmsEps));
+        md.put(arch + ".rope.freq_base", GgufValue.ofF32(ropeBase));
+        md.put(arch + ".vocab_size", GgufValue.ofU32(vocab));
         if (headDim * heads != dim) {
-            md.put("llama.attention.key_length", GgufValue.ofU32(headDim));
-            md.put("llama.attention.value_length", GgufValue.ofU32(headDim));
+            md.put(arch + ".attention.key_length", GgufValue.ofU32(headDim));
+            md.put(arch + ".attention.value_length", GgufValue.ofU32(headDim));
         }
     }
 
-    /** Architectures stored with the llama graph (Mistral and most fine-tunes say "llama"). */
-    static final Set<String> LLAMA_LIKE = Set.of("llama", "mistral");
+    /**
+     * Every architecture the forward pass runs: {@code llama} and {@code mistral} (the llama graph;
+     * most fine-tunes say "llama"), {@code qwen2} (NeoX rope; its
+     * q, k, v biases are tensors, loaded where present) and {@code qwen3} (NeoX rope, per-head q/k norms).
+     */
+    public static final Set<String> ARCHITECTURES = Set.of("llama", "mistral", "qwen2", "qwen3");
 
     public int kvDim() {
         return kvHeads * headDim;
@@ -84,8 +97,9 @@ public record LlamaConfig(String arch, int dim, int layers, int heads, int kvHea
         String src = md.source();
         String arch = md.string("general.architecture").orElseThrow(
                 () -> new CriaException(src + ": no general.architecture key: not a model file (a vocabulary-only GGUF?)"));
-        if (!LLAMA_LIKE.contains(arch)) {
-            throw new CriaException(src + ": architecture '" + arch + "' is not supported; Cria runs Llama-family models (general.architecture = llama)");
+        if (!ARCHITECTURES.contains(arch)) {
+            throw new CriaException(src + ": architecture '" + arch + "' is not supported; Cria runs " + String.join(", ",
+                    new java.util.TreeSet<>(ARCHITECTURES)) + " (general.architecture)");
         }
         // Every count is bounded where it is read, and every size made of two counts is computed in
         // long and bounded before it exists as an int: the tensor shape checks that follow compare
@@ -157,8 +171,9 @@ public record LlamaConfig(String arch, int dim, int layers, int heads, int kvHea
                 freqScale = (float) (1.0 / f);
             }
         }
+        boolean qwen = arch.equals("qwen2") || arch.equals("qwen3");  // llama.cpp rotates both NeoX-style
         return new LlamaConfig(arch, dim, layers, heads, kvHeads, headDim, ffn, vocab, ctx, (float) eps, ropeDims, (float) base,
-                freqScale, false);
+                freqScale, qwen, arch.equals("qwen3"));
     }
 
     /** The largest row width (embedding, query, feed-forward, vocabulary) accepted: far above any real model. */

@@ -34,6 +34,13 @@ public final class LlamaWeights {
     public final Weight[] gate;           // [dim, ffn]
     public final Weight[] up;             // [dim, ffn]
     public final Weight[] down;           // [ffn, dim]
+    /** Per layer: the q, k and v biases ([qDim], [kvDim], [kvDim], F32), null where the file has none (qwen2 has them). */
+    public final Weight[] qBias;
+    public final Weight[] kBias;
+    public final Weight[] vBias;
+    /** Per layer: the per-head RMSNorm weights of q and k ([headDim]); null unless {@link LlamaConfig#qkNorm()} (qwen3). */
+    public final Weight[] qNorm;
+    public final Weight[] kNorm;
     /**
      * Factorized block matrices ({@link LowRankTensors}), indexed [role][layer] in
      * {@link LowRankTensors#ROLES} order (q, k, v, output, gate, up, down): A {@code [n_in, k]}
@@ -56,18 +63,18 @@ public final class LlamaWeights {
         private final Tensor out;
         private final float[] ropeFactors;
         private final Tensor[][] blk;
+        private final Tensor[][] bias;     // [q, k, v][layer], null where absent
+        private final Tensor[][] qkNorm;   // [q, k][layer], null unless the config has q/k norms
         private final Tensor[][] factorA;  // [blk index][layer], null where dense
         private final Tensor[][] factorB;
         private final String unused;
 
         private Checked(GgufFile file, LlamaConfig c) {
             int L = c.layers();
-            for (GgufTensorInfo t : file.tensors()) {
-                if (t.name().contains(".attn_q.bias") || t.name().contains(".attn_k.bias") || t.name().contains(".attn_v.bias")) {
-                    throw new CriaException(file.path() + ": tensor " + t.name() + ": attention biases are not supported");
-                }
+            if (file.tensor("output.bias") != null) {
+                throw new CriaException(file.path() + ": tensor output.bias: a bias on the output projection is not supported");
             }
-            unused = checkTensorNames(file, L);
+            unused = checkTensorNames(file, L, c.qkNorm());
             emb = need(file, "token_embd.weight", c.dim(), c.vocab());
             outNorm = need(file, "output_norm.weight", c.dim());
             out = optional(file, "output.weight", c.dim(), c.vocab());
@@ -85,6 +92,8 @@ public final class LlamaWeights {
             blk = new Tensor[9][L];
             factorA = new Tensor[9][L];
             factorB = new Tensor[9][L];
+            bias = new Tensor[3][L];
+            qkNorm = new Tensor[2][L];
             for (int l = 0; l < L; l++) {
                 String p = "blk." + l + ".";
                 blk[0][l] = need(file, p + "attn_norm.weight", c.dim());
@@ -96,6 +105,13 @@ public final class LlamaWeights {
                 matrix(file, l, 6, c.dim(), c.ffn());
                 matrix(file, l, 7, c.dim(), c.ffn());
                 matrix(file, l, 8, c.ffn(), c.dim());
+                bias[0][l] = optionalBias(file, p + "attn_q.bias", c.qDim());
+                bias[1][l] = optionalBias(file, p + "attn_k.bias", c.kvDim());
+                bias[2][l] = optionalBias(file, p + "attn_v.bias", c.kvDim());
+                if (c.qkNorm()) {
+                    qkNorm[0][l] = finite(file, need(file, p + "attn_q_norm.weight", c.headDim()));
+                    qkNorm[1][l] = finite(file, need(file, p + "attn_k_norm.weight", c.headDim()));
+                }
             }
         }
 
@@ -155,6 +171,11 @@ public final class LlamaWeights {
         gate = resident(backend, w.blk[6]);
         up = resident(backend, w.blk[7]);
         down = resident(backend, w.blk[8]);
+        qBias = resident(backend, w.bias[0]);
+        kBias = resident(backend, w.bias[1]);
+        vBias = resident(backend, w.bias[2]);
+        qNorm = resident(backend, w.qkNorm[0]);
+        kNorm = resident(backend, w.qkNorm[1]);
         int[] matrices = {1, 2, 3, 4, 6, 7, 8};
         lowRankA = new Weight[matrices.length][];
         lowRankB = new Weight[matrices.length][];
@@ -196,6 +217,10 @@ public final class LlamaWeights {
     /** Per-layer tensors ({@code blk.N.<name>}) the llama graph uses. */
     private static final Set<String> PER_LAYER = Set.of("attn_norm.weight", "attn_q.weight", "attn_k.weight", "attn_v.weight",
             "attn_output.weight", "ffn_norm.weight", "ffn_gate.weight", "ffn_up.weight", "ffn_down.weight");
+    /** Per-layer tensors the graph uses where a file has them (qwen2's q, k, v biases; llama.cpp reads them for llama too). */
+    private static final Set<String> PER_LAYER_BIASES = Set.of("attn_q.bias", "attn_k.bias", "attn_v.bias");
+    /** Per-layer tensors of the architectures with per-head q/k norms (qwen3). */
+    private static final Set<String> PER_LAYER_QK_NORM = Set.of("attn_q_norm.weight", "attn_k_norm.weight");
     /** Per-layer factor tensors of factorized block matrices ({@link LowRankTensors}). */
     private static final Set<String> FACTORS = Set.copyOf(LowRankTensors.factorRoleNames());
     /** Per-layer tensors llama.cpp's converters may write that the graph does not need (rope caches of old conversions). */
@@ -207,7 +232,7 @@ public final class LlamaWeights {
      * layers beyond block_count (the metadata and the tensors disagree: refused), and tensors the
      * graph does not know (the one-line warning returned, or null).
      */
-    private static String checkTensorNames(GgufFile file, int layers) {
+    private static String checkTensorNames(GgufFile file, int layers, boolean qkNorm) {
         long needed = (long) PER_LAYER.size() * layers + 2;
         if (needed > file.tensors().size()) {
             throw new CriaException(file.path() + ": block_count says " + layers + " layers, which need at least " + needed
@@ -225,7 +250,8 @@ public final class LlamaWeights {
                 if (!num.isEmpty() && num.length() <= 9 && num.chars().allMatch(ch -> ch >= '0' && ch <= '9')) {
                     int layer = Integer.parseInt(num);
                     String role = name.substring(dot + 1);
-                    boolean known = PER_LAYER.contains(role) || FACTORS.contains(role)
+                    boolean known = PER_LAYER.contains(role) || FACTORS.contains(role) || PER_LAYER_BIASES.contains(role)
+                            || (qkNorm && PER_LAYER_QK_NORM.contains(role))
                             || PER_LAYER_IGNORED.contains(role.replaceFirst("\\.weight$", ""));
                     if (layer >= layers && known) {
                         throw new CriaException(file.path() + ": tensor " + name + " belongs to layer " + layer + " but block_count says "
@@ -271,6 +297,29 @@ public final class LlamaWeights {
         Tensor t = optional(f, name, shape);
         if (t == null) {
             throw new CriaException(f.path() + ": tensor " + name + " is missing; the file is incomplete or not a Llama model");
+        }
+        return t;
+    }
+
+    /**
+     * A bias vector, if the file has one: F32 only (what llama.cpp's converters write for vectors;
+     * the bias kernels add floats as they are).
+     */
+    private static Tensor optionalBias(GgufFile f, String name, int width) {
+        Tensor t = optional(f, name, width);
+        if (t != null && t.type() != GgmlType.F32) {
+            throw new CriaException(f.path() + ": tensor " + name + " is a bias of type " + t.type() + "; Cria runs F32 biases");
+        }
+        return t == null ? null : finite(f, t);
+    }
+
+    /** A small vector (a bias, a per-head norm) whose every value is finite: NaN or infinity there would reach every logit. */
+    private static Tensor finite(GgufFile f, Tensor t) {
+        float[] v = dequantizeAll(t);
+        for (int i = 0; i < v.length; i++) {
+            if (!Float.isFinite(v[i])) {
+                throw new CriaException(f.path() + ": tensor " + t.name() + "[" + i + "] = " + v[i] + " is not finite; the file is corrupt");
+            }
         }
         return t;
     }

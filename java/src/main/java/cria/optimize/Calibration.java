@@ -366,5 +366,15 @@ public final class Calibration implements AutoCloseable {
         public void gather(Buf x, int[] rows, int m, Buf out) {
             ops.gather(x, rows, m, out);
         }
+
+        @Override
+        public void addBias(Buf x, Weight bias, int n) {
+            ops.addBias(x, bias, n);
+        }
+
+        @Override
+        public void rmsnormHeads(Buf x, Weight w, float eps, int headDim, int n) {
+            ops.rmsnormHeads(x, w, eps, headDim, n);
+        }
     }
 }

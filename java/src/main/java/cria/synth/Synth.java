@@ -36,12 +36,17 @@ public final class Synth {
 
     private Synth() {}
 
-    private record Spec(String name, long[] shape, float std, float[] values) {}
+    /** One tensor: {@code values} in every row, or normal values of spread {@code std} around {@code mean}. */
+    private record Spec(String name, long[] shape, float std, float[] values, float mean) {
+        Spec(String name, long[] shape, float std, float[] values) {
+            this(name, shape, std, values, 0f);
+        }
+    }
 
-    /** Writes the {@code llama.*} hyper-parameters of shape {@code s}, the architecture and {@code name}. */
+    /** Writes the {@code <arch>.*} hyper-parameters of shape {@code s}, the architecture and {@code name}. */
     public static void putHyperparameters(Metadata md, SynthShape s, String name) {
-        new LlamaConfig("llama", s.dim(), s.layers(), s.heads(), s.kvHeads(), s.headDim(), s.ffn(), s.vocab(), s.context(), s.rmsEps(),
-                s.headDim(), s.ropeBase(), 1f, false).putLlamaKeys(md);
+        new LlamaConfig(s.arch(), s.dim(), s.layers(), s.heads(), s.kvHeads(), s.headDim(), s.ffn(), s.vocab(), s.context(), s.rmsEps(),
+                s.headDim(), s.ropeBase(), 1f, !s.arch().equals("llama"), s.arch().equals("qwen3")).putKeys(md);
         md.put("general.name", GgufValue.ofString(name));
     }
 
@@ -83,8 +88,10 @@ public final class Synth {
                     md.put(e.getKey(), e.getValue());
                 }
             }
-        } else {
+        } else if (s.arch().equals("llama")) {
             SynthVocab.write(md, s.vocab());
+        } else {
+            SynthVocab.writeByteLevel(md, s.vocab(), "qwen2");
         }
 
         List<Spec> specs = specs(s);
@@ -120,6 +127,7 @@ public final class Synth {
 
     private static List<Spec> specs(SynthShape s) {
         int kvDim = s.kvHeads() * s.headDim();
+        int qDim = s.heads() * s.headDim();
         float std = 0.02f;
         float outStd = (float) (0.02 / Math.sqrt(2.0 * s.layers()));
         List<Spec> out = new ArrayList<>();
@@ -134,10 +142,22 @@ public final class Synth {
         for (int l = 0; l < s.layers(); l++) {
             String p = "blk." + l + ".";
             out.add(new Spec(p + "attn_norm.weight", new long[] {s.dim()}, 0, ones(s.dim())));
-            out.add(new Spec(p + "attn_q.weight", new long[] {s.dim(), s.dim()}, std, null));
+            out.add(new Spec(p + "attn_q.weight", new long[] {s.dim(), qDim}, std, null));
             out.add(new Spec(p + "attn_k.weight", new long[] {s.dim(), kvDim}, std, null));
             out.add(new Spec(p + "attn_v.weight", new long[] {s.dim(), kvDim}, std, null));
-            out.add(new Spec(p + "attn_output.weight", new long[] {s.dim(), s.dim()}, outStd, null));
+            if (s.arch().equals("qwen2")) {
+                // biases larger than a product's typical value, so that a missing one shows: a k bias
+                // adds the same q·b to every score of a query but for rope's turning of b by position
+                out.add(new Spec(p + "attn_q.bias", new long[] {qDim}, 0.5f, null));
+                out.add(new Spec(p + "attn_k.bias", new long[] {kvDim}, 0.5f, null));
+                out.add(new Spec(p + "attn_v.bias", new long[] {kvDim}, 0.5f, null));
+            }
+            if (s.arch().equals("qwen3")) {
+                // around 1, each value its own: a norm applied to the wrong head or slice shows
+                out.add(new Spec(p + "attn_q_norm.weight", new long[] {s.headDim()}, 0.2f, null, 1f));
+                out.add(new Spec(p + "attn_k_norm.weight", new long[] {s.headDim()}, 0.2f, null, 1f));
+            }
+            out.add(new Spec(p + "attn_output.weight", new long[] {qDim, s.dim()}, outStd, null));
             out.add(new Spec(p + "ffn_norm.weight", new long[] {s.dim()}, 0, ones(s.dim())));
             out.add(new Spec(p + "ffn_gate.weight", new long[] {s.dim(), s.ffn()}, std, null));
             out.add(new Spec(p + "ffn_up.weight", new long[] {s.dim(), s.ffn()}, std, null));
@@ -238,7 +258,7 @@ public final class Synth {
                         System.arraycopy(sp.values, 0, row, 0, n);
                     } else {
                         for (int j = 0; j < n; j++) {
-                            row[j] = (float) rnd.nextGaussian() * sp.std;
+                            row[j] = sp.mean + (float) rnd.nextGaussian() * sp.std;
                         }
                     }
                     codec.quantize(row, 0, n, dst, (first + i) * rowBytes);

@@ -9,10 +9,21 @@ import java.util.Map;
 /**
  * A model's shape without its weights. Presets follow the published configurations; every field
  * can be overridden. {@code llama3Rope} gives llama3-style rope frequency factors (a
- * {@code rope_freqs.weight} tensor) with that scaling factor, 0 for none.
+ * {@code rope_freqs.weight} tensor) with that scaling factor, 0 for none. {@code arch} is the
+ * architecture written ({@code llama}, {@code qwen2}: q, k, v biases, {@code qwen3}: per-head q/k
+ * norms); {@code keyLength} the width of a head when it is not {@code dim / heads} (0: it is).
  */
 public record SynthShape(String name, int dim, int layers, int heads, int kvHeads, int ffn, int vocab, int context,
-                         float ropeBase, boolean tied, float llama3Rope, float rmsEps) {
+                         float ropeBase, boolean tied, float llama3Rope, float rmsEps, String arch, int keyLength) {
+
+    /** The architectures synth writes. */
+    public static final java.util.List<String> ARCHITECTURES = java.util.List.of("llama", "qwen2", "qwen3");
+
+    /** A llama shape whose heads are {@code dim / heads} wide. */
+    public SynthShape(String name, int dim, int layers, int heads, int kvHeads, int ffn, int vocab, int context,
+                      float ropeBase, boolean tied, float llama3Rope, float rmsEps) {
+        this(name, dim, layers, heads, kvHeads, ffn, vocab, context, ropeBase, tied, llama3Rope, rmsEps, "llama", 0);
+    }
 
     private static final Map<String, SynthShape> PRESETS = new LinkedHashMap<>();
 
@@ -26,6 +37,9 @@ public record SynthShape(String name, int dim, int layers, int heads, int kvHead
         add(new SynthShape("llama2-7b", 4096, 32, 32, 32, 11008, 32000, 4096, 10000f, false, 0f, 1e-5f));
         add(new SynthShape("llama2-13b", 5120, 40, 40, 40, 13824, 32000, 4096, 10000f, false, 0f, 1e-5f));
         add(new SynthShape("mistral-7b", 4096, 32, 32, 8, 14336, 32000, 32768, 1000000f, false, 0f, 1e-5f));
+        // Qwen/Qwen2.5-0.5B and Qwen/Qwen3-0.6B (config.json); both tie the output to the embedding
+        add(new SynthShape("qwen2.5-0.5b", 896, 24, 14, 2, 4864, 151936, 32768, 1000000f, true, 0f, 1e-6f, "qwen2", 0));
+        add(new SynthShape("qwen3-0.6b", 1024, 28, 16, 8, 3072, 151936, 40960, 1000000f, true, 0f, 1e-6f, "qwen3", 128));
     }
 
     private static void add(SynthShape s) {
@@ -48,13 +62,33 @@ public record SynthShape(String name, int dim, int layers, int heads, int kvHead
     }
 
     public int headDim() {
-        return dim / heads;
+        return keyLength > 0 ? keyLength : dim / heads;
     }
 
     /** Number of weights. */
     public long parameters() {
-        long perLayer = 2L * dim + (long) dim * dim * 2 + 2L * dim * (kvHeads * headDim()) + 3L * dim * ffn;
+        long qDim = (long) heads * headDim();
+        long kvDim = (long) kvHeads * headDim();
+        long perLayer = 2L * dim + (long) dim * qDim * 2 + 2L * dim * kvDim + 3L * dim * ffn;
+        if (arch.equals("qwen2")) {
+            perLayer += qDim + 2 * kvDim;  // q, k, v biases
+        } else if (arch.equals("qwen3")) {
+            perLayer += 2L * headDim();    // q and k norms
+        }
         return (long) vocab * dim * (tied ? 1 : 2) + dim + layers * perLayer;
+    }
+
+    /** This shape written as architecture {@code arch} (one of {@link #ARCHITECTURES}). */
+    public SynthShape withArch(String arch) {
+        if (!ARCHITECTURES.contains(arch)) {
+            throw new CriaException("unknown architecture '" + arch + "'; synth writes " + String.join(", ", ARCHITECTURES));
+        }
+        return new SynthShape(name, dim, layers, heads, kvHeads, ffn, vocab, context, ropeBase, tied, llama3Rope, rmsEps, arch, keyLength);
+    }
+
+    /** This shape with heads {@code headDim} wide (qwen3's key_length; 0: {@code dim / heads}). */
+    public SynthShape withHeadDim(int headDim) {
+        return new SynthShape(name, dim, layers, heads, kvHeads, ffn, vocab, context, ropeBase, tied, llama3Rope, rmsEps, arch, headDim);
     }
 
     /** Checks the shape is one the forward pass can run. */
@@ -62,8 +96,19 @@ public record SynthShape(String name, int dim, int layers, int heads, int kvHead
         if (dim <= 0 || layers <= 0 || heads <= 0 || kvHeads <= 0 || ffn <= 0 || vocab <= 0 || context <= 0) {
             throw new CriaException("model shape " + this + ": every size must be positive");
         }
-        if (dim % heads != 0 || heads % kvHeads != 0) {
-            throw new CriaException("model shape: dim " + dim + " must divide by heads " + heads + ", and heads by kv-heads " + kvHeads);
+        if (!ARCHITECTURES.contains(arch)) {
+            throw new CriaException("model shape: unknown architecture '" + arch + "'; synth writes " + String.join(", ", ARCHITECTURES));
+        }
+        if (keyLength < 0 || keyLength > cria.model.LlamaConfig.MAX_HEAD_DIM) {
+            throw new CriaException("model shape: head size " + keyLength + " out of range (1 to " + cria.model.LlamaConfig.MAX_HEAD_DIM + ")");
+        }
+        if ((keyLength == 0 && dim % heads != 0) || heads % kvHeads != 0) {
+            throw new CriaException("model shape: dim " + dim + " must divide by heads " + heads + " (or give the head size), and heads by kv-heads "
+                    + kvHeads);
+        }
+        if ((long) heads * headDim() > cria.model.LlamaConfig.MAX_WIDTH) {
+            throw new CriaException("model shape: " + heads + " heads of " + headDim() + " values are wider than Cria's limit of "
+                    + cria.model.LlamaConfig.MAX_WIDTH);
         }
         if (headDim() % 2 != 0) {
             throw new CriaException("model shape: the head size " + headDim() + " must be even (rope rotates pairs)");
@@ -78,6 +123,6 @@ public record SynthShape(String name, int dim, int layers, int heads, int kvHead
         return new SynthShape(name, dim != null ? dim : this.dim, layers != null ? layers : this.layers,
                 heads != null ? heads : this.heads, kvHeads != null ? kvHeads : (heads != null && this.kvHeads == this.heads ? heads : this.kvHeads),
                 ffn != null ? ffn : this.ffn, vocab != null ? vocab : this.vocab, context != null ? context : this.context,
-                ropeBase, tied, llama3Rope, rmsEps);
+                ropeBase, tied, llama3Rope, rmsEps, arch, keyLength);
     }
 }

@@ -1,4 +1,4 @@
-// A SentencePiece-style vocabulary the project makes itself: specials, 256 byte tokens, then letter n-grams.
+// Vocabularies the project makes itself: SentencePiece-style (specials, 256 byte tokens, letter n-grams) or byte-level BPE (qwen2-style).
 package cria.synth;
 
 import cria.gguf.GgufValue;
@@ -81,5 +81,89 @@ final class SynthVocab {
         md.put("tokenizer.ggml.eos_token_id", GgufValue.ofU32(2));
         md.put("tokenizer.ggml.add_bos_token", GgufValue.ofBool(true));
         md.put("tokenizer.ggml.add_eos_token", GgufValue.ofBool(false));
+    }
+
+    /** The bytes GPT-2's byte-level BPE spells as themselves: printable Latin-1 without the space and soft hyphen. */
+    private static boolean printable(int b) {
+        return (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF);
+    }
+
+    /**
+     * A byte-level BPE vocabulary of {@code size} tokens (at least 260), as Qwen2's and GPT-2's are
+     * laid out: the 256 byte symbols first (the printable ones, which spell themselves, in byte
+     * order, then the rest spelled U+0100 up, also in byte order; a space is {@code Ġ}), then the
+     * merged pieces, each with its merge rule ({@code "left right"}, rank = order): {@code Ġ} +
+     * letter, then letter n-grams with and without the {@code Ġ}, breadth-first; then three control
+     * tokens {@code <|endoftext|>} (end of text, as in Qwen base models), {@code <|im_start|>},
+     * {@code <|im_end|>}. {@code pre} names the pre-tokenizer ({@code tokenizer.ggml.pre}).
+     */
+    static void writeByteLevel(Metadata md, int size, String pre) {
+        String[] specials = {"<|endoftext|>", "<|im_start|>", "<|im_end|>"};
+        int normal = size - specials.length;
+        java.util.List<String> tokens = new java.util.ArrayList<>(size);
+        char[] spell = new char[256];
+        int extra = 0;
+        for (int b = 0; b < 256; b++) {
+            spell[b] = printable(b) ? (char) b : (char) (0x100 + extra++);
+        }
+        for (int b = 0; b < 256; b++) {
+            if (printable(b)) {
+                tokens.add(String.valueOf(spell[b]));
+            }
+        }
+        for (int b = 0; b < 256; b++) {
+            if (!printable(b)) {
+                tokens.add(String.valueOf(spell[b]));
+            }
+        }
+        String space = String.valueOf(spell[' ']);
+        java.util.Set<String> known = new java.util.HashSet<>(tokens);
+        java.util.List<String> merges = new java.util.ArrayList<>();
+        java.util.List<String> level = new java.util.ArrayList<>();
+        for (char c : LETTERS.toCharArray()) {
+            level.add(String.valueOf(c));
+            addMerge(tokens, known, merges, space, String.valueOf(c), normal);
+        }
+        // n-grams of letters, breadth-first by length, each the merge of a shorter piece and a letter
+        while (tokens.size() < normal) {
+            java.util.List<String> next = new java.util.ArrayList<>();
+            for (String p : level) {
+                for (char c : LETTERS.toCharArray()) {
+                    String l = String.valueOf(c);
+                    if (addMerge(tokens, known, merges, p, l, normal)) {
+                        next.add(p + l);
+                    }
+                    addMerge(tokens, known, merges, space + p, l, normal);
+                }
+            }
+            level = next;
+        }
+        int[] types = new int[size];
+        java.util.Arrays.fill(types, 1); // normal
+        for (int i = 0; i < specials.length; i++) {
+            types[normal + i] = 3;         // control
+            tokens.add(specials[i]);
+        }
+        md.put("tokenizer.ggml.model", GgufValue.ofString("gpt2"));
+        md.put("tokenizer.ggml.pre", GgufValue.ofString(pre));
+        md.put("tokenizer.ggml.tokens", GgufValue.ofStrings(tokens.toArray(new String[0])));
+        md.put("tokenizer.ggml.token_type", GgufValue.ofInts(types));
+        md.put("tokenizer.ggml.merges", GgufValue.ofStrings(merges.toArray(new String[0])));
+        md.put("tokenizer.ggml.eos_token_id", GgufValue.ofU32(normal));
+        md.put("tokenizer.ggml.bos_token_id", GgufValue.ofU32(normal));
+        md.put("tokenizer.ggml.padding_token_id", GgufValue.ofU32(normal));
+        md.put("tokenizer.ggml.add_bos_token", GgufValue.ofBool(false));
+    }
+
+    /** Adds the piece {@code left + right} and its merge rule while there is room and it is new; whether it did. */
+    private static boolean addMerge(java.util.List<String> tokens, java.util.Set<String> known, java.util.List<String> merges,
+                                    String left, String right, int limit) {
+        String piece = left + right;
+        if (tokens.size() >= limit || !known.contains(left) || !known.contains(right) || !known.add(piece)) {
+            return false;
+        }
+        tokens.add(piece);
+        merges.add(left + " " + right);
+        return true;
     }
 }

@@ -30,7 +30,7 @@ public final class ModelExport {
     public static void write(Path out, Params p, TrainOps ops, Metadata vocab, String name, String description) {
         LlamaConfig c = p.config();
         Metadata md = new Metadata(out.toString());
-        c.putLlamaKeys(md); // the context length written is the config's: the trained one
+        c.putKeys(md); // the context length written is the config's: the trained one
         md.put("general.name", GgufValue.ofString(name));
         md.put("general.description", GgufValue.ofString(description));
         md.put("general.file_type", GgufValue.ofU32(0)); // all F32

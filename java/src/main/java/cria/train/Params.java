@@ -101,6 +101,7 @@ public final class Params implements AutoCloseable {
     }
 
     private Params(LlamaConfig c, boolean tied, Maker maker) {
+        requireLlamaGraph(c);
         this.config = c;
         this.tied = tied;
         int L = c.layers();
@@ -132,6 +133,35 @@ public final class Params implements AutoCloseable {
     }
 
     /**
+     * Training and LoRA fine-tuning run the llama graph only: the training graph has no q/k/v
+     * biases (qwen2), no per-head q/k norms (qwen3) and rotates adjacent pairs.
+     *
+     * @throws CriaException one line naming the architecture otherwise
+     */
+    static void requireLlamaGraph(LlamaConfig c) {
+        if (!c.arch().equals("llama") && !c.arch().equals("mistral")) {
+            throw new CriaException("training and fine-tuning support the llama architecture only; this model is '" + c.arch()
+                    + "' (it runs for inference: generate, batch, serve, perplexity, quantize)");
+        }
+    }
+
+    /**
+     * Refuses, in one line, a model file the training graph cannot follow: another architecture
+     * than llama ({@link #requireLlamaGraph}), or bias tensors. The verbs call it before they read
+     * their data, so a refused file gets no other output first.
+     *
+     * @throws CriaException naming the architecture or the tensor
+     */
+    public static void requireTrainable(LlamaConfig c, GgufFile file) {
+        requireLlamaGraph(c);
+        for (GgufTensorInfo t : file.tensors()) {
+            if (t.name().endsWith(".bias")) {
+                throw new CriaException(file.path() + ": tensor " + t.name() + ": training and fine-tuning do not support biases yet");
+            }
+        }
+    }
+
+    /**
      * A fine-tuning base: every tensor of {@code file} (a Llama model of shape {@code c}, any
      * weight type) frozen where it is. Matrices are {@link TrainOps#frozen} views of the mapped
      * file (never copied, never dequantized whole); the small norm vectors are copied as floats.
@@ -139,6 +169,7 @@ public final class Params implements AutoCloseable {
      */
     public static Params frozenBase(LlamaConfig c, GgufFile file, TrainOps ops) {
         cria.model.LowRankTensors.requireDense(file, "fine-tuning");
+        requireTrainable(c, file);
         boolean tied = file.tensor("output.weight") == null;
         Params base = new Params(c, tied, (name, rows, cols, decay) -> {
             GgufTensorInfo info = file.tensor(name);

@@ -76,6 +76,51 @@ class HostileModelRunTest {
         runAll(cases, "stories");
     }
 
+    /**
+     * A qwen3 file (per-head q/k norms, heads wider than dim / heads) and a qwen2 one (q, k, v
+     * biases) with the tensors and keys of those architectures broken.
+     */
+    @Test
+    void liesInQwenFilesAreRefusedInOneLineOrRunFinite() throws IOException {
+        Path q3 = tmp.resolve("qwen3.gguf");
+        cria.synth.Synth.write(q3, cria.synth.SynthShape.preset("tiny").with(64, 2, 4, 2, 96, 400, 128).withArch("qwen3").withHeadDim(32),
+                cria.quantize.LlamaFileType.F32, true, null, 3, 1, null);
+        Path q2 = tmp.resolve("qwen2.gguf");
+        cria.synth.Synth.write(q2, cria.synth.SynthShape.preset("tiny").with(64, 2, 4, 2, 96, 400, 128).withArch("qwen2"),
+                cria.quantize.LlamaFileType.F32, true, null, 3, 1, null);
+        GgufEdit b3 = GgufEdit.of(q3);
+        GgufEdit b2 = GgufEdit.of(q2);
+        List<Case> cases = new ArrayList<>();
+        cases.add(new Case("qwen3 as it is", b3.copy()));
+        cases.add(new Case("qwen3 without q norm", b3.copy().dropTensor("blk.1.attn_q_norm.weight")));
+        cases.add(new Case("qwen3 k norm of dim / heads", b3.copy().putTensor("blk.0.attn_k_norm.weight", GgmlType.F32, new long[] {16},
+                GgufEdit.floats(1f))));
+        cases.add(new Case("qwen3 q norm NaN", b3.copy().putTensor("blk.0.attn_q_norm.weight", GgmlType.F32, new long[] {32},
+                GgufEdit.floats(Float.NaN))));
+        cases.add(new Case("qwen3 q norm infinite", b3.copy().putTensor("blk.0.attn_q_norm.weight", GgmlType.F32, new long[] {32},
+                GgufEdit.floats(Float.POSITIVE_INFINITY))));
+        cases.add(new Case("qwen3 q norm as Q8_0", b3.copy().putTensor("blk.0.attn_q_norm.weight", GgmlType.Q8_0, new long[] {32}, b -> { })));
+        cases.add(new Case("qwen3 key_length removed", b3.copy().remove("qwen3.attention.key_length")));
+        cases.add(new Case("qwen3 key_length 48", b3.copy().set("qwen3.attention.key_length", GgufValue.ofU32(48))));
+        cases.add(new Case("qwen3 key_length 2^30+8", b3.copy().set("qwen3.attention.key_length", GgufValue.ofU32((1 << 30) + 8))));
+        cases.add(new Case("qwen3 called qwen2", b3.copy().set("general.architecture", GgufValue.ofString("qwen2"))));
+        cases.add(new Case("qwen2 as it is", b2.copy()));
+        cases.add(new Case("qwen2 without k bias", b2.copy().dropTensor("blk.0.attn_k.bias")));
+        cases.add(new Case("qwen2 v bias as wide as q", b2.copy().putTensor("blk.1.attn_v.bias", GgmlType.F32, new long[] {64},
+                GgufEdit.floats(0f))));
+        cases.add(new Case("qwen2 q bias infinite", b2.copy().putTensor("blk.0.attn_q.bias", GgmlType.F32, new long[] {64},
+                GgufEdit.floats(Float.NEGATIVE_INFINITY))));
+        cases.add(new Case("qwen2 called qwen3", b2.copy().set("general.architecture", GgufValue.ofString("qwen3"))));
+        for (Case c : cases) {
+            Path f = tmp.resolve("qwen-" + (n++) + ".gguf");
+            c.edit.write(f);
+            runOne(c.label, f, true);
+        }
+        assertEquals(cases.size(), ran);
+        assertTrue(accepted.contains("qwen3 as it is") && accepted.contains("qwen2 as it is"), "accepted: " + accepted);
+        assertTrue(refused >= 10, "refused " + refused + " of " + ran + "; accepted: " + accepted);
+    }
+
     @Test
     void randomHeaderRewritesOfTheTestModelRunSafely() throws IOException {
         Path base = TestModels.tinyLlama(tmp.resolve("tiny-r.gguf"), 4);
@@ -226,6 +271,13 @@ class HostileModelRunTest {
         out.add(new Case("far layer", base.copy().putTensor("blk.99999999.ffn_up.weight", GgmlType.F32, new long[] {dim}, GgufEdit.floats(1f))));
         out.add(new Case("unknown tensor", base.copy().putTensor("mystery.weight", GgmlType.F32, new long[] {dim}, GgufEdit.floats(1f))));
         out.add(new Case("q bias", base.copy().putTensor("blk.0.attn_q.bias", GgmlType.F32, new long[] {dim}, GgufEdit.floats(0f))));
+        out.add(new Case("q bias NaN", base.copy().putTensor("blk.0.attn_q.bias", GgmlType.F32, new long[] {dim}, GgufEdit.floats(Float.NaN))));
+        out.add(new Case("q bias short", base.copy().putTensor("blk.0.attn_q.bias", GgmlType.F32, new long[] {dim - 1}, GgufEdit.floats(0f))));
+        out.add(new Case("q bias F16", base.copy().putTensor("blk.0.attn_q.bias", GgmlType.F16, new long[] {dim}, b -> { })));
+        out.add(new Case("k bias as matrix", base.copy().putTensor("blk.1.attn_k.bias", GgmlType.F32, new long[] {dim, 2}, GgufEdit.floats(0f))));
+        out.add(new Case("output bias", base.copy().putTensor("output.bias", GgmlType.F32, new long[] {vocab}, GgufEdit.floats(0f))));
+        out.add(new Case("architecture qwen2 with llama keys", base.copy().set("general.architecture", GgufValue.ofString("qwen2"))));
+        out.add(new Case("architecture qwen3 with llama keys", base.copy().set("general.architecture", GgufValue.ofString("qwen3"))));
         long ropeDims = base.metadata.has("llama.rope.dimension_count") ? base.metadata.get("llama.rope.dimension_count").asLong()
                 : dim / base.metadata.get("llama.attention.head_count").asLong();
         for (float v : new float[] {Float.NaN, 0f, -1f, Float.POSITIVE_INFINITY, 1f}) {

@@ -44,6 +44,8 @@ abstract sealed class CpuOps implements Ops permits JavaCpuOps, NativeCpuOps {
     private final Matmul matmul = new Matmul();
     private final Attention attention = new Attention();
     private final Swiglu swiglu = new Swiglu();
+    private final Bias bias = new Bias();
+    private final HeadNorm headNorm = new HeadNorm();
 
     CpuOps(WorkerPool pool) {
         this.pool = pool;
@@ -194,6 +196,80 @@ abstract sealed class CpuOps implements Ops permits JavaCpuOps, NativeCpuOps {
 
     /** rmsnorm of rows [lo, hi), on thread th. */
     abstract void rmsnormRows(Rmsnorm r, int th, int lo, int hi);
+
+    @Override
+    public final void rmsnormHeads(Buf xb, Weight w, float eps, int headDim, int n) {
+        HostBuf x = (HostBuf) xb;
+        checkRows(x, n);
+        if (!(headDim > 0 && x.cols() % headDim == 0 && w.tensor().rows() == 1 && w.cols() == headDim)) {
+            throw sizes("per-head rmsnorm of " + x + " with heads of " + headDim + " by " + w);
+        }
+        HeadNorm h = headNorm;
+        h.x = x;
+        h.w = w;
+        h.eps = eps;
+        h.headDim = headDim;
+        h.n = Math.multiplyExact(n, x.cols() / headDim);  // the heads of rows [0, n), end to end
+        prepare(h);
+        runRows(h, h.n);
+    }
+
+    /**
+     * rmsnormHeads' arguments: x's rows [0, n) seen as {@code n} runs of headDim values (its rows
+     * are contiguous), each normalized in place on its own.
+     */
+    final class HeadNorm extends Rows {
+        HostBuf x;
+        Weight w;
+        float eps;
+        int headDim;
+
+        @Override
+        void rows(int th, int lo, int hi) {
+            headNormRows(this, th, lo, hi);
+        }
+    }
+
+    /** What a path sets up on the calling thread before rmsnormHeads' heads run (nothing by default). */
+    void prepare(HeadNorm h) {}
+
+    /** rmsnormHeads of heads [lo, hi) (head j at float offset j * headDim of x), on thread th. */
+    abstract void headNormRows(HeadNorm h, int th, int lo, int hi);
+
+    @Override
+    public final void addBias(Buf xb, Weight w, int n) {
+        HostBuf x = (HostBuf) xb;
+        checkRows(x, n);
+        if (!(w.tensor().rows() == 1 && w.cols() == x.cols())) {
+            throw sizes("bias " + w + " added to " + x);
+        }
+        Bias b = bias;
+        b.x = x;
+        b.w = w;
+        b.n = n;
+        runRows(b, n);
+    }
+
+    /** addBias' arguments: the bias vector added to each of rows [0, n) of x. */
+    private final class Bias extends Rows {
+        HostBuf x;
+        Weight w;
+
+        @Override
+        void rows(int th, int lo, int hi) {
+            int d = x.cols();
+            float[] b = row(th, d);
+            w.tensor().dequantizeRow(0, b, 0);
+            MemorySegment seg = x.segment();
+            for (int i = lo; i < hi; i++) {
+                long off = x.rowOffset(i);
+                for (int c = 0; c < d; c++) {
+                    long at = off + 4L * c;
+                    seg.set(FLOAT, at, seg.get(FLOAT, at) + b[c]);
+                }
+            }
+        }
+    }
 
     // The fused steps run as their plain ops (Ops' default bodies) on the CPU, with the argument
     // arrays of their products kept here instead of made per call (nothing allocated per token).

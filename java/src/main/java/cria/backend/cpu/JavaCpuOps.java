@@ -65,6 +65,21 @@ final class JavaCpuOps extends CpuOps {
         }
     }
 
+    @Override
+    void headNormRows(HeadNorm h, int th, int lo, int hi) {
+        int d = h.headDim;
+        float[] gr = row(th, d);
+        h.w.tensor().dequantizeRow(0, gr, 0);
+        MemorySegment seg = h.x.segment();
+        for (int j = lo; j < hi; j++) {
+            long off = 4L * d * j;
+            float scale = (float) (1.0 / Math.sqrt(Simd.sumSquares(seg, off, d) / d + h.eps));
+            for (int c = 0; c < d; c++) {
+                seg.set(FLOAT, off + 4L * c, seg.get(FLOAT, off + 4L * c) * scale * gr[c]);
+            }
+        }
+    }
+
     /** All the weights' rows end to end, which the threads split into contiguous runs. */
     private int allRows;
 

@@ -124,6 +124,18 @@ final class NativeCpuOps extends CpuOps {
         nk.rmsnorm(x.segment(), x.cols(), r.out.segment(), r.out.cols(), lo, hi, x.cols(), gains, r.eps);
     }
 
+    @Override
+    void prepare(HeadNorm h) {
+        gains = floats(h.w);
+    }
+
+    /** The heads are rows of headDim values to the C rmsnorm (x's rows are contiguous). */
+    @Override
+    void headNormRows(HeadNorm h, int th, int lo, int hi) {
+        MemorySegment seg = h.x.segment();
+        nk.rmsnorm(seg, h.headDim, seg, h.headDim, lo, hi, h.headDim, gains, h.eps);
+    }
+
     /** A 1-D weight as floats: the mapped data itself for F32, else converted once. */
     private MemorySegment floats(Weight w) {
         Tensor t = w.tensor();

@@ -7,6 +7,7 @@ import cria.backend.KvCache;
 import cria.backend.Ops;
 import cria.backend.Rope;
 import cria.backend.Weight;
+import cria.gguf.GgmlType;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.util.Arrays;
@@ -423,6 +424,29 @@ public final class CudaOps implements Ops {
         CudaBuf y = buf(yb);
         checkAdd(x, y, n);
         k.eltwise.add(x.ptr(), y.ptr(), Math.multiplyExact(n, x.cols()));
+    }
+
+    @Override
+    public void addBias(Buf xb, Weight w, int n) {
+        CudaBuf x = buf(xb);
+        CudaWeight b = weight(w);
+        check(b.type() == GgmlType.F32 && b.rows() == 1 && b.cols() == x.cols() && x.rows() >= n,
+                "bias " + b + " added to " + x + " (an F32 vector of its width)");
+        k.eltwise.addBias(x.ptr(), b.ptr(), x.cols(), Math.multiplyExact(n, x.cols()));
+    }
+
+    /** The heads of rows [0, n) are n * heads contiguous rows of headDim values to the rmsnorm kernel, in place. */
+    @Override
+    public void rmsnormHeads(Buf xb, Weight w, float eps, int headDim, int n) {
+        CudaBuf x = buf(xb);
+        CudaWeight g = weight(w);
+        check(RmsnormKernels.supports(g.type()), "per-head rmsnorm weight " + g + ": expected F32, F16 or BF16");
+        check(headDim > 0 && x.cols() % headDim == 0 && g.rows() == 1 && g.cols() == headDim && x.rows() >= n,
+                "per-head rmsnorm of " + x + " with heads of " + headDim + " by " + g);
+        int rows = Math.multiplyExact(n, x.cols() / headDim);
+        if (rows > 0) {
+            k.rmsnorm.rmsnorm(x.ptr(), headDim, g.type(), g.ptr(), eps, headDim, rows, x.ptr(), headDim);
+        }
     }
 
     private static void checkAdd(CudaBuf x, CudaBuf y, int n) {

@@ -1,4 +1,4 @@
-// Launcher of kernels/eltwise.cu: swiglu, residual add, gather of rows.
+// Launcher of kernels/eltwise.cu: swiglu, residual add, bias add, gather of rows.
 package cria.backend.cuda;
 
 import java.util.List;
@@ -8,11 +8,12 @@ public final class EltwiseKernels extends Launcher {
     static final String FAMILY = "eltwise";
     static final KernelSpec SWIGLU = new KernelSpec(FAMILY, "eltwise_swiglu", "ppi");
     static final KernelSpec ADD = new KernelSpec(FAMILY, "eltwise_add", "ppi");
+    static final KernelSpec ADD_BIAS = new KernelSpec(FAMILY, "eltwise_add_bias", "ppii");
     static final KernelSpec GATHER = new KernelSpec(FAMILY, "eltwise_gather", "pipipi");
     static final int THREADS = 256;
 
     static List<KernelSpec> specs() {
-        return List.of(SWIGLU, ADD, GATHER);
+        return List.of(SWIGLU, ADD, ADD_BIAS, GATHER);
     }
 
     EltwiseKernels(Gpu gpu) {
@@ -37,6 +38,14 @@ public final class EltwiseKernels extends Launcher {
         if (count > 0) {
             args.reset().ptr(x).ptr(y).i32(count);
             launch(ADD, grid(count), 1, 1, THREADS, 0);
+        }
+    }
+
+    /** x[i] += b for the {@code count / cols} rows of {@code cols} floats at x; b holds cols floats. */
+    void addBias(long x, long b, int cols, int count) {
+        if (count > 0) {
+            args.reset().ptr(x).ptr(b).i32(cols).i32(count);
+            launch(ADD_BIAS, grid(count), 1, 1, THREADS, 0);
         }
     }
 

@@ -202,6 +202,42 @@ final class RefOps implements Ops {
     }
 
     @Override
+    public void addBias(Buf xb, Weight bias, int n) {
+        HostBuf x = (HostBuf) xb;
+        float[] b = bias.tensor().dequantizeRow(0);
+        if (bias.tensor().rows() != 1 || b.length != x.cols()) {
+            throw new IllegalArgumentException("bias " + bias + " does not fit the rows of " + x);
+        }
+        for (int i = 0; i < n; i++) {
+            for (int c = 0; c < x.cols(); c++) {
+                x.set(i, c, (float) ((double) x.get(i, c) + b[c]));
+            }
+        }
+    }
+
+    @Override
+    public void rmsnormHeads(Buf xb, Weight w, float eps, int headDim, int n) {
+        HostBuf x = (HostBuf) xb;
+        float[] g = w.tensor().dequantizeRow(0);
+        if (w.tensor().rows() != 1 || g.length != headDim || x.cols() % headDim != 0) {
+            throw new IllegalArgumentException("per-head norm of " + x + " with heads of " + headDim + " by " + w);
+        }
+        for (int i = 0; i < n; i++) {
+            for (int base = 0; base < x.cols(); base += headDim) {
+                double ss = 0;
+                for (int c = 0; c < headDim; c++) {
+                    double v = x.get(i, base + c);
+                    ss += v * v;
+                }
+                double scale = 1.0 / Math.sqrt(ss / headDim + eps);
+                for (int c = 0; c < headDim; c++) {
+                    x.set(i, base + c, (float) (x.get(i, base + c) * scale * g[c]));
+                }
+            }
+        }
+    }
+
+    @Override
     public void gather(Buf xb, int[] rows, int m, Buf outb) {
         HostBuf x = (HostBuf) xb;
         HostBuf out = (HostBuf) outb;

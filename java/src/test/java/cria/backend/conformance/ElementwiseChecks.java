@@ -1,4 +1,4 @@
-// Conformance bodies for the ops without a weight matrix: rmsnorm (in place too), rope (every variant), swiglu, add, gather.
+// Conformance bodies for the ops without a weight matrix: rmsnorm (in place, per head too), rope (every variant), swiglu, add, bias, gather.
 package cria.backend.conformance;
 
 import cria.backend.Batch;
@@ -26,6 +26,36 @@ final class ElementwiseChecks {
                 p.ops().rmsnorm(x.t(), g.t(), 1e-5f, n, x.t());  // out == x
                 p.ref.ops().rmsnorm(x.r(), g.r(), 1e-5f, n, x.r());
                 p.same("rmsnorm in place " + t + " cols " + cols, x, n, Check.RMSNORM);
+            }
+        }
+    }
+
+    /**
+     * addBias (qwen2's q, k, v biases) over 3 rows of 173 values and 5 of 896; rmsnormHeads (qwen3's
+     * q/k norms) with F32, F16 and BF16 weights over 3 rows of 2, 7 and 16 heads of 16, 64 and 128
+     * values (16 heads x 128: Qwen3-0.6B's q). Rows beyond n must stay as they were.
+     */
+    static void biasAndHeadNorm(Pairs p) {
+        for (int[] shape : new int[][] {{3, 173}, {5, 896}}) {
+            int n = shape[0];
+            int cols = shape[1];
+            W b = p.weight(p.matrix("bias." + cols, GgmlType.F32, 1, cols));
+            Pair x = p.pair("x", n + 1, cols, p.gaussian((n + 1) * cols, 2));
+            p.ops().addBias(x.t(), b.t(), n);
+            p.ref.ops().addBias(x.r(), b.r(), n);
+            p.same("addBias (" + n + " x " + cols + ")", x, n + 1, Check.ELEMENTWISE);
+        }
+        int n = 3;
+        for (GgmlType t : new GgmlType[] {GgmlType.F32, GgmlType.F16, GgmlType.BF16}) {
+            for (int[] shape : new int[][] {{2, 16}, {7, 64}, {16, 128}}) {
+                int heads = shape[0];
+                int headDim = shape[1];
+                int cols = heads * headDim;
+                W g = p.weight(p.matrix("qnorm." + t + "." + headDim, t, 1, headDim));
+                Pair x = p.pair("x", n + 1, cols, p.gaussian((n + 1) * cols, 3));
+                p.ops().rmsnormHeads(x.t(), g.t(), 1e-6f, headDim, n);
+                p.ref.ops().rmsnormHeads(x.r(), g.r(), 1e-6f, headDim, n);
+                p.same("rmsnormHeads " + t + ", " + heads + " heads x " + headDim, x, n + 1, Check.RMSNORM);
             }
         }
     }

@@ -128,6 +128,11 @@ class OpsConformanceTest {
         return perTarget("swiglu, add, gather", Target.ALL, (p, t) -> ElementwiseChecks.swigluAddGather(p));
     }
 
+    @TestFactory
+    Stream<DynamicTest> addBiasAndRmsnormHeads() {
+        return perTarget("addBias, rmsnormHeads", Target.ALL, (p, t) -> ElementwiseChecks.biasAndHeadNorm(p));
+    }
+
     // ---- the KV cache -----------------------------------------------------------------------------
 
     @TestFactory

@@ -1,0 +1,110 @@
+// `cria synth --arch qwen2|qwen3` and the verbs on its files: inference runs, training refuses in one line, bad arguments are one line.
+package cria.cli;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import cria.CliRunner;
+import cria.gguf.GgufFile;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+class ArchitectureCommandsTest {
+    @TempDir
+    Path tmp;
+
+    private Path synth(String arch, String... more) {
+        Path f = tmp.resolve(arch + ".gguf");
+        String[] fixed = {"synth", "--arch", arch, "--dim", "64", "--layers", "2", "--heads", "4", "--kv-heads", "2", "--ffn", "96",
+            "--vocab-size", "400", "--type", "F32", "-t", "1", "-o", f.toString()};
+        String[] args = java.util.Arrays.copyOf(fixed, fixed.length + more.length);
+        System.arraycopy(more, 0, args, fixed.length, more.length);
+        CliRunner.Result r = CliRunner.run(args);
+        assertEquals(0, r.code(), r.toString());
+        assertTrue(r.out().contains("(" + arch + ")"), r.toString());
+        return f;
+    }
+
+    private static void oneLine(CliRunner.Result r, String needle) {
+        assertEquals(1, r.code(), r.toString());
+        assertEquals(1, r.err().lines().count(), "one line: " + r);
+        assertTrue(r.err().contains(needle), r.toString());
+    }
+
+    @Test
+    void qwenFilesHaveTheirKeysAndTensorsAndGenerate() throws Exception {
+        Path q2 = synth("qwen2");
+        Path q3 = synth("qwen3", "--head-dim", "32");
+        try (GgufFile f = GgufFile.open(q2)) {
+            assertEquals("qwen2", f.metadata().string("general.architecture").orElseThrow());
+            assertEquals(64, f.metadata().count("qwen2.embedding_length").orElseThrow());
+            assertEquals("gpt2", f.metadata().string("tokenizer.ggml.model").orElseThrow());
+            assertEquals("qwen2", f.metadata().string("tokenizer.ggml.pre").orElseThrow());
+            assertTrue(f.tensor("blk.1.attn_v.bias") != null);
+            assertTrue(f.tensor("blk.0.attn_q_norm.weight") == null);
+        }
+        try (GgufFile f = GgufFile.open(q3)) {
+            assertEquals("qwen3", f.metadata().string("general.architecture").orElseThrow());
+            assertEquals(32, f.metadata().count("qwen3.attention.key_length").orElseThrow());
+            assertEquals(128, f.tensor("blk.0.attn_q.weight").shape()[1]);   // 4 heads of 32, wider than dim 64
+            assertEquals(32, f.tensor("blk.1.attn_k_norm.weight").shape()[0]);
+            assertTrue(f.tensor("blk.0.attn_q.bias") == null);
+        }
+        for (Path f : new Path[] {q2, q3}) {
+            for (String backend : new String[] {"cpu", "ref"}) {
+                CliRunner.Result r = CliRunner.run("generate", "-m", f.toString(), "-p", "the cat", "-n", "4", "--temp", "0", "-t", "1",
+                        "--backend", backend);
+                assertEquals(0, r.code(), r.toString());
+            }
+        }
+    }
+
+    /**
+     * {@code cria quantize Q4_K_M} of F32 qwen2 and qwen3 files gives llama-quantize's bytes: the
+     * digests are of {@code llama-quantize IN OUT Q4_K_M} outputs of the same synth files (see
+     * src/test/resources/cria/engine/arch/README.md).
+     */
+    @Test
+    void quantizeWritesLlamaQuantizesBytes() throws Exception {
+        String[][] cases = {{"qwen2", "", "cc25213282f07e9a741cf9acb94c56c68a9b7f037a2bfb526113b7acd78ce6db"},
+            {"qwen3", "128", "506f9de5fde114d379edb8ff7a6ffbdb0322d44fa63f5d9e374875018c749827"}};
+        for (String[] c : cases) {
+            Path in = tmp.resolve(c[0] + "-256-f32.gguf");
+            Path out = tmp.resolve(c[0] + "-q4_k_m.gguf");
+            java.util.List<String> args = new java.util.ArrayList<>(java.util.List.of("synth", "--arch", c[0], "--dim", "256", "--layers", "2",
+                    "--heads", "4", "--kv-heads", "2", "--ffn", "512", "--vocab-size", "512", "--type", "F32", "-s", "11", "-t", "1",
+                    "-o", in.toString()));
+            if (!c[1].isEmpty()) {
+                args.addAll(java.util.List.of("--head-dim", c[1]));
+            }
+            CliRunner.Result r = CliRunner.run(args.toArray(new String[0]));
+            assertEquals(0, r.code(), r.toString());
+            r = CliRunner.run("quantize", in.toString(), out.toString(), "Q4_K_M");
+            assertEquals(0, r.code(), r.toString());
+            byte[] digest = java.security.MessageDigest.getInstance("SHA-256").digest(Files.readAllBytes(out));
+            assertEquals(c[2], java.util.HexFormat.of().formatHex(digest), c[0] + " Q4_K_M differs from llama-quantize's");
+        }
+    }
+
+    @Test
+    void trainingRefusesQwenInOneLine() throws Exception {
+        Path q3 = synth("qwen3");
+        Path data = tmp.resolve("d.jsonl");
+        Files.writeString(data, "{\"text\": \"the cat sat on the mat\"}\n");
+        oneLine(CliRunner.run("finetune", "-m", q3.toString(), "--data", data.toString(), "--steps", "1", "--ctx", "16", "--rank", "2",
+                "--val-split", "0", "-t", "1", "-o", tmp.resolve("a.gguf").toString()), "llama architecture only");
+        Path text = tmp.resolve("d.txt");
+        Files.writeString(text, "the cat sat on the mat. the dog ran.\n");
+        oneLine(CliRunner.run("train", "--init", synth("qwen2").toString(), "--data", text.toString(), "--steps", "1", "-t", "1",
+                "-o", tmp.resolve("t.gguf").toString()), "llama architecture only");
+    }
+
+    @Test
+    void badArchitectureArgumentsAreOneLine() {
+        oneLine(CliRunner.run("synth", "--arch", "gemma9", "-o", tmp.resolve("x.gguf").toString()), "unknown architecture 'gemma9'");
+        oneLine(CliRunner.run("synth", "--arch", "qwen3", "--head-dim", "0", "-o", tmp.resolve("x.gguf").toString()), "--head-dim 0");
+        oneLine(CliRunner.run("synth", "--arch", "qwen3", "--head-dim", "33", "-o", tmp.resolve("x.gguf").toString()), "must be even");
+    }
+}

@@ -1,0 +1,128 @@
+// qwen2 and qwen3 files made by `cria synth --arch`, on every backend: logits within the reference tolerances of llama.cpp's, tokens exact.
+package cria.engine;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import cria.backend.Backend;
+import cria.backend.cpu.CpuBackend;
+import cria.backend.cuda.Devices;
+import cria.backend.ref.RefBackend;
+import cria.gguf.GgufFile;
+import cria.quantize.LlamaFileType;
+import cria.synth.Synth;
+import cria.synth.SynthShape;
+import cria.tokenizer.Tokenizer;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.function.Supplier;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.DynamicTest;
+import org.junit.jupiter.api.TestFactory;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * Each case is a small random-weight file that the test writes again with {@link Synth} (fixed
+ * shape, type and seed: the same bytes as the {@code cria synth} command in
+ * src/test/resources/cria/engine/arch/README.md, from which llama.cpp's logits of the prompt below
+ * were computed). The qwen2 cases have q, k, v biases; the qwen3 ones per-head q/k norms and heads
+ * wider than dim / heads. Every backend evaluates the prompt in one batch and one token per step;
+ * each position's logits must be within {@link ReferenceLogits#tolerance} (relative RMS) of
+ * llama.cpp's, with argmax agreement as in {@link ReferenceLogitsTest}. The prompt's tokens, from
+ * Cria's tokenizer of the file's made-up qwen2-style vocabulary, must be llama.cpp's exactly.
+ */
+class ArchitectureLogitsTest {
+    /** The prompt whose logits the references hold. */
+    static final String PROMPT = "the quick brown fox jumps over the lazy dog. Hello, world: 12345!";
+
+    /** One reference file: its synth arguments. */
+    record Case(String name, String arch, int dim, int heads, int kvHeads, int headDim, int ffn, LlamaFileType type, long seed) {
+        SynthShape shape() {
+            SynthShape s = SynthShape.preset("tiny").with(dim, 2, heads, kvHeads, ffn, 512, null).withArch(arch);
+            return (headDim > 0 ? s.withHeadDim(headDim) : s).validate();
+        }
+    }
+
+    static final List<Case> CASES = List.of(
+            new Case("qwen2-f32", "qwen2", 128, 4, 2, 0, 256, LlamaFileType.F32, 7),
+            new Case("qwen3-f32", "qwen3", 128, 4, 2, 64, 256, LlamaFileType.F32, 7),
+            new Case("qwen2-q8_0", "qwen2", 256, 4, 2, 0, 512, LlamaFileType.parse("Q8_0"), 11),
+            new Case("qwen3-q4_k_m", "qwen3", 256, 4, 2, 128, 512, LlamaFileType.parse("Q4_K_M"), 11));
+
+    @TempDir
+    static Path dir;
+    private static final Map<String, Path> FILES = new HashMap<>();
+
+    /** The case's file, written once per run. */
+    static synchronized Path file(Case c) {
+        return FILES.computeIfAbsent(c.name(), n -> {
+            Path p = dir.resolve(n + ".gguf");
+            Synth.write(p, c.shape(), c.type(), false, null, c.seed(), 2, null);
+            return p;
+        });
+    }
+
+    static ReferenceLogits reference(Case c) throws Exception {
+        Path res = Path.of(ArchitectureLogitsTest.class.getResource("/cria/engine/arch/" + c.name() + ".prompt_ids.txt").toURI()).getParent();
+        return ReferenceLogits.read(res, c.name());
+    }
+
+    @TestFactory
+    Stream<DynamicTest> promptTokensAreLlamaCpps() {
+        return CASES.stream().map(c -> DynamicTest.dynamicTest(c.name(), () -> {
+            try (GgufFile f = GgufFile.open(file(c))) {
+                assertEquals("qwen2", f.metadata().string("tokenizer.ggml.pre").orElse(null));
+                int[] ids = Tokenizer.fromMetadata(f.metadata()).encode(PROMPT, true, false);
+                assertArrayEquals(reference(c).promptIds(), ids, c.name() + ": token ids differ from llama.cpp's");
+            }
+        }));
+    }
+
+    @TestFactory
+    Stream<DynamicTest> logitsMatchLlamaCpp() {
+        Map<String, Supplier<Backend>> backends = new java.util.LinkedHashMap<>();
+        backends.put("ref", RefBackend::new);
+        backends.put("cpu", () -> new CpuBackend(2, true));
+        backends.put("cpu-java", () -> new CpuBackend(2, false));
+        backends.put("cuda-" + Devices.EMULATOR, Devices::emulator);
+        backends.put("cuda-" + Devices.GPU, () -> Devices.open(Devices.GPU));
+        List<DynamicTest> tests = new ArrayList<>();
+        for (Case c : CASES) {
+            for (Map.Entry<String, Supplier<Backend>> b : backends.entrySet()) {
+                tests.add(DynamicTest.dynamicTest(c.name() + " on " + b.getKey(), () -> check(c, b.getKey(), b.getValue())));
+            }
+        }
+        return tests.stream();
+    }
+
+    private static void check(Case c, String name, Supplier<Backend> open) throws Exception {
+        ReferenceLogits ref = reference(c);
+        int[] tokens = ref.promptIds();
+        int decode = name.equals("cuda-" + Devices.EMULATOR) ? 4 : tokens.length;  // token-by-token steps are slow in the emulator
+        float[][][] got;
+        try (Backend b = open.get()) {  // the CUDA ones skip without an emulator or a device
+            got = CudaLogitsTest.logits(b, file(c), tokens, decode);
+        }
+        double tol = ReferenceLogits.tolerance(c.name());
+        double worst = 0;
+        int agree = 0;
+        int rows = 0;
+        for (int mode = 0; mode < 2; mode++) {
+            for (int i = 0; i < (mode == 0 ? tokens.length : decode); i++) {
+                assertEquals(ref.logits()[i].length, got[mode][i].length);
+                worst = Math.max(worst, ReferenceLogits.relRms(got[mode][i], ref.logits()[i]));
+                agree += ReferenceLogits.argmax(got[mode][i]) == ReferenceLogits.argmax(ref.logits()[i]) ? 1 : 0;
+                rows++;
+            }
+        }
+        System.out.printf("%-14s %-14s worst rel RMS %.2e (limit %.0e), argmax agrees %d/%d%n", c.name(), name, worst, tol, agree, rows);
+        assertTrue(worst <= tol, c.name() + " on " + name + ": relative RMS error " + worst + " > " + tol);
+        double need = ReferenceLogits.isFloatModel(c.name()) ? 1.0 : 0.85;
+        assertTrue(agree >= Math.ceil(need * rows), c.name() + " on " + name + ": argmax agrees at " + agree + "/" + rows);
+    }
+}
