@@ -4,6 +4,7 @@
 #include "cria.h"
 #include "matmul.h"
 #include "unpack.h"
+#include <sys/mman.h>
 
 int32_t cria_features(void) {
     return CRIA_VNNI ? 1 : 0;
@@ -39,4 +40,24 @@ int32_t cria_pack(int32_t type, const uint8_t *w, int64_t wrb, int32_t p0, int32
 int32_t cria_matmul_packed(int32_t type, const uint8_t *w, int64_t wrb, const uint8_t *packed, int32_t r0, int32_t r1, int32_t k,
                            const uint8_t *x, int64_t xs, int32_t n, float *out, int64_t os, uint8_t *scratch) {
     return matmul_quant(type, w, wrb, packed, r0, r1, k, x, xs, n, out, os, scratch);
+}
+
+uint8_t *cria_map_huge(int64_t bytes) {
+    if (bytes <= 0) {
+        return 0;
+    }
+    void *p = mmap(0, (size_t) bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) {
+        return 0;
+    }
+#ifdef MADV_HUGEPAGE
+    madvise(p, (size_t) bytes, MADV_HUGEPAGE); /* a hint: 4 KiB pages where it is not taken */
+#endif
+    return (uint8_t *) p;
+}
+
+void cria_unmap(uint8_t *p, int64_t bytes) {
+    if (p != 0 && bytes > 0) {
+        munmap(p, (size_t) bytes);
+    }
 }

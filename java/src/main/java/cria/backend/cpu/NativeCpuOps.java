@@ -218,7 +218,10 @@ final class NativeCpuOps extends CpuOps {
             long bytes = nk.packedBytes(t.type().id(), w.rows(), w.cols());
             if (bytes > 0 && roomFor(bytes)) {
                 try {
-                    seg = arena.allocate(bytes, 64);
+                    seg = nk.mapHuge(bytes, arena); // huge pages: the product streams it once per token
+                    if (seg == null) {
+                        throw new OutOfMemoryError();
+                    }
                     packTask.t = t;
                     packTask.into = seg;
                     packTask.n = w.rows() / 16;

@@ -38,6 +38,8 @@ final class NativeKernels {
     private final MethodHandle packedBytes;
     private final MethodHandle pack;
     private final MethodHandle matmulPacked;
+    private final MethodHandle mapHuge;
+    private final MethodHandle unmap;
     private final MethodHandle attendScratch;
     private final MethodHandle rmsnorm;
     private final MethodHandle swiglu;
@@ -62,6 +64,8 @@ final class NativeKernels {
         this.pack = linker.downcallHandle(find(lib, "cria_pack"), FunctionDescriptor.of(I, I, A, L, I, I, I, A), critical);
         this.matmulPacked = linker.downcallHandle(find(lib, "cria_matmul_packed"),
                 FunctionDescriptor.of(I, I, A, L, A, I, I, I, A, L, I, A, L, A), critical);
+        this.mapHuge = linker.downcallHandle(find(lib, "cria_map_huge"), FunctionDescriptor.of(A, L), critical);
+        this.unmap = linker.downcallHandle(find(lib, "cria_unmap"), FunctionDescriptor.ofVoid(A, L), critical);
         this.attendScratch = linker.downcallHandle(find(lib, "cria_attend_scratch_bytes"), FunctionDescriptor.of(L, I, I, I), critical);
         // heap access allowed: the page table is a Java int[]
         this.attend = linker.downcallHandle(find(lib, "cria_attend"),
@@ -259,6 +263,28 @@ final class NativeKernels {
                      long xStride, int n, MemorySegment out, long outStride, MemorySegment scratch) {
         try {
             return (int) matmulPacked.invokeExact(type, w, rowBytes, packed, r0, r1, k, x, xStride, n, out, outStride, scratch);
+        } catch (Throwable e) {
+            throw new IllegalStateException(e);
+        }
+    }
+
+    /**
+     * bytes of fresh memory backed by huge pages where the OS gives them (see cria.h), freed when
+     * arena closes; null when the memory cannot be had.
+     */
+    MemorySegment mapHuge(long bytes, java.lang.foreign.Arena arena) {
+        try {
+            MemorySegment p = (MemorySegment) mapHuge.invokeExact(bytes);
+            if (p.equals(MemorySegment.NULL)) {
+                return null;
+            }
+            return p.reinterpret(bytes, arena, s -> {
+                try {
+                    unmap.invokeExact(s, bytes);
+                } catch (Throwable e) {
+                    throw new IllegalStateException(e);
+                }
+            });
         } catch (Throwable e) {
             throw new IllegalStateException(e);
         }
