@@ -75,9 +75,16 @@ public record LlamaConfig(String arch, int dim, int layers, int heads, int kvHea
     /**
      * Every architecture the forward pass runs: {@code llama} and {@code mistral} (the llama graph;
      * most fine-tunes say "llama"), {@code qwen2} (NeoX rope; its
-     * q, k, v biases are tensors, loaded where present) and {@code qwen3} (NeoX rope, per-head q/k norms).
+     * q, k, v biases are tensors, loaded where present), {@code qwen3} (NeoX rope, per-head q/k norms)
+     * and {@code phi3} (NeoX rope, often over part of each head; fused q/k/v and gate/up matrices,
+     * which {@link LlamaWeights} splits into row views).
      */
-    public static final Set<String> ARCHITECTURES = Set.of("llama", "mistral", "qwen2", "qwen3");
+    public static final Set<String> ARCHITECTURES = Set.of("llama", "mistral", "qwen2", "qwen3", "phi3");
+
+    /** True for architectures whose files hold q, k, v in one {@code attn_qkv} matrix and gate, up in one {@code ffn_up} (phi3). */
+    public boolean fusedMatrices() {
+        return arch.equals("phi3");
+    }
 
     public int kvDim() {
         return kvHeads * headDim;
@@ -171,9 +178,15 @@ public record LlamaConfig(String arch, int dim, int layers, int heads, int kvHea
                 freqScale = (float) (1.0 / f);
             }
         }
-        boolean qwen = arch.equals("qwen2") || arch.equals("qwen3");  // llama.cpp rotates both NeoX-style
+        if (arch.equals("phi3") && md.has(arch + ".rope.scaling.attn_factor")) {
+            // long-rope files (Phi-3.5, Phi-4-mini, the 128k Phi-3s): the factor scales every rope
+            // output, which Cria's rope kernels do not do
+            throw new CriaException(src + ": phi3 long-rope scaling (" + arch + ".rope.scaling.attn_factor, rope_factors_long/short) is not supported yet;"
+                    + " use a 4k-context Phi-3 file");
+        }
+        boolean neox = arch.equals("qwen2") || arch.equals("qwen3") || arch.equals("phi3");  // llama.cpp rotates these NeoX-style
         return new LlamaConfig(arch, dim, layers, heads, kvHeads, headDim, ffn, vocab, ctx, (float) eps, ropeDims, (float) base,
-                freqScale, qwen, arch.equals("qwen3"));
+                freqScale, neox, arch.equals("qwen3"));
     }
 
     /** The largest row width (embedding, query, feed-forward, vocabulary) accepted: far above any real model. */

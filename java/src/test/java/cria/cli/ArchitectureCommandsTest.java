@@ -62,14 +62,15 @@ class ArchitectureCommandsTest {
     }
 
     /**
-     * {@code cria quantize Q4_K_M} of F32 qwen2 and qwen3 files gives llama-quantize's bytes: the
+     * {@code cria quantize Q4_K_M} of F32 qwen2, qwen3 and phi3 files gives llama-quantize's bytes: the
      * digests are of {@code llama-quantize IN OUT Q4_K_M} outputs of the same synth files (see
      * src/test/resources/cria/engine/arch/README.md).
      */
     @Test
     void quantizeWritesLlamaQuantizesBytes() throws Exception {
         String[][] cases = {{"qwen2", "", "cc25213282f07e9a741cf9acb94c56c68a9b7f037a2bfb526113b7acd78ce6db"},
-            {"qwen3", "128", "506f9de5fde114d379edb8ff7a6ffbdb0322d44fa63f5d9e374875018c749827"}};
+            {"qwen3", "--head-dim 128", "506f9de5fde114d379edb8ff7a6ffbdb0322d44fa63f5d9e374875018c749827"},
+            {"phi3", "--rope-dims 48", "bd238749490a1769172d00e0bb4add24e71d8f6ee500a0507a968ef6f0a05679"}};
         for (String[] c : cases) {
             Path in = tmp.resolve(c[0] + "-256-f32.gguf");
             Path out = tmp.resolve(c[0] + "-q4_k_m.gguf");
@@ -77,7 +78,7 @@ class ArchitectureCommandsTest {
                     "--heads", "4", "--kv-heads", "2", "--ffn", "512", "--vocab-size", "512", "--type", "F32", "-s", "11", "-t", "1",
                     "-o", in.toString()));
             if (!c[1].isEmpty()) {
-                args.addAll(java.util.List.of("--head-dim", c[1]));
+                args.addAll(java.util.List.of(c[1].split(" ")));
             }
             CliRunner.Result r = CliRunner.run(args.toArray(new String[0]));
             assertEquals(0, r.code(), r.toString());
