@@ -1,4 +1,4 @@
-// `cria synth --arch qwen2|qwen3` and the verbs on its files: inference runs, training refuses in one line, bad arguments are one line.
+// `cria synth --arch qwen2|qwen3|phi3` and the verbs on its files: inference runs, training refuses in one line, bad arguments are one line; sliding windows.
 package cria.cli;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -87,6 +87,40 @@ class ArchitectureCommandsTest {
             byte[] digest = java.security.MessageDigest.getInstance("SHA-256").digest(Files.readAllBytes(out));
             assertEquals(c[2], java.util.HexFormat.of().formatHex(digest), c[0] + " Q4_K_M differs from llama-quantize's");
         }
+    }
+
+    /**
+     * A llama file with {@code llama.attention.sliding_window} (Mistral 7B v0.1's key): Cria attends
+     * to every position, so a context up to the window runs as before and a longer one is refused
+     * in one line; the default context of generate stays within the window; a window of 0 is none.
+     */
+    @Test
+    void slidingWindowLongerContextsAreRefusedInOneLine() throws Exception {
+        Path base = synth("llama", "--ctx", "512");
+        cria.GgufEdit e = cria.GgufEdit.of(base);
+        Path w32 = tmp.resolve("window-32.gguf");
+        e.copy().set("llama.attention.sliding_window", cria.gguf.GgufValue.ofU32(32)).write(w32);
+        Path w0 = tmp.resolve("window-0.gguf");
+        e.copy().set("llama.attention.sliding_window", cria.gguf.GgufValue.ofU32(0)).write(w0);
+        String[] gen = {"generate", "-p", "the cat", "-n", "4", "--temp", "0", "-t", "1"};
+        CliRunner.Result within = run(gen, "-m", w32.toString(), "--ctx", "32");
+        assertEquals(0, within.code(), within.toString());
+        CliRunner.Result plain = run(gen, "-m", base.toString(), "--ctx", "32");
+        assertEquals(plain.out(), within.out(), "within the window nothing changes");
+        oneLine(run(gen, "-m", w32.toString(), "--ctx", "33"), "sliding_window = 32) is not supported for a context of 33; use --ctx 32");
+        CliRunner.Result byDefault = run(gen, "-m", w32.toString());
+        assertEquals(0, byDefault.code(), byDefault.toString());
+        assertEquals(0, run(gen, "-m", w0.toString(), "--ctx", "512").code());
+        Path in = tmp.resolve("in.jsonl");
+        Files.writeString(in, "{\"id\": 1, \"prompt\": \"the cat\", \"max_tokens\": 2, \"temperature\": 0}\n");
+        oneLine(CliRunner.run("batch", "-m", w32.toString(), "--in", in.toString(), "--out", tmp.resolve("o.jsonl").toString(), "--force",
+                "--ctx", "64", "-t", "1"), "sliding_window = 32");
+    }
+
+    private static CliRunner.Result run(String[] fixed, String... more) {
+        String[] args = java.util.Arrays.copyOf(fixed, fixed.length + more.length);
+        System.arraycopy(more, 0, args, fixed.length, more.length);
+        return CliRunner.run(args);
     }
 
     @Test

@@ -237,7 +237,7 @@ class HostileModelRunTest {
     private static List<Case> cases(GgufEdit base, int layers) {
         List<Case> out = new ArrayList<>();
         String[] counts = {"embedding_length", "block_count", "feed_forward_length", "attention.head_count", "attention.head_count_kv",
-            "attention.key_length", "attention.value_length", "context_length", "vocab_size", "rope.dimension_count"};
+            "attention.key_length", "attention.value_length", "context_length", "vocab_size", "rope.dimension_count", "attention.sliding_window"};
         for (String k : counts) {
             String key = "llama." + k;
             for (long v : COUNTS) {
