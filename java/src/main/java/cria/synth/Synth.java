@@ -88,8 +88,10 @@ public final class Synth {
                     md.put(e.getKey(), e.getValue());
                 }
             }
-        } else if (s.arch().equals("llama") || s.arch().equals("phi3")) {  // phi3 uses llama's SentencePiece tokenizer
+        } else if (s.arch().equals("llama")) {
             SynthVocab.write(md, s.vocab());
+        } else if (s.arch().equals("phi3")) {  // llama's SentencePiece tokenizer, with Phi-3's control tokens
+            SynthVocab.writePhi3(md, s.vocab());
         } else {
             SynthVocab.writeByteLevel(md, s.vocab(), "qwen2");
         }

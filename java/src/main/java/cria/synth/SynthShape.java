@@ -48,8 +48,8 @@ public record SynthShape(String name, int dim, int layers, int heads, int kvHead
         // Qwen/Qwen2.5-0.5B and Qwen/Qwen3-0.6B (config.json); both tie the output to the embedding
         add(new SynthShape("qwen2.5-0.5b", 896, 24, 14, 2, 4864, 151936, 32768, 1000000f, true, 0f, 1e-6f, "qwen2", 0));
         add(new SynthShape("qwen3-0.6b", 1024, 28, 16, 8, 3072, 151936, 40960, 1000000f, true, 0f, 1e-6f, "qwen3", 128));
-        // microsoft/Phi-3-mini-4k-instruct (config.json; llama.cpp's phi3 reads rope dims 96 = the head size)
-        add(new SynthShape("phi-3-mini", 3072, 32, 32, 32, 8192, 32064, 4096, 10000f, false, 0f, 1e-5f, "phi3", 0, 96));
+        // microsoft/Phi-3-mini-4k-instruct (config.json): rope over the whole head of 96, as its GGUFs say
+        add(new SynthShape("phi-3-mini", 3072, 32, 32, 32, 8192, 32064, 4096, 10000f, false, 0f, 1e-5f, "phi3", 0, 0));
     }
 
     private static void add(SynthShape s) {
@@ -144,6 +144,9 @@ public record SynthShape(String name, int dim, int layers, int heads, int kvHead
         }
         if (vocab < 260) {
             throw new CriaException("model shape: a vocabulary needs at least 260 tokens (3 special + 256 bytes + 1), got " + vocab);
+        }
+        if (arch.equals("phi3") && vocab < 264) {
+            throw new CriaException("model shape: a phi3 vocabulary needs at least 264 tokens (with Phi-3's 4 control tokens), got " + vocab);
         }
         return this;
     }

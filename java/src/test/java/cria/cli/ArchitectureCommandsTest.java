@@ -70,7 +70,7 @@ class ArchitectureCommandsTest {
     void quantizeWritesLlamaQuantizesBytes() throws Exception {
         String[][] cases = {{"qwen2", "", "cc25213282f07e9a741cf9acb94c56c68a9b7f037a2bfb526113b7acd78ce6db"},
             {"qwen3", "--head-dim 128", "506f9de5fde114d379edb8ff7a6ffbdb0322d44fa63f5d9e374875018c749827"},
-            {"phi3", "--rope-dims 48", "bd238749490a1769172d00e0bb4add24e71d8f6ee500a0507a968ef6f0a05679"}};
+            {"phi3", "--rope-dims 48", "ebda2e83d6c5ef7a8db0fa65e99650ab205b0994e7150adc5bf088c08a11164a"}};
         for (String[] c : cases) {
             Path in = tmp.resolve(c[0] + "-256-f32.gguf");
             Path out = tmp.resolve(c[0] + "-q4_k_m.gguf");
@@ -87,6 +87,33 @@ class ArchitectureCommandsTest {
             byte[] digest = java.security.MessageDigest.getInstance("SHA-256").digest(Files.readAllBytes(out));
             assertEquals(c[2], java.util.HexFormat.of().formatHex(digest), c[0] + " Q4_K_M differs from llama-quantize's");
         }
+    }
+
+    /**
+     * {@code cria synth --arch phi3}: the fused tensors llama.cpp reads, partial rope, and a
+     * SentencePiece vocabulary ending in Phi-3's control tokens (llama.cpp refuses a file named
+     * phi-3 without {@code <|endoftext|>}); generate runs it on the CPU and the oracle.
+     */
+    @Test
+    void phi3FilesHaveFusedTensorsAndGenerate() throws Exception {
+        Path p = synth("phi3", "--rope-dims", "8");
+        try (GgufFile f = GgufFile.open(p)) {
+            assertEquals(8, f.metadata().count("phi3.rope.dimension_count").orElseThrow());
+            assertEquals("llama", f.metadata().string("tokenizer.ggml.model").orElseThrow());
+            String[] tokens = f.metadata().strings("tokenizer.ggml.tokens").orElseThrow();
+            assertEquals("<|endoftext|>", tokens[f.metadata().count("tokenizer.ggml.eos_token_id").orElseThrow()]);
+            assertEquals("<|user|>", tokens[tokens.length - 1]);
+            assertTrue(f.tensor("blk.1.attn_qkv.weight") != null && f.tensor("blk.1.attn_q.weight") == null);
+            assertTrue(f.tensor("blk.1.ffn_gate.weight") == null);
+            assertEquals(2 * 96, f.tensor("blk.1.ffn_up.weight").shape()[1]);
+        }
+        for (String backend : new String[] {"cpu", "ref"}) {
+            CliRunner.Result r = CliRunner.run("generate", "-m", p.toString(), "-p", "the cat", "-n", "4", "--temp", "0", "-t", "1",
+                    "--backend", backend);
+            assertEquals(0, r.code(), r.toString());
+        }
+        oneLine(CliRunner.run("synth", "--arch", "phi3", "--dim", "64", "--heads", "4", "--head-dim", "32", "-o",
+                tmp.resolve("x.gguf").toString()), "must make up dim 64");
     }
 
     /**
