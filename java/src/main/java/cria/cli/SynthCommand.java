@@ -9,11 +9,11 @@ import java.nio.file.Path;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 
-/** Writes a random-weight Llama-family model (llama, qwen2, qwen3). */
+/** Writes a random-weight Llama-family model (llama, qwen2, qwen3, phi3). */
 @Command(name = "synth", mixinStandardHelpOptions = true, sortOptions = false,
         description = {"Write a random-weight Llama-family model at a real shape (meaningless text, exact numbers): for tests and benchmarks.",
             "Shapes: tiny, stories15m, llama3.2-1b, llama3.2-3b, llama3-8b, llama3.1-8b, llama2-7b, llama2-13b, mistral-7b,",
-            "qwen2.5-0.5b, qwen3-0.6b.",
+            "qwen2.5-0.5b, qwen3-0.6b, phi-3-mini.",
             "Example: cria synth --like llama3.2-1b --type Q4_0 -o llama1b-q4_0.gguf",
             "         cria synth --arch qwen3 --dim 256 --heads 4 --head-dim 128 -o small-qwen3.gguf"})
 final class SynthCommand extends Verb {
@@ -21,7 +21,7 @@ final class SynthCommand extends Verb {
     String like;
 
     @Option(names = "--arch", paramLabel = "NAME",
-            description = "architecture: llama, qwen2 (q, k, v biases; a qwen2-style byte-level BPE vocabulary) or qwen3 (per-head q/k norms; the same vocabulary); default: the shape's")
+            description = "architecture: llama, qwen2 (q, k, v biases; a qwen2-style byte-level BPE vocabulary), qwen3 (per-head q/k norms; the same vocabulary) or phi3 (fused q/k/v and gate/up; llama's SentencePiece-style vocabulary); default: the shape's")
     String arch;
 
     @Option(names = "--type", defaultValue = "F16", paramLabel = "TYPE",
@@ -58,6 +58,9 @@ final class SynthCommand extends Verb {
     @Option(names = "--head-dim", paramLabel = "N", description = "override the width of a head (key_length; default dim / heads, or the shape's)")
     Integer headDim;
 
+    @Option(names = "--rope-dims", paramLabel = "N", description = "rotate only the first N values of each head (partial rotary, as Phi-4-mini; even, at most the head size; default: all)")
+    Integer ropeDims;
+
     @Option(names = "--ffn", paramLabel = "N", description = "override the feed-forward width")
     Integer ffn;
 
@@ -92,6 +95,12 @@ final class SynthCommand extends Verb {
                 throw new cria.CriaException("--head-dim " + headDim + ": use 2 to " + cria.model.LlamaConfig.MAX_HEAD_DIM);
             }
             shape = shape.withHeadDim(headDim);
+        }
+        if (ropeDims != null) {
+            if (ropeDims < 2 || ropeDims > cria.model.LlamaConfig.MAX_HEAD_DIM) {
+                throw new cria.CriaException("--rope-dims " + ropeDims + ": use 2 to the head size");
+            }
+            shape = shape.withRopeDims(ropeDims);
         }
         shape.validate();
         LlamaFileType ftype = LlamaFileType.parse(type);

@@ -28,10 +28,37 @@ import java.util.Set;
  * @param ropeNeox    true for NeoX-style rope (pairs i and i + dims/2); llama uses adjacent pairs
  * @param qkNorm      true when q and k are RMS-normalized per head before rope (qwen3's
  *                    {@code attn_q_norm} / {@code attn_k_norm}, one [headDim] weight each per layer)
+ * @param slidingWindow the positions a query attends to when the model was trained with
+ *                    sliding-window attention (Mistral's {@code llama.attention.sliding_window}), 0
+ *                    for none; Cria attends to every position, so sessions longer than this are
+ *                    refused ({@link #requireFullAttention})
  */
 public record LlamaConfig(String arch, int dim, int layers, int heads, int kvHeads, int headDim, int ffn, int vocab,
                           int trainedContextLength, float rmsEps, int ropeDims, float ropeBase, float ropeFreqScale,
-                          boolean ropeNeox, boolean qkNorm) {
+                          boolean ropeNeox, boolean qkNorm, int slidingWindow) {
+
+    /** A shape without sliding-window attention. */
+    public LlamaConfig(String arch, int dim, int layers, int heads, int kvHeads, int headDim, int ffn, int vocab,
+                       int trainedContextLength, float rmsEps, int ropeDims, float ropeBase, float ropeFreqScale, boolean ropeNeox,
+                       boolean qkNorm) {
+        this(arch, dim, layers, heads, kvHeads, headDim, ffn, vocab, trainedContextLength, rmsEps, ropeDims, ropeBase, ropeFreqScale,
+                ropeNeox, qkNorm, 0);
+    }
+
+    /**
+     * Refuses a context longer than the sliding window: past it, a model trained with
+     * sliding-window attention would see fewer positions than Cria's attention gives it.
+     * (llama.cpp's llama graph ignores the key; Cria refuses rather than differ silently.)
+     *
+     * @param source the model file, for the message
+     * @throws CriaException in one line, saying which context would do
+     */
+    public void requireFullAttention(int contextLength, String source) {
+        if (slidingWindow > 0 && contextLength > slidingWindow) {
+            throw new CriaException(source + ": sliding-window attention (" + arch + ".attention.sliding_window = " + slidingWindow
+                    + ") is not supported for a context of " + contextLength + "; use --ctx " + slidingWindow + " or less");
+        }
+    }
 
     /** Refuses shapes whose derived sizes would not fit the int widths the buffers use (a backstop: {@link #from} says why in words). */
     public LlamaConfig {
@@ -75,9 +102,16 @@ public record LlamaConfig(String arch, int dim, int layers, int heads, int kvHea
     /**
      * Every architecture the forward pass runs: {@code llama} and {@code mistral} (the llama graph;
      * most fine-tunes say "llama"), {@code qwen2} (NeoX rope; its
-     * q, k, v biases are tensors, loaded where present) and {@code qwen3} (NeoX rope, per-head q/k norms).
+     * q, k, v biases are tensors, loaded where present), {@code qwen3} (NeoX rope, per-head q/k norms)
+     * and {@code phi3} (NeoX rope, often over part of each head; fused q/k/v and gate/up matrices,
+     * which {@link LlamaWeights} splits into row views).
      */
-    public static final Set<String> ARCHITECTURES = Set.of("llama", "mistral", "qwen2", "qwen3");
+    public static final Set<String> ARCHITECTURES = Set.of("llama", "mistral", "qwen2", "qwen3", "phi3");
+
+    /** True for architectures whose files hold q, k, v in one {@code attn_qkv} matrix and gate, up in one {@code ffn_up} (phi3). */
+    public boolean fusedMatrices() {
+        return arch.equals("phi3");
+    }
 
     public int kvDim() {
         return kvHeads * headDim;
@@ -171,9 +205,21 @@ public record LlamaConfig(String arch, int dim, int layers, int heads, int kvHea
                 freqScale = (float) (1.0 / f);
             }
         }
-        boolean qwen = arch.equals("qwen2") || arch.equals("qwen3");  // llama.cpp rotates both NeoX-style
+        if (arch.equals("phi3") && md.has(arch + ".rope.scaling.attn_factor")) {
+            // long-rope files (Phi-3.5, Phi-4-mini, the 128k Phi-3s): the factor scales every rope
+            // output, which Cria's rope kernels do not do
+            throw new CriaException(src + ": phi3 long-rope scaling (" + arch + ".rope.scaling.attn_factor, rope_factors_long/short) is not supported yet;"
+                    + " use a 4k-context Phi-3 file");
+        }
+        int window = 0;
+        String swKey = arch + ".attention.sliding_window";
+        if ((arch.equals("llama") || arch.equals("mistral")) && md.has(swKey)) {
+            int w = md.count(swKey).orElseThrow(() -> new CriaException(src + ": " + swKey + " is not a count; the file is corrupt"));
+            window = w == 0 ? 0 : bounded(md, arch, "attention.sliding_window", w, Integer.MAX_VALUE);
+        }
+        boolean neox = arch.equals("qwen2") || arch.equals("qwen3") || arch.equals("phi3");  // llama.cpp rotates these NeoX-style
         return new LlamaConfig(arch, dim, layers, heads, kvHeads, headDim, ffn, vocab, ctx, (float) eps, ropeDims, (float) base,
-                freqScale, qwen, arch.equals("qwen3"));
+                freqScale, neox, arch.equals("qwen3"), window);
     }
 
     /** The largest row width (embedding, query, feed-forward, vocabulary) accepted: far above any real model. */

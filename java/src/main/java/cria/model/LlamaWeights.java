@@ -74,7 +74,12 @@ public final class LlamaWeights {
             if (file.tensor("output.bias") != null) {
                 throw new CriaException(file.path() + ": tensor output.bias: a bias on the output projection is not supported");
             }
-            unused = checkTensorNames(file, L, c.qkNorm());
+            for (String n : new String[] {"rope_factors_long.weight", "rope_factors_short.weight"}) {
+                if (file.tensor(n) != null) {
+                    throw new CriaException(file.path() + ": tensor " + n + ": phi3 long-rope scaling is not supported yet; use a 4k-context Phi-3 file");
+                }
+            }
+            unused = checkTensorNames(file, L, c.qkNorm(), c.fusedMatrices());
             emb = need(file, "token_embd.weight", c.dim(), c.vocab());
             outNorm = need(file, "output_norm.weight", c.dim());
             out = optional(file, "output.weight", c.dim(), c.vocab());
@@ -97,13 +102,19 @@ public final class LlamaWeights {
             for (int l = 0; l < L; l++) {
                 String p = "blk." + l + ".";
                 blk[0][l] = need(file, p + "attn_norm.weight", c.dim());
-                matrix(file, l, 1, c.dim(), c.qDim());
-                matrix(file, l, 2, c.dim(), c.kvDim());
-                matrix(file, l, 3, c.dim(), c.kvDim());
+                if (c.fusedMatrices()) {
+                    fused(file, l, c);
+                } else {
+                    matrix(file, l, 1, c.dim(), c.qDim());
+                    matrix(file, l, 2, c.dim(), c.kvDim());
+                    matrix(file, l, 3, c.dim(), c.kvDim());
+                }
                 matrix(file, l, 4, c.qDim(), c.dim());
                 blk[5][l] = need(file, p + "ffn_norm.weight", c.dim());
-                matrix(file, l, 6, c.dim(), c.ffn());
-                matrix(file, l, 7, c.dim(), c.ffn());
+                if (!c.fusedMatrices()) {
+                    matrix(file, l, 6, c.dim(), c.ffn());
+                    matrix(file, l, 7, c.dim(), c.ffn());
+                }
                 matrix(file, l, 8, c.ffn(), c.dim());
                 bias[0][l] = optionalBias(file, p + "attn_q.bias", c.qDim());
                 bias[1][l] = optionalBias(file, p + "attn_k.bias", c.kvDim());
@@ -148,6 +159,50 @@ public final class LlamaWeights {
             }
             factorA[i][l] = need(file, an, in, rank);
             factorB[i][l] = need(file, bn, rank, out);
+        }
+
+        /**
+         * phi3's fused matrices of layer l as row views of the mapped tensors, so that every
+         * backend sees ordinary weights: {@code attn_qkv} ([dim, qDim + 2 kvDim]: the q rows, then
+         * k's, then v's) where the file has it, else separate q, k, v as llama.cpp also accepts; and
+         * {@code ffn_up} ([dim, 2 ffn]: the gate rows first, then up's, as llama.cpp's SwiGLU of one
+         * tensor takes them). Sizes are computed in long before the shapes are compared.
+         */
+        private void fused(GgufFile file, int l, LlamaConfig c) {
+            String p = "blk." + l + ".";
+            for (String role : new String[] {"attn_q", "attn_k", "attn_v", "ffn_gate", "ffn_up"}) {
+                if (file.tensor(LowRankTensors.a(l, role)) != null || file.tensor(LowRankTensors.b(l, role)) != null) {
+                    throw new CriaException(file.path() + ": " + LowRankTensors.a(l, role) + ": factorized matrices of a phi3 file are not supported");
+                }
+            }
+            if (file.tensor(p + "ffn_gate.weight") != null) {
+                throw new CriaException(file.path() + ": tensor " + p + "ffn_gate.weight: a phi3 file holds gate and up in one "
+                        + p + "ffn_up.weight of 2 x " + c.ffn() + " rows; the file is inconsistent");
+            }
+            if (file.tensor(p + "attn_qkv.weight") != null) {
+                if (file.tensor(p + "attn_q.weight") != null || file.tensor(p + "attn_k.weight") != null || file.tensor(p + "attn_v.weight") != null) {
+                    throw new CriaException(file.path() + ": " + p + "attn_qkv.weight and separate attn_q/k/v are both there; the file is inconsistent");
+                }
+                long q = c.qDim();
+                long kv = c.kvDim();
+                Tensor qkv = need(file, p + "attn_qkv.weight", c.dim(), q + 2 * kv);
+                blk[1][l] = rows(qkv, 0, q, "q");
+                blk[2][l] = rows(qkv, q, kv, "k");
+                blk[3][l] = rows(qkv, q + kv, kv, "v");
+            } else {
+                blk[1][l] = need(file, p + "attn_q.weight", c.dim(), c.qDim());
+                blk[2][l] = need(file, p + "attn_k.weight", c.dim(), c.kvDim());
+                blk[3][l] = need(file, p + "attn_v.weight", c.dim(), c.kvDim());
+            }
+            Tensor gu = need(file, p + "ffn_up.weight", c.dim(), 2L * c.ffn());
+            blk[6][l] = rows(gu, 0, c.ffn(), "gate");
+            blk[7][l] = rows(gu, c.ffn(), c.ffn(), "up");
+        }
+
+        /** Rows [first, first + n) of matrix t as a tensor of its own (a slice of the same mapping, nothing copied). */
+        private static Tensor rows(Tensor t, long first, long n, String part) {
+            long rb = t.rowBytes();
+            return new Tensor(t.name() + "[" + part + "]", t.type(), new long[] {t.shape()[0], n}, t.data().asSlice(first * rb, n * rb));
         }
 
         /** The one-line warning about tensors the graph does not use, or null. */
@@ -221,6 +276,8 @@ public final class LlamaWeights {
     private static final Set<String> PER_LAYER_BIASES = Set.of("attn_q.bias", "attn_k.bias", "attn_v.bias");
     /** Per-layer tensors of the architectures with per-head q/k norms (qwen3). */
     private static final Set<String> PER_LAYER_QK_NORM = Set.of("attn_q_norm.weight", "attn_k_norm.weight");
+    /** The fewest per-layer tensors of a file with fused matrices (phi3: norms, attn_qkv, attn_output, ffn_up, ffn_down). */
+    private static final int PER_LAYER_FUSED_MIN = 6;
     /** Per-layer factor tensors of factorized block matrices ({@link LowRankTensors}). */
     private static final Set<String> FACTORS = Set.copyOf(LowRankTensors.factorRoleNames());
     /** Per-layer tensors llama.cpp's converters may write that the graph does not need (rope caches of old conversions). */
@@ -232,8 +289,8 @@ public final class LlamaWeights {
      * layers beyond block_count (the metadata and the tensors disagree: refused), and tensors the
      * graph does not know (the one-line warning returned, or null).
      */
-    private static String checkTensorNames(GgufFile file, int layers, boolean qkNorm) {
-        long needed = (long) PER_LAYER.size() * layers + 2;
+    private static String checkTensorNames(GgufFile file, int layers, boolean qkNorm, boolean fused) {
+        long needed = (long) (fused ? PER_LAYER_FUSED_MIN : PER_LAYER.size()) * layers + 2;
         if (needed > file.tensors().size()) {
             throw new CriaException(file.path() + ": block_count says " + layers + " layers, which need at least " + needed
                     + " tensors, but the file has " + file.tensors().size() + "; the metadata and the tensors disagree");
@@ -251,7 +308,7 @@ public final class LlamaWeights {
                     int layer = Integer.parseInt(num);
                     String role = name.substring(dot + 1);
                     boolean known = PER_LAYER.contains(role) || FACTORS.contains(role) || PER_LAYER_BIASES.contains(role)
-                            || (qkNorm && PER_LAYER_QK_NORM.contains(role))
+                            || (qkNorm && PER_LAYER_QK_NORM.contains(role)) || (fused && role.equals("attn_qkv.weight"))
                             || PER_LAYER_IGNORED.contains(role.replaceFirst("\\.weight$", ""));
                     if (layer >= layers && known) {
                         throw new CriaException(file.path() + ": tensor " + name + " belongs to layer " + layer + " but block_count says "

@@ -182,6 +182,7 @@ public final class Calibration implements AutoCloseable {
      */
     public void run(int[][] chunks, Tap tap, LongConsumer progress) {
         int ctx = options.ctx();
+        config.requireFullAttention(ctx, file.path().toString());
         boolean all = options.processOutput();
         Llama.Scratch scratch = llama.newScratch(ctx, all ? ctx : 1);
         try (KvCache cache = backend.kvCache(KvCache.Config.single(config.layers(), config.kvDim(), KvCache.Type.F32, ctx))) {

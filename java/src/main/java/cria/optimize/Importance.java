@@ -32,6 +32,15 @@ public final class Importance implements Calibration.Tap {
     @Override
     public void accept(Weight weight, MemorySegment x, int n) {
         String name = weight.name();
+        int bracket = name.indexOf('[');
+        if (bracket > 0) {
+            // a row view of a fused matrix (phi3's attn_qkv, ffn_up: LlamaWeights names them
+            // "NAME[part]"): every part has the same input, llama-imatrix's one entry of NAME
+            if (!name.endsWith("[q]") && !name.endsWith("[gate]")) {
+                return;
+            }
+            name = name.substring(0, bracket);
+        }
         if (n < MIN_ROWS || !(name.startsWith("blk.") || processOutput && name.equals("output.weight"))) {
             return;
         }

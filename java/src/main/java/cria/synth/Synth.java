@@ -46,7 +46,7 @@ public final class Synth {
     /** Writes the {@code <arch>.*} hyper-parameters of shape {@code s}, the architecture and {@code name}. */
     public static void putHyperparameters(Metadata md, SynthShape s, String name) {
         new LlamaConfig(s.arch(), s.dim(), s.layers(), s.heads(), s.kvHeads(), s.headDim(), s.ffn(), s.vocab(), s.context(), s.rmsEps(),
-                s.headDim(), s.ropeBase(), 1f, !s.arch().equals("llama"), s.arch().equals("qwen3")).putKeys(md);
+                s.rotaryDims(), s.ropeBase(), 1f, !s.arch().equals("llama"), s.arch().equals("qwen3")).putKeys(md);
         md.put("general.name", GgufValue.ofString(name));
     }
 
@@ -90,12 +90,17 @@ public final class Synth {
             }
         } else if (s.arch().equals("llama")) {
             SynthVocab.write(md, s.vocab());
+        } else if (s.arch().equals("phi3")) {  // llama's SentencePiece tokenizer, with Phi-3's control tokens
+            SynthVocab.writePhi3(md, s.vocab());
         } else {
             SynthVocab.writeByteLevel(md, s.vocab(), "qwen2");
         }
 
         List<Spec> specs = specs(s);
         if (lowRankKeep > 0) {
+            if (s.arch().equals("phi3")) {
+                throw new CriaException("--low-rank: factorized phi3 files are not supported (their matrices are fused)");
+            }
             specs = factorized(specs, lowRankKeep, rankStep);
             md.put(cria.model.LowRankTensors.KEY_METHOD, GgufValue.ofString("random"));
             md.put(cria.model.LowRankTensors.KEY_KEEP, GgufValue.ofF32((float) lowRankKeep));
@@ -142,9 +147,13 @@ public final class Synth {
         for (int l = 0; l < s.layers(); l++) {
             String p = "blk." + l + ".";
             out.add(new Spec(p + "attn_norm.weight", new long[] {s.dim()}, 0, ones(s.dim())));
-            out.add(new Spec(p + "attn_q.weight", new long[] {s.dim(), qDim}, std, null));
-            out.add(new Spec(p + "attn_k.weight", new long[] {s.dim(), kvDim}, std, null));
-            out.add(new Spec(p + "attn_v.weight", new long[] {s.dim(), kvDim}, std, null));
+            if (s.arch().equals("phi3")) {                    // q, k, v rows stacked in one matrix, as llama.cpp reads phi3
+                out.add(new Spec(p + "attn_qkv.weight", new long[] {s.dim(), (long) qDim + 2L * kvDim}, std, null));
+            } else {
+                out.add(new Spec(p + "attn_q.weight", new long[] {s.dim(), qDim}, std, null));
+                out.add(new Spec(p + "attn_k.weight", new long[] {s.dim(), kvDim}, std, null));
+                out.add(new Spec(p + "attn_v.weight", new long[] {s.dim(), kvDim}, std, null));
+            }
             if (s.arch().equals("qwen2")) {
                 // biases larger than a product's typical value, so that a missing one shows: a k bias
                 // adds the same q·b to every score of a query but for rope's turning of b by position
@@ -159,8 +168,12 @@ public final class Synth {
             }
             out.add(new Spec(p + "attn_output.weight", new long[] {qDim, s.dim()}, outStd, null));
             out.add(new Spec(p + "ffn_norm.weight", new long[] {s.dim()}, 0, ones(s.dim())));
-            out.add(new Spec(p + "ffn_gate.weight", new long[] {s.dim(), s.ffn()}, std, null));
-            out.add(new Spec(p + "ffn_up.weight", new long[] {s.dim(), s.ffn()}, std, null));
+            if (s.arch().equals("phi3")) {                    // gate rows first, then up's
+                out.add(new Spec(p + "ffn_up.weight", new long[] {s.dim(), 2L * s.ffn()}, std, null));
+            } else {
+                out.add(new Spec(p + "ffn_gate.weight", new long[] {s.dim(), s.ffn()}, std, null));
+                out.add(new Spec(p + "ffn_up.weight", new long[] {s.dim(), s.ffn()}, std, null));
+            }
             out.add(new Spec(p + "ffn_down.weight", new long[] {s.ffn(), s.dim()}, outStd, null));
         }
         return out;

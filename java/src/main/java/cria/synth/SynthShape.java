@@ -11,13 +11,21 @@ import java.util.Map;
  * can be overridden. {@code llama3Rope} gives llama3-style rope frequency factors (a
  * {@code rope_freqs.weight} tensor) with that scaling factor, 0 for none. {@code arch} is the
  * architecture written ({@code llama}, {@code qwen2}: q, k, v biases, {@code qwen3}: per-head q/k
- * norms); {@code keyLength} the width of a head when it is not {@code dim / heads} (0: it is).
+ * norms, {@code phi3}: fused q/k/v and gate/up matrices, a SentencePiece vocabulary); {@code keyLength}
+ * the width of a head when it is not {@code dim / heads} (0: it is); {@code ropeDims} the rotated
+ * values of a head when not all of them rotate (0: all).
  */
 public record SynthShape(String name, int dim, int layers, int heads, int kvHeads, int ffn, int vocab, int context,
-                         float ropeBase, boolean tied, float llama3Rope, float rmsEps, String arch, int keyLength) {
+                         float ropeBase, boolean tied, float llama3Rope, float rmsEps, String arch, int keyLength, int ropeDims) {
 
     /** The architectures synth writes. */
-    public static final java.util.List<String> ARCHITECTURES = java.util.List.of("llama", "qwen2", "qwen3");
+    public static final java.util.List<String> ARCHITECTURES = java.util.List.of("llama", "qwen2", "qwen3", "phi3");
+
+    /** A shape whose every head value rotates. */
+    public SynthShape(String name, int dim, int layers, int heads, int kvHeads, int ffn, int vocab, int context,
+                      float ropeBase, boolean tied, float llama3Rope, float rmsEps, String arch, int keyLength) {
+        this(name, dim, layers, heads, kvHeads, ffn, vocab, context, ropeBase, tied, llama3Rope, rmsEps, arch, keyLength, 0);
+    }
 
     /** A llama shape whose heads are {@code dim / heads} wide. */
     public SynthShape(String name, int dim, int layers, int heads, int kvHeads, int ffn, int vocab, int context,
@@ -40,6 +48,8 @@ public record SynthShape(String name, int dim, int layers, int heads, int kvHead
         // Qwen/Qwen2.5-0.5B and Qwen/Qwen3-0.6B (config.json); both tie the output to the embedding
         add(new SynthShape("qwen2.5-0.5b", 896, 24, 14, 2, 4864, 151936, 32768, 1000000f, true, 0f, 1e-6f, "qwen2", 0));
         add(new SynthShape("qwen3-0.6b", 1024, 28, 16, 8, 3072, 151936, 40960, 1000000f, true, 0f, 1e-6f, "qwen3", 128));
+        // microsoft/Phi-3-mini-4k-instruct (config.json): rope over the whole head of 96, as its GGUFs say
+        add(new SynthShape("phi-3-mini", 3072, 32, 32, 32, 8192, 32064, 4096, 10000f, false, 0f, 1e-5f, "phi3", 0, 0));
     }
 
     private static void add(SynthShape s) {
@@ -65,6 +75,11 @@ public record SynthShape(String name, int dim, int layers, int heads, int kvHead
         return keyLength > 0 ? keyLength : dim / heads;
     }
 
+    /** Values of a head that rope rotates. */
+    public int rotaryDims() {
+        return ropeDims > 0 ? ropeDims : headDim();
+    }
+
     /** Number of weights. */
     public long parameters() {
         long qDim = (long) heads * headDim();
@@ -83,12 +98,17 @@ public record SynthShape(String name, int dim, int layers, int heads, int kvHead
         if (!ARCHITECTURES.contains(arch)) {
             throw new CriaException("unknown architecture '" + arch + "'; synth writes " + String.join(", ", ARCHITECTURES));
         }
-        return new SynthShape(name, dim, layers, heads, kvHeads, ffn, vocab, context, ropeBase, tied, llama3Rope, rmsEps, arch, keyLength);
+        return new SynthShape(name, dim, layers, heads, kvHeads, ffn, vocab, context, ropeBase, tied, llama3Rope, rmsEps, arch, keyLength, ropeDims);
+    }
+
+    /** This shape with {@code dims} values of each head rotated (0: all of them). */
+    public SynthShape withRopeDims(int dims) {
+        return new SynthShape(name, dim, layers, heads, kvHeads, ffn, vocab, context, ropeBase, tied, llama3Rope, rmsEps, arch, keyLength, dims);
     }
 
     /** This shape with heads {@code headDim} wide (qwen3's key_length; 0: {@code dim / heads}). */
     public SynthShape withHeadDim(int headDim) {
-        return new SynthShape(name, dim, layers, heads, kvHeads, ffn, vocab, context, ropeBase, tied, llama3Rope, rmsEps, arch, headDim);
+        return new SynthShape(name, dim, layers, heads, kvHeads, ffn, vocab, context, ropeBase, tied, llama3Rope, rmsEps, arch, headDim, ropeDims);
     }
 
     /** Checks the shape is one the forward pass can run. */
@@ -110,11 +130,23 @@ public record SynthShape(String name, int dim, int layers, int heads, int kvHead
             throw new CriaException("model shape: " + heads + " heads of " + headDim() + " values are wider than Cria's limit of "
                     + cria.model.LlamaConfig.MAX_WIDTH);
         }
+        if (arch.equals("phi3") && (long) heads * headDim() != dim) {
+            throw new CriaException("model shape: phi3's " + heads + " heads of " + headDim() + " must make up dim " + dim + " (llama.cpp reads its attn_output as [dim, dim])");
+        }
+        if (ropeDims < 0 || ropeDims > headDim() || ropeDims % 2 != 0) {
+            throw new CriaException("model shape: rope dims " + ropeDims + " must be even and at most the head size " + headDim());
+        }
+        if (llama3Rope > 0 && ropeDims > 0 && ropeDims != headDim()) {
+            throw new CriaException("model shape: llama3 rope factors with partial rope dims are not written");
+        }
         if (headDim() % 2 != 0) {
             throw new CriaException("model shape: the head size " + headDim() + " must be even (rope rotates pairs)");
         }
         if (vocab < 260) {
             throw new CriaException("model shape: a vocabulary needs at least 260 tokens (3 special + 256 bytes + 1), got " + vocab);
+        }
+        if (arch.equals("phi3") && vocab < 264) {
+            throw new CriaException("model shape: a phi3 vocabulary needs at least 264 tokens (with Phi-3's 4 control tokens), got " + vocab);
         }
         return this;
     }
@@ -123,6 +155,6 @@ public record SynthShape(String name, int dim, int layers, int heads, int kvHead
         return new SynthShape(name, dim != null ? dim : this.dim, layers != null ? layers : this.layers,
                 heads != null ? heads : this.heads, kvHeads != null ? kvHeads : (heads != null && this.kvHeads == this.heads ? heads : this.kvHeads),
                 ffn != null ? ffn : this.ffn, vocab != null ? vocab : this.vocab, context != null ? context : this.context,
-                ropeBase, tied, llama3Rope, rmsEps, arch, keyLength);
+                ropeBase, tied, llama3Rope, rmsEps, arch, keyLength, ropeDims);
     }
 }

@@ -18,6 +18,22 @@ final class SynthVocab {
     private SynthVocab() {}
 
     static void write(Metadata md, int size) {
+        write(md, size, new String[0]);
+    }
+
+    /**
+     * The same vocabulary ending in Phi-3's control tokens {@code <|endoftext|>} (the end of text,
+     * as in Phi-3's files), {@code <|assistant|>}, {@code <|end|>} and {@code <|user|>}, in place of
+     * its last pieces. llama.cpp gives these attributes by token text in files whose name says
+     * phi-3, and refuses such a file without {@code <|endoftext|>}.
+     */
+    static void writePhi3(Metadata md, int size) {
+        write(md, size, new String[] {"<|endoftext|>", "<|assistant|>", "<|end|>", "<|user|>"});
+        md.put("tokenizer.ggml.eos_token_id", GgufValue.ofU32(size - 4));
+        md.put("tokenizer.ggml.padding_token_id", GgufValue.ofU32(size - 4));
+    }
+
+    private static void write(Metadata md, int size, String[] specials) {
         String[] tokens = new String[size];
         float[] scores = new float[size];
         int[] types = new int[size];
@@ -42,7 +58,7 @@ final class SynthVocab {
         for (char c : LETTERS.toCharArray()) {
             level.add(String.valueOf(c));
         }
-        int need = size - 259;
+        int need = size - 259 - specials.length;
         while (pieces.size() < need) {
             java.util.List<String> next = new java.util.ArrayList<>();
             outer:
@@ -64,12 +80,18 @@ final class SynthVocab {
         }
         int i = 259;
         for (String p : pieces) {
-            if (i == size) {
+            if (i >= size - specials.length) {
                 break;
             }
             tokens[i] = p;
             scores[i] = -(i - 259) / 100f - p.length();
             types[i] = 1; // normal
+            i++;
+        }
+        for (String sp : specials) {
+            tokens[i] = sp;
+            scores[i] = 0;
+            types[i] = 3; // control
             i++;
         }
         md.put("tokenizer.ggml.model", GgufValue.ofString("llama"));

@@ -1,4 +1,4 @@
-// `cria synth --arch qwen2|qwen3` and the verbs on its files: inference runs, training refuses in one line, bad arguments are one line.
+// `cria synth --arch qwen2|qwen3|phi3` and the verbs on its files: inference runs, training refuses in one line, bad arguments are one line; sliding windows.
 package cria.cli;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -62,14 +62,15 @@ class ArchitectureCommandsTest {
     }
 
     /**
-     * {@code cria quantize Q4_K_M} of F32 qwen2 and qwen3 files gives llama-quantize's bytes: the
+     * {@code cria quantize Q4_K_M} of F32 qwen2, qwen3 and phi3 files gives llama-quantize's bytes: the
      * digests are of {@code llama-quantize IN OUT Q4_K_M} outputs of the same synth files (see
      * src/test/resources/cria/engine/arch/README.md).
      */
     @Test
     void quantizeWritesLlamaQuantizesBytes() throws Exception {
         String[][] cases = {{"qwen2", "", "cc25213282f07e9a741cf9acb94c56c68a9b7f037a2bfb526113b7acd78ce6db"},
-            {"qwen3", "128", "506f9de5fde114d379edb8ff7a6ffbdb0322d44fa63f5d9e374875018c749827"}};
+            {"qwen3", "--head-dim 128", "506f9de5fde114d379edb8ff7a6ffbdb0322d44fa63f5d9e374875018c749827"},
+            {"phi3", "--rope-dims 48", "ebda2e83d6c5ef7a8db0fa65e99650ab205b0994e7150adc5bf088c08a11164a"}};
         for (String[] c : cases) {
             Path in = tmp.resolve(c[0] + "-256-f32.gguf");
             Path out = tmp.resolve(c[0] + "-q4_k_m.gguf");
@@ -77,7 +78,7 @@ class ArchitectureCommandsTest {
                     "--heads", "4", "--kv-heads", "2", "--ffn", "512", "--vocab-size", "512", "--type", "F32", "-s", "11", "-t", "1",
                     "-o", in.toString()));
             if (!c[1].isEmpty()) {
-                args.addAll(java.util.List.of("--head-dim", c[1]));
+                args.addAll(java.util.List.of(c[1].split(" ")));
             }
             CliRunner.Result r = CliRunner.run(args.toArray(new String[0]));
             assertEquals(0, r.code(), r.toString());
@@ -86,6 +87,67 @@ class ArchitectureCommandsTest {
             byte[] digest = java.security.MessageDigest.getInstance("SHA-256").digest(Files.readAllBytes(out));
             assertEquals(c[2], java.util.HexFormat.of().formatHex(digest), c[0] + " Q4_K_M differs from llama-quantize's");
         }
+    }
+
+    /**
+     * {@code cria synth --arch phi3}: the fused tensors llama.cpp reads, partial rope, and a
+     * SentencePiece vocabulary ending in Phi-3's control tokens (llama.cpp refuses a file named
+     * phi-3 without {@code <|endoftext|>}); generate runs it on the CPU and the oracle.
+     */
+    @Test
+    void phi3FilesHaveFusedTensorsAndGenerate() throws Exception {
+        Path p = synth("phi3", "--rope-dims", "8");
+        try (GgufFile f = GgufFile.open(p)) {
+            assertEquals(8, f.metadata().count("phi3.rope.dimension_count").orElseThrow());
+            assertEquals("llama", f.metadata().string("tokenizer.ggml.model").orElseThrow());
+            String[] tokens = f.metadata().strings("tokenizer.ggml.tokens").orElseThrow();
+            assertEquals("<|endoftext|>", tokens[f.metadata().count("tokenizer.ggml.eos_token_id").orElseThrow()]);
+            assertEquals("<|user|>", tokens[tokens.length - 1]);
+            assertTrue(f.tensor("blk.1.attn_qkv.weight") != null && f.tensor("blk.1.attn_q.weight") == null);
+            assertTrue(f.tensor("blk.1.ffn_gate.weight") == null);
+            assertEquals(2 * 96, f.tensor("blk.1.ffn_up.weight").shape()[1]);
+        }
+        for (String backend : new String[] {"cpu", "ref"}) {
+            CliRunner.Result r = CliRunner.run("generate", "-m", p.toString(), "-p", "the cat", "-n", "4", "--temp", "0", "-t", "1",
+                    "--backend", backend);
+            assertEquals(0, r.code(), r.toString());
+        }
+        oneLine(CliRunner.run("synth", "--arch", "phi3", "--dim", "64", "--heads", "4", "--head-dim", "32", "-o",
+                tmp.resolve("x.gguf").toString()), "must make up dim 64");
+    }
+
+    /**
+     * A llama file with {@code llama.attention.sliding_window} (Mistral 7B v0.1's key): Cria attends
+     * to every position, so a context up to the window runs as before and a longer one is refused
+     * in one line; the default context of generate stays within the window; a window of 0 is none.
+     */
+    @Test
+    void slidingWindowLongerContextsAreRefusedInOneLine() throws Exception {
+        Path base = synth("llama", "--ctx", "512");
+        cria.GgufEdit e = cria.GgufEdit.of(base);
+        Path w32 = tmp.resolve("window-32.gguf");
+        e.copy().set("llama.attention.sliding_window", cria.gguf.GgufValue.ofU32(32)).write(w32);
+        Path w0 = tmp.resolve("window-0.gguf");
+        e.copy().set("llama.attention.sliding_window", cria.gguf.GgufValue.ofU32(0)).write(w0);
+        String[] gen = {"generate", "-p", "the cat", "-n", "4", "--temp", "0", "-t", "1"};
+        CliRunner.Result within = run(gen, "-m", w32.toString(), "--ctx", "32");
+        assertEquals(0, within.code(), within.toString());
+        CliRunner.Result plain = run(gen, "-m", base.toString(), "--ctx", "32");
+        assertEquals(plain.out(), within.out(), "within the window nothing changes");
+        oneLine(run(gen, "-m", w32.toString(), "--ctx", "33"), "sliding_window = 32) is not supported for a context of 33; use --ctx 32");
+        CliRunner.Result byDefault = run(gen, "-m", w32.toString());
+        assertEquals(0, byDefault.code(), byDefault.toString());
+        assertEquals(0, run(gen, "-m", w0.toString(), "--ctx", "512").code());
+        Path in = tmp.resolve("in.jsonl");
+        Files.writeString(in, "{\"id\": 1, \"prompt\": \"the cat\", \"max_tokens\": 2, \"temperature\": 0}\n");
+        oneLine(CliRunner.run("batch", "-m", w32.toString(), "--in", in.toString(), "--out", tmp.resolve("o.jsonl").toString(), "--force",
+                "--ctx", "64", "-t", "1"), "sliding_window = 32");
+    }
+
+    private static CliRunner.Result run(String[] fixed, String... more) {
+        String[] args = java.util.Arrays.copyOf(fixed, fixed.length + more.length);
+        System.arraycopy(more, 0, args, fixed.length, more.length);
+        return CliRunner.run(args);
     }
 
     @Test

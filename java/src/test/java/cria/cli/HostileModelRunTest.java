@@ -121,6 +121,49 @@ class HostileModelRunTest {
         assertTrue(refused >= 10, "refused " + refused + " of " + ran + "; accepted: " + accepted);
     }
 
+    /**
+     * A phi3 file (fused attn_qkv and ffn_up, grouped KV heads, rope over half of each head) with
+     * its fused matrices, rope keys and long-rope parts broken.
+     */
+    @Test
+    void liesInPhi3FilesAreRefusedInOneLineOrRunFinite() throws IOException {
+        Path p3 = tmp.resolve("phi3.gguf");
+        cria.synth.Synth.write(p3, cria.synth.SynthShape.preset("tiny").with(64, 2, 4, 2, 96, 400, 128).withArch("phi3").withRopeDims(8),
+                cria.quantize.LlamaFileType.F32, true, null, 3, 1, null);
+        Path q3 = tmp.resolve("qwen3-for-phi3.gguf");
+        cria.synth.Synth.write(q3, cria.synth.SynthShape.preset("tiny").with(64, 2, 4, 2, 96, 400, 128).withArch("qwen3"),
+                cria.quantize.LlamaFileType.F32, true, null, 3, 1, null);
+        GgufEdit b = GgufEdit.of(p3);
+        List<Case> cases = new ArrayList<>();
+        cases.add(new Case("phi3 as it is", b.copy()));
+        cases.add(new Case("phi3 without attn_qkv", b.copy().dropTensor("blk.1.attn_qkv.weight")));
+        cases.add(new Case("phi3 attn_qkv a row short", b.copy().putTensor("blk.0.attn_qkv.weight", GgmlType.F32, new long[] {64, 127},
+                GgufEdit.floats(0.01f))));
+        cases.add(new Case("phi3 attn_qkv and attn_q", b.copy().putTensor("blk.0.attn_q.weight", GgmlType.F32, new long[] {64, 64},
+                GgufEdit.floats(0.01f))));
+        cases.add(new Case("phi3 ffn_up not doubled", b.copy().putTensor("blk.1.ffn_up.weight", GgmlType.F32, new long[] {64, 96},
+                GgufEdit.floats(0.01f))));
+        cases.add(new Case("phi3 ffn_up and ffn_gate", b.copy().putTensor("blk.0.ffn_gate.weight", GgmlType.F32, new long[] {64, 96},
+                GgufEdit.floats(0.01f))));
+        cases.add(new Case("phi3 rope dims 0", b.copy().set("phi3.rope.dimension_count", GgufValue.ofU32(0))));
+        cases.add(new Case("phi3 rope dims odd", b.copy().set("phi3.rope.dimension_count", GgufValue.ofU32(7))));
+        cases.add(new Case("phi3 rope dims past the head", b.copy().set("phi3.rope.dimension_count", GgufValue.ofU32(18))));
+        cases.add(new Case("phi3 rope dims 2^31-2", b.copy().set("phi3.rope.dimension_count", GgufValue.ofU32(Integer.MAX_VALUE - 1))));
+        cases.add(new Case("phi3 kv heads 3", b.copy().set("phi3.attention.head_count_kv", GgufValue.ofU32(3))));
+        cases.add(new Case("phi3 long-rope factor key", b.copy().set("phi3.rope.scaling.attn_factor", GgufValue.ofF32(1.19f))));
+        cases.add(new Case("phi3 long-rope factor tensors", b.copy().putTensor("rope_factors_long.weight", GgmlType.F32, new long[] {4},
+                GgufEdit.floats(1f))));
+        cases.add(new Case("phi3 called llama", b.copy().set("general.architecture", GgufValue.ofString("llama"))));
+        cases.add(new Case("qwen3 called phi3", GgufEdit.of(q3).set("general.architecture", GgufValue.ofString("phi3"))));
+        for (Case c : cases) {
+            Path f = tmp.resolve("phi3-" + (n++) + ".gguf");
+            c.edit.write(f);
+            runOne(c.label, f, true);
+        }
+        assertEquals(cases.size(), ran);
+        assertEquals(List.of("phi3 as it is"), accepted, "accepted");
+    }
+
     @Test
     void randomHeaderRewritesOfTheTestModelRunSafely() throws IOException {
         Path base = TestModels.tinyLlama(tmp.resolve("tiny-r.gguf"), 4);
@@ -194,7 +237,7 @@ class HostileModelRunTest {
     private static List<Case> cases(GgufEdit base, int layers) {
         List<Case> out = new ArrayList<>();
         String[] counts = {"embedding_length", "block_count", "feed_forward_length", "attention.head_count", "attention.head_count_kv",
-            "attention.key_length", "attention.value_length", "context_length", "vocab_size", "rope.dimension_count"};
+            "attention.key_length", "attention.value_length", "context_length", "vocab_size", "rope.dimension_count", "attention.sliding_window"};
         for (String k : counts) {
             String key = "llama." + k;
             for (long v : COUNTS) {

@@ -25,6 +25,29 @@ class ImatrixCommandTest {
         return t;
     }
 
+    /**
+     * A phi3 file's fused matrices run as row views (q, k, v of attn_qkv; gate, up of ffn_up) but
+     * get llama-imatrix's one entry each, named as the file's tensor and counted once (checked by
+     * hand against llama-imatrix on such a file: the same 8 names and counts).
+     */
+    @Test
+    void phi3FusedMatricesGetOneEntryEach(@TempDir Path dir) throws Exception {
+        Path model = dir.resolve("phi3.gguf");
+        CliRunner.Result r = CliRunner.run("synth", "--arch", "phi3", "--dim", "64", "--layers", "2", "--heads", "4", "--kv-heads", "2",
+                "--rope-dims", "8", "--ffn", "96", "--vocab-size", "400", "--type", "F32", "-t", "1", "-o", model.toString());
+        assertEquals(0, r.code(), r.toString());
+        Path out = dir.resolve("p.imatrix.gguf");
+        r = CliRunner.run("imatrix", "-m", model.toString(), "-f", text(dir).toString(), "-c", "32", "--chunks", "4",
+                "-o", out.toString(), "-t", "1");
+        assertEquals(0, r.code(), r.toString());
+        ImportanceMatrix m = ImportanceMatrix.read(out);
+        assertEquals(java.util.Set.of("blk.0.attn_qkv.weight", "blk.0.attn_output.weight", "blk.0.ffn_up.weight", "blk.0.ffn_down.weight",
+                "blk.1.attn_qkv.weight", "blk.1.attn_output.weight", "blk.1.ffn_up.weight", "blk.1.ffn_down.weight"), m.entries().keySet());
+        for (ImportanceMatrix.Entry e : m.entries().values()) {
+            assertEquals(128, e.count(), "4 chunks of 32 rows, counted once");
+        }
+    }
+
     @Test
     void writesWhatTheCalibrationPassCollects(@TempDir Path dir) throws Exception {
         Path model = SharedData.require("models/stories260K.gguf");

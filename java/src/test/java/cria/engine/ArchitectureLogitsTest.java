@@ -1,4 +1,4 @@
-// qwen2 and qwen3 files made by `cria synth --arch`, on every backend: logits within the reference tolerances of llama.cpp's, tokens exact.
+// qwen2, qwen3 and phi3 files made by `cria synth --arch`, on every backend: logits within the reference tolerances of llama.cpp's, tokens exact.
 package cria.engine;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
@@ -31,19 +31,25 @@ import org.junit.jupiter.api.io.TempDir;
  * shape, type and seed: the same bytes as the {@code cria synth} command in
  * src/test/resources/cria/engine/arch/README.md, from which llama.cpp's logits of the prompt below
  * were computed). The qwen2 cases have q, k, v biases; the qwen3 ones per-head q/k norms and heads
- * wider than dim / heads. Every backend evaluates the prompt in one batch and one token per step;
+ * wider than dim / heads; the phi3 ones fused q/k/v and gate/up matrices, grouped KV heads (so the k
+ * and v rows of attn_qkv start where q's end) and rope over part of each head. Every backend evaluates the prompt in one batch and one token per step;
  * each position's logits must be within {@link ReferenceLogits#tolerance} (relative RMS) of
  * llama.cpp's, with argmax agreement as in {@link ReferenceLogitsTest}. The prompt's tokens, from
- * Cria's tokenizer of the file's made-up qwen2-style vocabulary, must be llama.cpp's exactly.
+ * Cria's tokenizer of the file's made-up vocabulary (qwen2-style byte-level BPE; SentencePiece-style
+ * for phi3), must be llama.cpp's exactly.
  */
 class ArchitectureLogitsTest {
     /** The prompt whose logits the references hold. */
     static final String PROMPT = "the quick brown fox jumps over the lazy dog. Hello, world: 12345!";
 
     /** One reference file: its synth arguments. */
-    record Case(String name, String arch, int dim, int heads, int kvHeads, int headDim, int ffn, LlamaFileType type, long seed) {
+    record Case(String name, String arch, int dim, int heads, int kvHeads, int headDim, int ffn, LlamaFileType type, long seed, int ropeDims) {
+        Case(String name, String arch, int dim, int heads, int kvHeads, int headDim, int ffn, LlamaFileType type, long seed) {
+            this(name, arch, dim, heads, kvHeads, headDim, ffn, type, seed, 0);
+        }
+
         SynthShape shape() {
-            SynthShape s = SynthShape.preset("tiny").with(dim, 2, heads, kvHeads, ffn, 512, null).withArch(arch);
+            SynthShape s = SynthShape.preset("tiny").with(dim, 2, heads, kvHeads, ffn, 512, null).withArch(arch).withRopeDims(ropeDims);
             return (headDim > 0 ? s.withHeadDim(headDim) : s).validate();
         }
     }
@@ -52,7 +58,9 @@ class ArchitectureLogitsTest {
             new Case("qwen2-f32", "qwen2", 128, 4, 2, 0, 256, LlamaFileType.F32, 7),
             new Case("qwen3-f32", "qwen3", 128, 4, 2, 64, 256, LlamaFileType.F32, 7),
             new Case("qwen2-q8_0", "qwen2", 256, 4, 2, 0, 512, LlamaFileType.parse("Q8_0"), 11),
-            new Case("qwen3-q4_k_m", "qwen3", 256, 4, 2, 128, 512, LlamaFileType.parse("Q4_K_M"), 11));
+            new Case("qwen3-q4_k_m", "qwen3", 256, 4, 2, 128, 512, LlamaFileType.parse("Q4_K_M"), 11),
+            new Case("phi3-f32", "phi3", 128, 4, 2, 0, 256, LlamaFileType.F32, 7, 16),
+            new Case("phi3-q4_k_m", "phi3", 256, 4, 2, 0, 512, LlamaFileType.parse("Q4_K_M"), 11, 48));
 
     @TempDir
     static Path dir;
@@ -76,7 +84,7 @@ class ArchitectureLogitsTest {
     Stream<DynamicTest> promptTokensAreLlamaCpps() {
         return CASES.stream().map(c -> DynamicTest.dynamicTest(c.name(), () -> {
             try (GgufFile f = GgufFile.open(file(c))) {
-                assertEquals("qwen2", f.metadata().string("tokenizer.ggml.pre").orElse(null));
+                assertEquals(c.arch().equals("phi3") ? "llama" : "gpt2", f.metadata().string("tokenizer.ggml.model").orElse(null));
                 int[] ids = Tokenizer.fromMetadata(f.metadata()).encode(PROMPT, true, false);
                 assertArrayEquals(reference(c).promptIds(), ids, c.name() + ": token ids differ from llama.cpp's");
             }
