@@ -257,8 +257,8 @@ FUSED_BODY(1, 1, fused1_q8)
 FUSED_BODY(2, 1, fused2_q8)
 FUSED_BODY(4, 1, fused4_q8)
 
-/* Q6_K from its packed stream (panel_q6_k's order: per half and 16-byte column h, the gathered
- * low bits of two runs and the high bits; then the word that ends with d, then the 16 scales), one
+/* Q6_K from its packed stream (panel_q6_k's order: the word that ends with d and the 16 scales,
+ * then per half and 16-byte column h the gathered low bits of two runs and the high bits), one
  * super-block per chunk. Each half's 8 blocks of 16 values are dotted in integers first (h = 0
  * gives the even blocks, h = 1 the odd ones), then become float in block order, as tile() does. */
 #define FUSED_Q6(T, name)                                                                                   \
@@ -266,7 +266,7 @@ FUSED_BODY(4, 1, fused4_q8)
         const __m512i lo4 = _mm512_set1_epi8(15), lo2 = _mm512_set1_epi8(3);                                \
         __m512 acc[T], mins[T];                                                                             \
         sums_in(T, acc0, mins0, acc, mins);                                                                 \
-        const uint8_t *tail = cur + 3072;                                                                   \
+        const uint8_t *tail = cur; /* d's word, then the scales; the columns follow */                                                                   \
         __m512 d = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(_mm512_loadu_si512(tail), 16))); \
         const __m512 off = _mm512_set1_ps(32.0f);                                                           \
         for (int half = 0; half < 2; half++) {                                                              \
@@ -275,7 +275,7 @@ FUSED_BODY(4, 1, fused4_q8)
                 dots_zero(T, dot[b]);                                                                       \
             }                                                                                               \
             for (int h = 0; h < 2; h++) {                                                                   \
-                const uint8_t *c = cur + (2 * half + h) * 768;                                              \
+                const uint8_t *c = cur + 320 + (2 * half + h) * 768;                                              \
                 for (int m = 0; m < 4; m++) {                                                               \
                     __m512i l0 = _mm512_loadu_si512(c + 64 * m), l1 = _mm512_loadu_si512(c + 256 + 64 * m); \
                     __m512i hh = _mm512_loadu_si512(c + 512 + 64 * m);                                      \
@@ -309,8 +309,8 @@ FUSED_BODY(4, 1, fused4_q8)
 FUSED_Q6(1, fused1_q6)
 FUSED_Q6(2, fused2_q6)
 
-/* Q4_K and Q5_K from their packed stream (panel_q45_k's order: per 16-byte column h, [Q5_K: the
- * high bits,] the nibbles of the four 64-value groups g; then the 16-byte heads), one super-block
+/* Q4_K and Q5_K from their packed stream (panel_q45_k's order: the 16-byte heads, then per 16-byte
+ * column h [Q5_K: the high bits,] the nibbles of the four 64-value groups g), one super-block
  * per chunk. Group g's four blocks of 16 values are 4g (low nibbles of h = 0), 4g + 1 (h = 1),
  * 4g + 2 and 4g + 3 (high nibbles): reading both columns at once keeps block order. */
 #define FUSED_QK(T, five, name)                                                                             \
@@ -320,27 +320,15 @@ FUSED_Q6(2, fused2_q6)
         const int qs = five ? 256 : 0;                                                                      \
         __m512 acc[T], mins[T];                                                                             \
         sums_in(T, acc0, mins0, acc, mins);                                                                 \
-        const uint8_t *head = cur + 2 * hb;                                                                 \
+        const uint8_t *head = cur; /* the heads come first; the columns follow */                                                                 \
         __m512i dd = _mm512_loadu_si512(head);                                                              \
         __m512 dv = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(dd));                                             \
         __m512 dminv = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(dd, 16)));                   \
         __m512i s0 = _mm512_loadu_si512(head + 64), s1 = _mm512_loadu_si512(head + 128), s2 = _mm512_loadu_si512(head + 192); \
         const __m512i m63 = _mm512_set1_epi32(63), m15 = _mm512_set1_epi32(15), m3 = _mm512_set1_epi32(3);  \
         for (int g = 0; g < 4; g++) {                                                                       \
-            __m512i q[4][4]; /* [block 4g + i][line m] */                                                   \
-            for (int h = 0; h < 2; h++) {                                                                   \
-                const uint8_t *c = cur + h * hb + qs + g * 256;                                             \
-                for (int m = 0; m < 4; m++) {                                                               \
-                    __m512i v = _mm512_loadu_si512(c + 64 * m);                                             \
-                    __m512i lo = _mm512_and_si512(v, lo4), hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), lo4); \
-                    if (five) {                                                                             \
-                        __m512i qh = _mm512_loadu_si512(cur + h * hb + 64 * m);                             \
-                        lo = _mm512_or_si512(lo, _mm512_slli_epi16(_mm512_and_si512(_mm512_srli_epi16(qh, 2 * g), one), 4)); \
-                        hi = _mm512_or_si512(hi, _mm512_slli_epi16(_mm512_and_si512(_mm512_srli_epi16(qh, 2 * g + 1), one), 4)); \
-                    }                                                                                       \
-                    q[h][m] = lo;                                                                           \
-                    q[2 + h][m] = hi;                                                                       \
-                }                                                                                           \
+            for (int o = 0; o < (256 + 2 * hb) / 4; o += 64) { /* a quarter of the chunk after next */       \
+                __builtin_prefetch(cur + 2 * (256 + 2 * hb) + g * ((256 + 2 * hb) / 4) + o, 0, 3);           \
             }                                                                                               \
             for (int jj = 0; jj < 2; jj++) { /* the two 32-value scale groups of g */                       \
                 int j = 2 * g + jj;                                                                         \
@@ -361,8 +349,15 @@ FUSED_Q6(2, fused2_q6)
                     int kb = k0 + 64 * g + 16 * i;                                                          \
                     __m512i dot[T];                                                                         \
                     dots_zero(T, dot);                                                                      \
-                    for (int m = 0; m < 4; m++) {                                                           \
-                        dot_line(T, q[i][m], x, kb + 4 * m, dot);                                           \
+                    const int h = i & 1, high = i >> 1; /* block 4g + i: column h, low or high nibbles */  \
+                    for (int m = 0; m < 4; m++) { /* lines made as they are used: no array of 16 to spill */ \
+                        __m512i v = _mm512_loadu_si512(cur + 256 + h * hb + qs + g * 256 + 64 * m);               \
+                        __m512i q = _mm512_and_si512(high ? _mm512_srli_epi16(v, 4) : v, lo4);              \
+                        if (five) {                                                                         \
+                            __m512i qh = _mm512_loadu_si512(cur + 256 + h * hb + 64 * m);                         \
+                            q = _mm512_or_si512(q, _mm512_slli_epi16(_mm512_and_si512(_mm512_srli_epi16(qh, 2 * g + high), one), 4)); \
+                        }                                                                                   \
+                        dot_line(T, q, x, kb + 4 * m, dot);                                                 \
                     }                                                                                       \
                     block_sum(T, dot, ws, wm, x, kb, acc, mins);                                            \
                 }                                                                                           \

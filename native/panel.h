@@ -167,6 +167,10 @@ static inline __attribute__((always_inline)) void panel_q45_k(const int M, uint8
     const __m512i one = _mm512_set1_epi8(1);
     const uint8_t *b = w + (int64_t) (k0 / 256) * (five ? 176 : 144);
     const uint8_t *qs = b + (five ? 48 : 16);
+    /* the block's first 16 bytes for all 16 rows: d and dmin, then the 12 bytes of packed scales
+     * (gathered first, so a packed stream is read front to back) */
+    __m512i head[4];
+    g16(M, C, b, wrb, head);
     for (int h = 0; h < 2; h++) {
         __m512i qh[4];
         if (five) {
@@ -187,9 +191,6 @@ static inline __attribute__((always_inline)) void panel_q45_k(const int M, uint8
             }
         }
     }
-    /* the block's first 16 bytes for all 16 rows: d and dmin, then the 12 bytes of packed scales */
-    __m512i head[4];
-    g16(M, C, b, wrb, head);
     __m512i dd = head[0];
     __m512 dv = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(dd));
     __m512 dminv = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(dd, 16)));
@@ -216,6 +217,11 @@ static inline __attribute__((always_inline)) void panel_q45_k(const int M, uint8
 static inline __attribute__((always_inline)) void panel_q6_k(const int M, uint8_t **C, const uint8_t *w, int64_t wrb, int k0, uint8_t *pw, float *ps, float *pm) {
     const __m512i lo4 = _mm512_set1_epi8(15), lo2 = _mm512_set1_epi8(3);
     const uint8_t *b = w + (int64_t) (k0 / 256) * 210;
+    /* d is the block's last two bytes: read the word that ends there, so no byte past the block is
+     * touched; d and the scales are gathered first, so a packed stream is read front to back */
+    __m512 d = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(gu32(M, C, b + 206, wrb), 16)));
+    __m512i scales[4];
+    g16(M, C, b + 192, wrb, scales);
     for (int half = 0; half < 2; half++) {
         const uint8_t *ql = b + 64 * half, *qh = b + 128 + 32 * half;
         for (int h = 0; h < 2; h++) { /* bytes 16h .. 16h + 15 of each 32-byte run */
@@ -240,11 +246,7 @@ static inline __attribute__((always_inline)) void panel_q6_k(const int M, uint8_
             }
         }
     }
-    /* d is the block's last two bytes: read the word that ends there, so no byte past the block is touched */
-    __m512 d = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(gu32(M, C, b + 206, wrb), 16)));
     __m512 off = _mm512_set1_ps(32.0f);
-    __m512i scales[4];
-    g16(M, C, b + 192, wrb, scales);
     for (int q = 0; q < 4; q++) {
         __m512i sc4 = scales[q];
         for (int j = 0; j < 4; j++) {
