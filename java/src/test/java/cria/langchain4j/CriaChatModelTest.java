@@ -42,7 +42,6 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
-import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
@@ -99,30 +98,6 @@ class CriaChatModelTest {
         return ChatRequest.builder().messages(conversation(question)).parameters(p).build();
     }
 
-    /** Collects a streaming response: its pieces and how it ended. */
-    static class Collector implements StreamingChatResponseHandler {
-        final List<String> pieces = new CopyOnWriteArrayList<>();
-        final CompletableFuture<ChatResponse> done = new CompletableFuture<>();
-
-        @Override
-        public void onPartialResponse(String piece) {
-            pieces.add(piece);
-        }
-
-        @Override
-        public void onCompleteResponse(ChatResponse r) {
-            done.complete(r);
-        }
-
-        @Override
-        public void onError(Throwable e) {
-            done.completeExceptionally(e);
-        }
-
-        ChatResponse get() throws Exception {
-            return done.get(60, TimeUnit.SECONDS);
-        }
-    }
 
     @Test
     void chatGivesTheEnginesTextUsageAndFinishReason() {
@@ -184,13 +159,13 @@ class CriaChatModelTest {
                 .stopSequences(stop).build()));
         assertEquals(full.substring(0, full.indexOf(stop)), r.aiMessage().text());
         assertEquals(FinishReason.STOP, r.finishReason());
-        Collector c = new Collector();
+        StreamCollector c = new StreamCollector();
         streaming.chat(request("Tell a story", CriaChatRequestParameters.builder().temperature(0.0).maxOutputTokens(40)
                 .stopSequences(stop).build()), c);
         assertEquals(r.aiMessage().text(), String.join("", assertDone(c).pieces), "the stream holds back the stop sequence too");
     }
 
-    static Collector assertDone(Collector c) {
+    static StreamCollector assertDone(StreamCollector c) {
         try {
             c.get();
         } catch (Exception e) {
@@ -203,7 +178,7 @@ class CriaChatModelTest {
     void streamedPiecesMakeTheSameTextAsChat() throws Exception {
         ChatRequestParameters p = CriaChatRequestParameters.builder().temperature(0.8).seed(11L).maxOutputTokens(30).build();
         ChatResponse whole = chat.chat(request("Stream this", p));
-        Collector c = new Collector();
+        StreamCollector c = new StreamCollector();
         streaming.chat(request("Stream this", p), c);
         ChatResponse streamed = c.get();
         assertTrue(c.pieces.size() > 1, "pieces as they come, not one at the end: " + c.pieces);
@@ -280,11 +255,11 @@ class CriaChatModelTest {
                 () -> chat.chat(request("x", CriaChatRequestParameters.builder().topP(1.5).build())));
         assertTrue(e4.getMessage().contains("top-p"), e4.getMessage());
         // streaming: the same errors reach onError, never the caller
-        Collector c = new Collector();
+        StreamCollector c = new StreamCollector();
         streaming.chat(request(huge, ChatRequestParameters.builder().build()), c);
         Exception s1 = assertThrows(Exception.class, c::get);
         assertInstanceOf(InvalidRequestException.class, s1.getCause());
-        Collector c2 = new Collector();
+        StreamCollector c2 = new StreamCollector();
         streaming.chat(request("Weather?", ChatRequestParameters.builder().toolSpecifications(tool).build()), c2);
         assertInstanceOf(UnsupportedFeatureException.class, assertThrows(Exception.class, c2::get).getCause());
         // an assistant turn in the history is fine
@@ -337,7 +312,7 @@ class CriaChatModelTest {
              CriaChatModel c = CriaChatModel.builder(model).generator(small).build()) {
             CountDownLatch inside = new CountDownLatch(1);
             CountDownLatch release = new CountDownLatch(1);
-            Collector first = new Collector() {
+            StreamCollector first = new StreamCollector() {
                 @Override
                 public void onPartialResponse(String piece) {
                     inside.countDown();
@@ -351,9 +326,9 @@ class CriaChatModelTest {
             ChatRequestParameters p = CriaChatRequestParameters.builder().temperature(0.0).maxOutputTokens(4).build();
             s.chat(request("one", p), first);
             assertTrue(inside.await(60, TimeUnit.SECONDS));
-            Collector second = new Collector();
+            StreamCollector second = new StreamCollector();
             s.chat(request("two", p), second); // waits in the queue of one
-            Collector third = new Collector();
+            StreamCollector third = new StreamCollector();
             s.chat(request("three", p), third);
             Exception e = assertThrows(Exception.class, third::get);
             assertInstanceOf(RateLimitException.class, e.getCause());
@@ -377,7 +352,7 @@ class CriaChatModelTest {
                     new GenerateOptions(40, SamplerParams.defaults().withTemperature(0), List.of(), false));
             assertEquals(g.text(), r.aiMessage().text());
             assertTrue(r.aiMessage().text().chars().filter(Character::isLetter).count() > 10, "a trained model writes words: " + r.aiMessage().text());
-            Collector col = new Collector();
+            StreamCollector col = new StreamCollector();
             s.chat(ChatRequest.builder().messages(UserMessage.from("Once upon a time")).parameters(p).build(), col);
             assertEquals(g.text(), col.get().aiMessage().text());
             assertEquals(g.text(), String.join("", col.pieces));

@@ -37,7 +37,6 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
-import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
@@ -111,25 +110,9 @@ class OpenAiClientTest {
     }
 
     static Streamed stream(OpenAiStreamingChatModel m, List<ChatMessage> messages) throws Exception {
-        List<String> pieces = new CopyOnWriteArrayList<>();
-        CompletableFuture<ChatResponse> done = new CompletableFuture<>();
-        m.chat(messages, new StreamingChatResponseHandler() {
-            @Override
-            public void onPartialResponse(String piece) {
-                pieces.add(piece);
-            }
-
-            @Override
-            public void onCompleteResponse(ChatResponse r) {
-                done.complete(r);
-            }
-
-            @Override
-            public void onError(Throwable e) {
-                done.completeExceptionally(e);
-            }
-        });
-        return new Streamed(pieces, done.get(60, TimeUnit.SECONDS));
+        cria.langchain4j.StreamCollector c = new cria.langchain4j.StreamCollector();
+        m.chat(messages, c);
+        return new Streamed(c.pieces, c.get());
     }
 
     @Test
