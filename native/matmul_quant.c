@@ -440,7 +440,7 @@ static inline void prefetch_ahead(const uint8_t *w, int64_t wrb, int32_t r, int 
 
 /* Bytes of a packed chunk of kc values (panel.h's COUNT mode: what the builder would read); 0 when
  * the type has no direct builder. */
-static int64_t chunk_stream_bytes(int32_t type, int kc) {
+static int64_t count_stream_bytes(int32_t type, int kc) {
 #if CRIA_VNNI
     static __thread uint8_t pw[PR * CH] __attribute__((aligned(64)));
     static __thread float ps[PR * (CH / 16)] __attribute__((aligned(64))), pm[PR * (CH / 16)] __attribute__((aligned(64)));
@@ -455,6 +455,23 @@ static int64_t chunk_stream_bytes(int32_t type, int kc) {
     (void) kc;
     return 0;
 #endif
+}
+
+/* count_stream_bytes, counted once per type and chunk length (kc is a multiple of 64 up to CH):
+ * every product on a packed weight asks, and the count runs a whole builder. Threads that race
+ * here store the same value. */
+static int64_t chunk_stream_bytes(int32_t type, int kc) {
+    static int64_t known[32][CH / 64 + 1];
+    if (type < 0 || type >= 32 || kc <= 0 || kc > CH || kc % 64 != 0) {
+        return count_stream_bytes(type, kc);
+    }
+    int64_t v = __atomic_load_n(&known[type][kc / 64], __ATOMIC_RELAXED);
+    if (v == 0) {
+        v = count_stream_bytes(type, kc);
+        v = v > 0 ? v : -1; /* -1: the type has no direct builder */
+        __atomic_store_n(&known[type][kc / 64], v, __ATOMIC_RELAXED);
+    }
+    return v > 0 ? v : 0;
 }
 
 /* The packed form: the weight's full 16-row panels, one after the other, each its chunks in order,
