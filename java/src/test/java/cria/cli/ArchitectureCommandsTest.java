@@ -144,6 +144,8 @@ class ArchitectureCommandsTest {
         CliRunner.Result batch = CliRunner.run("batch", "-m", w32.toString(), "--in", in.toString(), "--out",
                 tmp.resolve("o.jsonl").toString(), "--force", "--ctx", "64", "-t", "1");
         assertEquals(0, batch.code(), batch.toString());
+        oneLine(CliRunner.run("synth", "--like", "tiny", "--sliding-window", "0", "-o", tmp.resolve("x.gguf").toString()),
+                "--sliding-window 0: use 1 to 16777216 positions");
     }
 
     private static CliRunner.Result run(String[] fixed, String... more) {
