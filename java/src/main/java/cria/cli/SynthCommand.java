@@ -77,6 +77,10 @@ final class SynthCommand extends Verb {
     @Option(names = "--rank-step", defaultValue = "64", paramLabel = "N", description = "with --lowrank: ranks are multiples of N (default: ${DEFAULT-VALUE})")
     int rankStep;
 
+    @Option(names = "--sliding-window", paramLabel = "N",
+            description = "write <arch>.attention.sliding_window = N (Mistral 7B v0.1's key: llama files then attend to the last N positions)")
+    Integer slidingWindow;
+
     @Override
     public Integer call() {
         if (lowRank != null && !(lowRank > 0 && lowRank < 1)) {
@@ -103,6 +107,11 @@ final class SynthCommand extends Verb {
             shape = shape.withRopeDims(ropeDims);
         }
         shape.validate();
+        if (slidingWindow != null && (slidingWindow < 1 || slidingWindow > 1 << 24)) {
+            throw new cria.CriaException("--sliding-window " + slidingWindow + ": use 1 to 16777216 positions");
+        }
+        java.util.Map<String, cria.gguf.GgufValue> extra = slidingWindow == null ? java.util.Map.of()
+                : java.util.Map.of(shape.arch() + ".attention.sliding_window", cria.gguf.GgufValue.ofU32(slidingWindow));
         LlamaFileType ftype = LlamaFileType.parse(type);
         OutputFiles.check(output, "-o", OutputFiles.Kind.FILE); // before the weights are made: the writer renames over it
         int n = threads > 0 ? threads : Runtime.getRuntime().availableProcessors();
@@ -110,10 +119,10 @@ final class SynthCommand extends Verb {
         Progress progress = new Progress(err(), "synth", params, "weights", Progress.stderrIsTerminal());
         if (vocab != null) {
             try (GgufFile v = GgufFile.open(vocab)) {
-                Synth.write(output, shape, ftype, pure, v.metadata(), seed, n, keep, rankStep, progress::add);
+                Synth.write(output, shape, ftype, pure, v.metadata(), seed, n, keep, rankStep, extra, progress::add);
             }
         } else {
-            Synth.write(output, shape, ftype, pure, null, seed, n, keep, rankStep, progress::add);
+            Synth.write(output, shape, ftype, pure, null, seed, n, keep, rankStep, extra, progress::add);
         }
         progress.finish();
         out().println("wrote " + output + ": " + shape.name() + " shape (" + shape.arch() + "), " + Units.count(params) + " random weights"

@@ -2,6 +2,7 @@
 package cria.model;
 
 import cria.CriaException;
+import cria.backend.AttnSpec;
 import cria.gguf.GgufValue;
 import cria.gguf.Metadata;
 import java.util.Locale;
@@ -30,8 +31,7 @@ import java.util.Set;
  *                    {@code attn_q_norm} / {@code attn_k_norm}, one [headDim] weight each per layer)
  * @param slidingWindow the positions a query attends to when the model was trained with
  *                    sliding-window attention (Mistral's {@code llama.attention.sliding_window}), 0
- *                    for none; Cria attends to every position, so sessions longer than this are
- *                    refused ({@link #requireFullAttention})
+ *                    for none; {@link #attnSpec} hands it to attention
  */
 public record LlamaConfig(String arch, int dim, int layers, int heads, int kvHeads, int headDim, int ffn, int vocab,
                           int trainedContextLength, float rmsEps, int ropeDims, float ropeBase, float ropeFreqScale,
@@ -46,18 +46,11 @@ public record LlamaConfig(String arch, int dim, int layers, int heads, int kvHea
     }
 
     /**
-     * Refuses a context longer than the sliding window: past it, a model trained with
-     * sliding-window attention would see fewer positions than Cria's attention gives it.
-     * (llama.cpp's llama graph ignores the key; Cria refuses rather than differ silently.)
-     *
-     * @param source the model file, for the message
-     * @throws CriaException in one line, saying which context would do
+     * How layer {@code layer} attends: scale 1 / sqrt(headDim), and the sliding window when the
+     * file sets one (every layer alike for the llama architecture).
      */
-    public void requireFullAttention(int contextLength, String source) {
-        if (slidingWindow > 0 && contextLength > slidingWindow) {
-            throw new CriaException(source + ": sliding-window attention (" + arch + ".attention.sliding_window = " + slidingWindow
-                    + ") is not supported for a context of " + contextLength + "; use --ctx " + slidingWindow + " or less");
-        }
+    public AttnSpec attnSpec(int layer) {
+        return AttnSpec.plain(headDim).withWindow(slidingWindow);
     }
 
     /** Refuses shapes whose derived sizes would not fit the int widths the buffers use (a backstop: {@link #from} says why in words). */
