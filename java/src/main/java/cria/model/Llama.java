@@ -29,6 +29,8 @@ public final class Llama {
     private final Backend backend;
     private final Ops ops;
     private final Rope rope;
+    private final Rope ropeLong;     // phi3 long-rope: the factors past the original context, or null
+    private final int ropeLongFrom;  // ... used when a sequence may hold more positions than this
     private final Stage[] qkv;       // per layer: wq, wk, wv (or their first factors) of xb
     private final Stage[] wo;        // per layer: wo (or its first factor) of att
     private final Stage[] gateUp;    // per layer: gate, up (or their first factors) of xb
@@ -81,7 +83,13 @@ public final class Llama {
         this.backend = backend;
         this.lora = new LoraProducts(adapters, config, backend);
         this.ops = backend.ops();
-        this.rope = new Rope(config.ropeDims(), config.ropeBase(), config.ropeFreqScale(), weights.ropeFactors, config.ropeNeox());
+        LlamaWeights.LongRope lr = weights.longRope;
+        this.rope = new Rope(config.ropeDims(), config.ropeBase(), config.ropeFreqScale(),
+                lr != null && lr.shortFactors() != null ? lr.shortFactors() : weights.ropeFactors, config.ropeNeox());
+        // phi3's long factors, for a cache whose sequences may pass the original context (llama.cpp's choice)
+        this.ropeLong = lr == null || lr.longFactors() == null ? null
+                : new Rope(config.ropeDims(), config.ropeBase(), config.ropeFreqScale(), lr.longFactors(), config.ropeNeox());
+        this.ropeLongFrom = lr == null ? Integer.MAX_VALUE : lr.originalContext();
         this.qkv = new Stage[c.layers()];
         this.wo = new Stage[c.layers()];
         this.gateUp = new Stage[c.layers()];
@@ -97,6 +105,9 @@ public final class Llama {
             gateUp[l] = Stage.of(new Weight[] {w.gate[l], w.up[l]}, new Weight[] {a[4][l], a[5][l]}, new Weight[] {b[4][l], b[5][l]});
             down[l] = Stage.of(new Weight[] {w.down[l]}, new Weight[] {a[6][l]}, new Weight[] {b[6][l]});
             attn[l] = c.attnSpec(l);
+            if (lr != null && lr.attnFactor() != 1f) { // it multiplies rotated q and k: with the whole head rotating, every score by its square
+                attn[l] = new AttnSpec(attn[l].scale() * lr.attnFactor() * lr.attnFactor(), attn[l].window(), attn[l].softcap());
+            }
         }
     }
 
@@ -332,6 +343,7 @@ public final class Llama {
             }
         }
         cache.checkBatch(batch);
+        Rope r = ropeLong != null && cache.config().contextLength() > ropeLongFrom ? ropeLong : rope;
         float eps = c.rmsEps();
         // The step's ops in the order they run. Nothing is deferred or reordered behind them: on the
         // GPU each line launches its own kernels (a fused op one kernel in a decode step, where the
@@ -356,7 +368,7 @@ public final class Llama {
                 ops.rmsnormHeads(s.q, w.qNorm[l], eps, c.headDim(), n);
                 ops.rmsnormHeads(s.k, w.kNorm[l], eps, c.headDim(), n);
             }
-            ops.ropeStoreKv(s.q, s.k, s.v, c.headDim(), batch, rope, cache, l);    // rotate q, k; cache[l][seq][pos] = k, v
+            ops.ropeStoreKv(s.q, s.k, s.v, c.headDim(), batch, r, cache, l);    // rotate q, k; cache[l][seq][pos] = k, v
             ops.attention(s.q, cache, l, c.heads(), c.kvHeads(), c.headDim(), attn[l], batch, s.att);      // att[n, qDim]
             matmulAdd(wo[l], s.woBufs[l], s.att, n, s.xb2, s.x);                   // xb2 = wo · att; x += xb2
             lowRank(lora.wo[l], s.att, n, s.xOut, s);                              // LoRA: x += B'·(A·att)

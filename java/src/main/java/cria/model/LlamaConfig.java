@@ -198,12 +198,6 @@ public record LlamaConfig(String arch, int dim, int layers, int heads, int kvHea
                 freqScale = (float) (1.0 / f);
             }
         }
-        if (arch.equals("phi3") && md.has(arch + ".rope.scaling.attn_factor")) {
-            // long-rope files (Phi-3.5, Phi-4-mini, the 128k Phi-3s): the factor scales every rope
-            // output, which Cria's rope kernels do not do
-            throw new CriaException(src + ": phi3 long-rope scaling (" + arch + ".rope.scaling.attn_factor, rope_factors_long/short) is not supported yet;"
-                    + " use a 4k-context Phi-3 file");
-        }
         int window = 0;
         String swKey = arch + ".attention.sliding_window";
         if ((arch.equals("llama") || arch.equals("mistral")) && md.has(swKey)) {

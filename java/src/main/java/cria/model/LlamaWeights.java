@@ -50,6 +50,17 @@ public final class LlamaWeights {
     public final Weight[][] lowRankB;
     /** llama3 rope frequency factors ([ropeDims / 2]), or null. */
     public final float[] ropeFactors;
+    /** phi3's long-rope scaling (Phi-3.5, the 128k Phi-3s), or null. */
+    public final LongRope longRope;
+
+    /**
+     * Phi-3's LongRoPE: per-frequency factors for contexts up to {@code originalContext}
+     * ({@code rope_factors_short}) and beyond it ({@code rope_factors_long}), chosen as llama.cpp
+     * chooses them, by the context a sequence may reach; and {@code attnFactor}
+     * ({@code phi3.rope.scaling.attn_factor}), which multiplies every rotated query and key value,
+     * so every score by its square when the whole head rotates.
+     */
+    public record LongRope(float[] shortFactors, float[] longFactors, int originalContext, float attnFactor) {}
     public final boolean tied;
 
     /**
@@ -62,6 +73,7 @@ public final class LlamaWeights {
         private final Tensor outNorm;
         private final Tensor out;
         private final float[] ropeFactors;
+        private final LongRope longRope;
         private final Tensor[][] blk;
         private final Tensor[][] bias;     // [q, k, v][layer], null where absent
         private final Tensor[][] qkNorm;   // [q, k][layer], null unless the config has q/k norms
@@ -74,11 +86,7 @@ public final class LlamaWeights {
             if (file.tensor("output.bias") != null) {
                 throw new CriaException(file.path() + ": tensor output.bias: a bias on the output projection is not supported");
             }
-            for (String n : new String[] {"rope_factors_long.weight", "rope_factors_short.weight"}) {
-                if (file.tensor(n) != null) {
-                    throw new CriaException(file.path() + ": tensor " + n + ": phi3 long-rope scaling is not supported yet; use a 4k-context Phi-3 file");
-                }
-            }
+            longRope = longRope(file, c);
             unused = checkTensorNames(file, L, c.qkNorm(), c.fusedMatrices());
             emb = need(file, "token_embd.weight", c.dim(), c.vocab());
             outNorm = need(file, "output_norm.weight", c.dim());
@@ -211,9 +219,69 @@ public final class LlamaWeights {
         }
     }
 
+    /** phi3's long-rope factors and attention factor, checked, or null when the file has neither. */
+    private static LongRope longRope(GgufFile file, LlamaConfig c) {
+        String arch = c.arch();
+        Tensor shortF = file.tensor("rope_factors_short.weight") == null ? null : Tensor.of(file, file.tensor("rope_factors_short.weight"));
+        Tensor longF = file.tensor("rope_factors_long.weight") == null ? null : Tensor.of(file, file.tensor("rope_factors_long.weight"));
+        String fk = arch + ".rope.scaling.attn_factor";
+        var md = file.metadata();
+        if (shortF == null && longF == null && !md.has(fk)) {
+            return null;
+        }
+        if (!arch.equals("phi3")) {
+            throw new CriaException(file.path() + ": long-rope scaling (rope_factors_long/short, " + fk + ") is read for phi3 files only; this one is '"
+                    + arch + "'");
+        }
+        if ((shortF == null) != (longF == null)) {
+            throw new CriaException(file.path() + ": tensor " + (shortF == null ? "rope_factors_short" : "rope_factors_long")
+                    + ".weight is missing beside the other; the file is corrupt");
+        }
+        if (shortF != null && file.tensor("rope_freqs.weight") != null) {
+            throw new CriaException(file.path() + ": both rope_freqs.weight and rope_factors_long/short; the file is inconsistent");
+        }
+        double factor = md.has(fk) ? md.number(fk).orElseThrow(() -> new CriaException(file.path() + ": " + fk + " is not a number; the file is corrupt"))
+                .doubleValue() : 1.0;
+        if (!(factor > 0 && factor < 100)) {
+            throw new CriaException(file.path() + ": " + fk + " = " + factor + " is not a usable attention factor (0 < f < 100); the file is corrupt");
+        }
+        if (factor != 1.0 && c.ropeDims() != c.headDim()) {
+            throw new CriaException(file.path() + ": " + fk + " with partial rotary (" + c.ropeDims() + " of " + c.headDim()
+                    + " dims per head rotate) is not supported yet (Phi-4-mini's kind of file)");
+        }
+        String ok = arch + ".rope.scaling.original_context_length";
+        int original = c.trainedContextLength();
+        if (md.has(ok)) {
+            long v = md.count(ok).orElseThrow(() -> new CriaException(file.path() + ": " + ok + " is not a count; the file is corrupt"));
+            if (v < 1 || v > c.trainedContextLength()) {
+                throw new CriaException(file.path() + ": " + ok + " = " + v + " is outside 1.." + c.trainedContextLength() + " (the trained context); the file is corrupt");
+            }
+            original = (int) v;
+        }
+        float[] s = shortF == null ? null : factors(file, shortF, c);
+        float[] l = longF == null ? null : factors(file, longF, c);
+        return new LongRope(s, l, original, (float) factor);
+    }
+
+    private static float[] factors(GgufFile file, Tensor t, LlamaConfig c) {
+        if (t.rows() != 1 || t.rowLength() != c.ropeDims() / 2) {
+            throw new CriaException(file.path() + ": tensor " + t.name() + " has " + t.rows() + " x " + t.rowLength() + " values, expected "
+                    + c.ropeDims() / 2 + " (half the rotated dims); the file is corrupt");
+        }
+        float[] f = t.dequantizeRow(0);
+        for (int i = 0; i < f.length; i++) {
+            if (!(f[i] > 0 && f[i] < Float.POSITIVE_INFINITY)) {
+                throw new CriaException(file.path() + ": tensor " + t.name() + "[" + i + "] = " + f[i]
+                        + " is not a usable rope frequency factor (finite and positive); the file is corrupt");
+            }
+        }
+        return f;
+    }
+
     private LlamaWeights(Checked w, Backend backend, Consumer<String> warn) {
         tied = w.out == null;
         ropeFactors = w.ropeFactors;
+        longRope = w.longRope;
         tokenEmbedding = backend.weight(w.emb);
         outputNorm = backend.weight(w.outNorm);
         output = tied ? tokenEmbedding : backend.weight(w.out);

@@ -41,13 +41,18 @@ class CudaLogitsTest {
      * for the first {@code decode} tokens (the rest of that array stays zero).
      */
     static float[][][] logits(Backend backend, Path model, int[] tokens, int decode) {
+        return logits(backend, model, tokens, decode, 64);
+    }
+
+    /** As above with a cache of {@code ctx} positions per sequence (long-rope files choose their factors by it). */
+    static float[][][] logits(Backend backend, Path model, int[] tokens, int decode, int ctx) {
         try (GgufFile f = GgufFile.open(model)) {
             LlamaConfig c = LlamaConfig.from(f.metadata(), (int) f.tensor("token_embd.weight").rows());
             Llama llama = new Llama(c, LlamaWeights.load(f, c, backend), backend);
             int n = tokens.length;
             float[][][] out = new float[2][n][c.vocab()];
             for (int mode = 0; mode < 2; mode++) {
-                try (KvCache cache = backend.kvCache(KvCache.Config.single(c.layers(), c.kvDim(), KvCache.Type.F16, 64))) {
+                try (KvCache cache = backend.kvCache(KvCache.Config.single(c.layers(), c.kvDim(), KvCache.Type.F16, ctx))) {
                     int seq = cache.newSequence();
                     cache.reserve(seq, n);
                     int step = mode == 0 ? n : 1;
