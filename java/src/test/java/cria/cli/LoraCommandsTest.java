@@ -198,7 +198,7 @@ class LoraCommandsTest {
                 "adapts blk.7.attn_q.weight, which the base model", "does not have");
         oneLine(run("logits", edited("embd.gguf", e -> e.putTensor("token_embd.weight.lora_a", GgmlType.F32, new long[] {4, 64},
                 GgufEdit.floats(0.1f)).putTensor("token_embd.weight.lora_b", GgmlType.F32, new long[] {4, 32}, GgufEdit.floats(0.1f)))),
-                "token_embd.weight", "attn_q/k/v/output, ffn_gate/up/down and output.weight only");
+                "token_embd.weight", "attn_q/k/v/output (or a fused attn_qkv), ffn_gate/up/down and output.weight only");
         oneLine(run("logits", edited("suffix.gguf", e -> e.putTensor("blk.0.attn_q.weight.lora_c", GgmlType.F32, new long[] {4},
                 GgufEdit.floats(0.1f)))), "blk.0.attn_q.weight.lora_c is neither a .lora_a nor a .lora_b tensor");
         oneLine(run("logits", edited("nan-alpha.gguf", e -> e.set("adapter.lora.alpha", GgufValue.ofF32(Float.NaN)))),
