@@ -309,15 +309,16 @@ FUSED_BODY(4, 1, fused4_q8)
 FUSED_Q6(1, fused1_q6)
 FUSED_Q6(2, fused2_q6)
 
-/* Q4_K and Q5_K from their packed stream (panel_q45_k's order: the 16-byte heads, then per 16-byte
- * column h [Q5_K: the high bits,] the nibbles of the four 64-value groups g), one super-block
- * per chunk. Group g's four blocks of 16 values are 4g (low nibbles of h = 0), 4g + 1 (h = 1),
- * 4g + 2 and 4g + 3 (high nibbles): reading both columns at once keeps block order. */
+/* Q4_K and Q5_K from their packed stream (panel_q45_k's order: the 16-byte heads, [Q5_K: the high
+ * bits of both 16-byte columns,] then for each 64-value group g the nibbles of column 0, then of
+ * column 1), one super-block per chunk, read front to back. Group g's four blocks of 16 values
+ * are 4g (low nibbles of h = 0), 4g + 1 (h = 1), 4g + 2 and 4g + 3 (high nibbles): reading both
+ * columns at once keeps block order. */
 #define FUSED_QK(T, five, name)                                                                             \
     static void name(const uint8_t *cur, int k0, act_row *x, float *acc0, float *mins0) {                   \
         const __m512i lo4 = _mm512_set1_epi8(15), one = _mm512_set1_epi8(1);                                \
-        const int hb = five ? 1280 : 1024; /* bytes per column h */                                         \
-        const int qs = five ? 256 : 0;                                                                      \
+        const int hb = five ? 1280 : 1024; /* bytes per column h */                                              \
+        const int qs = five ? 512 : 0; /* Q5_K: both columns' high bits come first */                       \
         __m512 acc[T], mins[T];                                                                             \
         sums_in(T, acc0, mins0, acc, mins);                                                                 \
         const uint8_t *head = cur; /* the heads come first; the columns follow */                                                                 \
@@ -351,10 +352,10 @@ FUSED_Q6(2, fused2_q6)
                     dots_zero(T, dot);                                                                      \
                     const int h = i & 1, high = i >> 1; /* block 4g + i: column h, low or high nibbles */  \
                     for (int m = 0; m < 4; m++) { /* lines made as they are used: no array of 16 to spill */ \
-                        __m512i v = _mm512_loadu_si512(cur + 256 + h * hb + qs + g * 256 + 64 * m);               \
+                        __m512i v = _mm512_loadu_si512(cur + 256 + qs + (2 * g + h) * 256 + 64 * m);              \
                         __m512i q = _mm512_and_si512(high ? _mm512_srli_epi16(v, 4) : v, lo4);              \
                         if (five) {                                                                         \
-                            __m512i qh = _mm512_loadu_si512(cur + 256 + h * hb + 64 * m);                         \
+                            __m512i qh = _mm512_loadu_si512(cur + 256 + h * 256 + 64 * m);                        \
                             q = _mm512_or_si512(q, _mm512_slli_epi16(_mm512_and_si512(_mm512_srli_epi16(qh, 2 * g + high), one), 4)); \
                         }                                                                                   \
                         dot_line(T, q, x, kb + 4 * m, dot);                                                 \

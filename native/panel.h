@@ -171,20 +171,23 @@ static inline __attribute__((always_inline)) void panel_q45_k(const int M, uint8
      * (gathered first, so a packed stream is read front to back) */
     __m512i head[4];
     g16(M, C, b, wrb, head);
-    for (int h = 0; h < 2; h++) {
-        __m512i qh[4];
-        if (five) {
-            g16(M, C, b + 16 + 16 * h, wrb, qh);
-        }
-        for (int g = 0; g < 4; g++) {
+    /* then [Q5_K: both 16-byte columns h of high bits,] then the nibbles group by group, column 0
+     * then 1 of each: the order the fused product reads them, so a packed stream is one run */
+    __m512i qh[2][4];
+    if (five) {
+        g16(M, C, b + 16, wrb, qh[0]);
+        g16(M, C, b + 32, wrb, qh[1]);
+    }
+    for (int g = 0; g < 4; g++) {
+        for (int h = 0; h < 2; h++) {
             __m512i d[4];
             g16(M, C, qs + 32 * g + 16 * h, wrb, d);
             for (int m = 0; m < 4; m++) {
                 /* bytes 16h + 4m of the group: low nibbles are values 64g + 16h + 4m, high ones 64g + 32 + 16h + 4m */
                 __m512i lo = _mm512_and_si512(d[m], lo4), hi = _mm512_and_si512(_mm512_srli_epi16(d[m], 4), lo4);
                 if (five) { /* 16-bit shifts: bit s of each byte lands in that byte's bit 0 */
-                    lo = _mm512_or_si512(lo, _mm512_slli_epi16(_mm512_and_si512(_mm512_srli_epi16(qh[m], 2 * g), one), 4));
-                    hi = _mm512_or_si512(hi, _mm512_slli_epi16(_mm512_and_si512(_mm512_srli_epi16(qh[m], 2 * g + 1), one), 4));
+                    lo = _mm512_or_si512(lo, _mm512_slli_epi16(_mm512_and_si512(_mm512_srli_epi16(qh[h][m], 2 * g), one), 4));
+                    hi = _mm512_or_si512(hi, _mm512_slli_epi16(_mm512_and_si512(_mm512_srli_epi16(qh[h][m], 2 * g + 1), one), 4));
                 }
                 _mm512_store_si512(pw + (16 * g + 4 * h + m) * 64, lo);
                 _mm512_store_si512(pw + (16 * g + 8 + 4 * h + m) * 64, hi);
