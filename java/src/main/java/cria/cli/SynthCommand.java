@@ -9,19 +9,20 @@ import java.nio.file.Path;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 
-/** Writes a random-weight Llama-family model (llama, qwen2, qwen3, phi3). */
+/** Writes a random-weight Llama-family model (llama, qwen2, qwen3, phi3, gemma2, gemma3). */
 @Command(name = "synth", mixinStandardHelpOptions = true, sortOptions = false,
         description = {"Write a random-weight Llama-family model at a real shape (meaningless text, exact numbers): for tests and benchmarks.",
             "Shapes: tiny, stories15m, llama3.2-1b, llama3.2-3b, llama3-8b, llama3.1-8b, llama2-7b, llama2-13b, mistral-7b,",
-            "qwen2.5-0.5b, qwen3-0.6b, phi-3-mini.",
+            "qwen2.5-0.5b, qwen3-0.6b, phi-3-mini, gemma-2-2b, gemma-3-1b.",
             "Example: cria synth --like llama3.2-1b --type Q4_0 -o llama1b-q4_0.gguf",
-            "         cria synth --arch qwen3 --dim 256 --heads 4 --head-dim 128 -o small-qwen3.gguf"})
+            "         cria synth --arch qwen3 --dim 256 --heads 4 --head-dim 128 -o small-qwen3.gguf",
+            "         cria synth --arch gemma3 --dim 256 --heads 4 --head-dim 64 --window 16 --swa-pattern 3 -o small-gemma3.gguf"})
 final class SynthCommand extends Verb {
     @Option(names = "--like", defaultValue = "tiny", paramLabel = "NAME", description = "the shape to copy (default: ${DEFAULT-VALUE})")
     String like;
 
     @Option(names = "--arch", paramLabel = "NAME",
-            description = "architecture: llama, qwen2 (q, k, v biases; a qwen2-style byte-level BPE vocabulary), qwen3 (per-head q/k norms; the same vocabulary) or phi3 (fused q/k/v and gate/up; llama's SentencePiece-style vocabulary); default: the shape's")
+            description = "architecture: llama, qwen2 (q, k, v biases; a qwen2-style byte-level BPE vocabulary), qwen3 (per-head q/k norms; the same vocabulary) phi3 (fused q/k/v and gate/up; llama's SentencePiece-style vocabulary), gemma2 or gemma3 (post-norms, GELU, soft caps (gemma2), q/k norms (gemma3), sliding windows, a Gemma-style SentencePiece vocabulary and chat template); default: the shape's")
     String arch;
 
     @Option(names = "--type", defaultValue = "F16", paramLabel = "TYPE",
@@ -60,6 +61,15 @@ final class SynthCommand extends Verb {
 
     @Option(names = "--rope-dims", paramLabel = "N", description = "rotate only the first N values of each head (partial rotary, as Phi-4-mini; even, at most the head size; default: all)")
     Integer ropeDims;
+
+    @Option(names = "--rope-base", paramLabel = "B", description = "override the rope frequency base (gemma3's windowed layers keep 10000)")
+    Float ropeBase;
+
+    @Option(names = "--window", paramLabel = "N", description = "gemma2, gemma3: the sliding window (default: 4096 for gemma2, 512 for gemma3)")
+    Integer window;
+
+    @Option(names = "--swa-pattern", paramLabel = "P", description = "gemma2, gemma3: layer l is windowed when l %% P < P - 1 (default: 2 for gemma2, 6 for gemma3)")
+    Integer swaPattern;
 
     @Option(names = "--ffn", paramLabel = "N", description = "override the feed-forward width")
     Integer ffn;
@@ -101,6 +111,22 @@ final class SynthCommand extends Verb {
                 throw new cria.CriaException("--rope-dims " + ropeDims + ": use 2 to the head size");
             }
             shape = shape.withRopeDims(ropeDims);
+        }
+        if (ropeBase != null) {
+            if (!(ropeBase >= 1 && ropeBase <= 1e9f)) {
+                throw new cria.CriaException("--rope-base " + ropeBase + ": use 1 to 1e9 (e.g. 10000 or 1000000)");
+            }
+            shape = shape.withRopeBase(ropeBase);
+        }
+        if (window != null || swaPattern != null) {
+            if (!shape.gemma()) {
+                throw new cria.CriaException("--window and --swa-pattern are for gemma2 and gemma3 (this shape is " + shape.arch() + ")");
+            }
+            if ((window != null && (window < 1 || window > 1 << 24)) || (swaPattern != null && (swaPattern < 1 || swaPattern > shape.layers() + 1))) {
+                throw new cria.CriaException("--window " + window + " --swa-pattern " + swaPattern + ": use a window of 1 to 16777216 and a pattern of 1 to "
+                        + (shape.layers() + 1));
+            }
+            shape = shape.withWindow(window, swaPattern);
         }
         shape.validate();
         LlamaFileType ftype = LlamaFileType.parse(type);
