@@ -61,47 +61,56 @@ int64_t cria_attend_scratch_bytes(int32_t len, int32_t group, int32_t head_dim) 
  * q, out (at q_off, out_off bytes): the group's query heads, consecutive, head_dim floats each.
  * keys, values at kv_off bytes: the first key/value of this KV head in page 0 of this layer (so position t
  * is at base + pages[t / page_size] * page_bytes + (t % page_size) * slot_bytes). pages: the
- * sequence's page table, at pages_off entries into the table. len: positions to attend. Offsets
- * instead of pointers into the middle so that the caller passes whole buffers, slicing nothing.
+ * sequence's page table, at pages_off entries into the table. Positions first .. len - 1 are attended
+ * (first > 0 under a sliding window: the keys before it are never read). Each score is scale * q.k,
+ * then softcap * tanh(score / softcap) when softcap > 0. Offsets instead of pointers into the middle
+ * so that the caller passes whole buffers, slicing nothing.
  */
 void cria_attend(const uint8_t *q_buf, int64_t q_off, uint8_t *out_buf, int64_t out_off, int32_t group, int32_t head_dim,
                  const uint8_t *keys, const uint8_t *values, int64_t kv_off, int32_t f16, const int32_t *table, int64_t pages_off,
-                 int32_t page_size, int64_t page_bytes, int64_t slot_bytes, int32_t len, float scale, float *scratch) {
+                 int32_t page_size, int64_t page_bytes, int64_t slot_bytes, int32_t first, int32_t len, float scale, float softcap,
+                 float *scratch) {
     const float *q = (const float *) (q_buf + q_off);
     float *out = (float *) (out_buf + out_off);
     const uint8_t *kbase = keys + kv_off, *vbase = values + kv_off;
     const int32_t *pages = table + pages_off;
-    float *scores = scratch;                      /* [group][len] */
-    float *row = scratch + (int64_t) len * group; /* one key or value row as floats */
-    for (int t = 0; t < len; t++) {
+    const int32_t span = len - first;
+    float *scores = scratch;                       /* [group][span] */
+    float *row = scratch + (int64_t) span * group; /* one key or value row as floats */
+    for (int t = first; t < len; t++) {
         const uint8_t *k = kbase + (int64_t) pages[t / page_size] * page_bytes + (int64_t) (t % page_size) * slot_bytes;
         row_f32(k, f16, row, head_dim);
         for (int g = 0; g < group; g++) {
-            scores[(int64_t) g * len + t] = dot(q + (int64_t) g * head_dim, row, head_dim) * scale;
+            scores[(int64_t) g * span + (t - first)] = dot(q + (int64_t) g * head_dim, row, head_dim) * scale;
+        }
+    }
+    if (softcap > 0) {
+        for (int64_t i = 0; i < (int64_t) group * span; i++) {
+            scores[i] = softcap * tanhf(scores[i] / softcap);
         }
     }
     for (int g = 0; g < group; g++) {
-        float *s = scores + (int64_t) g * len;
+        float *s = scores + (int64_t) g * span;
         float max = -INFINITY;
-        for (int t = 0; t < len; t++) {
+        for (int t = 0; t < span; t++) {
             max = s[t] > max ? s[t] : max;
         }
         float sum = 0;
-        for (int t = 0; t < len; t++) {
+        for (int t = 0; t < span; t++) {
             s[t] = expf(s[t] - max);
             sum += s[t];
         }
         float inv = 1.0f / sum;
-        for (int t = 0; t < len; t++) {
+        for (int t = 0; t < span; t++) {
             s[t] *= inv;
         }
         memset(out + (int64_t) g * head_dim, 0, (size_t) head_dim * 4);
     }
-    for (int t = 0; t < len; t++) {
+    for (int t = first; t < len; t++) {
         const uint8_t *v = vbase + (int64_t) pages[t / page_size] * page_bytes + (int64_t) (t % page_size) * slot_bytes;
         row_f32(v, f16, row, head_dim);
         for (int g = 0; g < group; g++) {
-            axpy(scores[(int64_t) g * len + t], row, out + (int64_t) g * head_dim, head_dim);
+            axpy(scores[(int64_t) g * span + (t - first)], row, out + (int64_t) g * head_dim, head_dim);
         }
     }
 }

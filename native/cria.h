@@ -65,13 +65,15 @@ int32_t cria_matmul_packed(int32_t type, const uint8_t *w, int64_t wrb, const ui
 uint8_t *cria_map_huge(int64_t bytes);
 void cria_unmap(uint8_t *p, int64_t bytes);
 
-/* Bytes of scratch cria_attend needs. */
+/* Bytes of scratch cria_attend needs for len attended positions. */
 int64_t cria_attend_scratch_bytes(int32_t len, int32_t group, int32_t head_dim);
 
-/* Attention of one query row's group of heads over len positions of a paged cache (see attention.c). */
+/* Attention of one query row's group of heads over positions first .. len - 1 of a paged cache, scores
+ * scaled and soft-capped when softcap > 0 (see attention.c). */
 void cria_attend(const uint8_t *q, int64_t q_off, uint8_t *out, int64_t out_off, int32_t group, int32_t head_dim,
                  const uint8_t *keys, const uint8_t *values, int64_t kv_off, int32_t f16, const int32_t *table, int64_t pages_off,
-                 int32_t page_size, int64_t page_bytes, int64_t slot_bytes, int32_t len, float scale, float *scratch);
+                 int32_t page_size, int64_t page_bytes, int64_t slot_bytes, int32_t first, int32_t len, float scale, float softcap,
+                 float *scratch);
 
 /* Row-wise ops (eltwise.c). Each takes whole buffers and the rows (or elements) [r0, r1) to do,
  * so that callers splitting rows over threads slice nothing. */

@@ -44,10 +44,12 @@ public interface Ops {
 
     /**
      * Causal grouped-query attention: entry i's query heads [heads * headDim] attend over
-     * positions {@code 0 .. position(i)} of its sequence in the cache (which already holds this
-     * batch's keys and values). Head h reads KV head {@code h / (heads / kvHeads)}. out: [n, heads * headDim].
+     * positions {@code spec.firstKey(position(i)) .. position(i)} of its sequence in the cache
+     * (which already holds this batch's keys and values), each score {@code spec.scale() * q·k},
+     * soft-capped when {@code spec.softcap() > 0} (see {@link AttnSpec}). Head h reads KV head
+     * {@code h / (heads / kvHeads)}. out: [n, heads * headDim].
      */
-    void attention(Buf q, KvCache cache, int layer, int heads, int kvHeads, int headDim, Batch batch, Buf out);
+    void attention(Buf q, KvCache cache, int layer, int heads, int kvHeads, int headDim, AttnSpec spec, Batch batch, Buf out);
 
     /** {@code a = silu(a) * b}, element-wise over [n, cols]. */
     void swiglu(Buf a, Buf b, int n);

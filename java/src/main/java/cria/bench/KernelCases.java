@@ -1,6 +1,7 @@
 // The cases of `cria kernels`: one kernel family at one shape, set up on fresh random data, checked against ref, launched.
 package cria.bench;
 
+import cria.backend.AttnSpec;
 import cria.backend.Backend;
 import cria.backend.Batch;
 import cria.backend.Buf;
@@ -346,7 +347,7 @@ final class KernelCases {
                 cuda.ops().beginStep(batch, cc);  // the batch stays on the device while this case runs
                 Buf want = ref.allocate("att", 1, HEADS * HEAD_DIM);
                 launch(0);
-                ref.ops().attention(q[1], rc, 0, HEADS, KV_HEADS, HEAD_DIM, batch, want);
+                ref.ops().attention(q[1], rc, 0, HEADS, KV_HEADS, HEAD_DIM, AttnSpec.plain(HEAD_DIM), batch, want);
                 return compare(out, want, 1, 1e-5);
             }
         };
@@ -408,7 +409,7 @@ final class KernelCases {
                 }
                 put(ref, qs, qv);
                 Buf want = ref.allocate("att", m, HEADS * HEAD_DIM);
-                ref.ops().attention(qs, rc, 0, HEADS, KV_HEADS, HEAD_DIM, some, want);
+                ref.ops().attention(qs, rc, 0, HEADS, KV_HEADS, HEAD_DIM, AttnSpec.plain(HEAD_DIM), some, want);
                 Buf g = cuda.allocate("got", m, HEADS * HEAD_DIM);
                 put(cuda, g, got);
                 return compare(g, want, m, 3e-3);

@@ -46,7 +46,6 @@ public final class Embedder implements AutoCloseable {
         this.llama = model.llama();
         LlamaConfig c = model.config();
         this.contextLength = contextLength;
-        c.requireFullAttention(contextLength, model.file().path().toString());
         this.dim = c.dim();
         int bs = Math.min(BATCH, contextLength);
         long kvBytes = KvCache.Config.bytesFor(c.layers(), c.kvDim(), KvCache.Type.F32, contextLength, Math.min(64, contextLength));

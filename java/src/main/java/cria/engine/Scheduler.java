@@ -51,7 +51,6 @@ final class Scheduler implements AutoCloseable {
         this.llama = model.llama();
         this.vocab = model.config().vocab();
         this.contextLength = contextLength;
-        model.config().requireFullAttention(contextLength, model.file().path().toString());
         this.cache = model.backend().kvCache(cacheConfig);
         try {
             this.batch = new Batch(batchSize);

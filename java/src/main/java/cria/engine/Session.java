@@ -37,9 +37,6 @@ public final class Session implements AutoCloseable {
             throw new CriaException("context length and batch size must not be negative: " + o.contextLength() + ", " + o.batchSize());
         }
         int ctx = o.contextLength() > 0 ? o.contextLength() : Math.min(c.trainedContextLength(), 4096);
-        if (o.contextLength() <= 0 && c.slidingWindow() > 0) {
-            ctx = Math.min(ctx, c.slidingWindow());  // the default never exceeds a sliding window (see LlamaConfig#requireFullAttention)
-        }
         this.contextLength = ctx;
         int bs = Math.max(1, Math.min(o.batchSize(), ctx));
         int maxLogits = o.allLogits() ? bs : 1;

@@ -1,6 +1,7 @@
 // The Llama forward pass, written once against Ops: a batch of (token, position, sequence) entries in, logits out.
 package cria.model;
 
+import cria.backend.AttnSpec;
 import cria.backend.Backend;
 import cria.backend.Batch;
 import cria.backend.Buf;
@@ -32,6 +33,7 @@ public final class Llama {
     private final Stage[] wo;        // per layer: wo (or its first factor) of att
     private final Stage[] gateUp;    // per layer: gate, up (or their first factors) of xb
     private final Stage[] down;      // per layer: down (or its first factor) of hb
+    private final AttnSpec[] attn;   // per layer: c.attnSpec(l), made once (nothing allocated per token)
     private final Weight[] output;
     private final LoraProducts lora;
 
@@ -96,6 +98,7 @@ public final class Llama {
         this.wo = new Stage[c.layers()];
         this.gateUp = new Stage[c.layers()];
         this.down = new Stage[c.layers()];
+        this.attn = new AttnSpec[c.layers()];
         this.output = new Weight[] {weights.output};
         Weight[][] a = w.lowRankA;  // [role][layer], roles q, k, v, output, gate, up, down
         Weight[][] b = w.lowRankB;
@@ -105,6 +108,7 @@ public final class Llama {
             wo[l] = Stage.of(new Weight[] {w.wo[l]}, new Weight[] {a[3][l]}, new Weight[] {b[3][l]});
             gateUp[l] = Stage.of(new Weight[] {w.gate[l], w.up[l]}, new Weight[] {a[4][l], a[5][l]}, new Weight[] {b[4][l], b[5][l]});
             down[l] = Stage.of(new Weight[] {w.down[l]}, new Weight[] {a[6][l]}, new Weight[] {b[6][l]});
+            attn[l] = c.attnSpec(l);
         }
     }
 
@@ -370,7 +374,7 @@ public final class Llama {
                 ops.rmsnormHeads(s.k, w.kNorm[l], eps, c.headDim(), n);
             }
             ops.ropeStoreKv(s.q, s.k, s.v, c.headDim(), batch, rope[l], cache, l); // rotate q, k; cache[l][seq][pos] = k, v
-            ops.attention(s.q, cache, l, c.heads(), c.kvHeads(), c.headDim(), batch, s.att); // att[n, qDim]
+            ops.attention(s.q, cache, l, c.heads(), c.kvHeads(), c.headDim(), attn[l], batch, s.att);      // att[n, qDim]
             if (c.isGemma()) {                                                      // gemma: xb2 = rmsnorm(wo · att); x += xb2
                 matmulNormAdd(wo[l], s.woBufs[l], s.att, n, lora.wo[l], w.attnPostNorm[l], s);
             } else {

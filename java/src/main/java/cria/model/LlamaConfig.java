@@ -2,6 +2,7 @@
 package cria.model;
 
 import cria.CriaException;
+import cria.backend.AttnSpec;
 import cria.gguf.GgufValue;
 import cria.gguf.Metadata;
 import java.util.Locale;
@@ -30,8 +31,7 @@ import java.util.Set;
  *                    {@code attn_q_norm} / {@code attn_k_norm}, one [headDim] weight each per layer)
  * @param slidingWindow the positions a query attends to when the model was trained with
  *                    sliding-window attention (Mistral's {@code llama.attention.sliding_window},
- *                    Gemma's windowed layers), 0 for none; Cria attends to every position, so
- *                    sessions longer than this are refused ({@link #requireFullAttention})
+ *                    Gemma's windowed layers), 0 for none; {@link #attnSpec} hands it to attention
  * @param gemma       Gemma's differences from the llama graph ({@code gemma2}, {@code gemma3}), or
  *                    null for every other architecture
  */
@@ -109,18 +109,15 @@ public record LlamaConfig(String arch, int dim, int layers, int heads, int kvHea
     }
 
     /**
-     * Refuses a context longer than the sliding window: past it, a model trained with
-     * sliding-window attention would see fewer positions than Cria's attention gives it.
-     * (llama.cpp's llama graph ignores the key; Cria refuses rather than differ silently.)
-     *
-     * @param source the model file, for the message
-     * @throws CriaException in one line, saying which context would do
+     * How layer {@code layer} attends: scale 1 / sqrt(headDim), and the sliding window when the
+     * file sets one (every layer alike for the llama architecture). Gemma: its scale (the 27B
+     * shapes' differs), its attention soft-cap (gemma2), the window on its windowed layers only.
      */
-    public void requireFullAttention(int contextLength, String source) {
-        if (slidingWindow > 0 && contextLength > slidingWindow) {
-            throw new CriaException(source + ": sliding-window attention (" + arch + ".attention.sliding_window = " + slidingWindow
-                    + ") is not supported for a context of " + contextLength + "; use --ctx " + slidingWindow + " or less");
+    public AttnSpec attnSpec(int layer) {
+        if (gemma != null) {
+            return new AttnSpec(gemma.attnScale(), windowed(layer) ? slidingWindow : 0, gemma.attnSoftcap());
         }
+        return AttnSpec.plain(headDim).withWindow(slidingWindow);
     }
 
     /** Refuses shapes whose derived sizes would not fit the int widths the buffers use (a backstop: {@link #from} says why in words). */
@@ -302,9 +299,6 @@ public record LlamaConfig(String arch, int dim, int layers, int heads, int kvHea
         Gemma gemma = null;
         if (arch.equals("gemma2") || arch.equals("gemma3")) {
             gemma = gemma(md, arch, layers, (float) base, freqScale, dim, heads, headDim);
-            if (gemma.attnSoftcap() > 0 || gemma.attnScale() != (float) (1.0 / Math.sqrt(headDim))) {  // until attention takes them
-                throw new CriaException(src + ": attention soft-capping and Gemma's 27B attention scale are not supported yet");
-            }
             window = gemma.swaPattern() <= 1 ? 0 : gemmaWindow(md, arch);  // pattern 1: every layer global
         }
         boolean neox = !arch.equals("llama") && !arch.equals("mistral");  // llama.cpp rotates the others NeoX-style

@@ -2,6 +2,7 @@
 package cria.optimize;
 
 import cria.CriaException;
+import cria.backend.AttnSpec;
 import cria.backend.Backend;
 import cria.backend.Batch;
 import cria.backend.Buf;
@@ -182,7 +183,6 @@ public final class Calibration implements AutoCloseable {
      */
     public void run(int[][] chunks, Tap tap, LongConsumer progress) {
         int ctx = options.ctx();
-        config.requireFullAttention(ctx, file.path().toString());
         boolean all = options.processOutput();
         Llama.Scratch scratch = llama.newScratch(ctx, all ? ctx : 1);
         try (KvCache cache = backend.kvCache(KvCache.Config.single(config.layers(), config.kvDim(), KvCache.Type.F32, ctx))) {
@@ -349,8 +349,8 @@ public final class Calibration implements AutoCloseable {
         }
 
         @Override
-        public void attention(Buf q, KvCache cache, int layer, int heads, int kvHeads, int headDim, Batch batch, Buf out) {
-            ops.attention(q, cache, layer, heads, kvHeads, headDim, batch, out);
+        public void attention(Buf q, KvCache cache, int layer, int heads, int kvHeads, int headDim, AttnSpec spec, Batch batch, Buf out) {
+            ops.attention(q, cache, layer, heads, kvHeads, headDim, spec, batch, out);
         }
 
         @Override

@@ -30,8 +30,7 @@ final class Engine implements AutoCloseable {
     Engine(Model model, ServeOptions o) {
         this.model = model;
         int trained = model.config().trainedContextLength();
-        int window = model.config().slidingWindow() > 0 ? model.config().slidingWindow() : Integer.MAX_VALUE;
-        this.ctx = o.contextLength() > 0 ? Math.min(o.contextLength(), trained) : Math.min(Math.min(trained, 4096), window);
+        this.ctx = o.contextLength() > 0 ? Math.min(o.contextLength(), trained) : Math.min(trained, 4096);
         this.maxTokens = o.maxTokensLimit() > 0 ? Math.min(o.maxTokensLimit(), ctx) : ctx;
         Path file = model.file().path().getFileName();
         this.alias = o.alias() != null ? o.alias() : file == null ? "model" : file.toString();

@@ -72,7 +72,14 @@ class ArchitectureLogitsTest {
             // layer 0 windowed (rope base 10000, the gemma3 default), layer 1 global (base 1e6); the window is wider than the prompt
             new Case("gemma3-f32", "gemma3", 128, 4, 2, 64, 256, LlamaFileType.F32, 7, 0, s -> s.withRopeBase(1e6f).withWindow(null, 2)),
             new Case("gemma3-q4_k_m", "gemma3", 256, 4, 2, 128, 512, LlamaFileType.parse("Q4_K_M"), 11, 0,
-                    s -> s.withRopeBase(1e6f).withWindow(null, 2)));
+                    s -> s.withRopeBase(1e6f).withWindow(null, 2)),
+            // gemma2: layer 0 windowed, layer 1 global, both rope base 10000; attention soft-cap 50, final 30
+            new Case("gemma2-f32", "gemma2", 128, 4, 2, 64, 256, LlamaFileType.F32, 7),
+            new Case("gemma2-q8_0", "gemma2", 256, 4, 2, 64, 512, LlamaFileType.parse("Q8_0"), 11),
+            // windows of 16 over the 51-token prompt: gemma2's layer 0; gemma3's layers 0 and 1 (pattern 3), layer 2 global
+            new Case("gemma2-swa16-f32", "gemma2", 128, 4, 2, 64, 256, LlamaFileType.F32, 5, 0, s -> s.withWindow(16, null)),
+            new Case("gemma3-swa16-f32", "gemma3", 128, 4, 2, 64, 256, LlamaFileType.F32, 5, 0,
+                    s -> s.with(null, 3, null, null, null, null, null).withRopeBase(1e6f).withWindow(16, 3)));
 
     @TempDir
     static Path dir;
@@ -128,6 +135,11 @@ class ArchitectureLogitsTest {
         float[][][] got;
         try (Backend b = open.get()) {  // the CUDA ones skip without an emulator or a device
             got = CudaLogitsTest.logits(b, file(c), tokens, decode);
+        } catch (cria.CriaException e) {
+            // the CUDA attention kernels refuse soft-caps and windows in one line until they take them
+            org.junit.jupiter.api.Assumptions.assumeFalse(name.startsWith("cuda") && e.getMessage().contains("CUDA attention kernels do not take"),
+                    c.name() + " on " + name + ": " + e.getMessage());
+            throw e;
         }
         double tol = ReferenceLogits.tolerance(c.name());
         double worst = 0;

@@ -1,6 +1,7 @@
 // The CPU backend's ops, written once for both paths: entry points with their casts and size checks, task setup, pool, scratch.
 package cria.backend.cpu;
 
+import cria.backend.AttnSpec;
 import cria.backend.Batch;
 import cria.backend.Buf;
 import cria.backend.HostBuf;
@@ -432,7 +433,8 @@ abstract sealed class CpuOps implements Ops permits JavaCpuOps, NativeCpuOps {
     abstract void storeRow(MemorySegment src, long off, MemorySegment dst, long idx, int d, boolean f16);
 
     @Override
-    public final void attention(Buf qb, KvCache cache, int layer, int heads, int kvHeads, int headDim, Batch batch, Buf outb) {
+    public final void attention(Buf qb, KvCache cache, int layer, int heads, int kvHeads, int headDim, AttnSpec spec, Batch batch,
+            Buf outb) {
         HostKvCache c = (HostKvCache) cache;
         HostBuf q = (HostBuf) qb;
         HostBuf out = (HostBuf) outb;
@@ -450,6 +452,7 @@ abstract sealed class CpuOps implements Ops permits JavaCpuOps, NativeCpuOps {
         a.heads = heads;
         a.kvHeads = kvHeads;
         a.headDim = headDim;
+        a.spec = spec;
         a.batch = batch;
         attend(a);
     }
@@ -467,6 +470,7 @@ abstract sealed class CpuOps implements Ops permits JavaCpuOps, NativeCpuOps {
         int heads;
         int kvHeads;
         int headDim;
+        AttnSpec spec;
         Batch batch;
 
         /** Query heads per KV head. */
@@ -479,9 +483,9 @@ abstract sealed class CpuOps implements Ops permits JavaCpuOps, NativeCpuOps {
             return c.config().type() == KvCache.Type.F16;
         }
 
-        /** The scores' scale, 1 / sqrt(headDim). */
+        /** The scores' scale (1 / sqrt(headDim) for the plain spec). */
         float scale() {
-            return (float) (1.0 / Math.sqrt(headDim));
+            return spec.scale();
         }
 
         @Override

@@ -199,6 +199,7 @@ final class JavaCpuOps extends CpuOps {
         int group = a.group();
         boolean f16 = a.f16();
         float scale = a.scale();
+        float cap = a.spec.softcap();
         int items = a.batch.size() * heads;
         int pageSize = c.pageSize();
         float[] qv = row(th, headDim * 2);
@@ -207,27 +208,32 @@ final class JavaCpuOps extends CpuOps {
             int h = it % heads;
             int seq = a.batch.sequence(i);
             int len = a.batch.position(i) + 1;
-            float[] sc = scores(th, len);
+            int first = a.spec.firstKey(len - 1);  // keys before the window are skipped, not masked
+            float[] sc = scores(th, len - first);
             MemorySegment.copy(a.q.segment(), FLOAT, a.q.rowOffset(i) + 4L * h * headDim, qv, 0, headDim);
             int kvOff = (h / group) * headDim;
             float max = Float.NEGATIVE_INFINITY;
-            for (int t = 0; t < len; t++) {
+            for (int t = first; t < len; t++) {
                 long at = c.index(a.layer, c.page(seq, t), t % pageSize) + kvOff;
                 float dot = f16 ? dotF16(qv, c.keys(), at, headDim) : Simd.dot(qv, c.keys(), at * 4, headDim);
-                sc[t] = dot * scale;
-                max = Math.max(max, sc[t]);
+                float s = dot * scale;
+                if (cap > 0) {
+                    s = cap * (float) Math.tanh(s / cap);
+                }
+                sc[t - first] = s;
+                max = Math.max(max, s);
             }
             float sum = 0;
-            for (int t = 0; t < len; t++) {
+            for (int t = 0; t < len - first; t++) {
                 sc[t] = (float) Math.exp(sc[t] - max);
                 sum += sc[t];
             }
             float inv = 1f / sum;
             float[] acc = qv;
             java.util.Arrays.fill(acc, headDim, 2 * headDim, 0f);
-            for (int t = 0; t < len; t++) {
+            for (int t = first; t < len; t++) {
                 long at = c.index(a.layer, c.page(seq, t), t % pageSize) + kvOff;
-                float p = sc[t] * inv;
+                float p = sc[t - first] * inv;
                 for (int d = 0; d < headDim; d++) {
                     float val = f16 ? Half.f16ToFloat(c.values().getAtIndex(ValueLayout.JAVA_SHORT, at + d))
                             : c.values().getAtIndex(FLOAT, at + d);

@@ -350,12 +350,12 @@ final class NativeCpuOps extends CpuOps {
         int n = batch.size();
         int group = a.group();
         if (group > 64) {
-            javaOps.attention(a.q, c, a.layer, a.heads, a.kvHeads, a.headDim, batch, a.out);
+            javaOps.attention(a.q, c, a.layer, a.heads, a.kvHeads, a.headDim, a.spec, batch, a.out);
             return;
         }
-        int maxLen = 1;
+        int maxLen = 1;  // the most positions one entry attends (its window, when there is one)
         for (int i = 0; i < n; i++) {
-            maxLen = Math.max(maxLen, batch.position(i) + 1);
+            maxLen = Math.max(maxLen, batch.position(i) + 1 - a.spec.firstKey(batch.position(i)));
         }
         long need = nk.attendScratchBytes(maxLen, group, a.headDim);
         for (int t = 0; t < attendScratch.length; t++) {
@@ -385,6 +385,7 @@ final class NativeCpuOps extends CpuOps {
         boolean f16 = a.f16();
         int eb = f16 ? 2 : 4;
         float scale = a.scale();
+        float softcap = a.spec.softcap();
         int items = a.batch.size() * kvHeads;
         long slotBytes = (long) c.kvDim() * eb;
         long layerBase = c.index(a.layer, 0, 0) * eb;
@@ -398,8 +399,10 @@ final class NativeCpuOps extends CpuOps {
             long qOff = a.q.rowOffset(i) + 4L * kvh * group * headDim;
             long oOff = a.out.rowOffset(i) + 4L * kvh * group * headDim;
             long kvOff = layerBase + (long) kvh * headDim * eb;
+            int pos = a.batch.position(i);
             nk.attend(a.q.segment(), qOff, a.out.segment(), oOff, group, headDim, c.keys(), c.values(), kvOff, f16, tableSeg,
-                    (long) a.batch.sequence(i) * perSeq, pageSize, pageBytes, slotBytes, a.batch.position(i) + 1, scale, scratch);
+                    (long) a.batch.sequence(i) * perSeq, pageSize, pageBytes, slotBytes, a.spec.firstKey(pos), pos + 1, scale, softcap,
+                    scratch);
         }
     }
 

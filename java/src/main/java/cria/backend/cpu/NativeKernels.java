@@ -69,7 +69,8 @@ final class NativeKernels {
         this.attendScratch = linker.downcallHandle(find(lib, "cria_attend_scratch_bytes"), FunctionDescriptor.of(L, I, I, I), critical);
         // heap access allowed: the page table is a Java int[]
         this.attend = linker.downcallHandle(find(lib, "cria_attend"),
-                FunctionDescriptor.ofVoid(A, L, A, L, I, I, A, A, L, I, A, L, I, L, L, I, ValueLayout.JAVA_FLOAT, A), Linker.Option.critical(true));
+                FunctionDescriptor.ofVoid(A, L, A, L, I, I, A, A, L, I, A, L, I, L, L, I, I, ValueLayout.JAVA_FLOAT, ValueLayout.JAVA_FLOAT, A),
+                Linker.Option.critical(true));
         Linker.Option heap = Linker.Option.critical(true);
         this.rmsnorm = linker.downcallHandle(find(lib, "cria_rmsnorm"), FunctionDescriptor.ofVoid(A, L, A, L, I, I, I, A, ValueLayout.JAVA_FLOAT), heap);
         this.swiglu = linker.downcallHandle(find(lib, "cria_swiglu"), FunctionDescriptor.ofVoid(A, A, L, L), critical);
@@ -174,13 +175,16 @@ final class NativeKernels {
         }
     }
 
-    /** One (entry, KV head) item: q and out at byte offsets, keys and values at kvOff bytes, the page table from entry pagesOff. */
+    /**
+     * One (entry, KV head) item: q and out at byte offsets, keys and values at kvOff bytes, the page
+     * table from entry pagesOff; positions first .. len - 1, scores scaled then soft-capped (softcap > 0).
+     */
     void attend(MemorySegment q, long qOff, MemorySegment out, long outOff, int group, int headDim, MemorySegment k, MemorySegment v,
-                long kvOff, boolean f16, MemorySegment table, long pagesOff, int pageSize, long pageBytes, long slotBytes, int len,
-                float scale, MemorySegment scratch) {
+                long kvOff, boolean f16, MemorySegment table, long pagesOff, int pageSize, long pageBytes, long slotBytes, int first,
+                int len, float scale, float softcap, MemorySegment scratch) {
         try {
             attend.invokeExact(q, qOff, out, outOff, group, headDim, k, v, kvOff, f16 ? 1 : 0, table, pagesOff, pageSize, pageBytes,
-                    slotBytes, len, scale, scratch);
+                    slotBytes, first, len, scale, softcap, scratch);
         } catch (Throwable e) {
             throw new IllegalStateException(e);
         }

@@ -1,6 +1,8 @@
 // The CUDA implementation of every op: checks shapes on the host, then queues the op's kernel (one fused kernel where it can).
 package cria.backend.cuda;
 
+import cria.CriaException;
+import cria.backend.AttnSpec;
 import cria.backend.Batch;
 import cria.backend.Buf;
 import cria.backend.KvCache;
@@ -371,8 +373,21 @@ public final class CudaOps implements Ops {
     }
 
     @Override
-    public void attention(Buf qb, KvCache cache, int layer, int heads, int kvHeads, int headDim, Batch batch, Buf outb) {
+    public void attention(Buf qb, KvCache cache, int layer, int heads, int kvHeads, int headDim, AttnSpec spec, Batch batch,
+            Buf outb) {
         CudaKvCache c = (CudaKvCache) cache;
+        // a window no entry reaches past is no window (a Mistral file within its window)
+        boolean windowCovers = spec.window() == 0;
+        if (!windowCovers) {
+            windowCovers = true;
+            for (int i = 0; i < batch.size(); i++) {
+                windowCovers &= spec.firstKey(batch.position(i)) == 0;
+            }
+        }
+        if (!(windowCovers && spec.withWindow(0).isPlain(headDim))) {
+            throw new CriaException("the CUDA attention kernels do not take a sliding window, a soft-cap or another scale yet (" + spec
+                    + "); use --backend cpu");
+        }
         CudaBuf q = buf(qb);
         CudaBuf out = buf(outb);
         int n = batch.size();

@@ -1,6 +1,7 @@
 // Scalar reference implementations of every op: each written as the formula reads, accumulating in double.
 package cria.backend.ref;
 
+import cria.backend.AttnSpec;
 import cria.backend.Batch;
 import cria.backend.Buf;
 import cria.backend.HostBuf;
@@ -139,27 +140,38 @@ final class RefOps implements Ops {
     }
 
     @Override
-    public void attention(Buf qb, KvCache cache, int layer, int heads, int kvHeads, int headDim, Batch batch, Buf outb) {
+    public void attention(Buf qb, KvCache cache, int layer, int heads, int kvHeads, int headDim, AttnSpec spec, Batch batch, Buf outb) {
         HostKvCache c = (HostKvCache) cache;
         HostBuf q = (HostBuf) qb;
         HostBuf out = (HostBuf) outb;
         boolean f16 = c.config().type() == KvCache.Type.F16;
         int group = heads / kvHeads;
-        double scale = 1.0 / Math.sqrt(headDim);
+        // the plain scale in float64 (as before specs existed); any other as given
+        double scale = spec.scale() == AttnSpec.plain(headDim).scale() ? 1.0 / Math.sqrt(headDim) : spec.scale();
+        double cap = spec.softcap();
+        int window = spec.window();
         for (int i = 0; i < batch.size(); i++) {
             int seq = batch.sequence(i);
-            int len = batch.position(i) + 1;
+            int pos = batch.position(i);
+            int len = pos + 1;
             double[] scores = new double[len];
             for (int h = 0; h < heads; h++) {
                 int kvOff = (h / group) * headDim;
                 double max = Double.NEGATIVE_INFINITY;
                 for (int t = 0; t < len; t++) {
+                    if (window > 0 && pos - t >= window) {  // outside the window: exp gives weight 0
+                        scores[t] = Double.NEGATIVE_INFINITY;
+                        continue;
+                    }
                     long at = c.positionIndex(layer, seq, t) + kvOff;
                     double dot = 0;
                     for (int d = 0; d < headDim; d++) {
                         dot += q.get(i, h * headDim + d) * get(c.keys(), at + d, f16);
                     }
                     scores[t] = dot * scale;
+                    if (cap > 0) {
+                        scores[t] = cap * Math.tanh(scores[t] / cap);
+                    }
                     max = Math.max(max, scores[t]);
                 }
                 double sum = 0;
@@ -170,7 +182,9 @@ final class RefOps implements Ops {
                 for (int d = 0; d < headDim; d++) {
                     double acc = 0;
                     for (int t = 0; t < len; t++) {
-                        acc += scores[t] * get(c.values(), c.positionIndex(layer, seq, t) + kvOff + d, f16);
+                        if (window == 0 || pos - t < window) {
+                            acc += scores[t] * get(c.values(), c.positionIndex(layer, seq, t) + kvOff + d, f16);
+                        }
                     }
                     out.set(i, h * headDim + d, (float) (acc / sum));
                 }

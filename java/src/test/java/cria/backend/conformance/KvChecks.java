@@ -4,6 +4,7 @@ package cria.backend.conformance;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import cria.backend.AttnSpec;
 import cria.backend.Backend;
 import cria.backend.Batch;
 import cria.backend.Buf;
@@ -20,19 +21,19 @@ final class KvChecks {
     private KvChecks() {}
 
     /** A cache of the same geometry on each side. */
-    private record Caches(KvCache t, KvCache r) {}
+    record Caches(KvCache t, KvCache r) {}
 
-    private static Caches caches(Pairs p, KvCache.Config config) {
+    static Caches caches(Pairs p, KvCache.Config config) {
         return new Caches(p.later(p.backend.kvCache(config)), p.later(p.ref.kvCache(config)));
     }
 
-    private static int newSequence(Caches c) {
+    static int newSequence(Caches c) {
         int s = c.t().newSequence();
         assertEquals(s, c.r().newSequence(), "both caches number sequences alike");
         return s;
     }
 
-    private static void reserve(Caches c, int seq, int positions) {
+    static void reserve(Caches c, int seq, int positions) {
         c.t().reserve(seq, positions);
         c.r().reserve(seq, positions);
     }
@@ -75,9 +76,9 @@ final class KvChecks {
                 p.dev.attentionTuning(tuning);
                 Pair out = p.pair("att", n, qDim, null);
                 p.ops().beginStep(batch, c.t());
-                p.ops().attention(q.t(), c.t(), 1, g.heads(), g.kvHeads(), g.headDim(), batch, out.t());
+                p.ops().attention(q.t(), c.t(), 1, g.heads(), g.kvHeads(), g.headDim(), AttnSpec.plain(g.headDim()), batch, out.t());
                 p.ops().endStep();
-                p.ref.ops().attention(q.r(), c.r(), 1, g.heads(), g.kvHeads(), g.headDim(), batch, out.r());
+                p.ref.ops().attention(q.r(), c.r(), 1, g.heads(), g.kvHeads(), g.headDim(), AttnSpec.plain(g.headDim()), batch, out.r());
                 p.same("attention " + g + " " + tuning, out, n, Check.ATTENTION);
             }
             p.dev.attentionTuning(p.dev.attentionTunings().get(0));
@@ -85,7 +86,7 @@ final class KvChecks {
     }
 
     /** Stores the same random keys and values on both sides for sequences of the given lengths, interleaved; returns the sequence ids. */
-    private static int[] fill(Pairs p, Caches c, int layers, int[] lengths, int chunk) {
+    static int[] fill(Pairs p, Caches c, int layers, int[] lengths, int chunk) {
         int kvDim = c.t().kvDim();
         int[] seqs = new int[lengths.length];
         for (int s = 0; s < lengths.length; s++) {
@@ -163,10 +164,10 @@ final class KvChecks {
                 Pair o = p.pair("o", n, heads * headDim, null);
                 p.ops().beginStep(batch, c.t());
                 p.ops().storeKv(c.t(), 0, k.t(), v.t(), batch);
-                p.ops().attention(q.t(), c.t(), 0, heads, kvHeads, headDim, batch, o.t());
+                p.ops().attention(q.t(), c.t(), 0, heads, kvHeads, headDim, AttnSpec.plain(headDim), batch, o.t());
                 p.ops().endStep();
                 p.ref.ops().storeKv(c.r(), 0, k.r(), v.r(), batch);
-                p.ref.ops().attention(q.r(), c.r(), 0, heads, kvHeads, headDim, batch, o.r());
+                p.ref.ops().attention(q.r(), c.r(), 0, heads, kvHeads, headDim, AttnSpec.plain(headDim), batch, o.r());
                 p.same("paged attention " + type + " cache, step " + step + " (" + n + " entries)", o, n, Check.ATTENTION);
             }
             p.sameCache("storeKv " + type + " cache after the interleaved steps", c.t(), c.r());
@@ -230,9 +231,9 @@ final class KvChecks {
                         p.same(what + ": v unchanged", v, n, 0);
                         Pair att = p.pair("att", n, heads * s.headDim(), null);
                         p.ops().beginStep(batch, c.t());
-                        p.ops().attention(q.t(), c.t(), s.layer(), heads, kvHeads, s.headDim(), batch, att.t());
+                        p.ops().attention(q.t(), c.t(), s.layer(), heads, kvHeads, s.headDim(), AttnSpec.plain(s.headDim()), batch, att.t());
                         p.ops().endStep();
-                        p.ref.ops().attention(q.r(), c.r(), s.layer(), heads, kvHeads, s.headDim(), batch, att.r());
+                        p.ref.ops().attention(q.r(), c.r(), s.layer(), heads, kvHeads, s.headDim(), AttnSpec.plain(s.headDim()), batch, att.r());
                         p.same("attention over what " + what + " stored", att, n, Check.ATTENTION);
 
                         // the target's plain ops, what the fused op stands for; ref's fused op (its default body)
@@ -275,7 +276,7 @@ final class KvChecks {
         }
         b.ops().endStep();
         b.ops().beginStep(batch, cache);
-        b.ops().attention(q, cache, s.layer(), heads, kvHeads, s.headDim(), batch, att);
+        b.ops().attention(q, cache, s.layer(), heads, kvHeads, s.headDim(), AttnSpec.plain(s.headDim()), batch, att);
         b.ops().endStep();
         return new float[][] {Pairs.down(b, q, n), Pairs.down(b, k, n), Pairs.down(b, att, n)};
     }

@@ -20,7 +20,7 @@ import org.opentest4j.TestAbortedException;
 
 /**
  * ARCHITECTURE.md rule 5. Each op case is written once against {@code Backend}/{@code Ops}
- * ({@link ProductChecks}, {@link ElementwiseChecks}, {@link KvChecks}, {@link FusedChecks}) and run
+ * ({@link ProductChecks}, {@link ElementwiseChecks}, {@link KvChecks}, {@link AttnSpecChecks}, {@link FusedChecks}) and run
  * on every {@link Target}: {@code cpu-java} (the CPU backend without native kernels),
  * {@code cpu-native} (with them; skipped with the reason when the library is not built),
  * {@code cuda-emulator} (the kernels/*.cu sources on the CPU emulator; skipped without g++ and
@@ -148,6 +148,16 @@ class OpsConformanceTest {
     @TestFactory
     Stream<DynamicTest> pagedAttentionOverInterleavedSequences() {
         return perTarget("paged attention over interleaved sequences", Target.ALL, (p, t) -> KvChecks.pagedAttentionInterleaved(p));
+    }
+
+    @TestFactory
+    Stream<DynamicTest> attentionWindowSoftcapScale() {
+        return perTarget("attention with sliding windows, soft-caps, scales", Target.CPU, (p, t) -> AttnSpecChecks.windowSoftcapScale(p));
+    }
+
+    @TestFactory
+    Stream<DynamicTest> attentionWindowIsTheLastPositions() {
+        return perTarget("a sliding window is the last W positions", Target.CPU, (p, t) -> AttnSpecChecks.windowIsTheLastPositions(p));
     }
 
     @TestFactory

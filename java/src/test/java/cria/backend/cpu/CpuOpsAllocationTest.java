@@ -3,6 +3,7 @@ package cria.backend.cpu;
 
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import cria.backend.AttnSpec;
 import cria.backend.Batch;
 import cria.backend.Buf;
 import cria.backend.KvCache;
@@ -32,6 +33,8 @@ class CpuOpsAllocationTest {
     static final int HEADS = 4;
     static final int KV_HEADS = 2;
     static final int HEAD_DIM = 64;
+    /** A sliding window of 8 and a soft-cap: the windowed path must allocate nothing either. */
+    static final AttnSpec SPEC = new AttnSpec(0.125f, 8, 30f);
     static final int STEPS = 400;
 
     @ParameterizedTest(name = "native={0}")
@@ -117,7 +120,7 @@ class CpuOpsAllocationTest {
             ops.embed(embed, batch, x);
             ops.rmsnormMatmul(x, norm, 1e-5f, n, xb, qkv, qkvOut);
             ops.ropeStoreKv(q, k, v, HEAD_DIM, batch, rope, cache, 0);
-            ops.attention(q, cache, 0, HEADS, KV_HEADS, HEAD_DIM, batch, att);
+            ops.attention(q, cache, 0, HEADS, KV_HEADS, HEAD_DIM, SPEC, batch, att);
             ops.matmulAdd(att, n, wo, o, x);
             ops.rmsnormGateUpSwiglu(x, norm, 1e-5f, n, xb, w1, w3, gate, up);
             ops.matmulAdd(gate, n, w2, down, x);

@@ -5,6 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import cria.backend.AttnSpec;
 import cria.backend.Batch;
 import cria.backend.Buf;
 import cria.backend.KvCache;
@@ -164,8 +165,8 @@ class CudaDecodeTest {
                     p.same("rope + store: k " + what, k, n, 1e-6);
                     // what the cache holds: attention of a query over it reads every stored position
                     OpPairs.Pair att = p.pair("att", n, qHeads * headDim, null);
-                    p.cuda.ops().attention(q.c(), cc, 1, qHeads, kHeads, headDim, batch, att.c());
-                    p.ref.ops().attention(q.r(), rc, 1, qHeads, kHeads, headDim, batch, att.r());
+                    p.cuda.ops().attention(q.c(), cc, 1, qHeads, kHeads, headDim, AttnSpec.plain(headDim), batch, att.c());
+                    p.ref.ops().attention(q.r(), rc, 1, qHeads, kHeads, headDim, AttnSpec.plain(headDim), batch, att.r());
                     p.same("attention after rope + store " + what, att, n, 1e-5);
                 }
             }
@@ -244,7 +245,7 @@ class CudaDecodeTest {
             int n = batch.size();
             OpPairs.Pair q = p.pair("q", n, heads * headDim, p.gaussian(n * heads * headDim, 1));
             OpPairs.Pair out = p.pair("att", n, heads * headDim, null);
-            p.ref.ops().attention(q.r(), rc, 1, heads, kvHeads, headDim, batch, out.r());
+            p.ref.ops().attention(q.r(), rc, 1, heads, kvHeads, headDim, AttnSpec.plain(headDim), batch, out.r());
             for (int splits : new int[] {1, 5, 16}) {
                 Devices.poison(p.cuda, out.c());
                 p.cuda.ops().beginStep(batch, cc);

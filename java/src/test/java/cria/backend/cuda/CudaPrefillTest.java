@@ -1,6 +1,7 @@
 // The prompt-batch kernels against ref on fresh random inputs: tensor-core products of every weight type, flash attention.
 package cria.backend.cuda;
 
+import cria.backend.AttnSpec;
 import cria.backend.Batch;
 import cria.backend.Buf;
 import cria.backend.KvCache;
@@ -136,9 +137,9 @@ class CudaPrefillTest {
                 OpPairs.Pair q = p.pair("q", n, qDim, p.gaussian(n * qDim, 1));
                 OpPairs.Pair out = p.pair("att", n, qDim, null);
                 p.cuda.ops().beginStep(batch, cc);
-                p.cuda.ops().attention(q.c(), cc, 1, g.heads(), g.kvHeads(), g.headDim(), batch, out.c());
+                p.cuda.ops().attention(q.c(), cc, 1, g.heads(), g.kvHeads(), g.headDim(), AttnSpec.plain(g.headDim()), batch, out.c());
                 p.cuda.ops().endStep();
-                p.ref.ops().attention(q.r(), rc, 1, g.heads(), g.kvHeads(), g.headDim(), batch, out.r());
+                p.ref.ops().attention(q.r(), rc, 1, g.heads(), g.kvHeads(), g.headDim(), AttnSpec.plain(g.headDim()), batch, out.r());
                 p.same("flash attention " + g, out, n, FLASH_TOL);
             }
         }

@@ -7,6 +7,7 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import cria.CriaException;
+import cria.backend.AttnSpec;
 import cria.backend.Batch;
 import cria.backend.Buf;
 import cria.backend.KvCache;
@@ -258,7 +259,7 @@ class LaunchersTest {
             int before = gpu.launches.size();
             b.ops().rmsnormMatmul(x, norm, 1e-5f, 1, xb, new Weight[] {wq, wk, wv}, new Buf[] {q, k, v});
             b.ops().ropeStoreKv(q, k, v, 128, batch, rope, cache, 0);
-            b.ops().attention(q, cache, 0, 32, 8, 128, batch, att);
+            b.ops().attention(q, cache, 0, 32, 8, 128, AttnSpec.plain(128), batch, att);
             b.ops().matmulAdd(att, 1, wo, o, x);
             b.ops().rmsnormGateUpSwiglu(x, norm, 1e-5f, 1, xb, gate, up, hb, hb2);
             b.ops().matmulAdd(hb, 1, down, o, x);
