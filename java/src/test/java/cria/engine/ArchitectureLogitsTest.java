@@ -111,6 +111,31 @@ class ArchitectureLogitsTest {
         }));
     }
 
+    /**
+     * The Gemma-style vocabulary (no space prefix, turn markers as control tokens) against
+     * llama-tokenize (same llama.cpp build; {@code llama-tokenize -m gemma3-f32.gguf -p TEXT --ids},
+     * which parses special tokens): spaces at the start and doubled, a chat turn, non-Latin text
+     * through the byte tokens, tabs and newlines, digits and punctuation.
+     */
+    @org.junit.jupiter.api.Test
+    void gemmaVocabularyTokenizesAsLlamaTokenize() throws Exception {
+        String[] texts = {"Hello world", "  leading spaces and  double", "<start_of_turn>user\nHi there!<end_of_turn>\n<start_of_turn>model\n",
+            "\u00dcn\u00efc\u00f6d\u00e9 \u2713 \u65e5\u672c tabs\tand\nnewlines", "12345 quick-brown_fox?"};
+        int[][] want = {{2, 369, 427, 281, 267, 292, 267, 277, 281, 279},
+            {2, 260, 282, 411, 279, 269, 271, 301, 274, 295, 265, 285, 419, 266, 271, 279, 260, 280, 267, 283, 299, 281, 261},
+            {2, 510, 283, 273, 423, 14, 369, 269, 474, 423, 261, 317, 511, 14, 510, 287, 267, 279, 427, 14},
+            {2, 199, 160, 271, 199, 179, 285, 199, 186, 279, 199, 173, 260, 230, 160, 151, 260, 234, 155, 169, 234, 160, 176, 464, 299, 273, 13,
+                265, 271, 279, 14, 271, 437, 281, 269, 271, 419},
+            {2, 337, 339, 341, 343, 345, 308, 283, 269, 285, 303, 325, 299, 277, 267, 291, 271, 99, 289, 267, 309, 319}};
+        Case c = CASES.stream().filter(x -> x.name().equals("gemma3-f32")).findFirst().orElseThrow();
+        try (GgufFile f = GgufFile.open(file(c))) {
+            Tokenizer tok = Tokenizer.fromMetadata(f.metadata());
+            for (int i = 0; i < texts.length; i++) {
+                assertArrayEquals(want[i], tok.encode(texts[i], true, true), "'" + texts[i] + "'");
+            }
+        }
+    }
+
     @TestFactory
     Stream<DynamicTest> logitsMatchLlamaCpp() {
         Map<String, Supplier<Backend>> backends = new java.util.LinkedHashMap<>();
