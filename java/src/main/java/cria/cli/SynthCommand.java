@@ -71,6 +71,12 @@ final class SynthCommand extends Verb {
     @Option(names = "--swa-pattern", paramLabel = "P", description = "gemma2, gemma3: layer l is windowed when l %% P < P - 1 (default: 2 for gemma2, 6 for gemma3)")
     Integer swaPattern;
 
+    @Option(names = "--attn-softcap", paramLabel = "C", description = "gemma2: attention logits become C * tanh(s / C) (default: 50; 0: none)")
+    Float attnSoftcap;
+
+    @Option(names = "--final-softcap", paramLabel = "C", description = "gemma2, gemma3: the logits become C * tanh(l / C) (default: 30 for gemma2, none for gemma3)")
+    Float finalSoftcap;
+
     @Option(names = "--ffn", paramLabel = "N", description = "override the feed-forward width")
     Integer ffn;
 
@@ -127,6 +133,9 @@ final class SynthCommand extends Verb {
                         + (shape.layers() + 1));
             }
             shape = shape.withWindow(window, swaPattern);
+        }
+        if (attnSoftcap != null || finalSoftcap != null) {
+            shape = shape.withSoftcaps(attnSoftcap, finalSoftcap);
         }
         shape.validate();
         LlamaFileType ftype = LlamaFileType.parse(type);

@@ -329,7 +329,7 @@ public record LlamaConfig(String arch, int dim, int layers, int heads, int kvHea
         if (!(baseSwa >= 1 && baseSwa <= Float.MAX_VALUE)) {
             throw new CriaException(src + ": " + bKey + " = " + baseSwa + " is not a usable rope base (expected a finite number of at least 1, e.g. 10000)");
         }
-        float attnCap = g2 ? softcap(md, arch + ".attn_logit_softcapping", 50) : softcap(md, arch + ".attn_logit_softcapping", 0);
+        float attnCap = g2 ? softcap(md, arch + ".attn_logit_softcapping", 50) : 0;  // gemma3 has none (llama.cpp reads no key)
         float finalCap = softcap(md, arch + ".final_logit_softcapping", g2 ? 30 : 0);
         boolean big = layers == (g2 ? 46 : 62);  // the 27B shapes scale q by 1/sqrt(dim / heads) (llama.cpp, gemma_pytorch)
         float scale = (float) (1.0 / Math.sqrt(big ? (double) (dim / heads) : headDim));

@@ -46,9 +46,8 @@ public final class Synth {
     /** Writes the {@code <arch>.*} hyper-parameters of shape {@code s}, the architecture and {@code name}. */
     public static void putHyperparameters(Metadata md, SynthShape s, String name) {
         LlamaConfig.Gemma gemma = null;
-        if (s.gemma()) {  // gemma2's soft caps are llama.cpp's defaults (50, 30), written as real files have them; gemma3 has none
-            boolean g2 = s.arch().equals("gemma2");
-            gemma = new LlamaConfig.Gemma(s.window() > 0 ? s.swaPattern() : 0, s.ropeBaseSwa(), 1f, g2 ? 50f : 0f, g2 ? 30f : 0f,
+        if (s.gemma()) {  // gemma2's soft caps are always written, as real files have them; gemma3's final one when set
+            gemma = new LlamaConfig.Gemma(s.window() > 0 ? s.swaPattern() : 0, s.ropeBaseSwa(), 1f, s.attnSoftcap(), s.finalSoftcap(),
                     (float) (1 / Math.sqrt(s.headDim())));
         }
         new LlamaConfig(s.arch(), s.dim(), s.layers(), s.heads(), s.kvHeads(), s.headDim(), s.ffn(), s.vocab(), s.context(), s.rmsEps(),

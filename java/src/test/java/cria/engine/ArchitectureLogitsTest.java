@@ -76,10 +76,12 @@ class ArchitectureLogitsTest {
             // gemma2: layer 0 windowed, layer 1 global, both rope base 10000; attention soft-cap 50, final 30
             new Case("gemma2-f32", "gemma2", 128, 4, 2, 64, 256, LlamaFileType.F32, 7),
             new Case("gemma2-q8_0", "gemma2", 256, 4, 2, 64, 512, LlamaFileType.parse("Q8_0"), 11),
-            // windows of 16 over the 51-token prompt: gemma2's layer 0; gemma3's layers 0 and 1 (pattern 3), layer 2 global
-            new Case("gemma2-swa16-f32", "gemma2", 128, 4, 2, 64, 256, LlamaFileType.F32, 5, 0, s -> s.withWindow(16, null)),
+            // windows of 16 over the 51-token prompt: gemma2's layer 0; gemma3's layers 0 and 1 (pattern 3), layer 2 global;
+            // soft caps near the scores' and logits' own size (about 0.05 and 0.2 here), where the defaults 50 and 30 change nothing
+            new Case("gemma2-swa16-f32", "gemma2", 128, 4, 2, 64, 256, LlamaFileType.F32, 5, 0,
+                    s -> s.withWindow(16, null).withSoftcaps(0.1f, 0.3f)),
             new Case("gemma3-swa16-f32", "gemma3", 128, 4, 2, 64, 256, LlamaFileType.F32, 5, 0,
-                    s -> s.with(null, 3, null, null, null, null, null).withRopeBase(1e6f).withWindow(16, 3)));
+                    s -> s.with(null, 3, null, null, null, null, null).withRopeBase(1e6f).withWindow(16, 3).withSoftcaps(null, 0.3f)));
 
     @TempDir
     static Path dir;
