@@ -563,11 +563,11 @@ abstract sealed class CpuOps implements Ops permits JavaCpuOps, NativeCpuOps {
     }
 
     /**
-     * Gemma's element-wise ops (geglu, scale, softcap), on the Java path for both CPU paths: the
-     * threads split the elements. tanh is taken as {@code 1 - 2 / (exp(2u) + 1)} (exp is an
+     * Gemma's element-wise ops (geglu, scale, softcap): the threads split the elements; geglu is
+     * each path's own ({@link #gegluElements}), scale and softcap are Java on both. tanh is taken as {@code 1 - 2 / (exp(2u) + 1)} (exp is an
      * intrinsic, Math.tanh is not), in double, which is tanh within float rounding.
      */
-    private static final class Elementwise implements WorkerPool.Task {
+    private final class Elementwise implements WorkerPool.Task {
         static final int GEGLU = 0;
         static final int SCALE = 1;
         static final int SOFTCAP = 2;
@@ -582,12 +582,7 @@ abstract sealed class CpuOps implements Ops permits JavaCpuOps, NativeCpuOps {
             long from = total * th / nt;
             long to = total * (th + 1) / nt;
             switch (op) {
-                case GEGLU -> {
-                    for (long e = from; e < to; e++) {
-                        float g = a.getAtIndex(FLOAT, e);
-                        a.setAtIndex(FLOAT, e, gelu(g) * b.getAtIndex(FLOAT, e));
-                    }
-                }
+                case GEGLU -> gegluElements(a, b, from, to);
                 case SCALE -> {
                     for (long e = from; e < to; e++) {
                         a.setAtIndex(FLOAT, e, a.getAtIndex(FLOAT, e) * f);
@@ -615,6 +610,9 @@ abstract sealed class CpuOps implements Ops permits JavaCpuOps, NativeCpuOps {
         }
         return (float) (1 - 2 / (Math.exp(2.0 * u) + 1));
     }
+
+    /** a = gelu(a) * b (tanh form) over the floats [from, to) of both. */
+    abstract void gegluElements(MemorySegment a, MemorySegment b, long from, long to);
 
     /** GELU, tanh form. */
     static float gelu(float g) {
