@@ -11,9 +11,11 @@
 __device__ __forceinline__ float kv_at(const uint16_t* p, size_t i) { return h2f(p[i]); }
 __device__ __forceinline__ float kv_at(const float* p, size_t i) { return p[i]; }
 
-// Block (s, h, i): query head h of batch entry i over positions [s * span, min(len, (s+1) * span))
-// of its sequence, len = position(i) + 1. span 0 means ceil(len / splits) for each entry: the launch
-// then stays the same as the sequence grows (a CUDA graph can replay it). The span is walked in tiles of ATT_TILE positions with
+// Block (s, h, i): query head h of batch entry i over positions [lo + s * span, min(len, lo + (s+1) * span))
+// of its sequence, len = position(i) + 1, lo = max(0, len - window) under a sliding window (else 0): the
+// positions before the window are never read. span 0 means ceil((len - lo) / splits) for each entry: the launch
+// then stays the same as the sequence grows (a CUDA graph can replay it). Each score is scale * q.k, then
+// softcap * tanh(score / softcap) when softcap > 0. The span is walked in tiles of ATT_TILE positions with
 // an online softmax: m is the running maximum score, l the running sum of exp(score - m), acc the
 // running sum of exp(score - m) * V. Warp w scores positions w, w + 4, ... of a tile (lanes split
 // the head's dimensions); thread t owns output dimensions t and t + ATT_THREADS.
@@ -24,7 +26,8 @@ __device__ __forceinline__ void attention_impl(const float* __restrict__ q, int 
                                                const T* __restrict__ V, const int* __restrict__ positions,
                                                const int* __restrict__ sequences, const int* __restrict__ table,
                                                int maxPagesPerSeq, int pageSize, int pages, int layer, int kvDim,
-                                               int heads, int kvHeads, int headDim, float scale, int span,
+                                               int heads, int kvHeads, int headDim, float scale, int window,
+                                               float softcap, int span,
                                                float* __restrict__ out, int outStride, float* __restrict__ part) {
     __shared__ float qs[ATT_MAX_HD];
     __shared__ float sc[ATT_TILE];
@@ -39,8 +42,9 @@ __device__ __forceinline__ void attention_impl(const float* __restrict__ q, int 
     const int warps = ATT_THREADS / CRIA_WARP;
     const int len = positions[i] + 1;
     const int kvh = h / (heads / kvHeads);
-    const int sp = span > 0 ? span : (len + gridDim.x - 1) / gridDim.x;  // 0: this entry's length over the splits
-    const int t0 = s * sp;
+    const int lo = window > 0 ? imax(0, len - window) : 0;
+    const int sp = span > 0 ? span : (len - lo + gridDim.x - 1) / gridDim.x;  // 0: this entry's positions over the splits
+    const int t0 = lo + s * sp;
     const int t1 = imin(len, t0 + sp);
     const int* pageOf = table + (size_t) sequences[i] * maxPagesPerSeq;
     const size_t layerPages = (size_t) layer * pages;
@@ -68,6 +72,9 @@ __device__ __forceinline__ void attention_impl(const float* __restrict__ q, int 
                 dot += qs[d] * kv_at(K, row + d);
             }
             dot = warp_sum(dot);
+            if (softcap > 0.0f) {
+                dot = softcap * tanhf(dot / softcap);
+            }
             if (lane == 0) {
                 sc[j] = dot;
                 rowAt[j] = row;
@@ -131,13 +138,13 @@ __device__ __forceinline__ void attention_impl(const float* __restrict__ q, int 
 }
 
 // Entry points: (q[n][qStride], qStride, K, V, positions[n], sequences[n], table, maxPagesPerSeq,
-// pageSize, pages, layer, kvDim, heads, kvHeads, headDim, scale, span, out[n][outStride],
+// pageSize, pages, layer, kvDim, heads, kvHeads, headDim, scale, window, softcap, span, out[n][outStride],
 // outStride, part); grid (splits, heads, n), block ATT_THREADS.
-extern "C" __global__ void __launch_bounds__(ATT_THREADS) attention_f16(const float* q, int qStride, const uint16_t* K, const uint16_t* V, const int* positions, const int* sequences, const int* table, int maxPagesPerSeq, int pageSize, int pages, int layer, int kvDim, int heads, int kvHeads, int headDim, float scale, int span, float* out, int outStride, float* part) {
-    attention_impl(q, qStride, K, V, positions, sequences, table, maxPagesPerSeq, pageSize, pages, layer, kvDim, heads, kvHeads, headDim, scale, span, out, outStride, part);
+extern "C" __global__ void __launch_bounds__(ATT_THREADS) attention_f16(const float* q, int qStride, const uint16_t* K, const uint16_t* V, const int* positions, const int* sequences, const int* table, int maxPagesPerSeq, int pageSize, int pages, int layer, int kvDim, int heads, int kvHeads, int headDim, float scale, int window, float softcap, int span, float* out, int outStride, float* part) {
+    attention_impl(q, qStride, K, V, positions, sequences, table, maxPagesPerSeq, pageSize, pages, layer, kvDim, heads, kvHeads, headDim, scale, window, softcap, span, out, outStride, part);
 }
-extern "C" __global__ void __launch_bounds__(ATT_THREADS) attention_f32(const float* q, int qStride, const float* K, const float* V, const int* positions, const int* sequences, const int* table, int maxPagesPerSeq, int pageSize, int pages, int layer, int kvDim, int heads, int kvHeads, int headDim, float scale, int span, float* out, int outStride, float* part) {
-    attention_impl(q, qStride, K, V, positions, sequences, table, maxPagesPerSeq, pageSize, pages, layer, kvDim, heads, kvHeads, headDim, scale, span, out, outStride, part);
+extern "C" __global__ void __launch_bounds__(ATT_THREADS) attention_f32(const float* q, int qStride, const float* K, const float* V, const int* positions, const int* sequences, const int* table, int maxPagesPerSeq, int pageSize, int pages, int layer, int kvDim, int heads, int kvHeads, int headDim, float scale, int window, float softcap, int span, float* out, int outStride, float* part) {
+    attention_impl(q, qStride, K, V, positions, sequences, table, maxPagesPerSeq, pageSize, pages, layer, kvDim, heads, kvHeads, headDim, scale, window, softcap, span, out, outStride, part);
 }
 
 // Joins the splits of block (h, i): with M the largest partial maximum, the output is

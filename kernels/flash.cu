@@ -7,9 +7,11 @@
 // that share that KV head: row r is entry first + r / G and query head kvh G + r % G, with
 // G = heads / kvHeads, so K and V are read once for the whole group. Warp w owns rows 16w..16w+15.
 // Per tile of FA_KV positions (cp.async, two stages): S = Q K^T by mma (Q's fragments stay in
-// registers), masked causally per row (position t <= the row's own position), an online softmax in
-// base 2 (Q comes pre-scaled by log2(e) / sqrt(D)), then O += P V by mma with P taken straight
-// from S's accumulators (their layout is A's) and V through ldmatrix.trans.
+// registers), soft-capped when softcap > 0, masked causally per row (position t <= the row's own
+// position; under a sliding window also t > position - window), an online softmax in base 2 (Q comes
+// pre-scaled by log2(e) * scale), then O += P V by mma with P taken straight from S's accumulators
+// (their layout is A's) and V through ldmatrix.trans. Under a window the tiles before the first one
+// any row of the block sees are skipped; a row that sees nothing of a tile gets zeros from it.
 #define FA_THREADS 128
 #define FA_ROWS 64
 #define FA_KV 64
@@ -19,7 +21,8 @@ __device__ __forceinline__ void flash_impl(const float* __restrict__ q, int qStr
                                            const uint16_t* __restrict__ V, const int* __restrict__ positions,
                                            const int* __restrict__ sequences, const int* __restrict__ table,
                                            int maxPagesPerSeq, int pageSize, int pages, int layer, int kvDim, int heads,
-                                           int kvHeads, float scale, const int* __restrict__ tiles,
+                                           int kvHeads, float scale, int window, float softcap,
+                                           const int* __restrict__ tiles,
                                            float* __restrict__ out, int outStride) {
     constexpr int LD = D + 8;  // halves per shared row: 16 bytes of padding keep ldmatrix conflict-free
     constexpr int KS = D / 16; // k steps of S = Q K^T
@@ -41,14 +44,21 @@ __device__ __forceinline__ void flash_impl(const float* __restrict__ q, int qStr
     const size_t layerPages = (size_t) layer * pages;
 
     int maxPos = 0;
+    int minPos = positions[first];
     for (int e = 0; e < count; e++) {
         maxPos = imax(maxPos, positions[first + e]);
+        minPos = imin(minPos, positions[first + e]);
     }
     // this thread's two rows (g and g + 8 of its warp's sixteen) and their causal limits (-1: no row)
     const int r0 = 16 * warp + lane / 4;
     const int r1 = r0 + 8;
     const int lim0 = r0 < rowsUsed ? positions[first + r0 / G] : -1;
     const int lim1 = r1 < rowsUsed ? positions[first + r1 / G] : -1;
+    // the first position each row sees (0, or lim - window + 1 under a window)
+    const int low0 = window > 0 ? lim0 - window + 1 : 0;
+    const int low1 = window > 0 ? lim1 - window + 1 : 0;
+    // soft-cap in base 2: the scores are scale * q.k * log2(e)
+    const float cap2 = softcap * 1.4426950408889634f;
 
     // Q rows, scaled, as f16 (rows past the tile are zeros)
     const float qscale = scale * 1.4426950408889634f;
@@ -87,7 +97,8 @@ __device__ __forceinline__ void flash_impl(const float* __restrict__ q, int qStr
     };
 
     const int ntiles = maxPos / FA_KV + 1;
-    load(0, 0);
+    const int jStart = window > 0 ? imax(0, minPos - window + 1) / FA_KV : 0;  // no row sees a tile before this
+    load(jStart, jStart & 1);
     __syncthreads();  // Qs written
     uint32_t qa[KS][4];
 #pragma unroll
@@ -106,7 +117,7 @@ __device__ __forceinline__ void flash_impl(const float* __restrict__ q, int qStr
     float m0 = -INFINITY, m1 = -INFINITY;  // running maxima of rows r0, r1 (quad-uniform)
     float l0 = 0.0f, l1 = 0.0f;            // this thread's share of the running sums
 
-    for (int j = 0; j < ntiles; j++) {
+    for (int j = jStart; j < ntiles; j++) {
         cp_async_wait<0>();
         __syncthreads();  // tile j landed in every thread's view; nobody reads the other stage any more
         if (j + 1 < ntiles) {
@@ -140,7 +151,10 @@ __device__ __forceinline__ void flash_impl(const float* __restrict__ q, int qStr
 #pragma unroll
             for (int i = 0; i < 4; i++) {
                 const int t = j * FA_KV + ni * 8 + 2 * (lane % 4) + (i % 2);
-                if (t > (i < 2 ? lim0 : lim1)) {
+                if (softcap > 0.0f) {
+                    s[ni][i] = cap2 * tanhf(s[ni][i] / cap2);
+                }
+                if (t > (i < 2 ? lim0 : lim1) || t < (i < 2 ? low0 : low1)) {
                     s[ni][i] = -INFINITY;
                 }
             }
@@ -216,11 +230,11 @@ __device__ __forceinline__ void flash_impl(const float* __restrict__ q, int qStr
 }
 
 // Entry points: (q[n][qStride], qStride, K, V, positions[n], sequences[n], table, maxPagesPerSeq, pageSize,
-// pages, layer, kvDim, heads, kvHeads, scale, tiles[2 T], out[n][outStride], outStride); grid (T, kvHeads),
+// pages, layer, kvDim, heads, kvHeads, scale, window, softcap, tiles[2 T], out[n][outStride], outStride); grid (T, kvHeads),
 // block FA_THREADS, dynamic shared (FA_ROWS + 4 FA_KV) (D + 8) 2 bytes. qStride a multiple of 4, outStride of 2.
-extern "C" __global__ void __launch_bounds__(FA_THREADS) flash_f16_64(const float* q, int qStride, const uint16_t* K, const uint16_t* V, const int* positions, const int* sequences, const int* table, int maxPagesPerSeq, int pageSize, int pages, int layer, int kvDim, int heads, int kvHeads, float scale, const int* tiles, float* out, int outStride) {
-    flash_impl<64>(q, qStride, K, V, positions, sequences, table, maxPagesPerSeq, pageSize, pages, layer, kvDim, heads, kvHeads, scale, tiles, out, outStride);
+extern "C" __global__ void __launch_bounds__(FA_THREADS) flash_f16_64(const float* q, int qStride, const uint16_t* K, const uint16_t* V, const int* positions, const int* sequences, const int* table, int maxPagesPerSeq, int pageSize, int pages, int layer, int kvDim, int heads, int kvHeads, float scale, int window, float softcap, const int* tiles, float* out, int outStride) {
+    flash_impl<64>(q, qStride, K, V, positions, sequences, table, maxPagesPerSeq, pageSize, pages, layer, kvDim, heads, kvHeads, scale, window, softcap, tiles, out, outStride);
 }
-extern "C" __global__ void __launch_bounds__(FA_THREADS) flash_f16_128(const float* q, int qStride, const uint16_t* K, const uint16_t* V, const int* positions, const int* sequences, const int* table, int maxPagesPerSeq, int pageSize, int pages, int layer, int kvDim, int heads, int kvHeads, float scale, const int* tiles, float* out, int outStride) {
-    flash_impl<128>(q, qStride, K, V, positions, sequences, table, maxPagesPerSeq, pageSize, pages, layer, kvDim, heads, kvHeads, scale, tiles, out, outStride);
+extern "C" __global__ void __launch_bounds__(FA_THREADS) flash_f16_128(const float* q, int qStride, const uint16_t* K, const uint16_t* V, const int* positions, const int* sequences, const int* table, int maxPagesPerSeq, int pageSize, int pages, int layer, int kvDim, int heads, int kvHeads, float scale, int window, float softcap, const int* tiles, float* out, int outStride) {
+    flash_impl<128>(q, qStride, K, V, positions, sequences, table, maxPagesPerSeq, pageSize, pages, layer, kvDim, heads, kvHeads, scale, window, softcap, tiles, out, outStride);
 }

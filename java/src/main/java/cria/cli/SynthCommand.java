@@ -16,7 +16,7 @@ import picocli.CommandLine.Option;
             "qwen2.5-0.5b, qwen3-0.6b, phi-3-mini, gemma-2-2b, gemma-3-1b.",
             "Example: cria synth --like llama3.2-1b --type Q4_0 -o llama1b-q4_0.gguf",
             "         cria synth --arch qwen3 --dim 256 --heads 4 --head-dim 128 -o small-qwen3.gguf",
-            "         cria synth --arch gemma3 --dim 256 --heads 4 --head-dim 64 --window 16 --swa-pattern 3 -o small-gemma3.gguf"})
+            "         cria synth --arch gemma3 --dim 256 --heads 4 --head-dim 64 --sliding-window 16 --swa-pattern 3 -o small-gemma3.gguf"})
 final class SynthCommand extends Verb {
     @Option(names = "--like", defaultValue = "tiny", paramLabel = "NAME", description = "the shape to copy (default: ${DEFAULT-VALUE})")
     String like;
@@ -65,9 +65,6 @@ final class SynthCommand extends Verb {
     @Option(names = "--rope-base", paramLabel = "B", description = "override the rope frequency base (gemma3's windowed layers keep 10000)")
     Float ropeBase;
 
-    @Option(names = "--window", paramLabel = "N", description = "gemma2, gemma3: the sliding window (default: 4096 for gemma2, 512 for gemma3)")
-    Integer window;
-
     @Option(names = "--swa-pattern", paramLabel = "P", description = "gemma2, gemma3: layer l is windowed when l %% P < P - 1 (default: 2 for gemma2, 6 for gemma3)")
     Integer swaPattern;
 
@@ -92,6 +89,11 @@ final class SynthCommand extends Verb {
 
     @Option(names = "--rank-step", defaultValue = "64", paramLabel = "N", description = "with --lowrank: ranks are multiples of N (default: ${DEFAULT-VALUE})")
     int rankStep;
+
+    @Option(names = "--sliding-window", paramLabel = "N",
+            description = "write <arch>.attention.sliding_window = N (Mistral 7B v0.1's key: llama files then attend to the last N positions;"
+                    + " gemma2, gemma3: the window of their windowed layers, default 4096 for gemma2, 512 for gemma3)")
+    Integer slidingWindow;
 
     @Override
     public Integer call() {
@@ -124,20 +126,27 @@ final class SynthCommand extends Verb {
             }
             shape = shape.withRopeBase(ropeBase);
         }
-        if (window != null || swaPattern != null) {
+        if (slidingWindow != null && (slidingWindow < 1 || slidingWindow > 1 << 24)) {
+            throw new cria.CriaException("--sliding-window " + slidingWindow + ": use 1 to 16777216 positions");
+        }
+        if (swaPattern != null) {
             if (!shape.gemma()) {
-                throw new cria.CriaException("--window and --swa-pattern are for gemma2 and gemma3 (this shape is " + shape.arch() + ")");
+                throw new cria.CriaException("--swa-pattern is for gemma2 and gemma3 (this shape is " + shape.arch() + ")");
             }
-            if ((window != null && (window < 1 || window > 1 << 24)) || (swaPattern != null && (swaPattern < 1 || swaPattern > shape.layers() + 1))) {
-                throw new cria.CriaException("--window " + window + " --swa-pattern " + swaPattern + ": use a window of 1 to 16777216 and a pattern of 1 to "
-                        + (shape.layers() + 1));
+            if (swaPattern < 1 || swaPattern > shape.layers() + 1) {
+                throw new cria.CriaException("--swa-pattern " + swaPattern + ": use 1 to " + (shape.layers() + 1));
             }
-            shape = shape.withWindow(window, swaPattern);
+        }
+        Integer gemmaWindow = shape.gemma() ? slidingWindow : null;  // a Gemma shape's own; other architectures get the key below
+        if (gemmaWindow != null || swaPattern != null) {
+            shape = shape.withWindow(gemmaWindow, swaPattern);
         }
         if (attnSoftcap != null || finalSoftcap != null) {
             shape = shape.withSoftcaps(attnSoftcap, finalSoftcap);
         }
         shape.validate();
+        java.util.Map<String, cria.gguf.GgufValue> extra = slidingWindow == null || shape.gemma() ? java.util.Map.of()
+                : java.util.Map.of(shape.arch() + ".attention.sliding_window", cria.gguf.GgufValue.ofU32(slidingWindow));
         LlamaFileType ftype = LlamaFileType.parse(type);
         OutputFiles.check(output, "-o", OutputFiles.Kind.FILE); // before the weights are made: the writer renames over it
         int n = threads > 0 ? threads : Runtime.getRuntime().availableProcessors();
@@ -145,10 +154,10 @@ final class SynthCommand extends Verb {
         Progress progress = new Progress(err(), "synth", params, "weights", Progress.stderrIsTerminal());
         if (vocab != null) {
             try (GgufFile v = GgufFile.open(vocab)) {
-                Synth.write(output, shape, ftype, pure, v.metadata(), seed, n, keep, rankStep, progress::add);
+                Synth.write(output, shape, ftype, pure, v.metadata(), seed, n, keep, rankStep, extra, progress::add);
             }
         } else {
-            Synth.write(output, shape, ftype, pure, null, seed, n, keep, rankStep, progress::add);
+            Synth.write(output, shape, ftype, pure, null, seed, n, keep, rankStep, extra, progress::add);
         }
         progress.finish();
         out().println("wrote " + output + ": " + shape.name() + " shape (" + shape.arch() + "), " + Units.count(params) + " random weights"

@@ -77,6 +77,15 @@ public final class Synth {
      */
     public static void write(Path out, SynthShape shape, LlamaFileType ftype, boolean pure, Metadata vocab, long seed,
                              int threads, double lowRankKeep, int rankStep, LongConsumer progress) {
+        write(out, shape, ftype, pure, vocab, seed, threads, lowRankKeep, rankStep, Map.of(), progress);
+    }
+
+    /**
+     * As above, with {@code extraKeys} written into the metadata after the shape's own (they win):
+     * e.g. {@code <arch>.attention.sliding_window} for {@code cria synth --sliding-window}.
+     */
+    public static void write(Path out, SynthShape shape, LlamaFileType ftype, boolean pure, Metadata vocab, long seed,
+                             int threads, double lowRankKeep, int rankStep, Map<String, GgufValue> extraKeys, LongConsumer progress) {
         Metadata md = new Metadata(out.toString());
         SynthShape s = shape;
         if (vocab != null) {
@@ -88,6 +97,7 @@ public final class Synth {
         putHyperparameters(md, s, "cria synth " + s.name() + " (random weights, seed " + seed + ")");
         md.put("general.file_type", GgufValue.ofU32(ftype.id()));
         md.put("general.quantization_version", GgufValue.ofU32(2));
+        extraKeys.forEach(md::put);
         if (vocab != null) {
             for (Map.Entry<String, GgufValue> e : vocab.asMap().entrySet()) {
                 if (e.getKey().startsWith("tokenizer.")) {

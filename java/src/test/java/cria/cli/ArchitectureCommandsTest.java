@@ -127,8 +127,8 @@ class ArchitectureCommandsTest {
      */
     @Test
     void gemmaFilesHaveTheirKeysAndTensorsAndRunPastTheWindow() throws Exception {
-        Path g2 = synth("gemma2", "--head-dim", "32", "--window", "8");
-        Path g3 = synth("gemma3", "--head-dim", "32", "--window", "8", "--swa-pattern", "2", "--rope-base", "1000000");
+        Path g2 = synth("gemma2", "--head-dim", "32", "--sliding-window", "8");
+        Path g3 = synth("gemma3", "--head-dim", "32", "--sliding-window", "8", "--swa-pattern", "2", "--rope-base", "1000000");
         try (GgufFile f = GgufFile.open(g2)) {
             var md = f.metadata();
             assertEquals(8, md.count("gemma2.attention.sliding_window").orElseThrow());
@@ -187,7 +187,7 @@ class ArchitectureCommandsTest {
         assertEquals(0, batch.code(), batch.toString());
         oneLine(CliRunner.run("finetune", "-m", g2.toString(), "--data", in.toString(), "--steps", "1", "--ctx", "16", "--rank", "2",
                 "--val-split", "0", "-t", "1", "-o", tmp.resolve("a.gguf").toString()), "llama architecture only");
-        oneLine(CliRunner.run("synth", "--arch", "llama", "--window", "8", "-o", tmp.resolve("x.gguf").toString()), "--window and --swa-pattern are for gemma2");
+        oneLine(CliRunner.run("synth", "--arch", "llama", "--swa-pattern", "2", "-o", tmp.resolve("x.gguf").toString()), "--swa-pattern is for gemma2");
         oneLine(CliRunner.run("synth", "--arch", "gemma3", "--swa-pattern", "0", "-o", tmp.resolve("x.gguf").toString()), "--swa-pattern 0");
     }
 
@@ -219,6 +219,8 @@ class ArchitectureCommandsTest {
         CliRunner.Result batch = CliRunner.run("batch", "-m", w32.toString(), "--in", in.toString(), "--out",
                 tmp.resolve("o.jsonl").toString(), "--force", "--ctx", "64", "-t", "1");
         assertEquals(0, batch.code(), batch.toString());
+        oneLine(CliRunner.run("synth", "--like", "tiny", "--sliding-window", "0", "-o", tmp.resolve("x.gguf").toString()),
+                "--sliding-window 0: use 1 to 16777216 positions");
     }
 
     private static CliRunner.Result run(String[] fixed, String... more) {

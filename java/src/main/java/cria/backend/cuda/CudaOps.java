@@ -1,7 +1,6 @@
 // The CUDA implementation of every op: checks shapes on the host, then queues the op's kernel (one fused kernel where it can).
 package cria.backend.cuda;
 
-import cria.CriaException;
 import cria.backend.AttnSpec;
 import cria.backend.Batch;
 import cria.backend.Buf;
@@ -376,18 +375,6 @@ public final class CudaOps implements Ops {
     public void attention(Buf qb, KvCache cache, int layer, int heads, int kvHeads, int headDim, AttnSpec spec, Batch batch,
             Buf outb) {
         CudaKvCache c = (CudaKvCache) cache;
-        // a window no entry reaches past is no window (a Mistral file within its window)
-        boolean windowCovers = spec.window() == 0;
-        if (!windowCovers) {
-            windowCovers = true;
-            for (int i = 0; i < batch.size(); i++) {
-                windowCovers &= spec.firstKey(batch.position(i)) == 0;
-            }
-        }
-        if (!(windowCovers && spec.withWindow(0).isPlain(headDim))) {
-            throw new CriaException("the CUDA attention kernels do not take a sliding window, a soft-cap or another scale yet (" + spec
-                    + "); use --backend cpu");
-        }
         CudaBuf q = buf(qb);
         CudaBuf out = buf(outb);
         int n = batch.size();
@@ -397,13 +384,13 @@ public final class CudaOps implements Ops {
         check(c.kvDim() == kvHeads * headDim, "cache kvDim " + c.kvDim() + " != " + kvHeads + " x " + headDim);
         check(q.cols() >= heads * headDim && out.cols() >= heads * headDim && q.rows() >= n && out.rows() >= n,
                 "attention of " + q + " into " + out);
-        int maxLen = 0;
+        int maxLen = 0;  // the most positions one entry attends (its window, when there is one)
         for (int i = 0; i < n; i++) {
             int pos = batch.position(i);
             if (pos < 0 || pos >= c.capacity(batch.sequence(i))) {
                 throw new IllegalArgumentException("position " + pos + " of sequence " + batch.sequence(i) + " has no page");
             }
-            maxLen = Math.max(maxLen, pos + 1);
+            maxLen = Math.max(maxLen, pos + 1 - spec.firstKey(pos));
         }
         if (n == 0) {
             return;
@@ -415,14 +402,15 @@ public final class CudaOps implements Ops {
                 && FlashKernels.supports(c.isF16(), heads, kvHeads, headDim, q.cols(), out.cols())) {
             k.flash.attention(new FlashKernels.Call(q.ptr(), q.cols(), c.keys(), c.values(), positions(), sequences(), c.table(),
                     g.maxPagesPerSequence(), g.pageSize(), g.pages(), layer, c.kvDim(), heads, kvHeads, headDim, batch, n,
-                    out.ptr(), out.cols()), stepActive && batch == current);
+                    out.ptr(), out.cols(), spec), stepActive && batch == current);
             return;
         }
         // while a step is recorded for a graph the launch must not depend on the lengths: fixed splits
-        int fixed = gpu.isRecording() ? k.attention.stableSplits(n, heads, g.contextLength()) : 0;
+        int longest = spec.window() > 0 ? Math.min(g.contextLength(), spec.window()) : g.contextLength();
+        int fixed = gpu.isRecording() ? k.attention.stableSplits(n, heads, longest) : 0;
         k.attention.attention(new AttentionKernels.Call(q.ptr(), q.cols(), c.isF16(), c.keys(), c.values(), positions(),
                 sequences(), c.table(), g.maxPagesPerSequence(), g.pageSize(), g.pages(), layer, c.kvDim(), heads, kvHeads,
-                headDim, n, maxLen, out.ptr(), out.cols()), fixed);
+                headDim, n, maxLen, out.ptr(), out.cols(), spec), fixed);
     }
 
     @Override

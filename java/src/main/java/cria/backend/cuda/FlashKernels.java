@@ -1,6 +1,7 @@
 // Launcher of kernels/flash.cu: prompt-batch attention on the tensor cores, one block per (tile of entries, KV head).
 package cria.backend.cuda;
 
+import cria.backend.AttnSpec;
 import cria.backend.Batch;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
@@ -17,8 +18,8 @@ public final class FlashKernels extends Launcher {
     static final int THREADS = 128;
     static final int ROWS = 64;
     static final int KV = 64;
-    static final KernelSpec D64 = new KernelSpec(FAMILY, "flash_f16_64", "pippppp" + "iiiiiii" + "fppi");
-    static final KernelSpec D128 = new KernelSpec(FAMILY, "flash_f16_128", "pippppp" + "iiiiiii" + "fppi");
+    static final KernelSpec D64 = new KernelSpec(FAMILY, "flash_f16_64", "pippppp" + "iiiiiii" + "fifppi");
+    static final KernelSpec D128 = new KernelSpec(FAMILY, "flash_f16_128", "pippppp" + "iiiiiii" + "fifppi");
 
     static List<KernelSpec> specs() {
         return List.of(D64, D128);
@@ -67,7 +68,16 @@ public final class FlashKernels extends Launcher {
     /** The layout of one call (as AttentionKernels.Call, plus the batch for the tiles). */
     public record Call(long q, int qStride, long keys, long values, long positions, long sequences, long table, int maxPagesPerSeq,
                 int pageSize, int pages, int layer, int kvDim, int heads, int kvHeads, int headDim, Batch batch, int n, long out,
-                int outStride) {}
+                int outStride, AttnSpec spec) {
+
+        /** A call of the plain spec (scale 1 / sqrt(headDim), no window, no soft-cap). */
+        public Call(long q, int qStride, long keys, long values, long positions, long sequences, long table, int maxPagesPerSeq,
+                    int pageSize, int pages, int layer, int kvDim, int heads, int kvHeads, int headDim, Batch batch, int n, long out,
+                    int outStride) {
+            this(q, qStride, keys, values, positions, sequences, table, maxPagesPerSeq, pageSize, pages, layer, kvDim, heads, kvHeads,
+                    headDim, batch, n, out, outStride, AttnSpec.plain(headDim));
+        }
+    }
 
     /** Forgets the uploaded tiles (the batch changes). */
     void forget() {
@@ -83,10 +93,11 @@ public final class FlashKernels extends Launcher {
         if (!(sameBatch && tilesValid && tilesPerTile == perTile)) {
             upload(c.batch(), c.n(), perTile);
         }
-        float scale = (float) (1.0 / Math.sqrt(c.headDim()));
+        AttnSpec spec = c.spec();
         args.reset().ptr(c.q()).i32(c.qStride()).ptr(c.keys()).ptr(c.values()).ptr(c.positions()).ptr(c.sequences())
                 .ptr(c.table()).i32(c.maxPagesPerSeq()).i32(c.pageSize()).i32(c.pages()).i32(c.layer()).i32(c.kvDim())
-                .i32(c.heads()).i32(c.kvHeads()).f32(scale).ptr(tilesDev).ptr(c.out()).i32(c.outStride());
+                .i32(c.heads()).i32(c.kvHeads()).f32(spec.scale()).i32(spec.window()).f32(spec.softcap()).ptr(tilesDev).ptr(c.out())
+                .i32(c.outStride());
         launch(c.headDim() == 64 ? D64 : D128, tileCount, c.kvHeads(), 1, THREADS, sharedBytes(c.headDim()));
     }
 

@@ -22,7 +22,8 @@ final class AttnSpecChecks {
     static List<AttnSpec> specs(int headDim) {
         float plain = AttnSpec.plain(headDim).scale();
         List<AttnSpec> out = new ArrayList<>();
-        for (int window : new int[] {0, 1, 3, 1000}) {  // 1000: a window longer than every sequence
+        // 40: a window that ends inside the flash kernel's 64-position tiles; 1000: longer than every sequence
+        for (int window : new int[] {0, 1, 3, 40, 1000}) {
             for (float cap : new float[] {0, 5}) {
                 out.add(new AttnSpec(plain, window, cap));
             }
@@ -33,10 +34,11 @@ final class AttnSpecChecks {
     }
 
     /**
-     * Sequences of 40, 9 and 1 positions stored interleaved; then three batches under every spec of
-     * {@link #specs}: a prompt (positions 0..39 of one sequence: 40 entries, the prefill path), a
-     * mixed batch of entries of all three sequences at their ends and in their middles, and one
-     * decode entry. Queries are large (sd 3) so that the soft-cap of 5 changes the scores.
+     * Sequences of 150, 9 and 1 positions stored interleaved; then three batches under every spec
+     * of {@link #specs}: a prompt chunk (positions 100..149 of one sequence: 50 entries, the prefill
+     * path; CUDA's flash kernel then skips whole tiles of keys before a window), a mixed batch of
+     * entries of all three sequences at their ends and in their middles, and one decode entry.
+     * Queries are large (sd 3) so that the soft-cap of 5 changes the scores.
      */
     static void windowSoftcapScale(Pairs p) {
         record Geometry(int heads, int kvHeads, int headDim, KvCache.Type type) {}
@@ -46,15 +48,15 @@ final class AttnSpecChecks {
             geometries.add(new Geometry(66, 1, 8, KvCache.Type.F16));  // the native path hands these to its Java ops
         }
         for (Geometry g : p.dev.quick() ? geometries.subList(0, 1) : geometries) {
-            Caches c = KvChecks.caches(p, new KvCache.Config(1, g.kvHeads() * g.headDim(), g.type(), 16, 8, 3, 64));
-            int[] seqs = KvChecks.fill(p, c, 1, new int[] {40, 9, 1}, 7);
+            Caches c = KvChecks.caches(p, new KvCache.Config(1, g.kvHeads() * g.headDim(), g.type(), 16, 12, 3, 160));
+            int[] seqs = KvChecks.fill(p, c, 1, new int[] {150, 9, 1}, 16);
             List<int[][]> batches = new ArrayList<>();
-            int[][] prompt = new int[40][];
-            for (int t = 0; t < 40; t++) {
-                prompt[t] = new int[] {seqs[0], t};
+            int[][] prompt = new int[50][];
+            for (int t = 0; t < 50; t++) {
+                prompt[t] = new int[] {seqs[0], 100 + t};
             }
             batches.add(prompt);
-            batches.add(new int[][] {{seqs[0], 39}, {seqs[1], 8}, {seqs[0], 17}, {seqs[2], 0}, {seqs[1], 2}, {seqs[0], 3}});
+            batches.add(new int[][] {{seqs[0], 149}, {seqs[1], 8}, {seqs[0], 17}, {seqs[2], 0}, {seqs[1], 2}, {seqs[0], 70}});
             batches.add(new int[][] {{seqs[1], 8}});
             int qDim = g.heads() * g.headDim();
             for (int[][] entries : batches) {
@@ -64,15 +66,21 @@ final class AttnSpecChecks {
                 }
                 int n = entries.length;
                 Pair q = p.pair("q", n, qDim, p.gaussian(n * qDim, 3));
-                for (AttnSpec spec : specs(g.headDim())) {
-                    for (String tuning : p.dev.attentionTunings()) {
+                // the split tunings apply to the decode kernel; prompt batches take the flash kernel where it fits
+                List<String> tunings = n >= 16 ? p.dev.attentionTunings().subList(0, 1) : p.dev.attentionTunings();
+                // the slow schedules (quick devices) take two specs: a window inside a tile, a window with a cap and a scale
+                List<AttnSpec> specs = p.dev.quick() ? List.of(new AttnSpec(AttnSpec.plain(g.headDim()).scale(), 40, 0),
+                        new AttnSpec(0.3f, 3, 5)) : specs(g.headDim());
+                for (AttnSpec spec : specs) {
+                    for (String tuning : tunings) {
                         p.dev.attentionTuning(tuning);
                         Pair out = p.pair("att", n, qDim, null);
                         p.ops().beginStep(batch, c.t());
                         p.ops().attention(q.t(), c.t(), 0, g.heads(), g.kvHeads(), g.headDim(), spec, batch, out.t());
                         p.ops().endStep();
                         p.ref.ops().attention(q.r(), c.r(), 0, g.heads(), g.kvHeads(), g.headDim(), spec, batch, out.r());
-                        p.same("attention " + g + " " + spec + ", " + n + " entries, " + tuning, out, n, Check.ATTENTION);
+                        p.same("attention " + g + " " + spec + ", " + n + " entries, " + tuning, out, n,
+                                n >= 16 ? Check.PROMPT_ATTENTION : Check.ATTENTION);
                     }
                     p.dev.attentionTuning(p.dev.attentionTunings().get(0));
                 }

@@ -152,12 +152,12 @@ class OpsConformanceTest {
 
     @TestFactory
     Stream<DynamicTest> attentionWindowSoftcapScale() {
-        return perTarget("attention with sliding windows, soft-caps, scales", Target.CPU, (p, t) -> AttnSpecChecks.windowSoftcapScale(p));
+        return perTarget("attention with sliding windows, soft-caps, scales", Target.ALL, (p, t) -> AttnSpecChecks.windowSoftcapScale(p));
     }
 
     @TestFactory
     Stream<DynamicTest> attentionWindowIsTheLastPositions() {
-        return perTarget("a sliding window is the last W positions", Target.CPU, (p, t) -> AttnSpecChecks.windowIsTheLastPositions(p));
+        return perTarget("a sliding window is the last W positions", Target.ALL, (p, t) -> AttnSpecChecks.windowIsTheLastPositions(p));
     }
 
     @TestFactory

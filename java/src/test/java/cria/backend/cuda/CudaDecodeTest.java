@@ -245,17 +245,20 @@ class CudaDecodeTest {
             int n = batch.size();
             OpPairs.Pair q = p.pair("q", n, heads * headDim, p.gaussian(n * heads * headDim, 1));
             OpPairs.Pair out = p.pair("att", n, heads * headDim, null);
-            p.ref.ops().attention(q.r(), rc, 1, heads, kvHeads, headDim, AttnSpec.plain(headDim), batch, out.r());
-            for (int splits : new int[] {1, 5, 16}) {
-                Devices.poison(p.cuda, out.c());
-                p.cuda.ops().beginStep(batch, cc);
-                CudaKvCache c = (CudaKvCache) cc;
-                p.cuda.kernels().attention.attention(new AttentionKernels.Call(((CudaBuf) q.c()).ptr(), q.c().cols(), true, c.keys(),
-                        c.values(), p.cuda.cudaOps().positions(), p.cuda.cudaOps().sequences(), c.table(), config.maxPagesPerSequence(),
-                        config.pageSize(), config.pages(), 1, c.kvDim(), heads, kvHeads, headDim, n, 200, ((CudaBuf) out.c()).ptr(),
-                        out.c().cols()), splits);
-                p.cuda.ops().endStep();
-                p.same("attention with " + splits + " fixed splits", out, n, 1e-5);
+            // plain, and a sliding window of 50 with a soft-cap: each entry's spans then cover its window only
+            for (AttnSpec spec : new AttnSpec[] {AttnSpec.plain(headDim), new AttnSpec(0.125f, 50, 5f)}) {
+                p.ref.ops().attention(q.r(), rc, 1, heads, kvHeads, headDim, spec, batch, out.r());
+                for (int splits : new int[] {1, 5, 16}) {
+                    Devices.poison(p.cuda, out.c());
+                    p.cuda.ops().beginStep(batch, cc);
+                    CudaKvCache c = (CudaKvCache) cc;
+                    p.cuda.kernels().attention.attention(new AttentionKernels.Call(((CudaBuf) q.c()).ptr(), q.c().cols(), true,
+                            c.keys(), c.values(), p.cuda.cudaOps().positions(), p.cuda.cudaOps().sequences(), c.table(),
+                            config.maxPagesPerSequence(), config.pageSize(), config.pages(), 1, c.kvDim(), heads, kvHeads, headDim, n,
+                            200, ((CudaBuf) out.c()).ptr(), out.c().cols(), spec), splits);
+                    p.cuda.ops().endStep();
+                    p.same("attention " + spec + " with " + splits + " fixed splits", out, n, 1e-5);
+                }
             }
         }
     }
