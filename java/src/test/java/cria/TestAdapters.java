@@ -27,7 +27,7 @@ public final class TestAdapters {
 
     /** Every per-layer product and output.weight. */
     public static final Predicate<String> ALL = n -> n.equals("output.weight")
-            || n.matches("blk\\.\\d+\\.(attn_q|attn_k|attn_v|attn_output|ffn_gate|ffn_up|ffn_down)\\.weight");
+            || n.matches("blk\\.\\d+\\.(attn_q|attn_k|attn_v|attn_qkv|attn_output|ffn_gate|ffn_up|ffn_down)\\.weight");
 
     /** An adapter's factors and the factor s its correction is applied at. */
     public record Applied(Map<String, LoraAdapterWriter.Factors> factors, double s) {}
@@ -63,9 +63,14 @@ public final class TestAdapters {
 
     /** Writes factors as an adapter for architecture "llama". */
     public static Path write(Path out, float alpha, Map<String, LoraAdapterWriter.Factors> factors) {
+        return write(out, "llama", alpha, factors);
+    }
+
+    /** Writes factors as an adapter for architecture {@code arch} (the base's general.architecture). */
+    public static Path write(Path out, String arch, float alpha, Map<String, LoraAdapterWriter.Factors> factors) {
         Metadata extra = new Metadata(out.toString());
         extra.put("general.name", cria.gguf.GgufValue.ofString("random test adapter"));
-        LoraAdapterWriter.write(out, "llama", alpha, factors, extra);
+        LoraAdapterWriter.write(out, arch, alpha, factors, extra);
         return out;
     }
 

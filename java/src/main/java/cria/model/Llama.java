@@ -79,7 +79,7 @@ public final class Llama {
         this.c = config;
         this.w = weights;
         this.backend = backend;
-        this.lora = new LoraProducts(adapters, config.layers(), backend);
+        this.lora = new LoraProducts(adapters, config, backend);
         this.ops = backend.ops();
         Rope global = new Rope(config.ropeDims(), config.ropeBase(), config.ropeFreqScale(), weights.ropeFactors, config.ropeNeox());
         this.rope = new Rope[config.layers()];

@@ -58,7 +58,7 @@ public final class LoraAdapter implements AutoCloseable {
 
     /** Per-layer products adapters may change ({@code blk.N.<role>}). */
     static final List<String> LAYER_ROLES = List.of("attn_q.weight", "attn_k.weight", "attn_v.weight", "attn_output.weight",
-            "ffn_gate.weight", "ffn_up.weight", "ffn_down.weight");
+            "ffn_gate.weight", "ffn_up.weight", "ffn_down.weight", "attn_qkv.weight");
     /** The one global product adapters may change (when the model has its own output matrix). */
     static final String OUTPUT = "output.weight";
 
@@ -166,7 +166,7 @@ public final class LoraAdapter implements AutoCloseable {
             }
             if (!adaptable.contains(name)) {
                 throw new CriaException(where + ": tensor " + ta.name() + " adapts " + name
-                        + "; Cria applies adapters to attn_q/k/v/output, ffn_gate/up/down and output.weight only");
+                        + "; Cria applies adapters to attn_q/k/v/output (or a fused attn_qkv), ffn_gate/up/down and output.weight only");
             }
             long[] as = matrix(where, ta);
             long[] bs = matrix(where, tb);

@@ -3,6 +3,7 @@ package cria.model;
 
 import cria.backend.Backend;
 import cria.backend.Weight;
+import cria.tensor.Tensor;
 
 /**
  * A {@link LoraStack} made resident and laid out for {@link Llama}'s forward pass: per layer the
@@ -25,20 +26,57 @@ final class LoraProducts {
     final int rank;
 
     /** The stack's corrections made resident (every group null for an empty stack). */
-    LoraProducts(LoraStack stack, int layers, Backend backend) {
+    LoraProducts(LoraStack stack, LlamaConfig c, Backend backend) {
         rank = stack.rank();
+        int layers = c.layers();
         qkv = new Group[layers];
         wo = new Group[layers];
         gateUp = new Group[layers];
         down = new Group[layers];
         for (int l = 0; l < layers; l++) {
             String p = "blk." + l + ".";
-            qkv[l] = group(stack, backend, p + "attn_q.weight", p + "attn_k.weight", p + "attn_v.weight");
+            // phi3's fused matrices: one correction whose output rows are q, k, v (gate, up) in turn
+            LoraStack.Product fusedQkv = stack.product(p + "attn_qkv.weight");
+            LoraStack.Product up = stack.product(p + "ffn_up.weight");
+            qkv[l] = fusedQkv != null ? split(fusedQkv, backend, c.qDim(), c.kvDim(), c.kvDim())
+                    : group(stack, backend, p + "attn_q.weight", p + "attn_k.weight", p + "attn_v.weight");
             wo[l] = group(stack, backend, p + "attn_output.weight");
-            gateUp[l] = group(stack, backend, p + "ffn_gate.weight", p + "ffn_up.weight");
+            gateUp[l] = up != null && up.outputs() == 2L * c.ffn() ? split(up, backend, c.ffn(), c.ffn())
+                    : group(stack, backend, p + "ffn_gate.weight", p + "ffn_up.weight");
             down[l] = group(stack, backend, p + "ffn_down.weight");
         }
         output = group(stack, backend, LoraAdapter.OUTPUT);
+    }
+
+    /**
+     * The correction of a fused matrix as one per part: the parts share A (the same resident
+     * weight) and each takes its own rows of B, a slice of the same memory.
+     */
+    private static Group split(LoraStack.Product p, Backend backend, int... parts) {
+        long total = 0;
+        for (int w : parts) {
+            total += w;
+        }
+        if (total != p.outputs()) {
+            throw new cria.CriaException("LoRA correction of " + p.base() + " has " + p.outputs() + " output rows, but its parts need "
+                    + total + "; the adapter was made for another model");
+        }
+        Weight a = backend.weight(p.a());
+        Weight[] as = new Weight[parts.length];
+        Weight[] bs = new Weight[parts.length];
+        int[] target = new int[parts.length];
+        Tensor b = p.b();
+        long first = 0;
+        for (int i = 0; i < parts.length; i++) {
+            long rb = b.rowBytes();
+            Tensor rows = new Tensor(b.name() + "[" + i + "]", b.type(), new long[] {b.shape()[0], parts[i]},
+                    b.data().asSlice(first * rb, parts[i] * rb));
+            as[i] = a;
+            bs[i] = backend.weight(rows);
+            target[i] = i;
+            first += parts[i];
+        }
+        return new Group(as, bs, target);
     }
 
     boolean isEmpty() {

@@ -180,6 +180,13 @@ public final class ChatTemplate {
                     j.getGlobalContext().registerFunction(new ELFunctionDefinition("", "range",
                             TemplateLimits.class, "range", Object.class, Object[].class));
                     j.getGlobalContext().registerFilter(new PythonTrim());
+                    // Python's methods and slices, which PythonSyntax rewrites templates to call.
+                    for (String name : PythonFunctions.NAMES) {
+                        j.getGlobalContext().registerFunction(name.equals("slice")
+                                ? new ELFunctionDefinition("", "py_slice", PythonFunctions.class, "slice", Object.class, Object.class,
+                                        Object.class, Object.class)
+                                : new ELFunctionDefinition("", "py_" + name, PythonFunctions.class, name, Object.class, Object[].class));
+                    }
                     TemplateLimits.guardSizedFilters(j.getGlobalContext());
                     // Hugging Face renders a template from a string with no loader: include, import and
                     // extends have nothing to read. (Jinjava's default would read from the classpath.)
@@ -221,7 +228,7 @@ public final class ChatTemplate {
     /** Jinjava's configuration for one render under the given limits. */
     private static JinjavaConfig config(TemplateLimits limits) {
         return limits.configure(JinjavaConfig.newBuilder())
-                .withTrimBlocks(true).withLstripBlocks(true)
+                .withTrimBlocks(true).withLstripBlocks(false) // lstrip_blocks as Jinja2 does it: PythonSyntax.rewrite
                 .withNestedInterpretationEnabled(false)
                 .withLegacyOverrides(JINJA2)
                 .withRestrictedMethods(RESTRICTED_METHODS)
@@ -324,6 +331,7 @@ public final class ChatTemplate {
         vars.put("bos_token", bos);
         vars.put("eos_token", eos);
         String nesting = TemplateLimits.nestingProblem(source);
+        String python = PythonSyntax.rewrite(source);
         if (nesting != null) {
             throw failed(nesting, 0);
         }
@@ -331,7 +339,7 @@ public final class ChatTemplate {
         TemplateLimits limits = TemplateLimits.forConversation(messages.size(), inputChars);
         RenderResult r;
         try {
-            r = limits.render(jinjava, source, vars, config(limits));
+            r = limits.render(jinjava, python, vars, config(limits));
         } catch (TemplateException e) {
             throw refused(e.getMessage(), 0);
         } catch (StackOverflowError e) {
@@ -362,6 +370,7 @@ public final class ChatTemplate {
                     ? "it made a string or output of more than " + limits.maxChars + " characters"
                     : cause instanceof ResourceNotFoundException ? cause.getMessage()
                     : cause instanceof StackOverflowError ? "it nests too deeply"
+                    : cause instanceof PythonFunctions.PythonError ? cause.getMessage()
                     : first.getMessage();
             throw failed(reason, first.getLineno());
         }

@@ -12,6 +12,9 @@ import cria.TestModels;
 import cria.backend.Backend;
 import cria.backend.KvCache;
 import cria.model.LoraAdapterWriter;
+import cria.quantize.LlamaFileType;
+import cria.synth.Synth;
+import cria.synth.SynthShape;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
@@ -72,17 +75,21 @@ class LoraLogitsTest {
 
     /** The checks on one base: one adapter everywhere, a second on some products, scale 0. */
     void checkBase(Path base, int[] tokens, String name) {
+        checkBase(base, tokens, name, "llama", "blk\\.\\d+\\.(attn_q|attn_v|ffn_gate)\\.weight");
+    }
+
+    /** As above for a base of architecture {@code arch}; {@code second}: the products the second adapter changes. */
+    void checkBase(Path base, int[] tokens, String name, String arch, String second) {
         float alpha1 = 6f;
         int rank1 = 3;
         float scale1 = 1f;
         double s1 = scale1 * alpha1 / rank1;
         Map<String, LoraAdapterWriter.Factors> f1 = TestAdapters.random(base, rank1, 11, 0.3, s1, TestAdapters.ALL);
-        Path a1 = TestAdapters.write(tmp.resolve(name + "-a1.gguf"), alpha1, f1);
+        Path a1 = TestAdapters.write(tmp.resolve(name + "-a1.gguf"), arch, alpha1, f1);
         // the second: rank 5, alpha 0 (its factor is the user scale alone), only q, v and gate
         float scale2 = 0.5f;
-        Map<String, LoraAdapterWriter.Factors> f2 = TestAdapters.random(base, 5, 12, 0.3, scale2,
-                n -> n.matches("blk\\.\\d+\\.(attn_q|attn_v|ffn_gate)\\.weight"));
-        Path a2 = TestAdapters.write(tmp.resolve(name + "-a2.gguf"), 0f, f2);
+        Map<String, LoraAdapterWriter.Factors> f2 = TestAdapters.random(base, 5, 12, 0.3, scale2, n -> n.matches(second));
+        Path a2 = TestAdapters.write(tmp.resolve(name + "-a2.gguf"), arch, 0f, f2);
 
         Path oracle1 = TestAdapters.mergedModel(base, tmp.resolve(name + "-oracle1.gguf"), List.of(new TestAdapters.Applied(f1, s1)));
         Path oracle12 = TestAdapters.mergedModel(base, tmp.resolve(name + "-oracle12.gguf"),
@@ -121,6 +128,36 @@ class LoraLogitsTest {
     @Test
     void tinyModel() {
         checkBase(TestModels.tinyLlama(tmp.resolve("tiny.gguf"), 5), TOKENS, "tiny");
+    }
+
+    /** qwen3 (per-head q/k norms, heads wider than dim / heads) and phi3, whose fused attn_qkv and ffn_up are adapted as one matrix each. */
+    @Test
+    void otherArchitectures() {
+        SynthShape tiny = SynthShape.preset("tiny");
+        Path qwen3 = tmp.resolve("qwen3.gguf");
+        Synth.write(qwen3, tiny.with(128, 2, 4, 2, 256, 512, null).withArch("qwen3").withHeadDim(64).validate(), LlamaFileType.F32, false,
+                null, 7, 2, null);
+        checkBase(qwen3, TOKENS, "qwen3", "qwen3", "blk\\.\\d+\\.(attn_q|attn_v|ffn_gate)\\.weight");
+        Path phi3 = tmp.resolve("phi3.gguf");
+        Synth.write(phi3, tiny.with(128, 2, 4, 2, 256, 512, null).withArch("phi3").withRopeDims(16).validate(), LlamaFileType.F32, false,
+                null, 7, 2, null);
+        checkBase(phi3, TOKENS, "phi3", "phi3", "blk\\.\\d+\\.(attn_qkv|ffn_up)\\.weight");
+    }
+
+    /**
+     * gemma2 and gemma3 bases (window 8 on layer 0 over the 12 tokens, post-norms, soft caps, gemma3's
+     * q/k norms, tied output): the corrections of attn_output and ffn_down land before the
+     * post-norms, as a merged matrix's would; a second adapter on attn_output and ffn_down shows it.
+     */
+    @Test
+    void gemmaArchitectures() {
+        SynthShape tiny = SynthShape.preset("tiny");
+        for (String arch : new String[] {"gemma2", "gemma3"}) {
+            Path p = tmp.resolve(arch + ".gguf");
+            Synth.write(p, tiny.with(128, 2, 4, 2, 256, 512, null).withArch(arch).withHeadDim(64).withWindow(8, 2).validate(),
+                    LlamaFileType.F32, false, null, 7, 2, null);
+            checkBase(p, TOKENS, arch, arch, "blk\\.\\d+\\.(attn_output|ffn_down)\\.weight");
+        }
     }
 
     @Test

@@ -218,7 +218,7 @@ final class NativeCpuOps extends CpuOps {
             long bytes = nk.packedBytes(t.type().id(), w.rows(), w.cols());
             if (bytes > 0 && roomFor(bytes)) {
                 try {
-                    seg = nk.mapHuge(bytes, arena); // huge pages: the product streams it once per token
+                    seg = packedSpace(bytes); // huge pages: the product streams it once per token
                     if (seg == null) {
                         throw new OutOfMemoryError();
                     }
@@ -239,6 +239,38 @@ final class NativeCpuOps extends CpuOps {
             }
         }
         packed.put(w, seg);
+        return seg;
+    }
+
+    // Packed copies go one after another into large mappings that start on a 2 MiB boundary, so
+    // that they sit on huge pages: a mapping of its own per weight was mostly 4 KiB pages (a
+    // layer's matrices are a few MiB, and a mapping's unaligned ends never get a huge page), and a
+    // product's stream then crossed a page, and needed a TLB entry, every 4 KiB. The rest of a
+    // region is only reserved: pages never written take no memory.
+    private static final long HUGE = 2L << 20;
+    private static final long REGION = 1L << 30;
+    private MemorySegment region;
+    private long regionUsed;
+
+    /** bytes of fresh memory for a packed copy, 64-byte aligned, in the current region or a new one; null when there is none. */
+    private MemorySegment packedSpace(long bytes) {
+        long need = (bytes + 63) & ~63L;
+        if (region == null || regionUsed + need > region.byteSize()) {
+            long size = Math.max(REGION, (need + HUGE - 1) / HUGE * HUGE) + HUGE;
+            MemorySegment raw = nk.mapHuge(size, arena);
+            if (raw == null) {
+                size = (need + HUGE - 1) / HUGE * HUGE + HUGE; // no room to reserve a whole region: just this copy
+                raw = nk.mapHuge(size, arena);
+                if (raw == null) {
+                    return null;
+                }
+            }
+            long skip = (HUGE - raw.address() % HUGE) % HUGE;
+            region = raw.asSlice(skip, size - HUGE);
+            regionUsed = 0;
+        }
+        MemorySegment seg = region.asSlice(regionUsed, bytes);
+        regionUsed += need;
         return seg;
     }
 
