@@ -1,4 +1,4 @@
-// Element-wise and row-copy kernels of the forward pass: swiglu, residual add, bias add, gather of rows.
+// Element-wise and row-copy kernels of the forward pass: swiglu, geglu, scale, softcap, residual add, bias add, gather of rows.
 // Family "eltwise"; launcher: cria.backend.cuda.EltwiseKernels.
 #include "common.cuh"
 
@@ -25,6 +25,47 @@ extern "C" __global__ void eltwise_swiglu(float* __restrict__ a, const float* __
     }
     for (int i = 4 * n4 + start; i < count; i += stride) {
         a[i] = silu_mul(a[i], b[i]);
+    }
+}
+
+// GELU, tanh form (Gemma's feed-forward gate).
+__device__ __forceinline__ float gelu_mul(float g, float u) {
+    return 0.5f * g * (1.0f + tanhf(0.7978845608f * (g + 0.044715f * g * g * g))) * u;
+}
+
+// a = gelu(a) * b. Grid-stride.
+extern "C" __global__ void eltwise_geglu(float* __restrict__ a, const float* __restrict__ b, int count) {
+    const int stride = gridDim.x * blockDim.x;
+    const int start = blockIdx.x * blockDim.x + threadIdx.x;
+    const int n4 = count / 4;
+    for (int i = start; i < n4; i += stride) {
+        float4 x = reinterpret_cast<float4*>(a)[i];
+        const float4 y = reinterpret_cast<const float4*>(b)[i];
+        x.x = gelu_mul(x.x, y.x);
+        x.y = gelu_mul(x.y, y.y);
+        x.z = gelu_mul(x.z, y.z);
+        x.w = gelu_mul(x.w, y.w);
+        reinterpret_cast<float4*>(a)[i] = x;
+    }
+    for (int i = 4 * n4 + start; i < count; i += stride) {
+        a[i] = gelu_mul(a[i], b[i]);
+    }
+}
+
+// x *= s (Gemma's embedding scale). Grid-stride.
+extern "C" __global__ void eltwise_scale(float* __restrict__ x, float s, int count) {
+    const int stride = gridDim.x * blockDim.x;
+    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < count; i += stride) {
+        x[i] *= s;
+    }
+}
+
+// x = cap * tanh(x / cap) (Gemma's final logit soft-capping). Grid-stride.
+extern "C" __global__ void eltwise_softcap(float* __restrict__ x, float cap, int count) {
+    const int stride = gridDim.x * blockDim.x;
+    const float inv = 1.0f / cap;
+    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < count; i += stride) {
+        x[i] = cap * tanhf(x[i] * inv);
     }
 }
 

@@ -79,6 +79,7 @@ void cria_attend(const uint8_t *q, int64_t q_off, uint8_t *out, int64_t out_off,
  * so that callers splitting rows over threads slice nothing. */
 void cria_rmsnorm(const float *x, int64_t xs, float *out, int64_t os, int32_t r0, int32_t r1, int32_t d, const float *w, float eps);
 void cria_swiglu(float *a, const float *b, int64_t from, int64_t to);
+void cria_geglu(float *a, const float *b, int64_t from, int64_t to);
 void cria_add(float *x, const float *y, int64_t count);
 void cria_rope(float *x, int64_t xs, int32_t r0, int32_t r1, int32_t heads, int32_t head_dim, int32_t dims, int32_t neox,
                const int32_t *pos, const double *inv, float *cs);

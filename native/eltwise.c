@@ -1,4 +1,4 @@
-/* Row-wise operations of the forward pass: RMSNorm, rotary embedding, SwiGLU, residual add, KV store.
+/* Row-wise operations of the forward pass: RMSNorm, rotary embedding, SwiGLU, GeGLU, residual add, KV store.
  * Cheap per token, but called many times per token: in C they cost microseconds from the first
  * token on, with no JIT warm-up. Each row is computed on its own, so results never depend on
  * how rows are split between threads. */
@@ -45,6 +45,14 @@ void cria_swiglu(float *a, const float *b, int64_t from, int64_t to) {
     for (int64_t i = from; i < to; i++) {
         float g = a[i];
         a[i] = g / (1.0f + expf(-g)) * b[i];
+    }
+}
+
+/* a = gelu(a) * b, GELU in its tanh form (Gemma's feed-forward gate). */
+void cria_geglu(float *a, const float *b, int64_t from, int64_t to) {
+    for (int64_t i = from; i < to; i++) {
+        float g = a[i];
+        a[i] = 0.5f * g * (1.0f + tanhf(0.7978845608f * (g + 0.044715f * g * g * g))) * b[i];
     }
 }
 

@@ -74,6 +74,19 @@ public interface Ops {
      */
     void rmsnormHeads(Buf x, Weight w, float eps, int headDim, int n);
 
+    /**
+     * {@code a = gelu(a) * b}, element-wise over [n, cols], GELU in its tanh form
+     * {@code 0.5 g (1 + tanh(sqrt(2/pi) (g + 0.044715 g^3)))} (Gemma's gated feed-forward; llama.cpp's
+     * {@code ggml_geglu}).
+     */
+    void geglu(Buf a, Buf b, int n);
+
+    /** {@code x *= s}, element-wise over [n, cols] (Gemma's embedding scale). */
+    void scale(Buf x, float s, int n);
+
+    /** {@code x = cap * tanh(x / cap)}, element-wise over [n, cols] (Gemma's final logit soft-capping); cap &gt; 0. */
+    void softcap(Buf x, float cap, int n);
+
     // ---- fused ops: default bodies are the plain ops; a backend overrides what it fuses ---------
 
     /**

@@ -28,7 +28,7 @@ public final class Llama {
     private final LlamaWeights w;
     private final Backend backend;
     private final Ops ops;
-    private final Rope rope;
+    private final Rope[] rope;       // per layer (Gemma's windowed layers have their own base; the same object otherwise)
     private final Rope ropeLong;     // phi3 long-rope: the factors past the original context, or null
     private final int ropeLongFrom;  // ... used when a sequence may hold more positions than this
     private final Stage[] qkv;       // per layer: wq, wk, wv (or their first factors) of xb
@@ -84,8 +84,20 @@ public final class Llama {
         this.lora = new LoraProducts(adapters, config, backend);
         this.ops = backend.ops();
         LlamaWeights.LongRope lr = weights.longRope;
-        this.rope = new Rope(config.ropeDims(), config.ropeBase(), config.ropeFreqScale(),
+        Rope global = new Rope(config.ropeDims(), config.ropeBase(), config.ropeFreqScale(),
                 lr != null && lr.shortFactors() != null ? lr.shortFactors() : weights.ropeFactors, config.ropeNeox());
+        this.rope = new Rope[config.layers()];
+        Rope windowed = null;  // the windowed layers' one (Gemma: one base and scale for all of them)
+        for (int l = 0; l < rope.length; l++) {
+            if (config.ropeBase(l) == config.ropeBase() && config.ropeFreqScale(l) == config.ropeFreqScale()) {
+                rope[l] = global;
+            } else {
+                if (windowed == null) {
+                    windowed = new Rope(config.ropeDims(), config.ropeBase(l), config.ropeFreqScale(l), weights.ropeFactors, config.ropeNeox());
+                }
+                rope[l] = windowed;
+            }
+        }
         // phi3's long factors, for a cache whose sequences may pass the original context (llama.cpp's choice)
         this.ropeLong = lr == null || lr.longFactors() == null ? null
                 : new Rope(config.ropeDims(), config.ropeBase(), config.ropeFreqScale(), lr.longFactors(), config.ropeNeox());
@@ -165,6 +177,7 @@ public final class Llama {
         final Buf[] qkvOut;
         final Buf[] gateUpOut;
         final Buf[] xOut;
+        final Buf[] xb2Out;   // {xb2}: where LoRA corrections of a block output go before Gemma's post-norm
         final Buf[] logitsOut;
         // LoRA corrections only (empty without adapters): loraT[k] holds k buffers [max(B, Lg), rank]
         // for the low-rank activations A·x of k products of one input; loraU one [rows, width] per
@@ -196,6 +209,7 @@ public final class Llama {
             qkvOut = new Buf[] {q, k, v};
             gateUpOut = new Buf[] {hb, hb2};
             xOut = new Buf[] {x};
+            xb2Out = new Buf[] {xb2};
             logitsOut = new Buf[] {logits};
             loraT = new Buf[4][];
             int[] widths = lora.widths();
@@ -343,13 +357,16 @@ public final class Llama {
             }
         }
         cache.checkBatch(batch);
-        Rope r = ropeLong != null && cache.config().contextLength() > ropeLongFrom ? ropeLong : rope;
+        Rope r = ropeLong != null && cache.config().contextLength() > ropeLongFrom ? ropeLong : null; // else each layer's own
         float eps = c.rmsEps();
         // The step's ops in the order they run. Nothing is deferred or reordered behind them: on the
         // GPU each line launches its own kernels (a fused op one kernel in a decode step, where the
         // weights' types and shapes allow; CudaOps says when), so this list is what a step launches.
         ops.beginStep(batch, cache);
         ops.embed(w.tokenEmbedding, batch, s.x);                                   // x[n, dim] = embeddings
+        if (c.isGemma()) {                                                          // gemma: x *= sqrt(dim)
+            ops.scale(s.x, (float) Math.sqrt(c.dim()), n);
+        }
         for (int l = 0; l < c.layers(); l++) {
             // attention block
             ops.rmsnormMatmul(s.x, w.attnNorm[l], eps, n, s.xb, qkv[l].first, s.qkvBufs[l].first); // xb = rmsnorm(x); q, k, v = wq, wk, wv · xb
@@ -364,31 +381,46 @@ public final class Llama {
             if (w.vBias[l] != null) {
                 ops.addBias(s.v, w.vBias[l], n);
             }
-            if (c.qkNorm()) {                                                      // qwen3: each head of q, k RMS-normalized
+            if (c.qkNorm()) {                                                      // qwen3, gemma3: each head of q, k RMS-normalized
                 ops.rmsnormHeads(s.q, w.qNorm[l], eps, c.headDim(), n);
                 ops.rmsnormHeads(s.k, w.kNorm[l], eps, c.headDim(), n);
             }
-            ops.ropeStoreKv(s.q, s.k, s.v, c.headDim(), batch, r, cache, l);    // rotate q, k; cache[l][seq][pos] = k, v
+            ops.ropeStoreKv(s.q, s.k, s.v, c.headDim(), batch, r != null ? r : rope[l], cache, l); // rotate q, k; cache[l][seq][pos] = k, v
             ops.attention(s.q, cache, l, c.heads(), c.kvHeads(), c.headDim(), attn[l], batch, s.att);      // att[n, qDim]
-            matmulAdd(wo[l], s.woBufs[l], s.att, n, s.xb2, s.x);                   // xb2 = wo · att; x += xb2
-            lowRank(lora.wo[l], s.att, n, s.xOut, s);                              // LoRA: x += B'·(A·att)
+            if (c.isGemma()) {                                                      // gemma: xb2 = rmsnorm(wo · att); x += xb2
+                matmulNormAdd(wo[l], s.woBufs[l], s.att, n, lora.wo[l], w.attnPostNorm[l], s);
+            } else {
+                matmulAdd(wo[l], s.woBufs[l], s.att, n, s.xb2, s.x);               // xb2 = wo · att; x += xb2
+                lowRank(lora.wo[l], s.att, n, s.xOut, s);                          // LoRA: x += B'·(A·att)
+            }
             // feed-forward block: xb = rmsnorm(x); hb2 = up · xb; hb = silu(gate · xb) * hb2  [n, ffn]
-            if (lora.gateUp[l] == null && gateUp[l].dense()) {
+            if (lora.gateUp[l] == null && gateUp[l].dense() && !c.isGemma()) {
                 ops.rmsnormGateUpSwiglu(s.x, w.ffnNorm[l], eps, n, s.xb, w.gate[l], w.up[l], s.hb, s.hb2);
-            } else {  // LoRA on gate or up, or either factorized: the SwiGLU waits for the other products
+            } else {  // LoRA on gate or up, or either factorized, or GELU: the gate waits for the other products
                 ops.rmsnormMatmul(s.x, w.ffnNorm[l], eps, n, s.xb, gateUp[l].first, s.gateUpBufs[l].first); // hb = gate · xb; hb2 = up · xb
                 second(gateUp[l], s.gateUpBufs[l], n);                             // factorized: hb, hb2 = B·t (t = A·xb above)
                 lowRank(lora.gateUp[l], s.xb, n, s.gateUpOut, s);                  // LoRA: hb, hb2 += B'·(A·xb), those adapted
-                ops.swiglu(s.hb, s.hb2, n);                                        // hb = silu(hb) * hb2
+                if (c.isGemma()) {
+                    ops.geglu(s.hb, s.hb2, n);                                     // gemma: hb = gelu(hb) * hb2
+                } else {
+                    ops.swiglu(s.hb, s.hb2, n);                                    // hb = silu(hb) * hb2
+                }
             }
-            matmulAdd(down[l], s.downBufs[l], s.hb, n, s.xb2, s.x);                // xb2 = down · hb; x += xb2
-            lowRank(lora.down[l], s.hb, n, s.xOut, s);                             // LoRA: x += B'·(A·hb)
+            if (c.isGemma()) {                                                      // gemma: xb2 = rmsnorm(down · hb); x += xb2
+                matmulNormAdd(down[l], s.downBufs[l], s.hb, n, lora.down[l], w.ffnPostNorm[l], s);
+            } else {
+                matmulAdd(down[l], s.downBufs[l], s.hb, n, s.xb2, s.x);            // xb2 = down · hb; x += xb2
+                lowRank(lora.down[l], s.hb, n, s.xOut, s);                         // LoRA: x += B'·(A·hb)
+            }
         }
         int m = batch.logitCount();
         if (m > 0 && wantLogits) {
             ops.gather(s.x, batch.logitRows(), m, s.xl);                           // xl[m, dim] = rows that want logits
             ops.rmsnormMatmul(s.xl, w.outputNorm, eps, m, s.xl, output, s.logitsOut); // xl = rmsnorm(xl) in place; logits[m, vocab]
             lowRank(lora.output, s.xl, m, s.logitsOut, s);                          // LoRA: logits += B'·(A·xl)
+            if (c.isGemma() && c.gemma().finalSoftcap() > 0) {                      // gemma: logits = cap * tanh(logits / cap)
+                ops.softcap(s.logits, c.gemma().finalSoftcap(), m);
+            }
         } else if (m > 0) {                                                         // hidden states only (embeddings)
             ops.gather(s.x, batch.logitRows(), m, s.xl);                           // xl[m, dim] = rows that want them
             ops.rmsnorm(s.xl, w.outputNorm, eps, m, s.xl);                         // xl = rmsnorm(xl) in place
@@ -419,6 +451,18 @@ public final class Llama {
         }
         ops.matmul(x, n, st.first, b.first);
         ops.matmulAdd(b.first[0], n, st.second[0][0], out, residual);
+    }
+
+    /**
+     * Gemma's block output: {@code xb2 = W · x} (a factorized W as its two products), the LoRA
+     * correction added to xb2, then {@code xb2 = rmsnorm(xb2) * norm} and {@code x += xb2}.
+     */
+    private void matmulNormAdd(Stage st, Bufs b, Buf x, int n, LoraProducts.Group g, Weight norm, Scratch s) {
+        ops.matmul(x, n, st.first, b.first);                                       // xb2 = W · x (or t = A · x)
+        second(st, b, n);                                                           // factorized: xb2 = B · t
+        lowRank(g, x, n, s.xb2Out, s);                                              // LoRA: xb2 += B'·(A·x)
+        ops.rmsnorm(s.xb2, norm, c.rmsEps(), n, s.xb2);                            // xb2 = rmsnorm(xb2) in place
+        ops.add(s.x, s.xb2, n);                                                     // x += xb2
     }
 
     /**

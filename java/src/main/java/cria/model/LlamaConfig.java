@@ -30,12 +30,75 @@ import java.util.Set;
  * @param qkNorm      true when q and k are RMS-normalized per head before rope (qwen3's
  *                    {@code attn_q_norm} / {@code attn_k_norm}, one [headDim] weight each per layer)
  * @param slidingWindow the positions a query attends to when the model was trained with
- *                    sliding-window attention (Mistral's {@code llama.attention.sliding_window}), 0
- *                    for none; {@link #attnSpec} hands it to attention
+ *                    sliding-window attention (Mistral's {@code llama.attention.sliding_window},
+ *                    Gemma's windowed layers), 0 for none; {@link #attnSpec} hands it to attention
+ * @param gemma       Gemma's differences from the llama graph ({@code gemma2}, {@code gemma3}), or
+ *                    null for every other architecture
  */
 public record LlamaConfig(String arch, int dim, int layers, int heads, int kvHeads, int headDim, int ffn, int vocab,
                           int trainedContextLength, float rmsEps, int ropeDims, float ropeBase, float ropeFreqScale,
-                          boolean ropeNeox, boolean qkNorm, int slidingWindow) {
+                          boolean ropeNeox, boolean qkNorm, int slidingWindow, Gemma gemma) {
+
+    /**
+     * What a Gemma 2 or 3 file changes in the graph. Always: the embedding rows are scaled by
+     * sqrt(dim) after the lookup; each block's attention and feed-forward outputs are RMS-normalized
+     * ({@code post_attention_norm}, {@code post_ffw_norm}) before their residual add; the feed-forward
+     * gate is GELU (tanh form) rather than SiLU; NeoX rope. The norms are plain RMSNorms here:
+     * Gemma's own norm multiplies by (1 + w), and llama.cpp's converter stores 1 + w in the file.
+     *
+     * @param swaPattern   layer l attends through the sliding window when {@code l % swaPattern <
+     *                     swaPattern - 1} ({@code <arch>.attention.sliding_window_pattern}; gemma2 2,
+     *                     gemma3 6 when absent); 0 when no layer does (a gemma3 file without
+     *                     {@code attention.sliding_window})
+     * @param ropeBaseSwa  the rope base of windowed layers ({@code <arch>.rope.freq_base_swa}; when
+     *                     absent gemma2's global base, gemma3's 10000)
+     * @param ropeScaleSwa the linear rope frequency scale of windowed layers (gemma2: the file's,
+     *                     gemma3: 1, as llama.cpp)
+     * @param attnSoftcap  attention scores become {@code c * tanh(s / c)} (gemma2's
+     *                     {@code attn_logit_softcapping}, 50 when absent; 0: none, gemma3)
+     * @param finalSoftcap logits become {@code c * tanh(l / c)} ({@code final_logit_softcapping};
+     *                     gemma2 30 when absent, gemma3 only when given; 0: none)
+     * @param attnScale    the factor of q·k (1/sqrt(headDim); the 27B shapes use 1/sqrt(dim / heads))
+     */
+    public record Gemma(int swaPattern, float ropeBaseSwa, float ropeScaleSwa, float attnSoftcap, float finalSoftcap, float attnScale) {}
+
+    /** A shape without Gemma's differences. */
+    public LlamaConfig(String arch, int dim, int layers, int heads, int kvHeads, int headDim, int ffn, int vocab,
+                       int trainedContextLength, float rmsEps, int ropeDims, float ropeBase, float ropeFreqScale, boolean ropeNeox,
+                       boolean qkNorm, int slidingWindow) {
+        this(arch, dim, layers, heads, kvHeads, headDim, ffn, vocab, trainedContextLength, rmsEps, ropeDims, ropeBase, ropeFreqScale,
+                ropeNeox, qkNorm, slidingWindow, null);
+    }
+
+    /** True for gemma2 and gemma3 files (see {@link Gemma}). */
+    public boolean isGemma() {
+        return gemma != null;
+    }
+
+    /**
+     * Whether layer {@code layer} attends through the sliding window: every layer of a file with
+     * a window (Mistral), Gemma's by its pattern.
+     */
+    public boolean windowed(int layer) {
+        if (slidingWindow <= 0) {
+            return false;
+        }
+        if (gemma == null) {
+            return true;
+        }
+        int p = gemma.swaPattern();
+        return p > 0 && layer % p < p - 1;
+    }
+
+    /** The rope base of layer {@code layer} (Gemma's windowed layers have their own). */
+    public float ropeBase(int layer) {
+        return gemma != null && windowed(layer) ? gemma.ropeBaseSwa() : ropeBase;
+    }
+
+    /** The linear rope frequency scale of layer {@code layer}. */
+    public float ropeFreqScale(int layer) {
+        return gemma != null && windowed(layer) ? gemma.ropeScaleSwa() : ropeFreqScale;
+    }
 
     /** A shape without sliding-window attention. */
     public LlamaConfig(String arch, int dim, int layers, int heads, int kvHeads, int headDim, int ffn, int vocab,
@@ -47,9 +110,13 @@ public record LlamaConfig(String arch, int dim, int layers, int heads, int kvHea
 
     /**
      * How layer {@code layer} attends: scale 1 / sqrt(headDim), and the sliding window when the
-     * file sets one (every layer alike for the llama architecture).
+     * file sets one (every layer alike for the llama architecture). Gemma: its scale (the 27B
+     * shapes' differs), its attention soft-cap (gemma2), the window on its windowed layers only.
      */
     public AttnSpec attnSpec(int layer) {
+        if (gemma != null) {
+            return new AttnSpec(gemma.attnScale(), windowed(layer) ? slidingWindow : 0, gemma.attnSoftcap());
+        }
         return AttnSpec.plain(headDim).withWindow(slidingWindow);
     }
 
@@ -90,6 +157,24 @@ public record LlamaConfig(String arch, int dim, int layers, int heads, int kvHea
             md.put(arch + ".attention.key_length", GgufValue.ofU32(headDim));
             md.put(arch + ".attention.value_length", GgufValue.ofU32(headDim));
         }
+        if (gemma != null) {  // keys with their architecture's default value are left out, as real files do
+            boolean g2 = arch.equals("gemma2");
+            if (slidingWindow > 0) {
+                md.put(arch + ".attention.sliding_window", GgufValue.ofU32(slidingWindow));
+                if (gemma.swaPattern() != (g2 ? 2 : 6)) {
+                    md.put(arch + ".attention.sliding_window_pattern", GgufValue.ofU32(gemma.swaPattern()));
+                }
+                if (gemma.ropeBaseSwa() != (g2 ? ropeBase : 10000f)) {
+                    md.put(arch + ".rope.freq_base_swa", GgufValue.ofF32(gemma.ropeBaseSwa()));
+                }
+            }
+            if (g2 || gemma.attnSoftcap() > 0) {
+                md.put(arch + ".attn_logit_softcapping", GgufValue.ofF32(gemma.attnSoftcap()));
+            }
+            if (g2 || gemma.finalSoftcap() > 0) {
+                md.put(arch + ".final_logit_softcapping", GgufValue.ofF32(gemma.finalSoftcap()));
+            }
+        }
     }
 
     /**
@@ -97,9 +182,10 @@ public record LlamaConfig(String arch, int dim, int layers, int heads, int kvHea
      * most fine-tunes say "llama"), {@code qwen2} (NeoX rope; its
      * q, k, v biases are tensors, loaded where present), {@code qwen3} (NeoX rope, per-head q/k norms)
      * and {@code phi3} (NeoX rope, often over part of each head; fused q/k/v and gate/up matrices,
-     * which {@link LlamaWeights} splits into row views).
+     * which {@link LlamaWeights} splits into row views), {@code gemma2} and {@code gemma3} (see
+     * {@link Gemma}; gemma3 adds qwen3's per-head q/k norms).
      */
-    public static final Set<String> ARCHITECTURES = Set.of("llama", "mistral", "qwen2", "qwen3", "phi3");
+    public static final Set<String> ARCHITECTURES = Set.of("llama", "mistral", "qwen2", "qwen3", "phi3", "gemma2", "gemma3");
 
     /** True for architectures whose files hold q, k, v in one {@code attn_qkv} matrix and gate, up in one {@code ffn_up} (phi3). */
     public boolean fusedMatrices() {
@@ -204,9 +290,63 @@ public record LlamaConfig(String arch, int dim, int layers, int heads, int kvHea
             int w = md.count(swKey).orElseThrow(() -> new CriaException(src + ": " + swKey + " is not a count; the file is corrupt"));
             window = w == 0 ? 0 : bounded(md, arch, "attention.sliding_window", w, Integer.MAX_VALUE);
         }
-        boolean neox = arch.equals("qwen2") || arch.equals("qwen3") || arch.equals("phi3");  // llama.cpp rotates these NeoX-style
+        Gemma gemma = null;
+        if (arch.equals("gemma2") || arch.equals("gemma3")) {
+            gemma = gemma(md, arch, layers, (float) base, freqScale, dim, heads, headDim);
+            window = gemma.swaPattern() <= 1 ? 0 : gemmaWindow(md, arch);  // pattern 1: every layer global
+        }
+        boolean neox = !arch.equals("llama") && !arch.equals("mistral");  // llama.cpp rotates the others NeoX-style
         return new LlamaConfig(arch, dim, layers, heads, kvHeads, headDim, ffn, vocab, ctx, (float) eps, ropeDims, (float) base,
-                freqScale, neox, arch.equals("qwen3"), window);
+                freqScale, neox, arch.equals("qwen3") || arch.equals("gemma3"), window, gemma);
+    }
+
+    /** Gemma's keys, with llama.cpp's defaults where a key is absent (see {@link Gemma}). */
+    private static Gemma gemma(Metadata md, String arch, int layers, float base, float freqScale, int dim, int heads, int headDim) {
+        String src = md.source();
+        boolean g2 = arch.equals("gemma2");
+        String swKey = arch + ".attention.sliding_window";
+        int pattern = 0;
+        if (g2 || (md.has(swKey) && md.count(swKey).orElse(0) > 0)) {
+            String pKey = arch + ".attention.sliding_window_pattern";
+            GgufValue pv = md.get(pKey);
+            if (pv != null && pv.isArray()) {
+                throw new CriaException(src + ": " + pKey + " is a per-layer array; Cria reads it as one period (gemma2, gemma3 files)");
+            }
+            pattern = pv == null ? (g2 ? 2 : 6) : md.count(pKey).orElseThrow(() -> new CriaException(src + ": " + pKey + " is not a count"));
+            if (pattern < 1 || pattern > layers + 1) {
+                // 1 makes every layer global; llama.cpp also takes 0 to mean every layer windowed, which no Gemma file has
+                throw new CriaException(src + ": " + pKey + " = " + pattern + " is out of range (1 to " + (layers + 1) + ")");
+            }
+        }
+        String bKey = arch + ".rope.freq_base_swa";
+        double baseSwa = md.number(bKey).orElse(g2 ? base : 10000.0);
+        if (!(baseSwa >= 1 && baseSwa <= Float.MAX_VALUE)) {
+            throw new CriaException(src + ": " + bKey + " = " + baseSwa + " is not a usable rope base (expected a finite number of at least 1, e.g. 10000)");
+        }
+        float attnCap = g2 ? softcap(md, arch + ".attn_logit_softcapping", 50) : 0;  // gemma3 has none (llama.cpp reads no key)
+        float finalCap = softcap(md, arch + ".final_logit_softcapping", g2 ? 30 : 0);
+        boolean big = layers == (g2 ? 46 : 62);  // the 27B shapes scale q by 1/sqrt(dim / heads) (llama.cpp, gemma_pytorch)
+        float scale = (float) (1.0 / Math.sqrt(big ? (double) (dim / heads) : headDim));
+        return new Gemma(pattern, (float) baseSwa, g2 ? freqScale : 1f, attnCap, finalCap, scale);
+    }
+
+    /** Gemma's sliding window: the key, gemma2's 4096 when absent. */
+    private static int gemmaWindow(Metadata md, String arch) {
+        String k = arch + ".attention.sliding_window";
+        int w = md.has(k) ? md.count(k).orElseThrow(() -> new CriaException(md.source() + ": " + k + " is not a count; the file is corrupt")) : 4096;
+        return bounded(md, arch, "attention.sliding_window", w, Integer.MAX_VALUE);
+    }
+
+    /** A soft-capping value: absent gives {@code absent}; 0 means none; otherwise finite and positive. */
+    private static float softcap(Metadata md, String key, float absent) {
+        if (!md.has(key)) {
+            return absent;
+        }
+        double v = md.number(key).orElseThrow(() -> new CriaException(md.source() + ": " + key + " is not a number; the file is corrupt"));
+        if (!(v == 0 || (v >= 1e-3 && v <= 1e6))) {
+            throw new CriaException(md.source() + ": " + key + " = " + v + " is not a usable soft cap (0 for none, or a positive number such as 30 or 50)");
+        }
+        return (float) v;
     }
 
     /** The largest row width (embedding, query, feed-forward, vocabulary) accepted: far above any real model. */

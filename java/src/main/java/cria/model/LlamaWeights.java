@@ -42,6 +42,12 @@ public final class LlamaWeights {
     public final Weight[] qNorm;
     public final Weight[] kNorm;
     /**
+     * Per layer: the RMSNorm weights of the attention and feed-forward outputs before their residual
+     * adds ({@code post_attention_norm}, {@code post_ffw_norm}, [dim]); null unless {@link LlamaConfig#isGemma()}.
+     */
+    public final Weight[] attnPostNorm;
+    public final Weight[] ffnPostNorm;
+    /**
      * Factorized block matrices ({@link LowRankTensors}), indexed [role][layer] in
      * {@link LowRankTensors#ROLES} order (q, k, v, output, gate, up, down): A {@code [n_in, k]}
      * applied first, B {@code [k, n_out]} second; null where the matrix is dense.
@@ -77,6 +83,7 @@ public final class LlamaWeights {
         private final Tensor[][] blk;
         private final Tensor[][] bias;     // [q, k, v][layer], null where absent
         private final Tensor[][] qkNorm;   // [q, k][layer], null unless the config has q/k norms
+        private final Tensor[][] postNorm; // [attention, ffn][layer], null unless gemma
         private final Tensor[][] factorA;  // [blk index][layer], null where dense
         private final Tensor[][] factorB;
         private final String unused;
@@ -87,7 +94,7 @@ public final class LlamaWeights {
                 throw new CriaException(file.path() + ": tensor output.bias: a bias on the output projection is not supported");
             }
             longRope = longRope(file, c);
-            unused = checkTensorNames(file, L, c.qkNorm(), c.fusedMatrices());
+            unused = checkTensorNames(file, L, c.qkNorm(), c.fusedMatrices(), c.isGemma());
             emb = need(file, "token_embd.weight", c.dim(), c.vocab());
             outNorm = need(file, "output_norm.weight", c.dim());
             out = optional(file, "output.weight", c.dim(), c.vocab());
@@ -107,6 +114,7 @@ public final class LlamaWeights {
             factorB = new Tensor[9][L];
             bias = new Tensor[3][L];
             qkNorm = new Tensor[2][L];
+            postNorm = new Tensor[2][L];
             for (int l = 0; l < L; l++) {
                 String p = "blk." + l + ".";
                 blk[0][l] = need(file, p + "attn_norm.weight", c.dim());
@@ -130,6 +138,10 @@ public final class LlamaWeights {
                 if (c.qkNorm()) {
                     qkNorm[0][l] = finite(file, need(file, p + "attn_q_norm.weight", c.headDim()));
                     qkNorm[1][l] = finite(file, need(file, p + "attn_k_norm.weight", c.headDim()));
+                }
+                if (c.isGemma()) {
+                    postNorm[0][l] = need(file, p + "post_attention_norm.weight", c.dim());
+                    postNorm[1][l] = need(file, p + "post_ffw_norm.weight", c.dim());
                 }
             }
         }
@@ -299,6 +311,8 @@ public final class LlamaWeights {
         vBias = resident(backend, w.bias[2]);
         qNorm = resident(backend, w.qkNorm[0]);
         kNorm = resident(backend, w.qkNorm[1]);
+        attnPostNorm = resident(backend, w.postNorm[0]);
+        ffnPostNorm = resident(backend, w.postNorm[1]);
         int[] matrices = {1, 2, 3, 4, 6, 7, 8};
         lowRankA = new Weight[matrices.length][];
         lowRankB = new Weight[matrices.length][];
@@ -344,6 +358,8 @@ public final class LlamaWeights {
     private static final Set<String> PER_LAYER_BIASES = Set.of("attn_q.bias", "attn_k.bias", "attn_v.bias");
     /** Per-layer tensors of the architectures with per-head q/k norms (qwen3). */
     private static final Set<String> PER_LAYER_QK_NORM = Set.of("attn_q_norm.weight", "attn_k_norm.weight");
+    /** Per-layer tensors of Gemma files: the norms of the attention and feed-forward outputs. */
+    private static final Set<String> PER_LAYER_POST_NORM = Set.of("post_attention_norm.weight", "post_ffw_norm.weight");
     /** The fewest per-layer tensors of a file with fused matrices (phi3: norms, attn_qkv, attn_output, ffn_up, ffn_down). */
     private static final int PER_LAYER_FUSED_MIN = 6;
     /** Per-layer factor tensors of factorized block matrices ({@link LowRankTensors}). */
@@ -357,7 +373,7 @@ public final class LlamaWeights {
      * layers beyond block_count (the metadata and the tensors disagree: refused), and tensors the
      * graph does not know (the one-line warning returned, or null).
      */
-    private static String checkTensorNames(GgufFile file, int layers, boolean qkNorm, boolean fused) {
+    private static String checkTensorNames(GgufFile file, int layers, boolean qkNorm, boolean fused, boolean gemma) {
         long needed = (long) (fused ? PER_LAYER_FUSED_MIN : PER_LAYER.size()) * layers + 2;
         if (needed > file.tensors().size()) {
             throw new CriaException(file.path() + ": block_count says " + layers + " layers, which need at least " + needed
@@ -377,6 +393,7 @@ public final class LlamaWeights {
                     String role = name.substring(dot + 1);
                     boolean known = PER_LAYER.contains(role) || FACTORS.contains(role) || PER_LAYER_BIASES.contains(role)
                             || (qkNorm && PER_LAYER_QK_NORM.contains(role)) || (fused && role.equals("attn_qkv.weight"))
+                            || (gemma && PER_LAYER_POST_NORM.contains(role))
                             || PER_LAYER_IGNORED.contains(role.replaceFirst("\\.weight$", ""));
                     if (layer >= layers && known) {
                         throw new CriaException(file.path() + ": tensor " + name + " belongs to layer " + layer + " but block_count says "

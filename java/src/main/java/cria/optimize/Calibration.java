@@ -377,5 +377,20 @@ public final class Calibration implements AutoCloseable {
         public void rmsnormHeads(Buf x, Weight w, float eps, int headDim, int n) {
             ops.rmsnormHeads(x, w, eps, headDim, n);
         }
+
+        @Override
+        public void geglu(Buf a, Buf b, int n) {
+            ops.geglu(a, b, n);
+        }
+
+        @Override
+        public void scale(Buf x, float s, int n) {
+            ops.scale(x, s, n);
+        }
+
+        @Override
+        public void softcap(Buf x, float cap, int n) {
+            ops.softcap(x, cap, n);
+        }
     }
 }

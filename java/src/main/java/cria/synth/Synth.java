@@ -45,8 +45,14 @@ public final class Synth {
 
     /** Writes the {@code <arch>.*} hyper-parameters of shape {@code s}, the architecture and {@code name}. */
     public static void putHyperparameters(Metadata md, SynthShape s, String name) {
+        LlamaConfig.Gemma gemma = null;
+        if (s.gemma()) {  // gemma2's soft caps are always written, as real files have them; gemma3's final one when set
+            gemma = new LlamaConfig.Gemma(s.window() > 0 ? s.swaPattern() : 0, s.ropeBaseSwa(), 1f, s.attnSoftcap(), s.finalSoftcap(),
+                    (float) (1 / Math.sqrt(s.headDim())));
+        }
         new LlamaConfig(s.arch(), s.dim(), s.layers(), s.heads(), s.kvHeads(), s.headDim(), s.ffn(), s.vocab(), s.context(), s.rmsEps(),
-                s.rotaryDims(), s.ropeBase(), 1f, !s.arch().equals("llama"), s.arch().equals("qwen3")).putKeys(md);
+                s.rotaryDims(), s.ropeBase(), 1f, !s.arch().equals("llama"), s.arch().equals("qwen3") || s.arch().equals("gemma3"),
+                s.gemma() ? s.window() : 0, gemma).putKeys(md);
         md.put("general.name", GgufValue.ofString(name));
     }
 
@@ -102,6 +108,8 @@ public final class Synth {
             SynthVocab.write(md, s.vocab());
         } else if (s.arch().equals("phi3")) {  // llama's SentencePiece tokenizer, with Phi-3's control tokens
             SynthVocab.writePhi3(md, s.vocab());
+        } else if (s.gemma()) {                 // SentencePiece without a space prefix, Gemma's turn markers and chat template
+            SynthVocab.writeGemma(md, s.vocab());
         } else {
             SynthVocab.writeByteLevel(md, s.vocab(), "qwen2");
         }
@@ -148,7 +156,7 @@ public final class Synth {
         List<Spec> out = new ArrayList<>();
         out.add(new Spec("token_embd.weight", new long[] {s.dim(), s.vocab()}, std, null));
         out.add(new Spec("output_norm.weight", new long[] {s.dim()}, 0, ones(s.dim())));
-        if (!s.tied()) {
+        if (!s.tied() && !s.gemma()) {
             out.add(new Spec("output.weight", new long[] {s.dim(), s.vocab()}, std, null));
         }
         if (s.llama3Rope() > 0) {
@@ -171,12 +179,15 @@ public final class Synth {
                 out.add(new Spec(p + "attn_k.bias", new long[] {kvDim}, 0.5f, null));
                 out.add(new Spec(p + "attn_v.bias", new long[] {kvDim}, 0.5f, null));
             }
-            if (s.arch().equals("qwen3")) {
+            if (s.arch().equals("qwen3") || s.arch().equals("gemma3")) {
                 // around 1, each value its own: a norm applied to the wrong head or slice shows
                 out.add(new Spec(p + "attn_q_norm.weight", new long[] {s.headDim()}, 0.2f, null, 1f));
                 out.add(new Spec(p + "attn_k_norm.weight", new long[] {s.headDim()}, 0.2f, null, 1f));
             }
             out.add(new Spec(p + "attn_output.weight", new long[] {qDim, s.dim()}, outStd, null));
+            if (s.gemma()) {  // around 1, each value its own (as the 1 + w llama.cpp's converter stores)
+                out.add(new Spec(p + "post_attention_norm.weight", new long[] {s.dim()}, 0.2f, null, 1f));
+            }
             out.add(new Spec(p + "ffn_norm.weight", new long[] {s.dim()}, 0, ones(s.dim())));
             if (s.arch().equals("phi3")) {                    // gate rows first, then up's
                 out.add(new Spec(p + "ffn_up.weight", new long[] {s.dim(), 2L * s.ffn()}, std, null));
@@ -185,6 +196,9 @@ public final class Synth {
                 out.add(new Spec(p + "ffn_up.weight", new long[] {s.dim(), s.ffn()}, std, null));
             }
             out.add(new Spec(p + "ffn_down.weight", new long[] {s.ffn(), s.dim()}, outStd, null));
+            if (s.gemma()) {
+                out.add(new Spec(p + "post_ffw_norm.weight", new long[] {s.dim()}, 0.2f, null, 1f));
+            }
         }
         return out;
     }

@@ -13,18 +13,35 @@ import java.util.Map;
  * architecture written ({@code llama}, {@code qwen2}: q, k, v biases, {@code qwen3}: per-head q/k
  * norms, {@code phi3}: fused q/k/v and gate/up matrices, a SentencePiece vocabulary); {@code keyLength}
  * the width of a head when it is not {@code dim / heads} (0: it is); {@code ropeDims} the rotated
- * values of a head when not all of them rotate (0: all).
+ * values of a head when not all of them rotate (0: all). {@code gemma2} and {@code gemma3} (post-norms,
+ * GELU, a SentencePiece vocabulary without a space prefix, always tied; gemma3 with q/k norms) add
+ * {@code window} (their sliding window), {@code swaPattern} (layer l is windowed when
+ * {@code l % swaPattern < swaPattern - 1}), {@code ropeBaseSwa} (the windowed layers' rope base),
+ * {@code attnSoftcap} and {@code finalSoftcap} (gemma2's 50 and 30 by default; gemma3 none); the other
+ * architectures leave them 0.
  */
 public record SynthShape(String name, int dim, int layers, int heads, int kvHeads, int ffn, int vocab, int context,
-                         float ropeBase, boolean tied, float llama3Rope, float rmsEps, String arch, int keyLength, int ropeDims) {
+                         float ropeBase, boolean tied, float llama3Rope, float rmsEps, String arch, int keyLength, int ropeDims,
+                         int window, int swaPattern, float ropeBaseSwa, float attnSoftcap, float finalSoftcap) {
 
     /** The architectures synth writes. */
-    public static final java.util.List<String> ARCHITECTURES = java.util.List.of("llama", "qwen2", "qwen3", "phi3");
+    public static final java.util.List<String> ARCHITECTURES = java.util.List.of("llama", "qwen2", "qwen3", "phi3", "gemma2", "gemma3");
+
+    /** A shape without Gemma's sliding-window keys. */
+    public SynthShape(String name, int dim, int layers, int heads, int kvHeads, int ffn, int vocab, int context,
+                      float ropeBase, boolean tied, float llama3Rope, float rmsEps, String arch, int keyLength, int ropeDims) {
+        this(name, dim, layers, heads, kvHeads, ffn, vocab, context, ropeBase, tied, llama3Rope, rmsEps, arch, keyLength, ropeDims, 0, 0, 0f, 0f, 0f);
+    }
 
     /** A shape whose every head value rotates. */
     public SynthShape(String name, int dim, int layers, int heads, int kvHeads, int ffn, int vocab, int context,
                       float ropeBase, boolean tied, float llama3Rope, float rmsEps, String arch, int keyLength) {
         this(name, dim, layers, heads, kvHeads, ffn, vocab, context, ropeBase, tied, llama3Rope, rmsEps, arch, keyLength, 0);
+    }
+
+    /** True for gemma2 and gemma3. */
+    public boolean gemma() {
+        return arch.startsWith("gemma");
     }
 
     /** A llama shape whose heads are {@code dim / heads} wide. */
@@ -50,6 +67,11 @@ public record SynthShape(String name, int dim, int layers, int heads, int kvHead
         add(new SynthShape("qwen3-0.6b", 1024, 28, 16, 8, 3072, 151936, 40960, 1000000f, true, 0f, 1e-6f, "qwen3", 128));
         // microsoft/Phi-3-mini-4k-instruct (config.json): rope over the whole head of 96, as its GGUFs say
         add(new SynthShape("phi-3-mini", 3072, 32, 32, 32, 8192, 32064, 4096, 10000f, false, 0f, 1e-5f, "phi3", 0, 0));
+        // google/gemma-2-2b and google/gemma-3-1b-pt (config.json): heads of 256, tied, windows 4096 and 512
+        add(new SynthShape("gemma-2-2b", 2304, 26, 8, 4, 9216, 256000, 8192, 10000f, true, 0f, 1e-6f, "gemma2", 256, 0, 4096, 2, 10000f,
+                50f, 30f));
+        add(new SynthShape("gemma-3-1b", 1152, 26, 4, 1, 6912, 262144, 32768, 1000000f, true, 0f, 1e-6f, "gemma3", 256, 0, 512, 6, 10000f,
+                0f, 0f));
     }
 
     private static void add(SynthShape s) {
@@ -89,6 +111,8 @@ public record SynthShape(String name, int dim, int layers, int heads, int kvHead
             perLayer += qDim + 2 * kvDim;  // q, k, v biases
         } else if (arch.equals("qwen3")) {
             perLayer += 2L * headDim();    // q and k norms
+        } else if (gemma()) {
+            perLayer += 2L * dim + (arch.equals("gemma3") ? 2L * headDim() : 0);  // post-norms (and gemma3's q/k norms)
         }
         return (long) vocab * dim * (tied ? 1 : 2) + dim + layers * perLayer;
     }
@@ -98,17 +122,47 @@ public record SynthShape(String name, int dim, int layers, int heads, int kvHead
         if (!ARCHITECTURES.contains(arch)) {
             throw new CriaException("unknown architecture '" + arch + "'; synth writes " + String.join(", ", ARCHITECTURES));
         }
-        return new SynthShape(name, dim, layers, heads, kvHeads, ffn, vocab, context, ropeBase, tied, llama3Rope, rmsEps, arch, keyLength, ropeDims);
+        if (arch.startsWith("gemma") && !gemma()) {  // Gemma's defaults: gemma2 4096 every other layer, gemma3 512 five layers in six
+            boolean g2 = arch.equals("gemma2");
+            return new SynthShape(name, dim, layers, heads, kvHeads, ffn, vocab, context, ropeBase, true, llama3Rope, rmsEps, arch, keyLength,
+                    ropeDims, g2 ? 4096 : 512, g2 ? 2 : 6, g2 ? ropeBase : 10000f, g2 ? 50f : 0f, g2 ? 30f : 0f);
+        }
+        return new SynthShape(name, dim, layers, heads, kvHeads, ffn, vocab, context, ropeBase, tied, llama3Rope, rmsEps, arch, keyLength, ropeDims,
+                window, swaPattern, ropeBaseSwa, attnSoftcap, finalSoftcap);
+    }
+
+    /** This shape with rope base {@code base} (gemma2's windowed layers follow it, as they share the base unless a file says otherwise). */
+    public SynthShape withRopeBase(float base) {
+        float swa = arch.equals("gemma2") && ropeBaseSwa == ropeBase ? base : ropeBaseSwa;
+        return new SynthShape(name, dim, layers, heads, kvHeads, ffn, vocab, context, base, tied, llama3Rope, rmsEps, arch, keyLength, ropeDims,
+                window, swaPattern, swa, attnSoftcap, finalSoftcap);
+    }
+
+    /**
+     * This shape with Gemma's soft caps (null: unchanged; 0: none): attention's (gemma2 only, as
+     * llama.cpp reads it for gemma2 alone) and the final logits'.
+     */
+    public SynthShape withSoftcaps(Float attn, Float fin) {
+        return new SynthShape(name, dim, layers, heads, kvHeads, ffn, vocab, context, ropeBase, tied, llama3Rope, rmsEps, arch, keyLength, ropeDims,
+                window, swaPattern, ropeBaseSwa, attn != null ? attn : attnSoftcap, fin != null ? fin : finalSoftcap);
+    }
+
+    /** This shape with Gemma's sliding window {@code window} on layers l with {@code l % pattern < pattern - 1} (null: unchanged). */
+    public SynthShape withWindow(Integer window, Integer pattern) {
+        return new SynthShape(name, dim, layers, heads, kvHeads, ffn, vocab, context, ropeBase, tied, llama3Rope, rmsEps, arch, keyLength, ropeDims,
+                window != null ? window : this.window, pattern != null ? pattern : swaPattern, ropeBaseSwa, attnSoftcap, finalSoftcap);
     }
 
     /** This shape with {@code dims} values of each head rotated (0: all of them). */
     public SynthShape withRopeDims(int dims) {
-        return new SynthShape(name, dim, layers, heads, kvHeads, ffn, vocab, context, ropeBase, tied, llama3Rope, rmsEps, arch, keyLength, dims);
+        return new SynthShape(name, dim, layers, heads, kvHeads, ffn, vocab, context, ropeBase, tied, llama3Rope, rmsEps, arch, keyLength, dims,
+                window, swaPattern, ropeBaseSwa, attnSoftcap, finalSoftcap);
     }
 
     /** This shape with heads {@code headDim} wide (qwen3's key_length; 0: {@code dim / heads}). */
     public SynthShape withHeadDim(int headDim) {
-        return new SynthShape(name, dim, layers, heads, kvHeads, ffn, vocab, context, ropeBase, tied, llama3Rope, rmsEps, arch, headDim, ropeDims);
+        return new SynthShape(name, dim, layers, heads, kvHeads, ffn, vocab, context, ropeBase, tied, llama3Rope, rmsEps, arch, headDim, ropeDims,
+                window, swaPattern, ropeBaseSwa, attnSoftcap, finalSoftcap);
     }
 
     /** Checks the shape is one the forward pass can run. */
@@ -145,6 +199,24 @@ public record SynthShape(String name, int dim, int layers, int heads, int kvHead
         if (vocab < 260) {
             throw new CriaException("model shape: a vocabulary needs at least 260 tokens (3 special + 256 bytes + 1), got " + vocab);
         }
+        if (gemma() && (window < 0 || swaPattern < 0 || (window > 0 && swaPattern < 1) || !(ropeBaseSwa >= 1 || window == 0))) {
+            throw new CriaException("model shape: Gemma's sliding window " + window + " needs a pattern of at least 1 (got " + swaPattern
+                    + ") and a windowed rope base of at least 1");
+        }
+        if (!(attnSoftcap >= 0 && finalSoftcap >= 0 && attnSoftcap <= 1e6f && finalSoftcap <= 1e6f)
+                || ((attnSoftcap > 0 || finalSoftcap > 0) && !gemma()) || (attnSoftcap > 0 && !arch.equals("gemma2"))) {
+            throw new CriaException("model shape: soft caps " + attnSoftcap + " (attention) and " + finalSoftcap
+                    + " (final) must be 0 to 1e6, the attention one for gemma2 only, the final one for gemma2 and gemma3");
+        }
+        if (gemma() && !tied) {
+            throw new CriaException("model shape: Gemma files tie the output to the embedding (llama.cpp reads no output.weight for gemma2)");
+        }
+        if (gemma() && llama3Rope > 0) {
+            throw new CriaException("model shape: llama3 rope factors are not written for Gemma");
+        }
+        if (gemma() && vocab < 262) {
+            throw new CriaException("model shape: a Gemma vocabulary needs at least 262 tokens (4 special + 256 bytes + 2 turn markers), got " + vocab);
+        }
         if (arch.equals("phi3") && vocab < 264) {
             throw new CriaException("model shape: a phi3 vocabulary needs at least 264 tokens (with Phi-3's 4 control tokens), got " + vocab);
         }
@@ -155,6 +227,6 @@ public record SynthShape(String name, int dim, int layers, int heads, int kvHead
         return new SynthShape(name, dim != null ? dim : this.dim, layers != null ? layers : this.layers,
                 heads != null ? heads : this.heads, kvHeads != null ? kvHeads : (heads != null && this.kvHeads == this.heads ? heads : this.kvHeads),
                 ffn != null ? ffn : this.ffn, vocab != null ? vocab : this.vocab, context != null ? context : this.context,
-                ropeBase, tied, llama3Rope, rmsEps, arch, keyLength, ropeDims);
+                ropeBase, tied, llama3Rope, rmsEps, arch, keyLength, ropeDims, window, swaPattern, ropeBaseSwa, attnSoftcap, finalSoftcap);
     }
 }

@@ -33,19 +33,52 @@ final class SynthVocab {
         md.put("tokenizer.ggml.padding_token_id", GgufValue.ofU32(size - 4));
     }
 
+    /**
+     * A Gemma-style vocabulary: {@code <pad>}, {@code <eos>}, {@code <bos>}, {@code <unk>} first (ids 0
+     * to 3, as in Gemma's files), the byte tokens and pieces, and the turn markers
+     * {@code <start_of_turn>}, {@code <end_of_turn>} last; no space prefix (Gemma's converter writes
+     * {@code add_space_prefix = false}), BOS added, and a Gemma-style chat template (system text
+     * opens the first user turn, the assistant's role is {@code model}).
+     */
+    static void writeGemma(Metadata md, int size) {
+        write(md, size, new String[] {"<pad>", "<eos>", "<bos>", "<unk>"}, new int[] {3, 3, 3, 2},
+                new String[] {"<start_of_turn>", "<end_of_turn>"});
+        md.put("tokenizer.ggml.unknown_token_id", GgufValue.ofU32(3));
+        md.put("tokenizer.ggml.bos_token_id", GgufValue.ofU32(2));
+        md.put("tokenizer.ggml.eos_token_id", GgufValue.ofU32(1));
+        md.put("tokenizer.ggml.padding_token_id", GgufValue.ofU32(0));
+        md.put("tokenizer.ggml.add_space_prefix", GgufValue.ofBool(false));
+        md.put("tokenizer.chat_template", GgufValue.ofString(GEMMA_TEMPLATE));
+    }
+
+    /** Gemma's turn format, written for these files (the same prompts as the template of Gemma's releases). */
+    static final String GEMMA_TEMPLATE = String.join("",
+            "{{ bos_token }}",
+            "{% if messages[0]['role'] == 'system' %}{% set sys = messages[0]['content'] + '\\n\\n' %}{% set turns = messages[1:] %}",
+            "{% else %}{% set sys = '' %}{% set turns = messages %}{% endif %}",
+            "{% for m in turns %}",
+            "{% if m['role'] == 'assistant' %}{% set role = 'model' %}{% else %}{% set role = m['role'] %}{% endif %}",
+            "{{ '<start_of_turn>' + role + '\\n' + (sys if loop.first else '') + (m['content'] | trim) + '<end_of_turn>\\n' }}",
+            "{% endfor %}",
+            "{% if add_generation_prompt %}{{ '<start_of_turn>model\\n' }}{% endif %}");
+
     private static void write(Metadata md, int size, String[] specials) {
+        write(md, size, new String[] {"<unk>", "<s>", "</s>"}, new int[] {2, 3, 3}, specials);
+    }
+
+    /** head (with its token types) first, then the 256 byte tokens, the pieces, and specials (control tokens) last. */
+    private static void write(Metadata md, int size, String[] head, int[] headTypes, String[] specials) {
         String[] tokens = new String[size];
         float[] scores = new float[size];
         int[] types = new int[size];
-        tokens[0] = "<unk>";
-        tokens[1] = "<s>";
-        tokens[2] = "</s>";
-        types[0] = 2; // unknown
-        types[1] = 3; // control
-        types[2] = 3;
+        int h = head.length;
+        for (int i = 0; i < h; i++) {
+            tokens[i] = head[i];
+            types[i] = headTypes[i];
+        }
         for (int b = 0; b < 256; b++) {
-            tokens[3 + b] = String.format("<0x%02X>", b);
-            types[3 + b] = 6; // byte
+            tokens[h + b] = String.format("<0x%02X>", b);
+            types[h + b] = 6; // byte
         }
         java.util.LinkedHashSet<String> pieces = new java.util.LinkedHashSet<>();
         pieces.add("\u2581");
@@ -58,7 +91,7 @@ final class SynthVocab {
         for (char c : LETTERS.toCharArray()) {
             level.add(String.valueOf(c));
         }
-        int need = size - 259 - specials.length;
+        int need = size - (h + 256) - specials.length;
         while (pieces.size() < need) {
             java.util.List<String> next = new java.util.ArrayList<>();
             outer:
@@ -78,13 +111,13 @@ final class SynthVocab {
             }
             level = next;
         }
-        int i = 259;
+        int i = h + 256;
         for (String p : pieces) {
             if (i >= size - specials.length) {
                 break;
             }
             tokens[i] = p;
-            scores[i] = -(i - 259) / 100f - p.length();
+            scores[i] = -(i - (h + 256)) / 100f - p.length();
             types[i] = 1; // normal
             i++;
         }

@@ -1,4 +1,4 @@
-// `cria synth --arch qwen2|qwen3|phi3` and the verbs on its files: inference runs, training refuses in one line, bad arguments are one line; sliding windows.
+// `cria synth --arch qwen2|qwen3|phi3|gemma2|gemma3` and the verbs on its files: inference runs, training refuses in one line, bad arguments are one line; sliding windows.
 package cria.cli;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -70,7 +70,9 @@ class ArchitectureCommandsTest {
     void quantizeWritesLlamaQuantizesBytes() throws Exception {
         String[][] cases = {{"qwen2", "", "cc25213282f07e9a741cf9acb94c56c68a9b7f037a2bfb526113b7acd78ce6db"},
             {"qwen3", "--head-dim 128", "506f9de5fde114d379edb8ff7a6ffbdb0322d44fa63f5d9e374875018c749827"},
-            {"phi3", "--rope-dims 48", "ebda2e83d6c5ef7a8db0fa65e99650ab205b0994e7150adc5bf088c08a11164a"}};
+            {"phi3", "--rope-dims 48", "ebda2e83d6c5ef7a8db0fa65e99650ab205b0994e7150adc5bf088c08a11164a"},
+            {"gemma2", "--head-dim 64", "f80fe6f9bcd0a24fd2233791b139cb259c12ad567ebf561cf161adc9147decc5"},
+            {"gemma3", "--head-dim 128", "0dd162287827a56bbaaca152dc5e11c78385115efc5163e66a8de515f48cd1cb"}};
         for (String[] c : cases) {
             Path in = tmp.resolve(c[0] + "-256-f32.gguf");
             Path out = tmp.resolve(c[0] + "-q4_k_m.gguf");
@@ -114,6 +116,79 @@ class ArchitectureCommandsTest {
         }
         oneLine(CliRunner.run("synth", "--arch", "phi3", "--dim", "64", "--heads", "4", "--head-dim", "32", "-o",
                 tmp.resolve("x.gguf").toString()), "must make up dim 64");
+    }
+
+    /**
+     * {@code cria synth --arch gemma2|gemma3}: the keys llama.cpp reads (defaults left out, as
+     * Gemma's converter does), the post-norms (and gemma3's q/k norms), no output matrix, a
+     * Gemma-style vocabulary without a space prefix whose template renders Gemma's turns; generate
+     * runs past the window on the CPU and the oracle, with the same greedy text, and stops at
+     * {@code <end_of_turn>}; perplexity and batch run; training refuses in one line.
+     */
+    @Test
+    void gemmaFilesHaveTheirKeysAndTensorsAndRunPastTheWindow() throws Exception {
+        Path g2 = synth("gemma2", "--head-dim", "32", "--sliding-window", "8");
+        Path g3 = synth("gemma3", "--head-dim", "32", "--sliding-window", "8", "--swa-pattern", "2", "--rope-base", "1000000");
+        try (GgufFile f = GgufFile.open(g2)) {
+            var md = f.metadata();
+            assertEquals(8, md.count("gemma2.attention.sliding_window").orElseThrow());
+            assertTrue(!md.has("gemma2.attention.sliding_window_pattern") && !md.has("gemma2.rope.freq_base_swa"));
+            assertEquals(50.0, md.number("gemma2.attn_logit_softcapping").orElseThrow());
+            assertEquals(30.0, md.number("gemma2.final_logit_softcapping").orElseThrow());
+            assertTrue(f.tensor("blk.1.post_attention_norm.weight") != null && f.tensor("blk.1.post_ffw_norm.weight") != null);
+            assertTrue(f.tensor("output.weight") == null && f.tensor("blk.0.attn_q_norm.weight") == null);
+            assertEquals(false, md.bool("tokenizer.ggml.add_space_prefix").orElseThrow());
+            String[] tokens = md.strings("tokenizer.ggml.tokens").orElseThrow();
+            assertEquals("<bos>", tokens[md.count("tokenizer.ggml.bos_token_id").orElseThrow()]);
+            assertEquals("<end_of_turn>", tokens[tokens.length - 1]);
+        }
+        try (GgufFile f = GgufFile.open(g3)) {
+            var md = f.metadata();
+            assertEquals(2, md.count("gemma3.attention.sliding_window_pattern").orElseThrow());
+            assertTrue(!md.has("gemma3.rope.freq_base_swa") && !md.has("gemma3.attn_logit_softcapping") && !md.has("gemma3.final_logit_softcapping"));
+            assertEquals(32, f.tensor("blk.0.attn_k_norm.weight").shape()[0]);
+            cria.model.LlamaConfig c = cria.model.LlamaConfig.from(md, 400);
+            assertTrue(c.windowed(0) && !c.windowed(1));
+            assertEquals(10000f, c.ropeBase(0));
+            assertEquals(1e6f, c.ropeBase(1));
+        }
+        Path msgs = tmp.resolve("m.json");
+        Files.writeString(msgs, "[{\"role\": \"system\", \"content\": \"Be brief.\"}, {\"role\": \"user\", \"content\": \"Hi\"},"
+                + " {\"role\": \"assistant\", \"content\": \"Hello.\"}, {\"role\": \"user\", \"content\": \"Bye\"}]");
+        CliRunner.Result t = CliRunner.run("template", "-m", g3.toString(), "-f", msgs.toString());
+        assertEquals("<bos><start_of_turn>user\nBe brief.\n\nHi<end_of_turn>\n<start_of_turn>model\nHello.<end_of_turn>\n"
+                + "<start_of_turn>user\nBye<end_of_turn>\n<start_of_turn>model\n", t.out(), t.toString());
+        for (Path f : new Path[] {g2, g3}) {
+            String text = null;
+            for (String backend : new String[] {"cpu", "ref"}) {
+                CliRunner.Result r = CliRunner.run("generate", "-m", f.toString(), "-p", "the cat sat on the mat", "-n", "12", "--temp", "0",
+                        "-t", "1", "--ctx", "32", "--backend", backend);
+                assertEquals(0, r.code(), r.toString());
+                assertTrue(text == null || text.equals(r.out()), f + ": cpu and ref differ: " + text + " / " + r.out());
+                text = r.out();
+            }
+            try (GgufFile gf = GgufFile.open(f)) {
+                cria.tokenizer.Tokenizer tok = cria.tokenizer.Tokenizer.fromMetadata(gf.metadata());
+                String[] pieces = gf.metadata().strings("tokenizer.ggml.tokens").orElseThrow();
+                int end = pieces.length - 1;
+                assertTrue(tok.isEndOfGeneration(end), "<end_of_turn> ends generation");
+                assertEquals(2, tok.encode("the", true, false)[0]);            // BOS added
+                assertTrue(!pieces[tok.encode("the", false, false)[0]].startsWith("\u2581"), "no space prefix");
+            }
+        }
+        Path text = tmp.resolve("t.txt");
+        Files.writeString(text, "the cat sat on the mat and the dog ran far away. ".repeat(20));
+        CliRunner.Result ppl = CliRunner.run("perplexity", "-m", g3.toString(), "-f", text.toString(), "--ctx", "32", "-t", "1");
+        assertEquals(0, ppl.code(), ppl.toString());
+        Path in = tmp.resolve("in.jsonl");
+        Files.writeString(in, "{\"id\": 1, \"prompt\": \"the cat\", \"max_tokens\": 20, \"temperature\": 0}\n");
+        CliRunner.Result batch = CliRunner.run("batch", "-m", g2.toString(), "--in", in.toString(), "--out", tmp.resolve("o.jsonl").toString(),
+                "--force", "--ctx", "32", "-t", "1");
+        assertEquals(0, batch.code(), batch.toString());
+        oneLine(CliRunner.run("finetune", "-m", g2.toString(), "--data", in.toString(), "--steps", "1", "--ctx", "16", "--rank", "2",
+                "--val-split", "0", "-t", "1", "-o", tmp.resolve("a.gguf").toString()), "llama architecture only");
+        oneLine(CliRunner.run("synth", "--arch", "llama", "--swa-pattern", "2", "-o", tmp.resolve("x.gguf").toString()), "--swa-pattern is for gemma2");
+        oneLine(CliRunner.run("synth", "--arch", "gemma3", "--swa-pattern", "0", "-o", tmp.resolve("x.gguf").toString()), "--swa-pattern 0");
     }
 
     /**

@@ -164,6 +164,51 @@ class HostileModelRunTest {
         assertEquals(List.of("phi3 as it is"), accepted, "accepted");
     }
 
+    /**
+     * gemma2 and gemma3 files (windows of 8, gemma3 pattern 2) with their post-norms, q/k norms
+     * and Gemma keys broken: each refused in one line (the run asserts it) or run to finite logits.
+     */
+    @Test
+    void liesInGemmaFilesAreRefusedInOneLineOrRunFinite() throws IOException {
+        Path p2 = tmp.resolve("gemma2.gguf");
+        Path p3 = tmp.resolve("gemma3.gguf");
+        cria.synth.SynthShape tiny = cria.synth.SynthShape.preset("tiny").with(64, 2, 4, 2, 96, 400, 128);
+        cria.synth.Synth.write(p2, tiny.withArch("gemma2").withHeadDim(32).withWindow(8, null), cria.quantize.LlamaFileType.F32, true, null, 3, 1,
+                null);
+        cria.synth.Synth.write(p3, tiny.withArch("gemma3").withHeadDim(32).withWindow(8, 2), cria.quantize.LlamaFileType.F32, true, null, 3, 1,
+                null);
+        GgufEdit b2 = GgufEdit.of(p2);
+        GgufEdit b3 = GgufEdit.of(p3);
+        List<Case> cases = new ArrayList<>();
+        cases.add(new Case("gemma2 as it is", b2.copy()));
+        cases.add(new Case("gemma3 as it is", b3.copy()));
+        cases.add(new Case("gemma2 without post_attention_norm", b2.copy().dropTensor("blk.1.post_attention_norm.weight")));
+        cases.add(new Case("gemma2 post_ffw_norm too short", b2.copy().putTensor("blk.0.post_ffw_norm.weight", GgmlType.F32, new long[] {32},
+                GgufEdit.floats(1f))));
+        cases.add(new Case("gemma2 post_ffw_norm as Q8_0", b2.copy().putTensor("blk.0.post_ffw_norm.weight", GgmlType.Q8_0, new long[] {64},
+                b -> { })));
+        cases.add(new Case("gemma3 without k norm", b3.copy().dropTensor("blk.0.attn_k_norm.weight")));
+        cases.add(new Case("gemma3 q norm NaN", b3.copy().putTensor("blk.1.attn_q_norm.weight", GgmlType.F32, new long[] {32},
+                GgufEdit.floats(Float.NaN))));
+        cases.add(new Case("gemma2 window 0", b2.copy().set("gemma2.attention.sliding_window", GgufValue.ofU32(0))));
+        cases.add(new Case("gemma2 window as text", b2.copy().set("gemma2.attention.sliding_window", GgufValue.ofString("4096"))));
+        cases.add(new Case("gemma3 pattern 0", b3.copy().set("gemma3.attention.sliding_window_pattern", GgufValue.ofU32(0))));
+        cases.add(new Case("gemma3 pattern 2^31-1", b3.copy().set("gemma3.attention.sliding_window_pattern", GgufValue.ofU32(Integer.MAX_VALUE))));
+        cases.add(new Case("gemma3 pattern per layer", b3.copy().set("gemma3.attention.sliding_window_pattern", GgufValue.ofInts(new int[] {1, 0}))));
+        cases.add(new Case("gemma3 windowed rope base 0", b3.copy().set("gemma3.rope.freq_base_swa", GgufValue.ofF32(0f))));
+        cases.add(new Case("gemma2 attention soft-cap -1", b2.copy().set("gemma2.attn_logit_softcapping", GgufValue.ofF32(-1f))));
+        cases.add(new Case("gemma2 final soft-cap NaN", b2.copy().set("gemma2.final_logit_softcapping", GgufValue.ofF32(Float.NaN))));
+        cases.add(new Case("gemma2 final soft-cap 1e30", b2.copy().set("gemma2.final_logit_softcapping", GgufValue.ofF32(1e30f))));
+        cases.add(new Case("gemma3 called gemma2", b3.copy().set("general.architecture", GgufValue.ofString("gemma2"))));
+        for (Case c : cases) {
+            Path f = tmp.resolve("gemma-" + (n++) + ".gguf");
+            c.edit.write(f);
+            runOne(c.label, f, true);
+        }
+        assertEquals(cases.size(), ran);
+        assertEquals(List.of("gemma2 as it is", "gemma3 as it is"), accepted, "accepted");
+    }
+
     @Test
     void randomHeaderRewritesOfTheTestModelRunSafely() throws IOException {
         Path base = TestModels.tinyLlama(tmp.resolve("tiny-r.gguf"), 4);

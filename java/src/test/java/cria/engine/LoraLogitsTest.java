@@ -144,6 +144,22 @@ class LoraLogitsTest {
         checkBase(phi3, TOKENS, "phi3", "phi3", "blk\\.\\d+\\.(attn_qkv|ffn_up)\\.weight");
     }
 
+    /**
+     * gemma2 and gemma3 bases (window 8 on layer 0 over the 12 tokens, post-norms, soft caps, gemma3's
+     * q/k norms, tied output): the corrections of attn_output and ffn_down land before the
+     * post-norms, as a merged matrix's would; a second adapter on attn_output and ffn_down shows it.
+     */
+    @Test
+    void gemmaArchitectures() {
+        SynthShape tiny = SynthShape.preset("tiny");
+        for (String arch : new String[] {"gemma2", "gemma3"}) {
+            Path p = tmp.resolve(arch + ".gguf");
+            Synth.write(p, tiny.with(128, 2, 4, 2, 256, 512, null).withArch(arch).withHeadDim(64).withWindow(8, 2).validate(),
+                    LlamaFileType.F32, false, null, 7, 2, null);
+            checkBase(p, TOKENS, arch, arch, "blk\\.\\d+\\.(attn_output|ffn_down)\\.weight");
+        }
+    }
+
     @Test
     void stories260K() {
         checkBase(SharedData.require("models/stories260K.gguf"), new int[] {1, 403, 407, 261, 378, 275, 300, 423, 266, 506, 290, 30},

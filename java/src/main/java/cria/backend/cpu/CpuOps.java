@@ -528,6 +528,98 @@ abstract sealed class CpuOps implements Ops permits JavaCpuOps, NativeCpuOps {
     abstract void swigluElements(MemorySegment a, MemorySegment b, long from, long to);
 
     @Override
+    public final void geglu(Buf ab, Buf bb, int n) {
+        HostBuf a = (HostBuf) ab;
+        HostBuf b = (HostBuf) bb;
+        checkSameShape(a, b, n, "geglu");
+        elementwise(Elementwise.GEGLU, a, b.segment(), 0, n);
+    }
+
+    @Override
+    public final void scale(Buf xb, float s, int n) {
+        HostBuf x = (HostBuf) xb;
+        checkRows(x, n);
+        elementwise(Elementwise.SCALE, x, null, s, n);
+    }
+
+    @Override
+    public final void softcap(Buf xb, float cap, int n) {
+        HostBuf x = (HostBuf) xb;
+        checkRows(x, n);
+        if (!(cap > 0)) {
+            throw new IllegalArgumentException("soft cap " + cap + " must be positive");
+        }
+        elementwise(Elementwise.SOFTCAP, x, null, cap, n);
+    }
+
+    private void elementwise(int op, HostBuf a, MemorySegment b, float f, int n) {
+        Elementwise e = this.eltwise;
+        e.op = op;
+        e.a = a.segment();
+        e.b = b;
+        e.f = f;
+        e.total = (long) n * a.cols();
+        runRows(e, n);
+    }
+
+    /**
+     * Gemma's element-wise ops (geglu, scale, softcap): the threads split the elements; geglu is
+     * each path's own ({@link #gegluElements}), scale and softcap are Java on both. tanh is taken as {@code 1 - 2 / (exp(2u) + 1)} (exp is an
+     * intrinsic, Math.tanh is not), in double, which is tanh within float rounding.
+     */
+    private final class Elementwise implements WorkerPool.Task {
+        static final int GEGLU = 0;
+        static final int SCALE = 1;
+        static final int SOFTCAP = 2;
+        int op;
+        MemorySegment a;
+        MemorySegment b;
+        float f;
+        long total;
+
+        @Override
+        public void run(int th, int nt) {
+            long from = total * th / nt;
+            long to = total * (th + 1) / nt;
+            switch (op) {
+                case GEGLU -> gegluElements(a, b, from, to);
+                case SCALE -> {
+                    for (long e = from; e < to; e++) {
+                        a.setAtIndex(FLOAT, e, a.getAtIndex(FLOAT, e) * f);
+                    }
+                }
+                default -> {
+                    float inv = 1f / f;
+                    for (long e = from; e < to; e++) {
+                        a.setAtIndex(FLOAT, e, f * tanh(a.getAtIndex(FLOAT, e) * inv));
+                    }
+                }
+            }
+        }
+    }
+
+    private final Elementwise eltwise = new Elementwise();
+
+    /** tanh through exp (in double, so small arguments keep their digits), saturating where exp would overflow. */
+    static float tanh(float u) {
+        if (u > 20f) {
+            return 1f;
+        }
+        if (u < -20f) {
+            return -1f;
+        }
+        return (float) (1 - 2 / (Math.exp(2.0 * u) + 1));
+    }
+
+    /** a = gelu(a) * b (tanh form) over the floats [from, to) of both. */
+    abstract void gegluElements(MemorySegment a, MemorySegment b, long from, long to);
+
+    /** GELU, tanh form. */
+    static float gelu(float g) {
+        return 0.5f * g * (1f + tanh(0.7978845608f * (g + 0.044715f * g * g * g)));
+    }
+
+    @Override
     public final void add(Buf xb, Buf yb, int n) {
         HostBuf x = (HostBuf) xb;
         HostBuf y = (HostBuf) yb;

@@ -261,6 +261,13 @@ final class JavaCpuOps extends CpuOps {
     }
 
     @Override
+    void gegluElements(MemorySegment a, MemorySegment b, long from, long to) {
+        for (long e = from; e < to; e++) {
+            a.setAtIndex(FLOAT, e, gelu(a.getAtIndex(FLOAT, e)) * b.getAtIndex(FLOAT, e));
+        }
+    }
+
+    @Override
     void addElements(MemorySegment x, MemorySegment y, long count) {
         for (long e = 0; e < count; e++) {
             x.setAtIndex(FLOAT, e, x.getAtIndex(FLOAT, e) + y.getAtIndex(FLOAT, e));

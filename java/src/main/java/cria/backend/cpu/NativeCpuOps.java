@@ -444,6 +444,11 @@ final class NativeCpuOps extends CpuOps {
     }
 
     @Override
+    void gegluElements(MemorySegment a, MemorySegment b, long from, long to) {
+        nk.geglu(a, b, from, to);
+    }
+
+    @Override
     void addElements(MemorySegment x, MemorySegment y, long count) {
         nk.add(x, y, count);
     }

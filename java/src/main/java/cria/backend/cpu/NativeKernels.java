@@ -43,6 +43,7 @@ final class NativeKernels {
     private final MethodHandle attendScratch;
     private final MethodHandle rmsnorm;
     private final MethodHandle swiglu;
+    private final MethodHandle geglu;
     private final MethodHandle add;
     private final MethodHandle rope;
     private final MethodHandle storeRow;
@@ -74,6 +75,7 @@ final class NativeKernels {
         Linker.Option heap = Linker.Option.critical(true);
         this.rmsnorm = linker.downcallHandle(find(lib, "cria_rmsnorm"), FunctionDescriptor.ofVoid(A, L, A, L, I, I, I, A, ValueLayout.JAVA_FLOAT), heap);
         this.swiglu = linker.downcallHandle(find(lib, "cria_swiglu"), FunctionDescriptor.ofVoid(A, A, L, L), critical);
+        this.geglu = linker.downcallHandle(find(lib, "cria_geglu"), FunctionDescriptor.ofVoid(A, A, L, L), critical);
         this.add = linker.downcallHandle(find(lib, "cria_add"), FunctionDescriptor.ofVoid(A, A, L), critical);
         // heap access allowed: the positions and inverse frequencies are Java arrays
         this.rope = linker.downcallHandle(find(lib, "cria_rope"), FunctionDescriptor.ofVoid(A, L, I, I, I, I, I, I, A, A, A), heap);
@@ -203,6 +205,15 @@ final class NativeKernels {
     void swiglu(MemorySegment a, MemorySegment b, long from, long to) {
         try {
             swiglu.invokeExact(a, b, from, to);
+        } catch (Throwable e) {
+            throw new IllegalStateException(e);
+        }
+    }
+
+    /** GeGLU (tanh form) of elements [from, to). */
+    void geglu(MemorySegment a, MemorySegment b, long from, long to) {
+        try {
+            geglu.invokeExact(a, b, from, to);
         } catch (Throwable e) {
             throw new IllegalStateException(e);
         }

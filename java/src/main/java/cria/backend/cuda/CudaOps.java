@@ -422,6 +422,28 @@ public final class CudaOps implements Ops {
     }
 
     @Override
+    public void geglu(Buf ab, Buf bb, int n) {
+        CudaBuf a = buf(ab);
+        CudaBuf b = buf(bb);
+        check(a.cols() == b.cols() && a.rows() >= n && b.rows() >= n, "geglu of " + a + " and " + b);
+        k.eltwise.geglu(a.ptr(), b.ptr(), Math.multiplyExact(n, a.cols()));
+    }
+
+    @Override
+    public void scale(Buf xb, float s, int n) {
+        CudaBuf x = buf(xb);
+        check(x.rows() >= n, "scale of " + n + " rows of " + x);
+        k.eltwise.scale(x.ptr(), s, Math.multiplyExact(n, x.cols()));
+    }
+
+    @Override
+    public void softcap(Buf xb, float cap, int n) {
+        CudaBuf x = buf(xb);
+        check(x.rows() >= n && cap > 0, "soft cap " + cap + " of " + n + " rows of " + x);
+        k.eltwise.softcap(x.ptr(), cap, Math.multiplyExact(n, x.cols()));
+    }
+
+    @Override
     public void add(Buf xb, Buf yb, int n) {
         CudaBuf x = buf(xb);
         CudaBuf y = buf(yb);

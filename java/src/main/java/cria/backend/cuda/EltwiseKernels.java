@@ -1,4 +1,4 @@
-// Launcher of kernels/eltwise.cu: swiglu, residual add, bias add, gather of rows.
+// Launcher of kernels/eltwise.cu: swiglu, geglu, scale, softcap, residual add, bias add, gather of rows.
 package cria.backend.cuda;
 
 import java.util.List;
@@ -7,13 +7,16 @@ import java.util.List;
 public final class EltwiseKernels extends Launcher {
     static final String FAMILY = "eltwise";
     static final KernelSpec SWIGLU = new KernelSpec(FAMILY, "eltwise_swiglu", "ppi");
+    static final KernelSpec GEGLU = new KernelSpec(FAMILY, "eltwise_geglu", "ppi");
+    static final KernelSpec SCALE = new KernelSpec(FAMILY, "eltwise_scale", "pfi");
+    static final KernelSpec SOFTCAP = new KernelSpec(FAMILY, "eltwise_softcap", "pfi");
     static final KernelSpec ADD = new KernelSpec(FAMILY, "eltwise_add", "ppi");
     static final KernelSpec ADD_BIAS = new KernelSpec(FAMILY, "eltwise_add_bias", "ppii");
     static final KernelSpec GATHER = new KernelSpec(FAMILY, "eltwise_gather", "pipipi");
     static final int THREADS = 256;
 
     static List<KernelSpec> specs() {
-        return List.of(SWIGLU, ADD, ADD_BIAS, GATHER);
+        return List.of(SWIGLU, GEGLU, SCALE, SOFTCAP, ADD, ADD_BIAS, GATHER);
     }
 
     EltwiseKernels(Gpu gpu) {
@@ -30,6 +33,30 @@ public final class EltwiseKernels extends Launcher {
         if (count > 0) {
             args.reset().ptr(a).ptr(b).i32(count);
             launch(SWIGLU, grid(count), 1, 1, THREADS, 0);
+        }
+    }
+
+    /** a = gelu(a) * b (tanh form) over {@code count} floats. */
+    void geglu(long a, long b, int count) {
+        if (count > 0) {
+            args.reset().ptr(a).ptr(b).i32(count);
+            launch(GEGLU, grid(count), 1, 1, THREADS, 0);
+        }
+    }
+
+    /** x *= s over {@code count} floats. */
+    void scale(long x, float s, int count) {
+        if (count > 0) {
+            args.reset().ptr(x).f32(s).i32(count);
+            launch(SCALE, grid(count), 1, 1, THREADS, 0);
+        }
+    }
+
+    /** x = cap * tanh(x / cap) over {@code count} floats. */
+    void softcap(long x, float cap, int count) {
+        if (count > 0) {
+            args.reset().ptr(x).f32(cap).i32(count);
+            launch(SOFTCAP, grid(count), 1, 1, THREADS, 0);
         }
     }
 

@@ -204,6 +204,42 @@ final class RefOps implements Ops {
         }
     }
 
+    /** GELU, tanh form, in double. */
+    static double gelu(double g) {
+        return 0.5 * g * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (g + 0.044715 * g * g * g)));
+    }
+
+    @Override
+    public void geglu(Buf ab, Buf bb, int n) {
+        HostBuf a = (HostBuf) ab;
+        HostBuf b = (HostBuf) bb;
+        for (int i = 0; i < n; i++) {
+            for (int c = 0; c < a.cols(); c++) {
+                a.set(i, c, (float) (gelu(a.get(i, c)) * b.get(i, c)));
+            }
+        }
+    }
+
+    @Override
+    public void scale(Buf xb, float s, int n) {
+        HostBuf x = (HostBuf) xb;
+        for (int i = 0; i < n; i++) {
+            for (int c = 0; c < x.cols(); c++) {
+                x.set(i, c, (float) ((double) x.get(i, c) * s));
+            }
+        }
+    }
+
+    @Override
+    public void softcap(Buf xb, float cap, int n) {
+        HostBuf x = (HostBuf) xb;
+        for (int i = 0; i < n; i++) {
+            for (int c = 0; c < x.cols(); c++) {
+                x.set(i, c, (float) (cap * Math.tanh(x.get(i, c) / (double) cap)));
+            }
+        }
+    }
+
     @Override
     public void add(Buf xb, Buf yb, int n) {
         HostBuf x = (HostBuf) xb;

@@ -1,4 +1,4 @@
-// Conformance bodies for the ops without a weight matrix: rmsnorm (in place, per head too), rope (every variant), swiglu, add, bias, gather.
+// Conformance bodies for the ops without a weight matrix: rmsnorm (in place, per head too), rope (every variant), swiglu, geglu, scale, softcap, add, bias, gather.
 package cria.backend.conformance;
 
 import cria.backend.Batch;
@@ -131,5 +131,34 @@ final class ElementwiseChecks {
         p.ops().gather(a.t(), rows, rows.length, out.t());
         p.ref.ops().gather(a.r(), rows, rows.length, out.r());
         p.same("gather" + shape, out, rows.length, Check.GATHER);
+    }
+
+    /**
+     * Gemma's element-wise ops over 3 rows of 173 values (a scalar tail after the 16-byte groups)
+     * and 5 rows of 64, one row more in each buffer that must stay as it was: geglu (gates of spread
+     * 4, so both of GELU's tails and the saturated tanh show), scale by sqrt(1152), softcap at 30 of
+     * values of spread 40 (some far into the cap) and at 50.
+     */
+    static void gegluScaleSoftcap(Pairs p) {
+        for (int[] shape : new int[][] {{3, 173}, {5, 64}}) {
+            int n = shape[0];
+            int cols = shape[1];
+            String at = " (" + n + " x " + cols + ")";
+            Pair a = p.pair("a", n + 1, cols, p.gaussian((n + 1) * cols, 4));
+            Pair b = p.pair("b", n + 1, cols, p.gaussian((n + 1) * cols, 1));
+            p.ops().geglu(a.t(), b.t(), n);
+            p.ref.ops().geglu(a.r(), b.r(), n);
+            p.same("geglu" + at, a, n + 1, Check.ELEMENTWISE);
+            p.ops().scale(b.t(), (float) Math.sqrt(1152), n);
+            p.ref.ops().scale(b.r(), (float) Math.sqrt(1152), n);
+            p.same("scale" + at, b, n + 1, Check.ELEMENTWISE);
+            Pair x = p.pair("x", n + 1, cols, p.gaussian((n + 1) * cols, 40));
+            p.ops().softcap(x.t(), 30f, n);
+            p.ref.ops().softcap(x.r(), 30f, n);
+            p.same("softcap 30" + at, x, n + 1, Check.ELEMENTWISE);
+            p.ops().softcap(x.t(), 50f, n);
+            p.ref.ops().softcap(x.r(), 50f, n);
+            p.same("softcap 50" + at, x, n + 1, Check.ELEMENTWISE);
+        }
     }
 }

@@ -133,6 +133,11 @@ class OpsConformanceTest {
         return perTarget("addBias, rmsnormHeads", Target.ALL, (p, t) -> ElementwiseChecks.biasAndHeadNorm(p));
     }
 
+    @TestFactory
+    Stream<DynamicTest> gegluScaleSoftcap() {
+        return perTarget("geglu, scale, softcap", Target.ALL, (p, t) -> ElementwiseChecks.gegluScaleSoftcap(p));
+    }
+
     // ---- the KV cache -----------------------------------------------------------------------------
 
     @TestFactory
