@@ -3,6 +3,7 @@
  * token on, with no JIT warm-up. Each row is computed on its own, so results never depend on
  * how rows are split between threads. */
 #include "cria.h"
+#include "train_simd.h"
 #include <math.h>
 #include <string.h>
 #include "unpack.h"
@@ -48,9 +49,22 @@ void cria_swiglu(float *a, const float *b, int64_t from, int64_t to) {
     }
 }
 
-/* a = gelu(a) * b, GELU in its tanh form (Gemma's feed-forward gate). */
+/* a = gelu(a) * b, GELU in its tanh form (Gemma's feed-forward gate); tanh(u) as 1 - 2 / (e^(2u) + 1),
+ * 16 at a time with train_simd.h's e^x (a scalar tanhf per value was most of the op). */
 void cria_geglu(float *a, const float *b, int64_t from, int64_t to) {
-    for (int64_t i = from; i < to; i++) {
+    int64_t i = from;
+#if CRIA_VNNI
+    const __m512 c0 = _mm512_set1_ps(0.7978845608f), c1 = _mm512_set1_ps(0.044715f), one = _mm512_set1_ps(1.0f);
+    const __m512 two = _mm512_set1_ps(2.0f), half = _mm512_set1_ps(0.5f);
+    for (; i + 16 <= to; i += 16) {
+        __m512 g = _mm512_loadu_ps(a + i);
+        __m512 u = _mm512_mul_ps(c0, _mm512_fmadd_ps(_mm512_mul_ps(c1, g), _mm512_mul_ps(g, g), g));
+        __m512 t = _mm512_sub_ps(one, _mm512_div_ps(two, _mm512_add_ps(exp16(_mm512_mul_ps(two, u)), one)));
+        __m512 r = _mm512_mul_ps(_mm512_mul_ps(half, g), _mm512_add_ps(one, t));
+        _mm512_storeu_ps(a + i, _mm512_mul_ps(r, _mm512_loadu_ps(b + i)));
+    }
+#endif
+    for (; i < to; i++) {
         float g = a[i];
         a[i] = 0.5f * g * (1.0f + tanhf(0.7978845608f * (g + 0.044715f * g * g * g))) * b[i];
     }
