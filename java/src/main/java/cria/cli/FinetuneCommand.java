@@ -154,7 +154,7 @@ final class FinetuneCommand extends TrainingVerb {
             LlamaConfig config = LlamaConfig.from(base.metadata(), emb == null ? 0 : (int) Math.min(Integer.MAX_VALUE, emb.rows()));
             LlamaWeights.check(base, config); // every tensor's presence, shape and type, as inference checks them
             cria.model.LowRankTensors.requireDense(base, "fine-tuning");
-            cria.train.Params.requireTrainable(config, base);
+            cria.train.Params.requireFineTunable(config, base);
             Tokenizer tok = Tokenizer.fromMetadata(base.metadata());
             if (tok.vocabSize() != config.vocab()) {
                 throw new CriaException(model + ": the vocabulary has " + tok.vocabSize() + " tokens but the model has " + config.vocab()
