@@ -25,6 +25,7 @@ import java.lang.foreign.ValueLayout;
 public final class CpuTrainOps implements TrainOps {
     private final Arena arena = Arena.ofShared();
     private final JavaTrainPath path;
+    private final java.util.IdentityHashMap<HostBuf, HostBuf> headViews = new java.util.IdentityHashMap<>();  // rmsnormHeads' views
     /** The checked buffers of a multi-product (at most {@link #MAX_PARTS}), kept so that a call allocates nothing. */
     private static final int MAX_PARTS = 4;
     private final HostBuf[] partW = new HostBuf[MAX_PARTS];
@@ -256,9 +257,14 @@ public final class CpuTrainOps implements TrainOps {
         return x.cols() / headDim;
     }
 
-    /** The same memory seen as one row per head: [rows · heads, headDim]. */
-    private static HostBuf asHeads(HostBuf b, int headDim) {
-        return new HostBuf(b.name(), b.rows() * (b.cols() / headDim), headDim, b.segment());
+    /** The same memory seen as one row per head: [rows · heads, headDim]; made once per buffer, so that a step allocates nothing. */
+    private HostBuf asHeads(HostBuf b, int headDim) {
+        HostBuf v = headViews.get(b);
+        if (v == null || v.cols() != headDim) {
+            v = new HostBuf(b.name(), b.rows() * (b.cols() / headDim), headDim, b.segment());
+            headViews.put(b, v);
+        }
+        return v;
     }
 
     @Override
