@@ -2,7 +2,8 @@
 
 A GGUF reader (F32 and F16 tensors, mapped), the Llama shape read from its metadata, the Llama
 forward pass (GQA, rope as llama: adjacent pairs, optional llama3 per-frequency factors, linear
-scaling and partial rotary; RMSNorm; SwiGLU; tied output) with optional LoRA adapters on its
+scaling and partial rotary; RMSNorm; SwiGLU; tied output; qwen2's q/k/v biases, qwen3's
+per-head q/k RMSNorm and both's NeoX rope) with optional LoRA adapters on its
 products, the learning-rate schedule of Cria's recipe, AdamW as PyTorch's plain loop runs it,
 and peak RSS. Independent of Cria's Java code: written from the file format and the recipe.
 
@@ -124,10 +125,12 @@ def read_gguf(path, copy=True, hint=""):
 class Config:
     """A Llama shape. head_dim defaults to dim / heads, rope_dims (values rotated per head) to
     head_dim; rope_freq_scale is linear scaling (1 / factor); rope_factors are llama3's
-    per-frequency factors (rope_freqs.weight) or None; neox pairs i with i + rope_dims / 2."""
+    per-frequency factors (rope_freqs.weight) or None; neox pairs i with i + rope_dims / 2;
+    qk_norm RMS-normalizes each head of q and k before rope (qwen3's attn_q_norm / attn_k_norm)."""
 
     def __init__(self, dim, layers, heads, kv_heads, ffn, vocab, eps=1e-5, rope_base=10000.0,
-                 head_dim=None, rope_dims=None, rope_freq_scale=1.0, rope_factors=None, neox=False):
+                 head_dim=None, rope_dims=None, rope_freq_scale=1.0, rope_factors=None, neox=False,
+                 qk_norm=False):
         self.dim, self.layers, self.heads, self.kv_heads = dim, layers, heads, kv_heads
         self.ffn, self.vocab, self.eps, self.rope_base = ffn, vocab, eps, rope_base
         if heads < 1 or kv_heads < 1 or heads % kv_heads:
@@ -146,6 +149,7 @@ class Config:
         if self.rope_factors is not None and self.rope_factors.size != self.rope_dims // 2:
             sys.exit(f"rope factors: {self.rope_factors.size} values, expected {self.rope_dims // 2}")
         self.neox = neox
+        self.qk_norm = qk_norm
         self.q_dim = heads * head_dim
         self.kv_dim = kv_heads * head_dim
 
@@ -161,6 +165,8 @@ class Config:
             s += ", rope factors"
         if self.neox:
             s += ", neox rope"
+        if self.qk_norm:
+            s += ", q/k norms"
         return s
 
 
@@ -185,12 +191,31 @@ def param_shapes(c):
             p + "ffn_up.weight": (c.ffn, c.dim),
             p + "ffn_down.weight": (c.dim, c.ffn),
         })
+        if c.qk_norm:
+            shapes[p + "attn_q_norm.weight"] = (c.head_dim,)
+            shapes[p + "attn_k_norm.weight"] = (c.head_dim,)
+    return shapes
+
+
+ARCHS = ("llama", "mistral", "qwen2", "qwen3")   # the graphs this file runs
+
+
+def bias_shapes(c):
+    """GGUF name -> shape of the q, k, v biases a model may have (qwen2 has them): constants here."""
+    shapes = {}
+    for l in range(c.layers):
+        p = f"blk.{l}."
+        shapes.update({p + "attn_q.bias": (c.q_dim,), p + "attn_k.bias": (c.kv_dim,),
+                       p + "attn_v.bias": (c.kv_dim,)})
     return shapes
 
 
 def config_from_gguf(meta, tensors, neox=None):
-    """The shape a llama GGUF's metadata gives (neox: None for llama's adjacent pairs, or a bool)."""
+    """The shape a llama, mistral, qwen2 or qwen3 GGUF's metadata gives (neox: True forces NeoX
+    rope; qwen2 and qwen3 have it anyway; qwen3 has per-head q/k norms)."""
     arch = meta.get("general.architecture", "llama")
+    if arch not in ARCHS:
+        sys.exit(f"architecture '{arch}' is not one of {', '.join(ARCHS)}")
 
     def key(k, default=None):
         v = meta.get(f"{arch}.{k}", default)
@@ -220,7 +245,7 @@ def config_from_gguf(meta, tensors, neox=None):
                   rope_base=float(key("rope.freq_base", 10000.0)),
                   head_dim=head_dim, rope_dims=rope_dims, rope_freq_scale=scale,
                   rope_factors=None if factors is None else np.asarray(factors).reshape(-1),
-                  neox=bool(neox))
+                  neox=bool(neox) or arch in ("qwen2", "qwen3"), qk_norm=arch == "qwen3")
 
 
 # ---------------------------------------------------------------------------
@@ -254,6 +279,14 @@ class Llama(torch.nn.Module):
             self.params[key] = torch.nn.Parameter(w.clone())
             self.names[key] = name
         self.tied = "output.weight" not in weights
+        self.bias = {}   # GGUF name -> constant bias (never trained)
+        for name, shape in bias_shapes(c).items():
+            if name in weights:
+                b = torch.as_tensor(np.asarray(weights[name]) if not torch.is_tensor(weights[name])
+                                    else weights[name]).to(dtype).reshape(-1)
+                if tuple(b.shape) != shape:
+                    sys.exit(f"tensor {name}: shape {tuple(b.shape)}, expected {shape}")
+                self.bias[name] = b.clone().requires_grad_(False)
         self.lora = {}   # GGUF name of a product -> (A [r, in], B [out, r], scale)
         self._rope = {}
 
@@ -270,7 +303,7 @@ class Llama(torch.nn.Module):
         self.lora[name] = (a, b, scale)
 
     def linear(self, x, name):
-        y = F.linear(x, self.p(name))
+        y = F.linear(x, self.p(name), self.bias.get(name[:-len(".weight")] + ".bias"))
         ad = self.lora.get(name)
         if ad is not None:
             a, b, scale = ad
@@ -328,8 +361,12 @@ class Llama(torch.nn.Module):
         scale = 1.0 / math.sqrt(c.head_dim)
         p = f"blk.{l}."
         h = self.rmsnorm(x, self.p(p + "attn_norm.weight"))
-        q = self.linear(h, p + "attn_q.weight").view(B, T, c.heads, c.head_dim).transpose(1, 2)
-        k = self.linear(h, p + "attn_k.weight").view(B, T, c.kv_heads, c.head_dim).transpose(1, 2)
+        q = self.linear(h, p + "attn_q.weight").view(B, T, c.heads, c.head_dim)
+        k = self.linear(h, p + "attn_k.weight").view(B, T, c.kv_heads, c.head_dim)
+        if c.qk_norm:  # qwen3: each head of q and k RMS-normalized over its head_dim values
+            q = self.rmsnorm(q, self.p(p + "attn_q_norm.weight"))
+            k = self.rmsnorm(k, self.p(p + "attn_k_norm.weight"))
+        q, k = q.transpose(1, 2), k.transpose(1, 2)
         v = self.linear(h, p + "attn_v.weight").view(B, T, c.kv_heads, c.head_dim).transpose(1, 2)
         q = self.rope(q, cos, sin) * scale  # scaling q, not the T x T scores, is cheaper
         k = self.rope(k, cos, sin)

@@ -71,6 +71,17 @@ public interface TrainOps extends AutoCloseable {
      */
     void rmsnorm(Buf x, Buf w, float eps, int n, Buf out, Buf rstd);
 
+    /**
+     * {@link #rmsnorm} of each head on its own (qwen3's q/k norm): row i of x holds
+     * {@code x.cols() / headDim} heads of {@code headDim} values, and head h of row i becomes
+     * {@code x[i,h] · rstd[i·heads + h] · w}. x, out: [n, heads · headDim] (distinct); w: [1, headDim];
+     * rstd: [n · heads, 1], kept for backward.
+     */
+    void rmsnormHeads(Buf x, Buf w, float eps, int headDim, int n, Buf out, Buf rstd);
+
+    /** {@code x[i] += b} for every row i of [n, cols]; b: [1, cols] (qwen2's q/k/v biases; the gradient of x passes through). */
+    void addBias(Buf x, Buf b, int n);
+
     /** {@code out = x · wᵀ}: x [n, in], w [out, in], out [n, out]. */
     void matmul(Buf x, Buf w, int n, Buf out);
 
@@ -137,6 +148,9 @@ public interface TrainOps extends AutoCloseable {
      * {@code dw += ∂/∂w} (both accumulate: dx is the residual stream's gradient).
      */
     void rmsnormBackward(Buf dout, Buf x, Buf w, Buf rstd, int n, Buf dx, Buf dw);
+
+    /** Backward of {@link #rmsnormHeads}, head by head as {@link #rmsnormBackward}: dx and dw accumulate. */
+    void rmsnormHeadsBackward(Buf dout, Buf x, Buf w, Buf rstd, int headDim, int n, Buf dx, Buf dw);
 
     /**
      * Backward of {@link #matmul}: {@code dx = dout · w} (or {@code dx += } when

@@ -44,6 +44,7 @@ import picocli.CommandLine.Option;
             "model's chat template; learn the assistant turns) or {\"text\",\"label\"} (classification). Writes an adapter",
             "in llama.cpp's LoRA GGUF format: use it with --lora on any verb, in llama.cpp, or merge it with `cria merge`.",
             "Every option of the training recipe applies (schedules, accumulation, clipping, checkpoints, --resume ...).",
+            "Bases: llama, mistral, qwen2 (its q/k/v biases stay frozen) and qwen3 (its q/k norms stay frozen).",
             "Example: cria finetune -m model.gguf --data train.jsonl --val val.jsonl --rank 8 --alpha 16 \\",
             "           --steps 300 --lr 1e-3 --warmup 20 -o adapter.gguf"})
 final class FinetuneCommand extends TrainingVerb {
@@ -154,7 +155,7 @@ final class FinetuneCommand extends TrainingVerb {
             LlamaConfig config = LlamaConfig.from(base.metadata(), emb == null ? 0 : (int) Math.min(Integer.MAX_VALUE, emb.rows()));
             LlamaWeights.check(base, config); // every tensor's presence, shape and type, as inference checks them
             cria.model.LowRankTensors.requireDense(base, "fine-tuning");
-            cria.train.Params.requireTrainable(config, base);
+            cria.train.Params.requireFineTunable(config, base);
             Tokenizer tok = Tokenizer.fromMetadata(base.metadata());
             if (tok.vocabSize() != config.vocab()) {
                 throw new CriaException(model + ": the vocabulary has " + tok.vocabSize() + " tokens but the model has " + config.vocab()

@@ -89,6 +89,13 @@ public final class Params implements AutoCloseable {
     public final Param[] gate;
     public final Param[] up;
     public final Param[] down;
+    /** Per layer: qwen3's per-head q and k norm weights ([1, headDim]); null entries unless the config has q/k norms. */
+    public final Param[] qNorm;
+    public final Param[] kNorm;
+    /** Per layer: qwen2's q, k and v biases ([1, out]), frozen; null entries where the model has none. */
+    public final Param[] qBias;
+    public final Param[] kBias;
+    public final Param[] vBias;
 
     /** Makes one tensor: (name, rows, cols, decay) to a Param. */
     private interface Maker {
@@ -97,11 +104,27 @@ public final class Params implements AutoCloseable {
 
     /** Allocates the tensors of {@code c} (zeroed) in {@code ops}' memory. */
     public Params(LlamaConfig c, boolean tied, TrainOps ops) {
-        this(c, tied, (name, rows, cols, decay) -> new Param(ops, name, rows, cols, decay));
+        this(c, tied, false, ops);
     }
 
-    private Params(LlamaConfig c, boolean tied, Maker maker) {
-        requireLlamaGraph(c);
+    /**
+     * Allocates the tensors of {@code c} (zeroed) in {@code ops}' memory, with q, k and v biases
+     * when {@code biases}: those are frozen (the graph passes their activations' gradient through
+     * but computes none for them), so they keep the values written into them.
+     */
+    public Params(LlamaConfig c, boolean tied, boolean biases, TrainOps ops) {
+        this(c, tied, name -> biases, (name, rows, cols, decay) -> new Param(ops, name, rows, cols, decay));
+        for (Param[] bs : new Param[][] {qBias, kBias, vBias}) {
+            for (Param b : bs) {
+                if (b != null) {
+                    b.frozen = true;
+                }
+            }
+        }
+    }
+
+    private Params(LlamaConfig c, boolean tied, Predicate<String> hasBias, Maker maker) {
+        requireGraph(c);
         this.config = c;
         this.tied = tied;
         int L = c.layers();
@@ -118,12 +141,30 @@ public final class Params implements AutoCloseable {
         gate = new Param[L];
         up = new Param[L];
         down = new Param[L];
+        qNorm = new Param[L];
+        kNorm = new Param[L];
+        qBias = new Param[L];
+        kBias = new Param[L];
+        vBias = new Param[L];
         for (int l = 0; l < L; l++) {
             String p = "blk." + l + ".";
             attnNorm[l] = add(maker.make(p + "attn_norm.weight", 1, c.dim(), false));
             wq[l] = add(maker.make(p + "attn_q.weight", c.qDim(), c.dim(), true));
             wk[l] = add(maker.make(p + "attn_k.weight", c.kvDim(), c.dim(), true));
             wv[l] = add(maker.make(p + "attn_v.weight", c.kvDim(), c.dim(), true));
+            if (hasBias.test(p + "attn_q.bias")) {
+                qBias[l] = add(maker.make(p + "attn_q.bias", 1, c.qDim(), false));
+            }
+            if (hasBias.test(p + "attn_k.bias")) {
+                kBias[l] = add(maker.make(p + "attn_k.bias", 1, c.kvDim(), false));
+            }
+            if (hasBias.test(p + "attn_v.bias")) {
+                vBias[l] = add(maker.make(p + "attn_v.bias", 1, c.kvDim(), false));
+            }
+            if (c.qkNorm()) {
+                qNorm[l] = add(maker.make(p + "attn_q_norm.weight", 1, c.headDim(), false));
+                kNorm[l] = add(maker.make(p + "attn_k_norm.weight", 1, c.headDim(), false));
+            }
             wo[l] = add(maker.make(p + "attn_output.weight", c.dim(), c.qDim(), true));
             ffnNorm[l] = add(maker.make(p + "ffn_norm.weight", 1, c.dim(), false));
             gate[l] = add(maker.make(p + "ffn_gate.weight", c.ffn(), c.dim(), true));
@@ -132,31 +173,55 @@ public final class Params implements AutoCloseable {
         }
     }
 
+    /** The architectures the training graph follows: the llama graph, qwen2's q/k/v biases, qwen3's per-head q/k norms. */
+    public static final java.util.Set<String> GRAPH_ARCHITECTURES = java.util.Set.of("llama", "mistral", "qwen2", "qwen3");
+
     /**
-     * Training and LoRA fine-tuning run the llama graph only: the training graph has no q/k/v
-     * biases (qwen2), no per-head q/k norms (qwen3) and rotates adjacent pairs.
+     * The training graph follows llama (and mistral), qwen2 (q, k, v biases, NeoX rope) and qwen3
+     * (per-head q/k norms, NeoX rope); not phi3's fused matrices nor gemma's graph.
      *
      * @throws CriaException one line naming the architecture otherwise
      */
-    static void requireLlamaGraph(LlamaConfig c) {
-        if (!c.arch().equals("llama") && !c.arch().equals("mistral")) {
-            throw new CriaException("training and fine-tuning support the llama architecture only; this model is '" + c.arch()
-                    + "' (it runs for inference: generate, batch, serve, perplexity, quantize)");
+    static void requireGraph(LlamaConfig c) {
+        if (!GRAPH_ARCHITECTURES.contains(c.arch())) {
+            throw new CriaException("training and fine-tuning support the llama, mistral, qwen2 and qwen3 architectures; this model is '"
+                    + c.arch() + "' (it runs for inference: generate, batch, serve, perplexity, quantize)");
         }
     }
 
     /**
-     * Refuses, in one line, a model file the training graph cannot follow: another architecture
-     * than llama ({@link #requireLlamaGraph}), or bias tensors. The verbs call it before they read
-     * their data, so a refused file gets no other output first.
+     * Refuses, in one line, a model file {@code train --init} cannot continue: another architecture
+     * than llama (or mistral), or bias tensors (full training computes no bias gradients). The verb
+     * calls it before it reads its data, so a refused file gets no other output first.
      *
      * @throws CriaException naming the architecture or the tensor
      */
     public static void requireTrainable(LlamaConfig c, GgufFile file) {
-        requireLlamaGraph(c);
+        if (!c.arch().equals("llama") && !c.arch().equals("mistral")) {
+            throw new CriaException("train --init continues llama and mistral models only; this model is '" + c.arch()
+                    + "' (LoRA fine-tuning, `cria finetune`, takes qwen2 and qwen3 too)");
+        }
         for (GgufTensorInfo t : file.tensors()) {
             if (t.name().endsWith(".bias")) {
-                throw new CriaException(file.path() + ": tensor " + t.name() + ": training and fine-tuning do not support biases yet");
+                throw new CriaException(file.path() + ": tensor " + t.name() + ": full training does not train biases yet"
+                        + " (LoRA fine-tuning, `cria finetune`, keeps them frozen)");
+            }
+        }
+    }
+
+    /**
+     * Refuses, in one line, a fine-tuning base the training graph cannot follow ({@link #requireGraph}).
+     * Biases on q, k and v are taken (frozen); a bias on any other tensor is refused.
+     *
+     * @throws CriaException naming the architecture or the tensor
+     */
+    public static void requireFineTunable(LlamaConfig c, GgufFile file) {
+        requireGraph(c);
+        for (GgufTensorInfo t : file.tensors()) {
+            String n = t.name();
+            if (n.endsWith(".bias") && !(n.startsWith("blk.") && (n.endsWith(".attn_q.bias") || n.endsWith(".attn_k.bias")
+                    || n.endsWith(".attn_v.bias")))) {
+                throw new CriaException(file.path() + ": tensor " + n + ": fine-tuning takes biases on q, k and v only");
             }
         }
     }
@@ -169,9 +234,9 @@ public final class Params implements AutoCloseable {
      */
     public static Params frozenBase(LlamaConfig c, GgufFile file, TrainOps ops) {
         cria.model.LowRankTensors.requireDense(file, "fine-tuning");
-        requireTrainable(c, file);
+        requireFineTunable(c, file);
         boolean tied = file.tensor("output.weight") == null;
-        Params base = new Params(c, tied, (name, rows, cols, decay) -> {
+        Params base = new Params(c, tied, name -> file.tensor(name) != null, (name, rows, cols, decay) -> {
             GgufTensorInfo info = file.tensor(name);
             if (info == null) {
                 throw new CriaException(file.path() + ": no tensor " + name + "; fine-tuning needs a Llama model");
@@ -302,7 +367,7 @@ public final class Params implements AutoCloseable {
 
     /** Trainable values in a model of this shape. */
     public static long count(LlamaConfig c, boolean tied) {
-        long perLayer = 2L * c.dim() + (long) c.dim() * (2L * c.qDim() + 2L * c.kvDim()) + 3L * c.dim() * c.ffn();
+        long perLayer = 2L * c.dim() + (c.qkNorm() ? 2L * c.headDim() : 0) + (long) c.dim() * (2L * c.qDim() + 2L * c.kvDim()) + 3L * c.dim() * c.ffn();
         return (long) c.vocab() * c.dim() * (tied ? 1 : 2) + c.dim() + c.layers() * perLayer;
     }
 
@@ -365,8 +430,8 @@ public final class Params implements AutoCloseable {
                     }
                 }
             }
-            for (Param p : new Param[] {attnNorm[l], wq[l], wk[l], wv[l], wo[l], ffnNorm[l], gate[l], up[l], down[l]}) {
-                if (!p.frozen) {
+            for (Param p : new Param[] {attnNorm[l], wq[l], wk[l], wv[l], wo[l], ffnNorm[l], gate[l], up[l], down[l], qNorm[l], kNorm[l]}) {
+                if (p != null && !p.frozen) {
                     return l;
                 }
             }
@@ -384,7 +449,9 @@ public final class Params implements AutoCloseable {
         int index = 0;
         for (Param p : all) {
             float[] vals = new float[Math.toIntExact(p.size())];
-            if (!p.decay) {
+            if (p.name.endsWith(".bias")) {
+                java.util.Arrays.fill(vals, 0f);
+            } else if (!p.decay) {
                 java.util.Arrays.fill(vals, 1f);
             } else {
                 double std = p.name.endsWith("attn_output.weight") || p.name.endsWith("ffn_down.weight") ? outStd : 0.02;

@@ -9,7 +9,9 @@ import cria.model.LlamaConfig;
 /**
  * The same graph as {@code cria.model.Llama.forward} (embedding; per layer rmsnorm, q/k/v,
  * rope, causal grouped-query attention, output product into the residual stream, rmsnorm,
- * SwiGLU feed-forward into the residual stream; final rmsnorm and the output product), run over
+ * SwiGLU feed-forward into the residual stream; final rmsnorm and the output product; qwen2's
+ * q/k/v biases and qwen3's per-head q/k norms where the params have them; the config's rope
+ * style), run over
  * {@code seqs} windows of {@code len} tokens at once on {@link TrainOps}, keeping each layer's
  * activations for backward. Buffers are sized once, here; a step allocates nothing.
  *
@@ -41,6 +43,8 @@ public final class TrainGraph {
     private final Buf dq;
     private final Buf dk;
     private final Buf dv;
+    private final Buf dqPre;      // [n, qDim] gradient of q before its per-head norm (qwen3), else null
+    private final Buf dkPre;
     private final Buf datt;
     private final Buf dh;         // [n, ffn]
     private final Buf dgate;
@@ -67,6 +71,10 @@ public final class TrainGraph {
         final Buf rstd1;
         final Buf q;      // after rope
         final Buf k;      // after rope
+        final Buf qPre;   // q before its per-head norm (qwen3), else null
+        final Buf kPre;
+        final Buf rstdQ;  // [n · heads, 1]
+        final Buf rstdK;  // [n · kvHeads, 1]
         final Buf v;
         final Buf att;    // attention output
         final Buf lse;
@@ -83,6 +91,10 @@ public final class TrainGraph {
             q = ops.allocate(tag + "q", n, c.qDim());
             k = ops.allocate(tag + "k", n, c.kvDim());
             v = ops.allocate(tag + "v", n, c.kvDim());
+            qPre = c.qkNorm() ? ops.allocate(tag + "qPre", n, c.qDim()) : null;
+            kPre = c.qkNorm() ? ops.allocate(tag + "kPre", n, c.kvDim()) : null;
+            rstdQ = c.qkNorm() ? ops.allocate(tag + "rstdQ", n * c.heads(), 1) : null;
+            rstdK = c.qkNorm() ? ops.allocate(tag + "rstdK", n * c.kvHeads(), 1) : null;
             att = ops.allocate(tag + "att", n, c.qDim());
             lse = ops.allocate(tag + "lse", n, c.heads());
             xMid = ops.allocate(tag + "xMid", n, c.dim());
@@ -94,7 +106,8 @@ public final class TrainGraph {
         }
 
         static long floatsPerRow(LlamaConfig c) {
-            return 4L * c.dim() + 2 + 2L * c.qDim() + 2L * c.kvDim() + c.heads() + 3L * c.ffn();
+            return 4L * c.dim() + 2 + 2L * c.qDim() + 2L * c.kvDim() + c.heads() + 3L * c.ffn()
+                    + (c.qkNorm() ? c.qDim() + c.kvDim() + c.heads() + c.kvHeads() : 0);
         }
     }
 
@@ -143,6 +156,8 @@ public final class TrainGraph {
         dq = ops.allocate("dq", n, c.qDim());
         dk = ops.allocate("dk", n, c.kvDim());
         dv = ops.allocate("dv", n, c.kvDim());
+        dqPre = c.qkNorm() ? ops.allocate("dqPre", n, c.qDim()) : null;
+        dkPre = c.qkNorm() ? ops.allocate("dkPre", n, c.kvDim()) : null;
         datt = ops.allocate("datt", n, c.qDim());
         dh = ops.allocate("dh", n, c.ffn());
         dgate = ops.allocate("dgate", n, c.ffn());
@@ -178,7 +193,8 @@ public final class TrainGraph {
     public static long activationBytes(LlamaConfig c, int seqs, int len, boolean recompute) {
         long rows = (long) seqs * len;
         long perRow = (c.layers() + 1L) * c.dim() + (recompute ? 1 : c.layers()) * Acts.floatsPerRow(c)
-                + 6L * c.dim() + 1 + 2L * c.qDim() + 2L * c.kvDim() + 3L * c.ffn();
+                + 6L * c.dim() + 1 + 2L * c.qDim() + 2L * c.kvDim() + 3L * c.ffn()
+                + (c.qkNorm() ? c.qDim() + c.kvDim() : 0);
         return 4L * rows * perRow;
     }
 
@@ -249,10 +265,20 @@ public final class TrainGraph {
         Buf x = xIn[l];
         // attention block: xMid = x + dropout(wo · attention(rope(wq·xb1), rope(wk·xb1), wv·xb1))
         ops.rmsnorm(x, p.attnNorm[l].value, eps, rows, a.xb1, a.rstd1);
-        ops.matmuls(a.xb1, fill(w3, p.wq[l].value, p.wk[l].value, p.wv[l].value), rows, fill(o3, a.q, a.k, a.v));
-        loraForward(l, LoraTarget.Q, a.xb1, a.q, rows, loraDrop, seed);  // q += scale · Bq·(Aq·xb1), likewise k, v
-        loraForward(l, LoraTarget.K, a.xb1, a.k, rows, loraDrop, seed);
+        boolean qkNorm = c.qkNorm();
+        Buf q = qkNorm ? a.qPre : a.q;
+        Buf k = qkNorm ? a.kPre : a.k;
+        ops.matmuls(a.xb1, fill(w3, p.wq[l].value, p.wk[l].value, p.wv[l].value), rows, fill(o3, q, k, a.v));
+        addBias(q, p.qBias[l], rows);                                // qwen2: q, k, v += their (frozen) biases
+        addBias(k, p.kBias[l], rows);
+        addBias(a.v, p.vBias[l], rows);
+        loraForward(l, LoraTarget.Q, a.xb1, q, rows, loraDrop, seed);    // q += scale · Bq·(Aq·xb1), likewise k, v
+        loraForward(l, LoraTarget.K, a.xb1, k, rows, loraDrop, seed);
         loraForward(l, LoraTarget.V, a.xb1, a.v, rows, loraDrop, seed);
+        if (qkNorm) {                                                // qwen3: each head of q, k RMS-normalized before rope
+            ops.rmsnormHeads(a.qPre, p.qNorm[l].value, eps, c.headDim(), rows, a.q, a.rstdQ);
+            ops.rmsnormHeads(a.kPre, p.kNorm[l].value, eps, c.headDim(), rows, a.k, a.rstdK);
+        }
         ops.rope(a.q, c.heads(), c.headDim(), rows, len, rope, false);
         ops.rope(a.k, c.kvHeads(), c.headDim(), rows, len, rope, false);
         ops.attention(a.q, a.k, a.v, windows, len, c.heads(), c.kvHeads(), c.headDim(), a.att, a.lse, drop, siteSeed(seed, l, 0));
@@ -276,6 +302,12 @@ public final class TrainGraph {
         }
         ops.copy(a.xMid, rows, xIn[l + 1]);
         ops.add(xIn[l + 1], y, rows);
+    }
+
+    private void addBias(Buf x, Params.Param bias, int rows) {
+        if (bias != null) {
+            ops.addBias(x, bias.value, rows);
+        }
     }
 
     private static long loraSeed(long seed, int layer, LoraTarget t) {
@@ -389,10 +421,21 @@ public final class TrainGraph {
                     siteSeed(seed, l, 0), dq, dk, dv);
             ops.rope(dq, c.heads(), c.headDim(), n, len, rope, true);
             ops.rope(dk, c.kvHeads(), c.headDim(), n, len, rope, true);
-            ops.matmulsBackward(fill(o3, dq, dk, dv), a.xb1, fill(w3, p.wq[l].value, p.wk[l].value, p.wv[l].value), n, dxb, false,
+            Buf gq = dq;
+            Buf gk = dk;
+            if (c.qkNorm()) { // through the per-head norms (their weights' gradients accumulate; frozen ones are never stepped)
+                ops.zero(dqPre);
+                ops.zero(dkPre);
+                ops.rmsnormHeadsBackward(dq, a.qPre, p.qNorm[l].value, a.rstdQ, c.headDim(), n, dqPre, p.qNorm[l].grad);
+                ops.rmsnormHeadsBackward(dk, a.kPre, p.kNorm[l].value, a.rstdK, c.headDim(), n, dkPre, p.kNorm[l].grad);
+                gq = dqPre;
+                gk = dkPre;
+            }
+            // the biases add a constant: q's gradient is the product's
+            ops.matmulsBackward(fill(o3, gq, gk, dv), a.xb1, fill(w3, p.wq[l].value, p.wk[l].value, p.wv[l].value), n, dxb, false,
                     fill(g3, grad(p.wq[l]), grad(p.wk[l]), grad(p.wv[l])));
-            loraBackward(l, LoraTarget.Q, dq, a.xb1, dxb, seed);
-            loraBackward(l, LoraTarget.K, dk, a.xb1, dxb, seed);
+            loraBackward(l, LoraTarget.Q, gq, a.xb1, dxb, seed);
+            loraBackward(l, LoraTarget.K, gk, a.xb1, dxb, seed);
             loraBackward(l, LoraTarget.V, dv, a.xb1, dxb, seed);
             ops.rmsnormBackward(dxb, xIn[l], p.attnNorm[l].value, a.rstd1, n, dx, p.attnNorm[l].grad);
         }

@@ -52,9 +52,23 @@ public final class TrainModel {
     private int step;
 
     public TrainModel(TrainOps t, Shape s, long seed) {
+        this(t, s, s.config(), false, seed);
+    }
+
+    /**
+     * The shape as qwen3 with qwen2's q/k/v biases as well (NeoX rope, per-head q/k norms, frozen
+     * biases): every op the qwen graphs add runs.
+     */
+    public static TrainModel qwen(TrainOps t, Shape s, long seed) {
+        LlamaConfig c = new LlamaConfig("qwen3", s.dim(), s.layers(), s.heads(), s.kvHeads(), s.headDim(), s.ffn(), s.vocab(), s.len(),
+                1e-6f, s.headDim(), 10000f, 1f, true, true);
+        return new TrainModel(t, s, c, true, seed);
+    }
+
+    private TrainModel(TrainOps t, Shape s, LlamaConfig c, boolean biases, long seed) {
         this.t = t;
         this.s = s;
-        this.params = new Params(s.config(), false, t);
+        this.params = new Params(c, false, biases, t);
         params.initRandom(t, seed);
         this.graph = new TrainGraph(params, t, s.seqs(), s.len(), false, s.drop());
         Random r = new Random(seed);

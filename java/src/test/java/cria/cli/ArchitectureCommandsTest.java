@@ -1,4 +1,4 @@
-// `cria synth --arch qwen2|qwen3|phi3|gemma2|gemma3` and the verbs on its files: inference runs, training refuses in one line, bad arguments are one line; sliding windows.
+// `cria synth --arch qwen2|qwen3|phi3|gemma2|gemma3` and the verbs on its files: inference runs, full training (and fine-tuning phi3, gemma) refuses in one line, bad arguments are one line; sliding windows.
 package cria.cli;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -186,7 +186,7 @@ class ArchitectureCommandsTest {
                 "--force", "--ctx", "32", "-t", "1");
         assertEquals(0, batch.code(), batch.toString());
         oneLine(CliRunner.run("finetune", "-m", g2.toString(), "--data", in.toString(), "--steps", "1", "--ctx", "16", "--rank", "2",
-                "--val-split", "0", "-t", "1", "-o", tmp.resolve("a.gguf").toString()), "llama architecture only");
+                "--val-split", "0", "-t", "1", "-o", tmp.resolve("a.gguf").toString()), "this model is 'gemma2'");
         oneLine(CliRunner.run("synth", "--arch", "llama", "--swa-pattern", "2", "-o", tmp.resolve("x.gguf").toString()), "--swa-pattern is for gemma2");
         oneLine(CliRunner.run("synth", "--arch", "gemma3", "--swa-pattern", "0", "-o", tmp.resolve("x.gguf").toString()), "--swa-pattern 0");
     }
@@ -230,16 +230,17 @@ class ArchitectureCommandsTest {
     }
 
     @Test
-    void trainingRefusesQwenInOneLine() throws Exception {
-        Path q3 = synth("qwen3");
+    void fineTuningRefusesPhi3AndTrainingRefusesQwenInOneLine() throws Exception {
+        Path phi3 = synth("phi3", "--rope-dims", "8");
         Path data = tmp.resolve("d.jsonl");
         Files.writeString(data, "{\"text\": \"the cat sat on the mat\"}\n");
-        oneLine(CliRunner.run("finetune", "-m", q3.toString(), "--data", data.toString(), "--steps", "1", "--ctx", "16", "--rank", "2",
-                "--val-split", "0", "-t", "1", "-o", tmp.resolve("a.gguf").toString()), "llama architecture only");
+        oneLine(CliRunner.run("finetune", "-m", phi3.toString(), "--data", data.toString(), "--steps", "1", "--ctx", "16", "--rank", "2",
+                "--val-split", "0", "-t", "1", "-o", tmp.resolve("a.gguf").toString()),
+                "support the llama, mistral, qwen2 and qwen3 architectures; this model is 'phi3'");
         Path text = tmp.resolve("d.txt");
         Files.writeString(text, "the cat sat on the mat. the dog ran.\n");
         oneLine(CliRunner.run("train", "--init", synth("qwen2").toString(), "--data", text.toString(), "--steps", "1", "-t", "1",
-                "-o", tmp.resolve("t.gguf").toString()), "llama architecture only");
+                "-o", tmp.resolve("t.gguf").toString()), "train --init continues llama and mistral models only");
     }
 
     @Test

@@ -47,11 +47,36 @@ class TrainGraphGradientTest {
         check(false, true);
     }
 
+    /** qwen2's shape: q, k, v biases (frozen, non-zero: only the activations' gradient passes them), NeoX rope. */
+    static LlamaConfig tinyQwen2() {
+        return new LlamaConfig("qwen2", 8, 2, 4, 2, 2, 12, 19, 16, 1e-5f, 2, 10000f, 1f, true);
+    }
+
+    /** qwen3's shape: per-head q/k norms (their weights train), NeoX rope, heads of 4 values while dim / heads is 2. */
+    static LlamaConfig tinyQwen3() {
+        return new LlamaConfig("qwen3", 8, 2, 4, 2, 4, 12, 19, 16, 1e-5f, 4, 10000f, 1f, true, true);
+    }
+
+    @ParameterizedTest(name = "recompute={0}")
+    @ValueSource(booleans = {false, true})
+    void qwen2GradientsMatchFiniteDifferences(boolean recompute) {
+        check(tinyQwen2(), true, false, recompute);
+    }
+
+    @ParameterizedTest(name = "tied={0}")
+    @ValueSource(booleans = {false, true})
+    void qwen3GradientsMatchFiniteDifferences(boolean tied) {
+        check(tinyQwen3(), false, tied, tied);
+    }
+
     private void check(boolean tied, boolean recompute) {
-        LlamaConfig c = tiny();
+        check(tiny(), false, tied, recompute);
+    }
+
+    private void check(LlamaConfig c, boolean biases, boolean tied, boolean recompute) {
         long seed = 7;
         try (TrainOps ops = new RefTrainOps()) {
-            Params p = new Params(c, tied, ops);
+            Params p = new Params(c, tied, biases, ops);
             p.initRandom(ops, seed);
             // larger weights than the 0.02 init, so every path matters in the loss
             SplittableRandom r = new SplittableRandom(seed);
@@ -74,6 +99,10 @@ class TrainGraphGradientTest {
             double worst = 0;
             String where = "";
             for (Params.Param q : p.all()) {
+                if (q.frozen()) {
+                    assertTrue(q.name.endsWith(".bias"), q.name + " trains");
+                    continue;  // biases are constants of the graph
+                }
                 double[] v = RefTrainOps.values(q.value);
                 double[] grad = RefTrainOps.values(q.grad);
                 for (int i = 0; i < v.length; i++) {
@@ -108,15 +137,41 @@ class TrainGraphGradientTest {
     @ValueSource(booleans = {true, false})
     void theCpuBackendGivesTheOraclesGradients(boolean useNative) {
         // a shape with odd widths, GQA and several windows, so every kernel's edges take part
-        LlamaConfig c = new LlamaConfig("llama", 40, 2, 4, 2, 10, 70, 53, 64, 1e-5f, 10, 10000f, 1f, false);
+        cpuAgainstRef(new LlamaConfig("llama", 40, 2, 4, 2, 10, 70, 53, 64, 1e-5f, 10, 10000f, 1f, false), false, useNative);
+    }
+
+    /** The same for qwen2 (biases, NeoX rope) and qwen3 (per-head q/k norms, heads of 12 values over dim 40). */
+    @ParameterizedTest(name = "native={0}")
+    @ValueSource(booleans = {true, false})
+    void theCpuBackendGivesTheOraclesGradientsForQwen(boolean useNative) {
+        cpuAgainstRef(new LlamaConfig("qwen2", 40, 2, 4, 2, 10, 70, 53, 64, 1e-5f, 10, 10000f, 1f, true), true, useNative);
+        cpuAgainstRef(new LlamaConfig("qwen3", 40, 2, 4, 2, 12, 70, 53, 64, 1e-6f, 12, 10000f, 1f, true, true), false, useNative);
+    }
+
+    /** Random values for the (frozen) biases, the same in every backend. */
+    private static void randomBiases(Params p, TrainOps ops) {
+        java.util.Random r = new java.util.Random(5);
+        for (Params.Param q : p.all()) {
+            if (q.name.endsWith(".bias")) {
+                float[] v = new float[Math.toIntExact(q.size())];
+                for (int i = 0; i < v.length; i++) {
+                    v[i] = (float) r.nextGaussian() * 0.05f;
+                }
+                ops.write(q.value, v);
+            }
+        }
+    }
+
+    private void cpuAgainstRef(LlamaConfig c, boolean biases, boolean useNative) {
         int seqs = 3;
         int len = 17;
         int[][] d = data(11, seqs * len, c.vocab());
         double refLoss;
         java.util.List<double[]> refGrads = new java.util.ArrayList<>();
         try (TrainOps ops = new RefTrainOps()) {
-            Params p = new Params(c, false, ops);
+            Params p = new Params(c, false, biases, ops);
             p.initRandom(ops, 9);
+            randomBiases(p, ops);
             TrainGraph g = new TrainGraph(p, ops, seqs, len, false, 0.1f);
             p.zeroGrads(ops);
             refLoss = g.trainStep(d[0], d[1], 1f / (seqs * len), 77);
@@ -126,14 +181,18 @@ class TrainGraphGradientTest {
         }
         for (int threads : new int[] {1, 2}) {
             try (cria.backend.cpu.CpuBackend cpu = new cria.backend.cpu.CpuBackend(threads, useNative); TrainOps ops = cpu.trainOps()) {
-                Params p = new Params(c, false, ops);
+                Params p = new Params(c, false, biases, ops);
                 p.initRandom(ops, 9);
+                randomBiases(p, ops);
                 TrainGraph g = new TrainGraph(p, ops, seqs, len, false, 0.1f);
                 p.zeroGrads(ops);
                 double loss = g.trainStep(d[0], d[1], 1f / (seqs * len), 77);
                 assertEquals(refLoss, loss, 1e-5 * refLoss, "loss, " + threads + " threads");
                 for (int i = 0; i < p.all().size(); i++) {
                     Params.Param q = p.all().get(i);
+                    if (q.frozen()) {
+                        continue;
+                    }
                     float[] got = new float[Math.toIntExact(q.size())];
                     ops.read(q.grad, got);
                     double[] want = refGrads.get(i);

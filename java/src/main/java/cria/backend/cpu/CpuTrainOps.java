@@ -25,6 +25,7 @@ import java.lang.foreign.ValueLayout;
 public final class CpuTrainOps implements TrainOps {
     private final Arena arena = Arena.ofShared();
     private final JavaTrainPath path;
+    private final java.util.IdentityHashMap<HostBuf, HostBuf> headViews = new java.util.IdentityHashMap<>();  // rmsnormHeads' views
     /** The checked buffers of a multi-product (at most {@link #MAX_PARTS}), kept so that a call allocates nothing. */
     private static final int MAX_PARTS = 4;
     private final HostBuf[] partW = new HostBuf[MAX_PARTS];
@@ -224,6 +225,49 @@ public final class CpuTrainOps implements TrainOps {
     }
 
     @Override
+    public void rmsnormHeads(Buf x, Buf w, float eps, int headDim, int n, Buf out, Buf rstd) {
+        HostBuf xs = rows(x, n);
+        int heads = heads(xs, headDim);
+        HostBuf o = shaped(out, n, xs.cols());
+        if (o == xs) {
+            throw bad("rmsnormHeads' out is its input " + xs);
+        }
+        path.rmsnorm(asHeads(xs, headDim), shaped(w, 1, headDim), eps, n * heads, asHeads(o, headDim), shaped(rstd, n * heads, 1));
+    }
+
+    @Override
+    public void addBias(Buf x, Buf b, int n) {
+        HostBuf xs = rows(x, n);
+        HostBuf bs = shaped(b, 1, xs.cols());
+        MemorySegment xseg = xs.segment(), bseg = bs.segment();
+        int cols = xs.cols();
+        for (int i = 0; i < n; i++) {
+            long base = (long) i * cols;
+            for (int c = 0; c < cols; c++) {
+                xseg.setAtIndex(ValueLayout.JAVA_FLOAT, base + c,
+                        xseg.getAtIndex(ValueLayout.JAVA_FLOAT, base + c) + bseg.getAtIndex(ValueLayout.JAVA_FLOAT, c));
+            }
+        }
+    }
+
+    private static int heads(HostBuf x, int headDim) {
+        if (headDim <= 0 || x.cols() % headDim != 0) {
+            throw bad(x + " is not whole heads of " + headDim + " values");
+        }
+        return x.cols() / headDim;
+    }
+
+    /** The same memory seen as one row per head: [rows · heads, headDim]; made once per buffer, so that a step allocates nothing. */
+    private HostBuf asHeads(HostBuf b, int headDim) {
+        HostBuf v = headViews.get(b);
+        if (v == null || v.cols() != headDim) {
+            v = new HostBuf(b.name(), b.rows() * (b.cols() / headDim), headDim, b.segment());
+            headViews.put(b, v);
+        }
+        return v;
+    }
+
+    @Override
     public void matmul(Buf x, Buf w, int n, Buf out) {
         if (w instanceof FrozenProducts.Weight f) {
             frozenProducts.matmul(shaped(x, n, f.cols()), f, n, shaped(out, n, f.rows()));
@@ -356,6 +400,15 @@ public final class CpuTrainOps implements TrainOps {
         HostBuf xs = rows(x, n);
         int d = xs.cols();
         path.rmsnormBackward(shaped(dout, n, d), xs, shaped(w, 1, d), rows(rstd, n), n, shaped(dx, n, d), shaped(dw, 1, d));
+    }
+
+    @Override
+    public void rmsnormHeadsBackward(Buf dout, Buf x, Buf w, Buf rstd, int headDim, int n, Buf dx, Buf dw) {
+        HostBuf xs = rows(x, n);
+        int heads = heads(xs, headDim);
+        int d = xs.cols();
+        path.rmsnormBackward(asHeads(shaped(dout, n, d), headDim), asHeads(xs, headDim), shaped(w, 1, headDim),
+                shaped(rstd, n * heads, 1), n * heads, asHeads(shaped(dx, n, d), headDim), shaped(dw, 1, headDim));
     }
 
     @Override

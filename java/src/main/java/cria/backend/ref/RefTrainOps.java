@@ -122,6 +122,49 @@ public final class RefTrainOps implements TrainOps {
     }
 
     @Override
+    public void rmsnormHeads(Buf xb, Buf wb, float eps, int headDim, int n, Buf outb, Buf rstdb) {
+        DoubleBuf x = rows(xb, "rmsnormHeads' x", n, -1);
+        int heads = heads(x, headDim, "rmsnormHeads");
+        DoubleBuf w = rows(wb, "rmsnormHeads' w", 1, headDim);
+        DoubleBuf out = rows(outb, "rmsnormHeads' out", n, x.cols());
+        DoubleBuf rstd = rows(rstdb, "rmsnormHeads' rstd", n * heads, 1);
+        notSame(x, out, "rmsnormHeads' x and out");
+        for (int i = 0; i < n; i++) {
+            for (int h = 0; h < heads; h++) {
+                int c0 = h * headDim;
+                double sumSq = 0;
+                for (int c = 0; c < headDim; c++) {
+                    sumSq += x.get(i, c0 + c) * x.get(i, c0 + c);
+                }
+                double r = 1.0 / Math.sqrt(sumSq / headDim + eps);
+                rstd.set(i * heads + h, 0, r);
+                for (int c = 0; c < headDim; c++) {
+                    out.set(i, c0 + c, x.get(i, c0 + c) * r * w.get(0, c));
+                }
+            }
+        }
+    }
+
+    private static int heads(DoubleBuf x, int headDim, String op) {
+        if (headDim <= 0 || x.cols() % headDim != 0) {
+            throw new IllegalArgumentException(op + ": " + x + " is not whole heads of " + headDim + " values");
+        }
+        return x.cols() / headDim;
+    }
+
+    @Override
+    public void addBias(Buf xb, Buf bb, int n) {
+        DoubleBuf x = rows(xb, "addBias' x", n, -1);
+        DoubleBuf b = rows(bb, "addBias' b", 1, x.cols());
+        notSame(x, b, "addBias' x and b");
+        for (int i = 0; i < n; i++) {
+            for (int c = 0; c < x.cols(); c++) {
+                x.add(i, c, b.get(0, c));
+            }
+        }
+    }
+
+    @Override
     public void matmul(Buf xb, Buf wb, int n, Buf outb) {
         DoubleBuf x = rows(xb, "matmul's x", n, -1);
         DoubleBuf w = rows(wb, "matmul's w", 1, x.cols());
@@ -374,6 +417,33 @@ public final class RefTrainOps implements TrainOps {
             for (int c = 0; c < dim; c++) {
                 dx.add(i, c, dout.get(i, c) * w.get(0, c) * r - x.get(i, c) * r * r * r / dim * dot);
                 dw.add(0, c, dout.get(i, c) * x.get(i, c) * r);
+            }
+        }
+    }
+
+    @Override
+    public void rmsnormHeadsBackward(Buf doutb, Buf xb, Buf wb, Buf rstdb, int headDim, int n, Buf dxb, Buf dwb) {
+        DoubleBuf x = rows(xb, "rmsnormHeadsBackward's x", n, -1);
+        int heads = heads(x, headDim, "rmsnormHeadsBackward");
+        DoubleBuf dout = rows(doutb, "rmsnormHeadsBackward's dout", n, x.cols());
+        DoubleBuf w = rows(wb, "rmsnormHeadsBackward's w", 1, headDim);
+        DoubleBuf rstd = rows(rstdb, "rmsnormHeadsBackward's rstd", n * heads, 1);
+        DoubleBuf dx = rows(dxb, "rmsnormHeadsBackward's dx", n, x.cols());
+        DoubleBuf dw = rows(dwb, "rmsnormHeadsBackward's dw", 1, headDim);
+        notSame(dout, dx, "rmsnormHeadsBackward's dout and dx");
+        for (int i = 0; i < n; i++) {
+            for (int h = 0; h < heads; h++) {
+                // as rmsnormBackward, over the headDim values of one head
+                int c0 = h * headDim;
+                double r = rstd.get(i * heads + h, 0);
+                double dot = 0;
+                for (int c = 0; c < headDim; c++) {
+                    dot += dout.get(i, c0 + c) * w.get(0, c) * x.get(i, c0 + c);
+                }
+                for (int c = 0; c < headDim; c++) {
+                    dx.add(i, c0 + c, dout.get(i, c0 + c) * w.get(0, c) * r - x.get(i, c0 + c) * r * r * r / headDim * dot);
+                    dw.add(0, c, dout.get(i, c0 + c) * x.get(i, c0 + c) * r);
+                }
             }
         }
     }

@@ -23,11 +23,22 @@ class CpuTrainOpsAllocationTest {
     @ParameterizedTest(name = "native={0}")
     @ValueSource(booleans = {false, true})
     void aWarmTrainingStepAllocatesNothing(boolean nat) {
+        check(nat, false);
+    }
+
+    /** The same with the qwen graphs' ops: biases, per-head q/k norms (views of the buffers made once). */
+    @ParameterizedTest(name = "native={0}")
+    @ValueSource(booleans = {false, true})
+    void aWarmQwenTrainingStepAllocatesNothing(boolean nat) {
+        check(nat, true);
+    }
+
+    private static void check(boolean nat, boolean qwen) {
         var mx = (com.sun.management.ThreadMXBean) ManagementFactory.getThreadMXBean();
         Assumptions.assumeTrue(mx.isThreadAllocatedMemorySupported(), "skipped: this JVM does not count allocated bytes per thread");
         try (CpuBackend b = new CpuBackend(2, nat); CpuTrainOps t = b.trainOps()) {
             Assumptions.assumeTrue(b.usesNativeKernels() == nat, "skipped: the native kernels are not built here");
-            TrainModel m = new TrainModel(t, SHAPE, 3);
+            TrainModel m = qwen ? TrainModel.qwen(t, SHAPE, 3) : new TrainModel(t, SHAPE, 3);
             int threads = b.pool().threads();
             long[] before = new long[threads];
             long[] after = new long[threads];

@@ -243,6 +243,31 @@ class CpuTrainOpsTest {
 
     @ParameterizedTest(name = "native={0} threads={1}")
     @MethodSource("paths")
+    void perHeadNormsAndBiases(boolean nat, int threads) {
+        // qwen3's per-head q/k norm (heads of 12 and of 128 values, few rows and past the hand-off size) and qwen2's biases
+        for (int[] shape : new int[][] {{37, 3, 12}, {300, 4, 128}}) {
+            int n = shape[0], heads = shape[1], hd = shape[2], d = heads * hd;
+            try (Both b = new Both(nat, threads)) {
+                P x = b.rand("x", n, d, 2), w = b.rand("w", 1, hd, 1), out = b.zeros("out", n, d), rstd = b.zeros("rstd", n * heads, 1);
+                b.c.rmsnormHeads(x.c, w.c, 1e-6f, hd, n, out.c, rstd.c);
+                b.r.rmsnormHeads(x.r, w.r, 1e-6f, hd, n, out.r, rstd.r);
+                b.expect("rmsnormHeads", out, n, hd);
+                b.expect("rmsnormHeads rstd", rstd, n * heads, hd);
+                P g = b.rand("g", n, d, 1), dx = b.rand("dx", n, d, 1), dw = b.rand("dw", 1, hd, 1);
+                b.c.rmsnormHeadsBackward(g.c, x.c, w.c, rstd.c, hd, n, dx.c, dw.c);
+                b.r.rmsnormHeadsBackward(g.r, x.r, w.r, rstd.r, hd, n, dx.r, dw.r);
+                b.expect("rmsnormHeads dx", dx, n, hd);
+                b.expect("rmsnormHeads dw", dw, 1, n * heads);
+                P bias = b.rand("bias", 1, d, 1);
+                b.c.addBias(x.c, bias.c, n - 2);
+                b.r.addBias(x.r, bias.r, n - 2);
+                b.expect("addBias", x, n, 1);
+            }
+        }
+    }
+
+    @ParameterizedTest(name = "native={0} threads={1}")
+    @MethodSource("paths")
     void ropeAndItsInverse(boolean nat, int threads) {
         // interleaved and neox pairs, all or part of the head rotated, few rows and past the hand-off size
         // (heads of 10 values; of 8 with the dims 8 and 4)

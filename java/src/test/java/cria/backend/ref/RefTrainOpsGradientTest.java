@@ -67,6 +67,70 @@ class RefTrainOpsGradientTest {
     }
 
     @Test
+    void rmsnormHeadsBackwardIsTheGradientOfRmsnormHeadsAndAccumulates() {
+        int n = 3;
+        int headDim = 4;
+        int heads = 3;
+        int cols = heads * headDim;
+        Buf x = random("x", n, cols);
+        Buf w = random("w", 1, headDim);
+        Buf out = ops.allocate("out", n, cols);
+        Buf rstd = ops.allocate("rstd", n * heads, 1);
+        double[] r = randomArray(n * cols);
+        DoubleSupplier loss = () -> {
+            ops.rmsnormHeads(x, w, 1e-5f, headDim, n, out, rstd);
+            return dot(out, r);
+        };
+        loss.getAsDouble();
+        Buf dx = random("dx", n, cols);
+        Buf dw = random("dw", 1, headDim);
+        double[] dx0 = RefTrainOps.values(dx);
+        double[] dw0 = RefTrainOps.values(dw);
+        ops.rmsnormHeadsBackward(buf(r, n, cols), x, w, rstd, headDim, n, dx, dw);
+        checkGradient("rmsnormHeads dx", x, loss, minus(RefTrainOps.values(dx), dx0));
+        checkGradient("rmsnormHeads dw", w, loss, minus(RefTrainOps.values(dw), dw0));
+    }
+
+    @Test
+    void rmsnormHeadsNormalizesEachHeadOnItsOwn() {
+        // each head of a row against rmsnorm of that head alone, as its own [1, headDim] row
+        int headDim = 5;
+        int heads = 2;
+        Buf x = random("x", 2, heads * headDim);
+        Buf w = random("w", 1, headDim);
+        Buf out = ops.allocate("out", 2, heads * headDim);
+        Buf rstd = ops.allocate("rstd", 2 * heads, 1);
+        ops.rmsnormHeads(x, w, 1e-5f, headDim, 2, out, rstd);
+        double[] xv = RefTrainOps.values(x);
+        double[] wv = RefTrainOps.values(w);
+        double[] ov = RefTrainOps.values(out);
+        for (int i = 0; i < 2 * heads; i++) {
+            double ss = 0;
+            for (int c = 0; c < headDim; c++) {
+                ss += xv[i * headDim + c] * xv[i * headDim + c];
+            }
+            double rs = 1 / Math.sqrt(ss / headDim + 1e-5f);  // the float eps the op takes
+            assertEquals(rs, RefTrainOps.values(rstd)[i], 1e-12, "rstd of head row " + i);
+            for (int c = 0; c < headDim; c++) {
+                assertEquals(xv[i * headDim + c] * rs * wv[c], ov[i * headDim + c], 1e-12, "head row " + i + " value " + c);
+            }
+        }
+    }
+
+    @Test
+    void addBiasAddsTheRowToEveryRow() {
+        Buf x = random("x", 3, 4);
+        Buf b = random("b", 1, 4);
+        double[] before = RefTrainOps.values(x);
+        ops.addBias(x, b, 2);                        // the third row is left alone
+        double[] after = RefTrainOps.values(x);
+        double[] bv = RefTrainOps.values(b);
+        for (int e = 0; e < 12; e++) {
+            assertEquals(before[e] + (e < 8 ? bv[e % 4] : 0), after[e], 0, "element " + e);
+        }
+    }
+
+    @Test
     void matmulBackwardIsTheGradientOfMatmul() {
         int n = 3;
         Buf x = random("x", n, 4);
