@@ -118,6 +118,7 @@ class LongRopeLogitsTest {
         backends.put("cpu", () -> new CpuBackend(2, true));
         backends.put("cpu-java", () -> new CpuBackend(2, false));
         backends.put("cuda-" + Devices.EMULATOR, Devices::emulator);
+        backends.put("cuda-" + Devices.GPU, () -> Devices.open(Devices.GPU));
         List<DynamicTest> tests = new ArrayList<>();
         for (Case c : CASES) {
             for (Map.Entry<String, Supplier<Backend>> b : backends.entrySet()) {

@@ -78,14 +78,24 @@ class SlidingWindowLogitsTest {
     /** The CUDA kernels on the emulator (skipped without it): prefill steps of 5 and the first tokens one by one. */
     @Test
     void theCudaKernelsFollowTheWindowOnTheEmulator() {
+        cudaFollowsTheWindow(Devices.EMULATOR, W + 2);
+    }
+
+    /** The same on a GPU (skipped without one), every token one by one. */
+    @Test
+    void theCudaKernelsFollowTheWindowOnAGpu() {
+        cudaFollowsTheWindow(Devices.GPU, LoraLogitsTest.TOKENS.length);
+    }
+
+    private void cudaFollowsTheWindow(String device, int oneByOne) {
         Path windowed = synth("w4.gguf", "--sliding-window", String.valueOf(W));
         int[] tokens = LoraLogitsTest.TOKENS;
         float[][] want = LoraLogitsTest.logits(windowed, "ref", List.of(), tokens);
-        try (Model m = Model.load(windowed, Devices.emulator(), msg -> { })) {
-            LoraLogitsTest.close("window " + W + " on the cuda emulator, prefill steps of 5", LoraLogitsTest.logits(m, tokens), want, TOL);
-            float[][] steps = steps(m, java.util.Arrays.copyOf(tokens, W + 2));
-            LoraLogitsTest.close("window " + W + " on the cuda emulator, one token per step", steps,
-                    java.util.Arrays.copyOf(want, W + 2), TOL);
+        try (Model m = Model.load(windowed, Devices.open(device), msg -> { })) {
+            LoraLogitsTest.close("window " + W + " on cuda-" + device + ", prefill steps of 5", LoraLogitsTest.logits(m, tokens), want, TOL);
+            float[][] steps = steps(m, java.util.Arrays.copyOf(tokens, oneByOne));
+            LoraLogitsTest.close("window " + W + " on cuda-" + device + ", one token per step", steps,
+                    java.util.Arrays.copyOf(want, oneByOne), TOL);
         }
     }
 
