@@ -194,7 +194,7 @@ class CudaLogitsTest {
             }
             List<float[]> cuda = longContext(gpu, file, tokens, 200, 16);
             List<float[]> cpu;
-            try (Backend b = new CpuBackend(0)) {
+            try (Backend b = new CpuBackend(2, false)) {  // f32 throughout (the native kernels' 8-bit activations alone are 1-4 % off)
                 cpu = longContext(b, file, tokens, 200, 16);
             }
             double worst = 0;
@@ -205,9 +205,9 @@ class CudaLogitsTest {
             }
             System.out.printf("synthetic llama3 (vocab %d, 616 positions) gpu vs cpu: worst rel RMS %.2e, argmax agrees %d/%d%n",
                     cria.backend.cuda.SyntheticModels.VOCAB, worst, agree, cpu.size());
-            // Q4_K/Q6_K weights: the CPU meets them with 8-bit activations and the prompt batches of 200 run on the
-            // tensor cores with f16 operands, so the bound is the tolerance for quantized models (before
-            // either, with f32 on both sides: 2.3e-4 in the emulator over 16 decode steps)
+            // the prompt batches of 200 run on the tensor cores with f16 operands (in the emulator: at most 3.6e-3 from
+            // ref, float64, over these 19 rows; the CPU's f32 path 1.8e-3), so the bound is the tolerance for
+            // quantized models
             double tol = ReferenceLogits.tolerance("synthetic-llama3-Q4_K_M");
             assertTrue(worst <= tol, "synthetic llama3 on the GPU: relative RMS difference from the CPU " + worst + " > " + tol);
             assertTrue(agree >= cpu.size() - 1, "argmax agrees at " + agree + "/" + cpu.size());

@@ -119,7 +119,18 @@ final class AttnSpecChecks {
                 int last = KvChecks.newSequence(c);  // only the window's keys
                 KvChecks.reserve(c, last, span);
                 store(p, c, last, first, span, ks, vs);
-                Pair q = p.pair("q", 1, qDim, p.gaussian(qDim, 3));
+                // the query leans towards the key just outside the window, so that taking it in by mistake shows
+                // whatever the random data (pure noise once left it a weight too small for the check below to see)
+                float[] qv = p.gaussian(qDim, 1);
+                if (pos >= w) {
+                    for (int h = 0; h < heads; h++) {
+                        int kh = h / (heads / kvHeads);
+                        for (int d = 0; d < headDim; d++) {
+                            qv[h * headDim + d] += 2 * ks[(pos - w) * kvDim + kh * headDim + d];
+                        }
+                    }
+                }
+                Pair q = p.pair("q", 1, qDim, qv);
                 for (float cap : new float[] {0, 5}) {
                     AttnSpec windowed = new AttnSpec(plain, w, cap);
                     String what = "window " + w + " at position " + pos + ", soft-cap " + cap;

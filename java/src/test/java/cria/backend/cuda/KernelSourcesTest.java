@@ -135,19 +135,28 @@ class KernelSourcesTest {
             fatbin.toFile().deleteOnExit();
             Files.write(fatbin, Fatbins.read(family));
             List<String> listing = run("cuobjdump", "--list-elf", "--list-ptx", fatbin.toString());
-            String all = listing != null ? String.join("\n", listing)
-                    : new String(Files.readAllBytes(fatbin), java.nio.charset.StandardCharsets.ISO_8859_1);
             TreeSet<String> missing = new TreeSet<>();
-            // cuobjdump names each ELF and PTX; without it the cubins' embedded "-arch sm_XX" options tell (PTX unchecked)
-            String[] want = listing != null ? new String[] {"sm_80", "sm_86", "sm_89", "sm_90", "compute_90"}
-                    : new String[] {"-arch sm_80 ", "-arch sm_86 ", "-arch sm_89 ", "-arch sm_90 "};
-            for (String arch : want) {
-                if (!all.contains(arch)) {
-                    missing.add(arch.strip());
+            if (listing != null) {
+                // cuobjdump names each piece by the architecture it was built for: "ELF file 1: embed.1.sm_90.cubin",
+                // "PTX file 1: embed.1.sm_90.ptx" (the PTX of compute_90, which later GPUs compile at load)
+                for (String arch : new String[] {"sm_80", "sm_86", "sm_89", "sm_90"}) {
+                    if (listing.stream().noneMatch(l -> l.startsWith("ELF file") && l.contains("." + arch + "."))) {
+                        missing.add(arch);
+                    }
+                }
+                if (listing.stream().noneMatch(l -> l.startsWith("PTX file") && (l.contains("sm_90") || l.contains("compute_90")))) {
+                    missing.add("compute_90 (PTX)");
+                }
+            } else {  // without cuobjdump the cubins' embedded "-arch sm_XX" options tell (PTX unchecked)
+                String all = new String(Files.readAllBytes(fatbin), java.nio.charset.StandardCharsets.ISO_8859_1);
+                for (String arch : new String[] {"-arch sm_80 ", "-arch sm_86 ", "-arch sm_89 ", "-arch sm_90 "}) {
+                    if (!all.contains(arch)) {
+                        missing.add(arch.strip());
+                    }
                 }
             }
             if (!missing.isEmpty()) {
-                fail(family + ".fatbin lacks " + missing);
+                fail(family + ".fatbin lacks " + missing + (listing != null ? "; cuobjdump lists: " + String.join(" | ", listing) : ""));
             }
         }
     }

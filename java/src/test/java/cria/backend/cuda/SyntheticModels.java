@@ -29,6 +29,10 @@ public final class SyntheticModels {
                 1e-5f), "synthetic llama3-shaped model");
         GgufWriter w = new GgufWriter(md);
         double s = 0.01;  // block scales of ~1e-3: weights of order 0.1 to 1
+        // q and k ten times smaller: attention scores of order 1, as in a trained model, where with weights of s
+        // they reach hundreds, the softmax is one-hot and rounding (f16 operands, 8-bit activations) flips which key
+        // wins: logits then differ by tens of percent between backends with nothing wrong in either
+        double qk = s / 10;
         add(w, RandomTensors.matrix("token_embd.weight", GgmlType.Q4_K, VOCAB, dim, r, s));
         add(w, RandomTensors.matrix("output.weight", GgmlType.Q6_K, VOCAB, dim, r, s));
         add(w, norm("output_norm.weight", dim, r));
@@ -40,8 +44,8 @@ public final class SyntheticModels {
         for (int l = 0; l < layers; l++) {
             String p = "blk." + l + ".";
             add(w, norm(p + "attn_norm.weight", dim, r));
-            add(w, RandomTensors.matrix(p + "attn_q.weight", GgmlType.Q4_K, heads * headDim, dim, r, s));
-            add(w, RandomTensors.matrix(p + "attn_k.weight", GgmlType.Q4_K, kvHeads * headDim, dim, r, s));
+            add(w, RandomTensors.matrix(p + "attn_q.weight", GgmlType.Q4_K, heads * headDim, dim, r, qk));
+            add(w, RandomTensors.matrix(p + "attn_k.weight", GgmlType.Q4_K, kvHeads * headDim, dim, r, qk));
             add(w, RandomTensors.matrix(p + "attn_v.weight", GgmlType.Q6_K, kvHeads * headDim, dim, r, s));
             add(w, RandomTensors.matrix(p + "attn_output.weight", GgmlType.Q4_K, dim, heads * headDim, r, s));
             add(w, norm(p + "ffn_norm.weight", dim, r));
