@@ -13,7 +13,7 @@ import java.lang.foreign.MemorySegment;
 import java.util.Arrays;
 import java.util.IdentityHashMap;
 import java.util.Map;
-import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicLongArray;
 
 /**
  * What every op computes, through the native kernels; the entry points, checks and row-wise
@@ -43,7 +43,8 @@ final class NativeCpuOps extends CpuOps {
     private long packedTotal;
     private final Pack packTask = new Pack();
     private int[] firstChunk = new int[8];
-    private final AtomicInteger nextChunk = new AtomicInteger();
+    // per thread, the chunks of its own run still to do: first (high 32 bits) and end (low 32 bits)
+    private final AtomicLongArray runs;
     // heap arrays the kernels read (critical downcalls), wrapped once per array rather than per call
     private double[] invArray;
     private MemorySegment invSeg;
@@ -65,6 +66,7 @@ final class NativeCpuOps extends CpuOps {
             supported[t.ordinal()] = nk.supports(t.id());
         }
         this.matmulScratch = empty(pool.threads());
+        this.runs = new AtomicLongArray(pool.threads());
         this.attendScratch = empty(pool.threads());
         this.ropeScratch = empty(pool.threads());
     }
@@ -184,15 +186,20 @@ final class NativeCpuOps extends CpuOps {
         for (int t = 0; t < matmulScratch.length; t++) {
             matmulScratch[t] = grow(matmulScratch[t], scratchBytes);
         }
-        // Work is handed out in chunks of 64 rows from a shared counter: a thread the host slows
-        // down takes fewer chunks instead of holding the others up at the end.
+        // The products' rows, in chunks of 64, are cut into one contiguous run per thread, so that
+        // each thread streams its weights front to back (the prefetchers follow one stream; taking
+        // every other chunk broke it at each chunk). A thread done with its run takes chunks from
+        // the back of another's: one the host slows down does fewer instead of holding the others up.
         if (firstChunk.length < ws.length + 1) {
             firstChunk = new int[Math.max(ws.length + 1, 2 * firstChunk.length)];
         }
         for (int j = 0; j < ws.length; j++) {
             firstChunk[j + 1] = firstChunk[j] + (ws[j].rows() + CHUNK_ROWS - 1) / CHUNK_ROWS;
         }
-        nextChunk.set(0);
+        int chunks = firstChunk[ws.length], nt = runs.length();
+        for (int t = 0; t < nt; t++) {
+            runs.set(t, run(WorkerPool.split(chunks, t, nt), WorkerPool.split(chunks, t + 1, nt)));
+        }
         pool.run(m);
     }
 
@@ -309,15 +316,47 @@ final class NativeCpuOps extends CpuOps {
         }
     }
 
-    /** Each thread takes 64-row chunks of the weights until none is left. */
+    private static long run(int first, int end) {
+        return (long) first << 32 | (end & 0xFFFF_FFFFL);
+    }
+
+    /** The next chunk for thread th: the front of its own run, else the back of another's; -1 when none is left. */
+    private int claim(int th) {
+        for (;;) {
+            long v = runs.get(th);
+            int first = (int) (v >>> 32), end = (int) v;
+            if (first >= end) {
+                break;
+            }
+            if (runs.compareAndSet(th, v, run(first + 1, end))) {
+                return first;
+            }
+        }
+        int nt = runs.length();
+        for (int i = 1; i < nt; i++) {
+            int o = (th + i) % nt;
+            for (;;) {
+                long v = runs.get(o);
+                int first = (int) (v >>> 32), end = (int) v;
+                if (first >= end) {
+                    break;
+                }
+                if (runs.compareAndSet(o, v, run(first, end - 1))) {
+                    return end - 1;
+                }
+            }
+        }
+        return -1;
+    }
+
+    /** Each thread takes 64-row chunks of the weights, its own run first, until none is left. */
     @Override
     void productShare(Matmul m, int th, int nt) {
         int[] first = firstChunk;
-        int chunks = first[m.ws.length];
         int k = m.ws[0].cols();
         HostBuf x = m.x;
         int c;
-        while ((c = nextChunk.getAndIncrement()) < chunks) {
+        while ((c = claim(th)) >= 0) {
             int j = 0;
             while (first[j + 1] <= c) {
                 j++;
