@@ -257,6 +257,87 @@ FUSED_BODY(1, 1, fused1_q8)
 FUSED_BODY(2, 1, fused2_q8)
 FUSED_BODY(4, 1, fused4_q8)
 
+/* Q4_1, Q5_0, Q5_1 and IQ4_NL from their packed stream (panel_legacy's order: per 32-value block the
+ * gathered nibbles, [the 5 types: the qh words,] then the words that hold d [and the min]), dotted
+ * as FUSED_BODY does Q4_0: panel_legacy's arithmetic on the same bytes, in the same order, so the
+ * results are tile()'s bit for bit. Before, these types rebuilt the whole panel from the stream
+ * and read it back (Q5_0 is most of a Qwen2.5-0.5B Q4_K_M file: rows of 896 values are no
+ * multiple of 256, so llama.cpp gives those weights Q5_0 instead of Q4_K). */
+#define FUSED_LEGACY(T, withmin, five, nl, name)                                                               \
+    static void name(const uint8_t *cur, int k0, int kc, act_row *x, float *acc0, float *mins0) {           \
+        const __m512i lo4 = _mm512_set1_epi8(15), flip = _mm512_set1_epi8((char) 0x80);                     \
+        const __m512i table = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *) IQ4NL));             \
+        const __m512i rep = _mm512_set_epi8(12, 12, 12, 12, 8, 8, 8, 8, 4, 4, 4, 4, 0, 0, 0, 0, 12, 12, 12, 12, 8, 8, 8, 8, \
+                4, 4, 4, 4, 0, 0, 0, 0, 12, 12, 12, 12, 8, 8, 8, 8, 4, 4, 4, 4, 0, 0, 0, 0, 12, 12, 12, 12, 8, 8, 8, 8, 4, 4, 4, \
+                4, 0, 0, 0, 0);                                                                             \
+        const __m512i pick = _mm512_set1_epi32(0x08040201), sixteen = _mm512_set1_epi8(16);                 \
+        const __m512i signbit = _mm512_set1_epi32((int32_t) 0x80000000);                                    \
+        __m512 acc[T], mins[T];                                                                             \
+        sums_in(T, acc0, mins0, acc, mins);                                                                 \
+        for (int j = 0; j < kc / 32; j++) {                                                                 \
+            __m512i d[4];                                                                                   \
+            for (int m = 0; m < 4; m++) {                                                                   \
+                d[m] = _mm512_loadu_si512(cur + 64 * m);                                                    \
+            }                                                                                               \
+            cur += 256;                                                                                     \
+            __m512i qh = _mm512_setzero_si512();                                                            \
+            if (five) {                                                                                     \
+                qh = _mm512_loadu_si512(cur);                                                               \
+                cur += 64;                                                                                  \
+            }                                                                                               \
+            __m512i dm = _mm512_loadu_si512(cur);                                                           \
+            cur += 64;                                                                                      \
+            __m512 ws = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(dm));                                         \
+            __m512 wm;                                                                                      \
+            if (withmin) {                                                                                     \
+                __m512 neg = _mm512_castsi512_ps(_mm512_xor_si512(                                          \
+                        _mm512_castps_si512(_mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(dm, 16)))), signbit)); \
+                wm = _mm512_add_ps(neg, _mm512_mul_ps(_mm512_setzero_ps(), ws));                            \
+            } else {                                                                                        \
+                wm = _mm512_add_ps(_mm512_setzero_ps(), _mm512_mul_ps(_mm512_set1_ps(nl ? 128.0f : 16.0f), ws)); \
+            }                                                                                               \
+            for (int h = 0; h < 2; h++) {                                                                   \
+                int kb = k0 + 32 * j + 16 * h;                                                              \
+                __m512i dot[T];                                                                             \
+                dots_zero(T, dot);                                                                          \
+                for (int m = 0; m < 4; m++) {                                                               \
+                    __m512i wv = h ? _mm512_and_si512(_mm512_srli_epi16(d[m], 4), lo4) : _mm512_and_si512(d[m], lo4); \
+                    if (five) {                                                                             \
+                        __mmask64 bit = _mm512_test_epi8_mask(_mm512_shuffle_epi8(_mm512_srli_epi32(qh, 16 * h + 4 * m), rep), pick); \
+                        wv = _mm512_or_si512(wv, _mm512_maskz_mov_epi8(bit, sixteen));                      \
+                    }                                                                                       \
+                    if (nl) {                                                                               \
+                        wv = _mm512_xor_si512(_mm512_shuffle_epi8(table, wv), flip);                        \
+                    }                                                                                       \
+                    dot_line(T, wv, x, kb + 4 * m, dot);                                                    \
+                }                                                                                           \
+                block_sum(T, dot, ws, wm, x, kb, acc, mins);                                                \
+            }                                                                                               \
+        }                                                                                                   \
+        sums_out(T, acc, mins, acc0, mins0);                                                                \
+    }
+FUSED_LEGACY(1, 0, 1, 0, fused1_q5_0)
+FUSED_LEGACY(2, 0, 1, 0, fused2_q5_0)
+FUSED_LEGACY(1, 1, 0, 0, fused1_q4_1)
+FUSED_LEGACY(2, 1, 0, 0, fused2_q4_1)
+FUSED_LEGACY(1, 1, 1, 0, fused1_q5_1)
+FUSED_LEGACY(2, 1, 1, 0, fused2_q5_1)
+FUSED_LEGACY(1, 0, 0, 1, fused1_iq4_nl)
+FUSED_LEGACY(2, 0, 0, 1, fused2_iq4_nl)
+
+/* One of the four, for inputs two at a time (then one). */
+static void fused_legacy(int32_t type, const uint8_t *cur, int k0, int kc, act_row *x, int n, float *acc, float *mins) {
+    for (int t = 0; t < n; t += 2) {
+        int two = n - t >= 2;
+        switch (type) {
+            case T_Q5_0: (two ? fused2_q5_0 : fused1_q5_0)(cur, k0, kc, x + t, acc + t * PR, mins + t * PR); break;
+            case T_Q4_1: (two ? fused2_q4_1 : fused1_q4_1)(cur, k0, kc, x + t, acc + t * PR, mins + t * PR); break;
+            case T_Q5_1: (two ? fused2_q5_1 : fused1_q5_1)(cur, k0, kc, x + t, acc + t * PR, mins + t * PR); break;
+            default: (two ? fused2_iq4_nl : fused1_iq4_nl)(cur, k0, kc, x + t, acc + t * PR, mins + t * PR); break;
+        }
+    }
+}
+
 /* Q6_K from its packed stream (panel_q6_k's order: the word that ends with d and the 16 scales,
  * then per half and 16-byte column h the gathered low bits of two runs and the high bits), one
  * super-block per chunk. Each half's 8 blocks of 16 values are dotted in integers first (h = 0
@@ -550,6 +631,15 @@ int32_t matmul_quant(int32_t type, const uint8_t *w, int64_t wrb, const uint8_t 
                     xr[t] = act_at((uint8_t *) x + (int64_t) t * xs, k);
                 }
                 fused(type == T_Q8_0, cur, k0, kc, xr, n, p.acc, p.mins);
+                continue;
+            }
+            if (packed != 0 && nr == PR && n <= FUSED_N_LEGACY
+                    && (type == T_Q5_0 || type == T_Q4_1 || type == T_Q5_1 || type == T_IQ4_NL)) {
+                const uint8_t *cur = packed + (int64_t) (r / PR) * ppanel + (int64_t) (k0 / CH) * pchunk;
+                for (int t = 0; t < n; t++) {
+                    xr[t] = act_at((uint8_t *) x + (int64_t) t * xs, k);
+                }
+                fused_legacy(type, cur, k0, kc, xr, n, p.acc, p.mins);
                 continue;
             }
             if (packed != 0 && nr == PR && n <= FUSED_N_Q6 && (type == T_Q4_K || type == T_Q5_K)) {
