@@ -54,8 +54,62 @@ static inline void axpy(float p, const float *x, float *y, int d) {
 }
 
 int64_t cria_attend_scratch_bytes(int32_t len, int32_t group, int32_t head_dim) {
-    return 4 * ((int64_t) len * group + (int64_t) head_dim) + 256;
+    return 4 * ((int64_t) len * group + 16 * (int64_t) head_dim) + 256;
 }
+
+#if defined(__AVX512F__)
+/* r[i] = the sum of v[i]'s 16 lanes, for i = 0 .. 15: pairs, then quads folded with unpacks, then
+ * the 128-bit lanes with two shuffles (about 3 instructions a vector instead of a full reduction each). */
+static inline __m512 hsum16(const __m512 *v) {
+    __m512 a[8], b[4], c[2];
+    for (int i = 0; i < 8; i++) { /* per 128-bit lane: [x0+x2, y0+y2, x1+x3, y1+y3] of x = v[2i], y = v[2i+1] */
+        a[i] = _mm512_add_ps(_mm512_unpacklo_ps(v[2 * i], v[2 * i + 1]), _mm512_unpackhi_ps(v[2 * i], v[2 * i + 1]));
+    }
+    for (int i = 0; i < 4; i++) { /* per lane: the lane's sums of v[4i] .. v[4i + 3] */
+        __m512d x = _mm512_castps_pd(a[2 * i]), y = _mm512_castps_pd(a[2 * i + 1]);
+        b[i] = _mm512_add_ps(_mm512_castpd_ps(_mm512_unpacklo_pd(x, y)), _mm512_castpd_ps(_mm512_unpackhi_pd(x, y)));
+    }
+    for (int i = 0; i < 2; i++) { /* lanes 0 and 1 of each b folded together, then 2 and 3 */
+        c[i] = _mm512_add_ps(_mm512_shuffle_f32x4(b[2 * i], b[2 * i + 1], _MM_SHUFFLE(2, 0, 2, 0)),
+                             _mm512_shuffle_f32x4(b[2 * i], b[2 * i + 1], _MM_SHUFFLE(3, 1, 3, 1)));
+    }
+    return _mm512_add_ps(_mm512_shuffle_f32x4(c[0], c[1], _MM_SHUFFLE(2, 0, 2, 0)),
+                         _mm512_shuffle_f32x4(c[0], c[1], _MM_SHUFFLE(3, 1, 3, 1)));
+}
+
+/* out[g] = sum over positions t of p[g][t] * value row t, for NG heads (a constant: the sums stay in
+ * registers, 64 dimensions at a time), values in f16. */
+static inline __attribute__((always_inline)) void values_f16(const int NG, const uint8_t *vbase, const int32_t *pages, int32_t page_size,
+                                                              int64_t page_bytes, int64_t slot_bytes, int32_t first, int32_t len,
+                                                              const float *p, int32_t span, float *out, int32_t head_dim) {
+    for (int d0 = 0; d0 < head_dim; d0 += 64) {
+        __m512 acc[4][4];
+        for (int g = 0; g < NG; g++) {
+            for (int m = 0; m < 4; m++) {
+                acc[g][m] = _mm512_setzero_ps();
+            }
+        }
+        for (int t = first; t < len; t++) {
+            const uint8_t *v = vbase + (int64_t) pages[t / page_size] * page_bytes + (int64_t) (t % page_size) * slot_bytes + 2 * (int64_t) d0;
+            __m512 vv[4];
+            for (int m = 0; m < 4; m++) {
+                vv[m] = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *) (v + 32 * m)));
+            }
+            for (int g = 0; g < NG; g++) {
+                __m512 w = _mm512_set1_ps(p[(int64_t) g * span + (t - first)]);
+                for (int m = 0; m < 4; m++) {
+                    acc[g][m] = _mm512_fmadd_ps(w, vv[m], acc[g][m]);
+                }
+            }
+        }
+        for (int g = 0; g < NG; g++) {
+            for (int m = 0; m < 4; m++) {
+                _mm512_storeu_ps(out + (int64_t) g * head_dim + d0 + 16 * m, acc[g][m]);
+            }
+        }
+    }
+}
+#endif
 
 /*
  * q, out (at q_off, out_off bytes): the group's query heads, consecutive, head_dim floats each.
@@ -76,8 +130,34 @@ void cria_attend(const uint8_t *q_buf, int64_t q_off, uint8_t *out_buf, int64_t 
     const int32_t *pages = table + pages_off;
     const int32_t span = len - first;
     float *scores = scratch;                       /* [group][span] */
-    float *row = scratch + (int64_t) span * group; /* one key or value row as floats */
-    for (int t = first; t < len; t++) {
+    float *row = scratch + (int64_t) span * group; /* 16 key rows as floats, or one value row */
+    int t = first;
+#if defined(__AVX512F__)
+    if (head_dim % 16 == 0) { /* 16 keys at a time: their 16 partial-sum vectors folded into one vector of scores */
+        for (; t + 16 <= len; t += 16) {
+            for (int i = 0; i < 16; i++) {
+                int u = t + i;
+                row_f32(kbase + (int64_t) pages[u / page_size] * page_bytes + (int64_t) (u % page_size) * slot_bytes, f16,
+                        row + (int64_t) i * head_dim, head_dim);
+            }
+            for (int g = 0; g < group; g++) {
+                const float *qg = q + (int64_t) g * head_dim;
+                __m512 acc[16];
+                for (int i = 0; i < 16; i++) {
+                    acc[i] = _mm512_setzero_ps();
+                }
+                for (int d = 0; d < head_dim; d += 16) {
+                    __m512 qv = _mm512_loadu_ps(qg + d);
+                    for (int i = 0; i < 16; i++) {
+                        acc[i] = _mm512_fmadd_ps(qv, _mm512_loadu_ps(row + (int64_t) i * head_dim + d), acc[i]);
+                    }
+                }
+                _mm512_storeu_ps(scores + (int64_t) g * span + (t - first), _mm512_mul_ps(hsum16(acc), _mm512_set1_ps(scale)));
+            }
+        }
+    }
+#endif
+    for (; t < len; t++) {
         const uint8_t *k = kbase + (int64_t) pages[t / page_size] * page_bytes + (int64_t) (t % page_size) * slot_bytes;
         row_f32(k, f16, row, head_dim);
         for (int g = 0; g < group; g++) {
@@ -106,6 +186,23 @@ void cria_attend(const uint8_t *q_buf, int64_t q_off, uint8_t *out_buf, int64_t 
         }
         memset(out + (int64_t) g * head_dim, 0, (size_t) head_dim * 4);
     }
+#if defined(__AVX512F__)
+    if (head_dim % 64 == 0 && f16) { /* up to 4 heads x 64 dims of the output held in registers over all positions */
+        for (int g0 = 0; g0 < group; g0 += 4) {
+            switch (group - g0 < 4 ? group - g0 : 4) {
+                case 4: values_f16(4, vbase, pages, page_size, page_bytes, slot_bytes, first, len, scores + (int64_t) g0 * span, span,
+                                   out + (int64_t) g0 * head_dim, head_dim); break;
+                case 3: values_f16(3, vbase, pages, page_size, page_bytes, slot_bytes, first, len, scores + (int64_t) g0 * span, span,
+                                   out + (int64_t) g0 * head_dim, head_dim); break;
+                case 2: values_f16(2, vbase, pages, page_size, page_bytes, slot_bytes, first, len, scores + (int64_t) g0 * span, span,
+                                   out + (int64_t) g0 * head_dim, head_dim); break;
+                default: values_f16(1, vbase, pages, page_size, page_bytes, slot_bytes, first, len, scores + (int64_t) g0 * span, span,
+                                    out + (int64_t) g0 * head_dim, head_dim); break;
+            }
+        }
+        return;
+    }
+#endif
     for (int t = first; t < len; t++) {
         const uint8_t *v = vbase + (int64_t) pages[t / page_size] * page_bytes + (int64_t) (t % page_size) * slot_bytes;
         row_f32(v, f16, row, head_dim);
