@@ -19,8 +19,9 @@ import picocli.CommandLine.Option;
 /**
  * Measures what llama-bench measures, the way it measures it: ppN evaluates N random tokens
  * (BOS first) in batches from an empty cache; tgN evaluates N tokens one at a time from an
- * empty cache (no sampling). One untimed warm-up run precedes each test; each is repeated -r
- * times and reported as mean ± standard deviation of tokens per second.
+ * empty cache (no sampling). Untimed warm-up runs precede each test (at least one, and for at
+ * least --warmup seconds, so that the JIT has compiled what it times); each is repeated -r times
+ * and reported as mean ± standard deviation of tokens per second.
  */
 @Command(name = "bench", mixinStandardHelpOptions = true, sortOptions = false,
         description = {"Benchmark prompt processing (ppN) and generation (tgN) as llama-bench does; same table, same JSON fields.",
@@ -42,6 +43,12 @@ final class BenchCommand extends Verb {
 
     @Option(names = {"-r", "--repetitions"}, defaultValue = "3", paramLabel = "N", description = "repetitions of each test (default: ${DEFAULT-VALUE})")
     int reps;
+
+    @Option(names = "--warmup", defaultValue = "5", paramLabel = "SECONDS",
+            description = {"untimed warm-up runs of each test until this many seconds have passed (at least one run; default: ${DEFAULT-VALUE}):",
+                "the JVM is still compiling the decode path during the first seconds (tg32 of a 0.5B model ran 73-84 t/s after one",
+                "warm-up run, 85-89 after 5 s), so llama-bench's single warm-up run would time the start-up; 0 = one warm-up run"})
+    double warmupSeconds;
 
     @Option(names = {"-o", "--output"}, defaultValue = "md", paramLabel = "FMT", description = "md, csv or json (default: ${DEFAULT-VALUE})")
     String format;
@@ -106,6 +113,9 @@ final class BenchCommand extends Verb {
         if (!List.of("md", "csv", "json").contains(format)) {
             throw new CriaException("-o must be md, csv or json, got '" + format + "'");
         }
+        if (!(warmupSeconds >= 0 && warmupSeconds <= 3600)) {
+            throw new CriaException("--warmup must be between 0 and 3600 seconds, got " + warmupSeconds);
+        }
         if (reps < 1) {
             throw new CriaException("-r must be at least 1");
         }
@@ -157,7 +167,7 @@ final class BenchCommand extends Verb {
             }
             Random rnd = new Random(42);
             for (int[] t : tests) {
-                Result res = measure(s, t[0], t[1], reps, rnd, null);
+                Result res = measure(s, t[0], t[1], reps, (long) (warmupSeconds * 1e9), rnd, null);
                 results.add(res);
                 if (format.equals("md")) {
                     err().printf(Locale.ROOT, "cria: %s%d: %.2f t/s%n", t[0] > 0 ? "pp" : "tg", t[0] > 0 ? t[0] : t[1], Result.mean(res.ts()));

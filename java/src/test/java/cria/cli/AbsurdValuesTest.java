@@ -51,6 +51,7 @@ class AbsurdValuesTest {
         String m = model.toString();
         refused("--ctx", "generate", "-m", m, "-p", "a", "-n", "2", "--temp", "0", "--ctx", "2147483647");
         refused("-p", "bench", "-m", m, "-p", "2147483647", "-n", "0", "-r", "1");
+        refused("--warmup", "bench", "-m", m, "--warmup", "-1");
         refused("--batch-size", "logits", "-m", m, "--ids", "1,2", "-o", tmp.resolve("l.f32").toString(), "-b", "2147483647", "--ctx", "2147483647");
         Path in = tmp.resolve("one.jsonl");
         Files.writeString(in, "{\"prompt\": \"a\", \"max_tokens\": 2}\n");

@@ -91,10 +91,10 @@ class LoraCommandsTest {
         assertEquals(0, b1.code(), b1.toString());
         assertNotEquals(text(o0), text(o1), "batch results with the adapter");
 
-        CliRunner.Result bench = CliRunner.run("bench", "-m", m, "-p", "8", "-n", "4", "-r", "1", "--backend", "cpu", "--lora", lora);
+        CliRunner.Result bench = CliRunner.run("bench", "-m", m, "-p", "8", "-n", "4", "-r", "1", "--warmup", "0", "--backend", "cpu", "--lora", lora);
         assertEquals(0, bench.code(), bench.toString());
         assertTrue(bench.out().contains("LoRA adapters applied (unmerged): " + adapter + " (scale 1.5)"), bench.toString());
-        CliRunner.Result json = CliRunner.run("bench", "-m", m, "-p", "8", "-n", "0", "-r", "1", "--backend", "cpu", "--lora", lora, "-o", "json");
+        CliRunner.Result json = CliRunner.run("bench", "-m", m, "-p", "8", "-n", "0", "-r", "1", "--warmup", "0", "--backend", "cpu", "--lora", lora, "-o", "json");
         assertTrue(json.out().contains("\"lora\""), json.toString());
     }
 
@@ -229,7 +229,7 @@ class LoraCommandsTest {
             case "perplexity" -> CliRunner.run("perplexity", "-m", m, "-f", text.toString(), "-c", "32", "--backend", "cpu", "--lora", l);
             case "batch" -> CliRunner.run("batch", "-m", m, "--in", prompts.toString(), "--out",
                     tmp.resolve("never.jsonl").toString(), "--backend", "cpu", "--lora", l);
-            case "bench" -> CliRunner.run("bench", "-m", m, "-p", "4", "-n", "0", "-r", "1", "--backend", "cpu", "--lora", l);
+            case "bench" -> CliRunner.run("bench", "-m", m, "-p", "4", "-n", "0", "-r", "1", "--warmup", "0", "--backend", "cpu", "--lora", l);
             case "merge" -> CliRunner.run("merge", "-m", m, "--lora", l, "-o", tmp.resolve("never.gguf").toString());
             default -> throw new IllegalArgumentException(verb);
         };
