@@ -267,10 +267,6 @@ FUSED_BODY(4, 1, fused4_q8)
     static void name(const uint8_t *cur, int k0, int kc, act_row *x, float *acc0, float *mins0) {           \
         const __m512i lo4 = _mm512_set1_epi8(15), flip = _mm512_set1_epi8((char) 0x80);                     \
         const __m512i table = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *) IQ4NL));             \
-        const __m512i rep = _mm512_set_epi8(12, 12, 12, 12, 8, 8, 8, 8, 4, 4, 4, 4, 0, 0, 0, 0, 12, 12, 12, 12, 8, 8, 8, 8, \
-                4, 4, 4, 4, 0, 0, 0, 0, 12, 12, 12, 12, 8, 8, 8, 8, 4, 4, 4, 4, 0, 0, 0, 0, 12, 12, 12, 12, 8, 8, 8, 8, 4, 4, 4, \
-                4, 0, 0, 0, 0);                                                                             \
-        const __m512i pick = _mm512_set1_epi32(0x08040201), sixteen = _mm512_set1_epi8(16);                 \
         const __m512i signbit = _mm512_set1_epi32((int32_t) 0x80000000);                                    \
         __m512 acc[T], mins[T];                                                                             \
         sums_in(T, acc0, mins0, acc, mins);                                                                 \
@@ -303,8 +299,7 @@ FUSED_BODY(4, 1, fused4_q8)
                 for (int m = 0; m < 4; m++) {                                                               \
                     __m512i wv = h ? _mm512_and_si512(_mm512_srli_epi16(d[m], 4), lo4) : _mm512_and_si512(d[m], lo4); \
                     if (five) {                                                                             \
-                        __mmask64 bit = _mm512_test_epi8_mask(_mm512_shuffle_epi8(_mm512_srli_epi32(qh, 16 * h + 4 * m), rep), pick); \
-                        wv = _mm512_or_si512(wv, _mm512_maskz_mov_epi8(bit, sixteen));                      \
+                        wv = _mm512_or_si512(wv, fifth_bits(qh, 16 * h + 4 * m));                           \
                     }                                                                                       \
                     if (nl) {                                                                               \
                         wv = _mm512_xor_si512(_mm512_shuffle_epi8(table, wv), flip);                        \

@@ -261,6 +261,16 @@ static inline __attribute__((always_inline)) void panel_q6_k(const int M, uint8_
     }
 }
 
+/* The 5 types' fifth bits as 16 in each byte whose bit is set: byte c of each 4-byte group (a row's
+ * 4 values on one line) takes bit c of the row's qh word shifted right by `shift`. */
+static inline __attribute__((always_inline)) __m512i fifth_bits(__m512i qh, int shift) {
+    /* replicate each dword's low byte over the dword, then pick bit c in byte c */
+    const __m512i rep = _mm512_set_epi8(12, 12, 12, 12, 8, 8, 8, 8, 4, 4, 4, 4, 0, 0, 0, 0, 12, 12, 12, 12, 8, 8, 8, 8, 4, 4, 4, 4,
+            0, 0, 0, 0, 12, 12, 12, 12, 8, 8, 8, 8, 4, 4, 4, 4, 0, 0, 0, 0, 12, 12, 12, 12, 8, 8, 8, 8, 4, 4, 4, 4, 0, 0, 0, 0);
+    const __m512i pick = _mm512_set1_epi32(0x08040201), sixteen = _mm512_set1_epi8(16);
+    return _mm512_maskz_mov_epi8(_mm512_test_epi8_mask(_mm512_shuffle_epi8(_mm512_srli_epi32(qh, shift), rep), pick), sixteen);
+}
+
 /* Q4_1, Q5_0, Q5_1, IQ4_NL: like Q4_0, with a per-block min (the _1 types), a fifth bit per value
  * from the 32-bit qh word (the 5 types: bit j for value j), or a table lookup (IQ4_NL, stored as
  * value + 128). The offsets and mins match make_chunk_of's: Q5_0 subtracts 16 d, IQ4_NL 128 d; the
@@ -270,10 +280,6 @@ static inline __attribute__((always_inline)) void panel_legacy(const int M, uint
     const __m512i lo4 = _mm512_set1_epi8(15), flip = _mm512_set1_epi8((char) 0x80);
     const __m512i table = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *) IQ4NL));
     const int bb = 18 + 2 * mins + 4 * five, qs = 2 + 2 * mins + 4 * five, qhoff = 2 + 2 * mins;
-    /* replicate each dword's low byte over the dword, then pick bit c in byte c */
-    const __m512i rep = _mm512_set_epi8(12, 12, 12, 12, 8, 8, 8, 8, 4, 4, 4, 4, 0, 0, 0, 0, 12, 12, 12, 12, 8, 8, 8, 8, 4, 4, 4, 4,
-            0, 0, 0, 0, 12, 12, 12, 12, 8, 8, 8, 8, 4, 4, 4, 4, 0, 0, 0, 0, 12, 12, 12, 12, 8, 8, 8, 8, 4, 4, 4, 4, 0, 0, 0, 0);
-    const __m512i pick = _mm512_set1_epi32(0x08040201), sixteen = _mm512_set1_epi8(16);
     const __m512i signbit = _mm512_set1_epi32((int32_t) 0x80000000);
     for (int j = 0; j < kc / 32; j++) {
         const uint8_t *b = w + (int64_t) (k0 / 32 + j) * bb;
@@ -283,10 +289,8 @@ static inline __attribute__((always_inline)) void panel_legacy(const int M, uint
         for (int m = 0; m < 4; m++) {
             __m512i lo = _mm512_and_si512(d[m], lo4), hi = _mm512_and_si512(_mm512_srli_epi16(d[m], 4), lo4);
             if (five) {
-                __mmask64 bl = _mm512_test_epi8_mask(_mm512_shuffle_epi8(_mm512_srli_epi32(qh, 4 * m), rep), pick);
-                __mmask64 bh = _mm512_test_epi8_mask(_mm512_shuffle_epi8(_mm512_srli_epi32(qh, 16 + 4 * m), rep), pick);
-                lo = _mm512_or_si512(lo, _mm512_maskz_mov_epi8(bl, sixteen));
-                hi = _mm512_or_si512(hi, _mm512_maskz_mov_epi8(bh, sixteen));
+                lo = _mm512_or_si512(lo, fifth_bits(qh, 4 * m));
+                hi = _mm512_or_si512(hi, fifth_bits(qh, 16 + 4 * m));
             }
             if (nl) {
                 lo = _mm512_xor_si512(_mm512_shuffle_epi8(table, lo), flip);
