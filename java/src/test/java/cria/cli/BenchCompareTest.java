@@ -1,4 +1,4 @@
-// cria bench --compare/--from: the ratio table and chart from llama-bench JSON and Cria's own JSON.
+// cria bench --compare/--from: the ratio table and chart from llama-bench JSON and Cria's own JSON; --warmup.
 package cria.cli;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -48,5 +48,21 @@ class BenchCompareTest {
         r = CliRunner.run("bench", "-m", model.toString(), "--from", bad.toString(), "--compare", c1.toString());
         assertEquals(1, r.code());
         assertTrue(r.err().contains("bad.json") && r.err().strip().lines().count() == 1, r.err());
+    }
+
+    /**
+     * --warmup SECONDS: untimed runs go on until that much time has passed, so even a model that
+     * takes milliseconds per test keeps the command busy at least that long (one warm-up run of
+     * this tiny model, the old behaviour, takes a small fraction of it).
+     */
+    @Test
+    void warmupRunsForAtLeastTheSecondsAsked() throws Exception {
+        Path model = cria.TestModels.tinyLlama(tmp.resolve("m.gguf"), 43);
+        long t0 = System.nanoTime();
+        CliRunner.Result r = CliRunner.run("bench", "-m", model.toString(), "-p", "0", "-n", "2", "-r", "1", "--warmup", "2");
+        double seconds = (System.nanoTime() - t0) / 1e9;
+        assertEquals(0, r.code(), r.toString());
+        assertTrue(r.out().contains("tg2"), r.out());
+        assertTrue(seconds >= 2, "--warmup 2 ended after " + seconds + " s");
     }
 }
