@@ -184,7 +184,6 @@ void cria_attend(const uint8_t *q_buf, int64_t q_off, uint8_t *out_buf, int64_t 
         for (int t = 0; t < span; t++) {
             s[t] *= inv;
         }
-        memset(out + (int64_t) g * head_dim, 0, (size_t) head_dim * 4);
     }
 #if defined(__AVX512F__)
     if (head_dim % 64 == 0 && f16) { /* up to 4 heads x 64 dims of the output held in registers over all positions */
@@ -203,6 +202,7 @@ void cria_attend(const uint8_t *q_buf, int64_t q_off, uint8_t *out_buf, int64_t 
         return;
     }
 #endif
+    memset(out, 0, (size_t) group * head_dim * 4); /* the group's heads are consecutive */
     for (int t = first; t < len; t++) {
         const uint8_t *v = vbase + (int64_t) pages[t / page_size] * page_bytes + (int64_t) (t % page_size) * slot_bytes;
         row_f32(v, f16, row, head_dim);

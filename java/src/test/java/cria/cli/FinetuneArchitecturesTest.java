@@ -15,8 +15,6 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.regex.Matcher;
-import java.util.regex.Pattern;
 import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
@@ -37,14 +35,6 @@ class FinetuneArchitecturesTest {
         "tom and lily went to the park to play with a red ball.",
         "the sun was warm and the sky was blue all day long.",
     };
-
-    private static double ppl(String... args) {
-        CliRunner.Result r = CliRunner.run(args);
-        assertEquals(0, r.code(), r.toString());
-        Matcher m = Pattern.compile("PPL = ([0-9.]+)").matcher(r.out() + r.err());
-        assertTrue(m.find(), r.toString());
-        return Double.parseDouble(m.group(1));
-    }
 
     @ParameterizedTest(name = "{0}")
     @ValueSource(strings = {"qwen2", "qwen3"})
@@ -97,14 +87,14 @@ class FinetuneArchitecturesTest {
                 assertEquals(w.shape()[1], f.tensor(name + ".lora_b").shape()[1], name + ": lora_b ne[1] = the product's outputs");
             }
         }
-        double plain = ppl("perplexity", "-m", base.toString(), "-f", txt.toString(), "-c", "32", "-t", "2");
-        double tuned = ppl("perplexity", "-m", base.toString(), "--lora", adapter.toString(), "-f", txt.toString(), "-c", "32", "-t", "2");
+        double plain = FinetuneCommandTest.ppl("perplexity", "-m", base.toString(), "-f", txt.toString(), "-c", "32", "-t", "2");
+        double tuned = FinetuneCommandTest.ppl("perplexity", "-m", base.toString(), "--lora", adapter.toString(), "-f", txt.toString(), "-c", "32", "-t", "2");
         assertTrue(tuned < plain * 0.9, arch + ": the adapter lowers the perplexity of what it was trained on: " + plain + " -> " + tuned);
 
         Path initial = tmp.resolve(arch + "-init.gguf");
         r = CliRunner.run(concat(common, "--steps", "0", "-o", initial.toString()));
         assertEquals(0, r.code(), r.toString());
-        double same = ppl("perplexity", "-m", base.toString(), "--lora", initial.toString(), "-f", txt.toString(), "-c", "32", "-t", "2");
+        double same = FinetuneCommandTest.ppl("perplexity", "-m", base.toString(), "--lora", initial.toString(), "-f", txt.toString(), "-c", "32", "-t", "2");
         assertEquals(plain, same, 0.0, "B = 0: the initial adapter leaves the model as it was");
         assertNotEquals(same, tuned);
     }

@@ -70,7 +70,8 @@ class FinetuneCommandTest {
         return all;
     }
 
-    private static double ppl(String... args) {
+    /** Runs a cria command that reports perplexity and returns it ("PPL = ..."). */
+    static double ppl(String... args) {
         CliRunner.Result r = CliRunner.run(args);
         assertEquals(0, r.code(), r.toString());
         Matcher m = Pattern.compile("PPL = ([0-9.]+)").matcher(r.out() + r.err());

@@ -138,17 +138,22 @@ class ArchitectureLogitsTest {
         }
     }
 
-    @TestFactory
-    Stream<DynamicTest> logitsMatchLlamaCpp() {
+    /** Every backend the reference cases run on, by name; the CUDA ones skip without an emulator or a device. */
+    static Map<String, Supplier<Backend>> backends() {
         Map<String, Supplier<Backend>> backends = new java.util.LinkedHashMap<>();
         backends.put("ref", RefBackend::new);
         backends.put("cpu", () -> new CpuBackend(2, true));
         backends.put("cpu-java", () -> new CpuBackend(2, false));
         backends.put("cuda-" + Devices.EMULATOR, Devices::emulator);
         backends.put("cuda-" + Devices.GPU, () -> Devices.open(Devices.GPU));
+        return backends;
+    }
+
+    @TestFactory
+    Stream<DynamicTest> logitsMatchLlamaCpp() {
         List<DynamicTest> tests = new ArrayList<>();
         for (Case c : CASES) {
-            for (Map.Entry<String, Supplier<Backend>> b : backends.entrySet()) {
+            for (Map.Entry<String, Supplier<Backend>> b : backends().entrySet()) {
                 tests.add(DynamicTest.dynamicTest(c.name() + " on " + b.getKey(), () -> check(c, b.getKey(), b.getValue())));
             }
         }

@@ -6,8 +6,6 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import cria.backend.Backend;
 import cria.backend.cuda.Devices;
-import cria.backend.cpu.CpuBackend;
-import cria.backend.ref.RefBackend;
 import cria.gguf.GgmlType;
 import cria.gguf.GgufFile;
 import cria.gguf.GgufTensorInfo;
@@ -23,7 +21,6 @@ import java.lang.foreign.MemorySegment;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
-import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.function.Supplier;
@@ -113,15 +110,9 @@ class LongRopeLogitsTest {
 
     @TestFactory
     Stream<DynamicTest> logitsMatchLlamaCpp() {
-        Map<String, Supplier<Backend>> backends = new LinkedHashMap<>();
-        backends.put("ref", RefBackend::new);
-        backends.put("cpu", () -> new CpuBackend(2, true));
-        backends.put("cpu-java", () -> new CpuBackend(2, false));
-        backends.put("cuda-" + Devices.EMULATOR, Devices::emulator);
-        backends.put("cuda-" + Devices.GPU, () -> Devices.open(Devices.GPU));
         List<DynamicTest> tests = new ArrayList<>();
         for (Case c : CASES) {
-            for (Map.Entry<String, Supplier<Backend>> b : backends.entrySet()) {
+            for (Map.Entry<String, Supplier<Backend>> b : ArchitectureLogitsTest.backends().entrySet()) {
                 tests.add(DynamicTest.dynamicTest(c.name() + " on " + b.getKey(), () -> check(c, b.getKey(), b.getValue())));
             }
         }
