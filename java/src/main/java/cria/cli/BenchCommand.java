@@ -47,7 +47,7 @@ final class BenchCommand extends Verb {
     @Option(names = "--warmup", defaultValue = "5", paramLabel = "SECONDS",
             description = {"untimed warm-up runs of each test until this many seconds have passed (at least one run; default: ${DEFAULT-VALUE}):",
                 "the JVM is still compiling the decode path during the first seconds (tg32 of a 0.5B model ran 73-84 t/s after one",
-                "warm-up run, 85-89 after 5 s), so llama-bench's single warm-up run would time the start-up; 0 = one warm-up run"})
+                "warm-up run, mostly 85-89 after 5 s), so llama-bench's single warm-up run would time the start-up; 0 = one warm-up run"})
     double warmupSeconds;
 
     @Option(names = {"-o", "--output"}, defaultValue = "md", paramLabel = "FMT", description = "md, csv or json (default: ${DEFAULT-VALUE})")
