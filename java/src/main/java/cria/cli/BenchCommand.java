@@ -20,7 +20,7 @@ import picocli.CommandLine.Option;
  * Measures what llama-bench measures, the way it measures it: ppN evaluates N random tokens
  * (BOS first) in batches from an empty cache; tgN evaluates N tokens one at a time from an
  * empty cache (no sampling). Untimed warm-up runs precede each test (at least one, and for at
- * least --warmup seconds, so that the JIT has compiled what it times); each is repeated -r times
+ * least --warmup seconds, so that what is timed is the steady state, not the JIT's start-up); each is repeated -r times
  * and reported as mean ± standard deviation of tokens per second.
  */
 @Command(name = "bench", mixinStandardHelpOptions = true, sortOptions = false,
@@ -46,8 +46,8 @@ final class BenchCommand extends Verb {
 
     @Option(names = "--warmup", defaultValue = "5", paramLabel = "SECONDS",
             description = {"untimed warm-up runs of each test until this many seconds have passed (at least one run; default: ${DEFAULT-VALUE}):",
-                "the JVM is still compiling the decode path during the first seconds (tg32 of a 0.5B model ran 73-84 t/s after one",
-                "warm-up run, mostly 85-89 after 5 s), so llama-bench's single warm-up run would time the start-up; 0 = one warm-up run"})
+                "decoding runs slower in its first seconds, most likely while the JIT compiles it (tg32 of a 0.5B model ran 69-85 t/s",
+                "after one warm-up run, mostly 85-89 after 5 s), so llama-bench's single warm-up run would time the start-up; 0 = one run"})
     double warmupSeconds;
 
     @Option(names = {"-o", "--output"}, defaultValue = "md", paramLabel = "FMT", description = "md, csv or json (default: ${DEFAULT-VALUE})")
