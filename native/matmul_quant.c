@@ -170,6 +170,35 @@ static inline __attribute__((always_inline)) void sums_out(const int T, const __
     }
 }
 
+/* Software prefetch of a packed stream, PF_L2_AHEAD bytes ahead of what is being dotted: decode
+ * reads every weight once per token from DRAM. Which streams get it, and into which cache, is
+ * cria_prefetch_mode() (cpu.c), chosen once: on the Intel Xeon VM every stream prefetched into L2
+ * took llama-1B Q4_K_M decoding from 22.6 to 26.9 t/s, while on the AMD EPYC (Zen 4) VM prefetches
+ * into L1 of the Q6_K and Q4_0 streams measured slower and only Q4_K's gained (BENCHMARKS.md). */
+__attribute__((visibility("hidden"))) int32_t cria_prefetch_mode(void);
+#ifndef PF_L2_AHEAD
+#define PF_L2_AHEAD 8192
+#endif
+static int pf_mode_cached = -1;
+
+static inline int pf_mode(void) {
+    int m = __atomic_load_n(&pf_mode_cached, __ATOMIC_RELAXED);
+    if (m < 0) {
+        m = cria_prefetch_mode(); /* threads that race here store the same value */
+        __atomic_store_n(&pf_mode_cached, m, __ATOMIC_RELAXED);
+    }
+    return m;
+}
+
+/* The bytes [p, p + bytes) of a stream, PF_L2_AHEAD bytes on, into L2 (in mode 2). */
+static inline __attribute__((always_inline)) void ahead_l2(int mode, const uint8_t *p, int bytes) {
+    if (mode == 2) {
+        for (int o = 0; o < bytes; o += 64) {
+            __builtin_prefetch(p + PF_L2_AHEAD + o, 0, 2);
+        }
+    }
+}
+
 static inline __attribute__((always_inline)) void dots_zero(const int T, __m512i *dot) {
     for (int t = 0; t < T; t++) {
         dot[t] = _mm512_setzero_si512();
@@ -226,7 +255,9 @@ static void tile(const panel_buf *p, int k0, int nb, act_row *x, int nt, float *
         const __m512 off = _mm512_set1_ps(eight ? 128.0f : 8.0f);                                           \
         __m512 acc[T], mins[T];                                                                             \
         sums_in(T, acc0, mins0, acc, mins);                                                                 \
+        const int pf = pf_mode();                                                                           \
         for (int j = 0; j < kc / 32; j++) {                                                                 \
+            ahead_l2(pf, cur, eight ? 544 : 288);                                                           \
             __m512i d[8];                                                                                   \
             for (int m = 0; m < (eight ? 8 : 4); m++) {                                                     \
                 d[m] = _mm512_loadu_si512(cur + 64 * m);                                                    \
@@ -270,7 +301,9 @@ FUSED_BODY(4, 1, fused4_q8)
         const __m512i signbit = _mm512_set1_epi32((int32_t) 0x80000000);                                    \
         __m512 acc[T], mins[T];                                                                             \
         sums_in(T, acc0, mins0, acc, mins);                                                                 \
+        const int pf = pf_mode();                                                                           \
         for (int j = 0; j < kc / 32; j++) {                                                                 \
+            ahead_l2(pf, cur, five ? 384 : 320);                                                            \
             __m512i d[4];                                                                                   \
             for (int m = 0; m < 4; m++) {                                                                   \
                 d[m] = _mm512_loadu_si512(cur + 64 * m);                                                    \
@@ -345,7 +378,9 @@ static void fused_legacy(int32_t type, const uint8_t *cur, int k0, int kc, act_r
         const uint8_t *tail = cur; /* d's word, then the scales; the columns follow */                                                                   \
         __m512 d = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(_mm512_loadu_si512(tail), 16))); \
         const __m512 off = _mm512_set1_ps(32.0f);                                                           \
+        const int pf = pf_mode();                                                                           \
         for (int half = 0; half < 2; half++) {                                                              \
+            ahead_l2(pf, cur + half * (3392 / 2), 3392 / 2); /* the packed chunk's 3392 bytes */            \
             __m512i dot[8][T];                                                                              \
             for (int b = 0; b < 8; b++) {                                                                   \
                 dots_zero(T, dot[b]);                                                                       \
@@ -403,10 +438,14 @@ FUSED_Q6(2, fused2_q6)
         __m512 dminv = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(dd, 16)));                   \
         __m512i s0 = _mm512_loadu_si512(head + 64), s1 = _mm512_loadu_si512(head + 128), s2 = _mm512_loadu_si512(head + 192); \
         const __m512i m63 = _mm512_set1_epi32(63), m15 = _mm512_set1_epi32(15), m3 = _mm512_set1_epi32(3);  \
+        const int pf = pf_mode();                                                                           \
         for (int g = 0; g < 4; g++) {                                                                       \
-            for (int o = 0; o < (256 + 2 * hb) / 4; o += 64) { /* a quarter of the chunk after next */       \
-                __builtin_prefetch(cur + 2 * (256 + 2 * hb) + g * ((256 + 2 * hb) / 4) + o, 0, 3);           \
+            if (pf == 1) {                                                                                  \
+                for (int o = 0; o < (256 + 2 * hb) / 4; o += 64) { /* a quarter of the chunk after next */   \
+                    __builtin_prefetch(cur + 2 * (256 + 2 * hb) + g * ((256 + 2 * hb) / 4) + o, 0, 3);       \
+                }                                                                                           \
             }                                                                                               \
+            ahead_l2(pf, cur + g * ((256 + 2 * hb) / 4), (256 + 2 * hb) / 4);                                \
             for (int jj = 0; jj < 2; jj++) { /* the two 32-value scale groups of g */                       \
                 int j = 2 * g + jj;                                                                         \
                 __m512i sc, mn;                                                                             \

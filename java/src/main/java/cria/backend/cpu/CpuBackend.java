@@ -45,7 +45,14 @@ public final class CpuBackend extends HostBackend {
         } else {
             notice = null;
         }
+        String pf = System.getenv("CRIA_PREFETCH");
+        if (kernels != null && pf != null && !NativeKernels.PREFETCH_MODES.contains(pf) && PREFETCH_SAID.compareAndSet(false, true)) {
+            System.err.println("cria: CRIA_PREFETCH=" + pf + " is not one of " + NativeKernels.PREFETCH_MODES
+                    + ": ignored, this CPU's default is used (unset it, or see README \"The CPU path\")");
+        }
     }
+
+    private static final java.util.concurrent.atomic.AtomicBoolean PREFETCH_SAID = new java.util.concurrent.atomic.AtomicBoolean();
 
     /** What the pure-Java path costs, as measured (README, "The CPU path": stories260K and a 1B Q4_0 model, 2 threads). */
     static final String JAVA_PATH_SLOWDOWN = "5 to 15 times";

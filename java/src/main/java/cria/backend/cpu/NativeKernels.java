@@ -88,6 +88,12 @@ final class NativeKernels {
         return lib.find(name).orElseThrow(() -> new IllegalStateException("symbol " + name + " missing from libcria.so"));
     }
 
+    /**
+     * The values of the environment variable CRIA_PREFETCH that the library reads (native/cpu.c
+     * {@code cria_prefetch_mode}): how decode's matrix products prefetch their packed weights.
+     */
+    static final java.util.List<String> PREFETCH_MODES = java.util.List.of("l2", "l1", "off");
+
     /** The kernels, or null when the library is not available (see {@link #unavailableReason()}). */
     static NativeKernels get() {
         NativeKernels k = instance;
