@@ -1,7 +1,7 @@
 /* Matrix products of quantized ggml weights with 8-bit activations: the CPU backend's hot loop.
  * Each group of a block of rows is unpacked once (unpack.h) and dotted with 8-bit activations
- * (act.h) by VNNI (u8 x s8 -> s32) four inputs at a time; partial sums become float once per 64
- * values, scaled per 16 (weight) and per 32 (activation) values. */
+ * (act.h) by VNNI (u8 x s8 -> s32); the int32 sums of each block of 16 values become float once,
+ * scaled by the block's weight and activation scales. */
 #include "cria.h"
 #include "act.h"
 #include "matmul.h"
@@ -199,6 +199,22 @@ static inline __attribute__((always_inline)) void ahead_l2(int mode, const uint8
     }
 }
 
+/* The inputs with their values, scales and sums counted from value k0 (a multiple of 16). */
+static inline __attribute__((always_inline)) void acts_from(const int T, const act_row *x, int k0, act_row *out) {
+    for (int t = 0; t < T; t++) {
+        out[t].qs = x[t].qs + k0;
+        out[t].d = x[t].d + k0 / AB;
+        out[t].xs = x[t].xs + k0 / AB;
+    }
+}
+
+/* dot[t] /= 16, exactly: sums of high nibbles masked in place are multiples of 16. */
+static inline __attribute__((always_inline)) void dots_shift4(const int T, __m512i *dot) {
+    for (int t = 0; t < T; t++) {
+        dot[t] = _mm512_srai_epi32(dot[t], 4);
+    }
+}
+
 static inline __attribute__((always_inline)) void dots_zero(const int T, __m512i *dot) {
     for (int t = 0; t < T; t++) {
         dot[t] = _mm512_setzero_si512();
@@ -250,13 +266,15 @@ static void tile(const panel_buf *p, int k0, int nb, act_row *x, int nt, float *
  * on the bytes the builder would store, in the same order, so the results are the same bit for
  * bit. For a few inputs (decode) the builder's stores and reloads cost more than the dots. */
 #define FUSED_BODY(T, eight, name)                                                                          \
-    static void name(const uint8_t *cur, int k0, int kc, act_row *x, float *acc0, float *mins0) {           \
+    static void name(const uint8_t *cur, int k0, int kc, act_row *x0, float *acc0, float *mins0) {          \
         const __m512i lo4 = _mm512_set1_epi8(15), flip = _mm512_set1_epi8((char) 0x80);                     \
         const __m512 off = _mm512_set1_ps(eight ? 128.0f : 8.0f);                                           \
         __m512 acc[T], mins[T];                                                                             \
         sums_in(T, acc0, mins0, acc, mins);                                                                 \
         const int pf = pf_mode();                                                                           \
-        for (int j = 0; j < kc / 32; j++) {                                                                 \
+        act_row x[T];                                                                                       \
+        acts_from(T, x0, k0, x);                                                                            \
+        for (int j = 0; j < kc / 32; j++, acts_from(T, x, 32, x)) { /* x from block j's first value */     \
             ahead_l2(pf, cur, eight ? 544 : 288);                                                           \
             __m512i d[8];                                                                                   \
             for (int m = 0; m < (eight ? 8 : 4); m++) {                                                     \
@@ -267,7 +285,7 @@ static void tile(const panel_buf *p, int k0, int nb, act_row *x, int nt, float *
             cur += 32;                                                                                      \
             __m512 wm = _mm512_add_ps(_mm512_setzero_ps(), _mm512_mul_ps(off, ws));                         \
             for (int h = 0; h < 2; h++) {                                                                   \
-                int kb = k0 + 32 * j + 16 * h;                                                              \
+                const int kb = 16 * h;                                                                      \
                 __m512i dot[T];                                                                             \
                 dots_zero(T, dot);                                                                          \
                 for (int m = 0; m < 4; m++) {                                                               \
@@ -295,14 +313,16 @@ FUSED_BODY(4, 1, fused4_q8)
  * and read it back (Q5_0 is most of a Qwen2.5-0.5B Q4_K_M file: rows of 896 values are no
  * multiple of 256, so llama.cpp gives those weights Q5_0 instead of Q4_K). */
 #define FUSED_LEGACY(T, withmin, five, nl, name)                                                               \
-    static void name(const uint8_t *cur, int k0, int kc, act_row *x, float *acc0, float *mins0) {           \
+    static void name(const uint8_t *cur, int k0, int kc, act_row *x0, float *acc0, float *mins0) {          \
         const __m512i lo4 = _mm512_set1_epi8(15), flip = _mm512_set1_epi8((char) 0x80);                     \
         const __m512i table = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *) IQ4NL));             \
         const __m512i signbit = _mm512_set1_epi32((int32_t) 0x80000000);                                    \
         __m512 acc[T], mins[T];                                                                             \
         sums_in(T, acc0, mins0, acc, mins);                                                                 \
         const int pf = pf_mode();                                                                           \
-        for (int j = 0; j < kc / 32; j++) {                                                                 \
+        act_row x[T];                                                                                       \
+        acts_from(T, x0, k0, x);                                                                            \
+        for (int j = 0; j < kc / 32; j++, acts_from(T, x, 32, x)) { /* x from block j's first value */     \
             ahead_l2(pf, cur, five ? 384 : 320);                                                            \
             __m512i d[4];                                                                                   \
             for (int m = 0; m < 4; m++) {                                                                   \
@@ -326,7 +346,7 @@ FUSED_BODY(4, 1, fused4_q8)
                 wm = _mm512_add_ps(_mm512_setzero_ps(), _mm512_mul_ps(_mm512_set1_ps(nl ? 128.0f : 16.0f), ws)); \
             }                                                                                               \
             for (int h = 0; h < 2; h++) {                                                                   \
-                int kb = k0 + 32 * j + 16 * h;                                                              \
+                const int kb = 16 * h;                                                                      \
                 __m512i dot[T];                                                                             \
                 dots_zero(T, dot);                                                                          \
                 for (int m = 0; m < 4; m++) {                                                               \
@@ -371,7 +391,9 @@ static void fused_legacy(int32_t type, const uint8_t *cur, int k0, int kc, act_r
  * super-block per chunk. Each half's 8 blocks of 16 values are dotted in integers first (h = 0
  * gives the even blocks, h = 1 the odd ones), then become float in block order, as tile() does. */
 #define FUSED_Q6(T, name)                                                                                   \
-    static void name(const uint8_t *cur, int k0, act_row *x, float *acc0, float *mins0) {                   \
+    static void name(const uint8_t *cur, int k0, act_row *x0, float *acc0, float *mins0) {                  \
+        act_row x[T];                                                                                       \
+        acts_from(T, x0, k0, x);                                                                            \
         const __m512i lo4 = _mm512_set1_epi8(15), lo2 = _mm512_set1_epi8(3);                                \
         __m512 acc[T], mins[T];                                                                             \
         sums_in(T, acc0, mins0, acc, mins);                                                                 \
@@ -400,7 +422,7 @@ static void fused_legacy(int32_t type, const uint8_t *cur, int k0, int kc, act_r
                             _mm512_slli_epi16(_mm512_and_si512(_mm512_srli_epi16(hh, 6), lo2), 4));         \
                     for (int i = 0; i < 4; i++) {                                                           \
                         int b = 2 * i + h; /* block within the half */                                      \
-                        int kv = k0 + 128 * half + 16 * b + 4 * m;                                          \
+                        const int kv = 128 * half + 16 * b + 4 * m;                                         \
                         dot_line(T, q[i], x, kv, dot[b]);                                                   \
                     }                                                                                       \
                 }                                                                                           \
@@ -411,7 +433,7 @@ static void fused_legacy(int32_t type, const uint8_t *cur, int k0, int kc, act_r
                 __m512i v = _mm512_srai_epi32(_mm512_slli_epi32(sc4, 24 - 8 * (is % 4)), 24);               \
                 __m512 ws = _mm512_mul_ps(d, _mm512_cvtepi32_ps(v));                                        \
                 __m512 wm = _mm512_add_ps(_mm512_setzero_ps(), _mm512_mul_ps(off, ws));                     \
-                int kb = k0 + 16 * is;                                                                      \
+                const int kb = 16 * is;                                                                     \
                 block_sum(T, dot[b], ws, wm, x, kb, acc, mins);                                             \
             }                                                                                               \
         }                                                                                                   \
@@ -426,8 +448,10 @@ FUSED_Q6(2, fused2_q6)
  * are 4g (low nibbles of h = 0), 4g + 1 (h = 1), 4g + 2 and 4g + 3 (high nibbles): reading both
  * columns at once keeps block order. */
 #define FUSED_QK(T, five, name)                                                                             \
-    static void name(const uint8_t *cur, int k0, act_row *x, float *acc0, float *mins0) {                   \
-        const __m512i lo4 = _mm512_set1_epi8(15), one = _mm512_set1_epi8(1);                                \
+    static void name(const uint8_t *cur, int k0, act_row *x0, float *acc0, float *mins0) {                  \
+        act_row x[T];                                                                                       \
+        acts_from(T, x0, k0, x); /* value indices below count from k0: constants once unrolled */          \
+        const __m512i lo4 = _mm512_set1_epi8(15), hi4 = _mm512_set1_epi8((char) 0xF0), one = _mm512_set1_epi8(1); \
         const int hb = five ? 1280 : 1024; /* bytes per column h */                                              \
         const int qs = five ? 512 : 0; /* Q5_K: both columns' high bits come first */                       \
         __m512 acc[T], mins[T];                                                                             \
@@ -439,14 +463,14 @@ FUSED_Q6(2, fused2_q6)
         __m512i s0 = _mm512_loadu_si512(head + 64), s1 = _mm512_loadu_si512(head + 128), s2 = _mm512_loadu_si512(head + 192); \
         const __m512i m63 = _mm512_set1_epi32(63), m15 = _mm512_set1_epi32(15), m3 = _mm512_set1_epi32(3);  \
         const int pf = pf_mode();                                                                           \
-        for (int g = 0; g < 4; g++) {                                                                       \
+        _Pragma("GCC unroll 4") for (int g = 0; g < 4; g++) {                                              \
             if (pf == 1) {                                                                                  \
                 for (int o = 0; o < (256 + 2 * hb) / 4; o += 64) { /* a quarter of the chunk after next */   \
                     __builtin_prefetch(cur + 2 * (256 + 2 * hb) + g * ((256 + 2 * hb) / 4) + o, 0, 3);       \
                 }                                                                                           \
             }                                                                                               \
             ahead_l2(pf, cur + g * ((256 + 2 * hb) / 4), (256 + 2 * hb) / 4);                                \
-            for (int jj = 0; jj < 2; jj++) { /* the two 32-value scale groups of g */                       \
+            _Pragma("GCC unroll 2") for (int jj = 0; jj < 2; jj++) { /* the two 32-value scale groups of g */ \
                 int j = 2 * g + jj;                                                                         \
                 __m512i sc, mn;                                                                             \
                 if (j < 4) {                                                                                \
@@ -461,19 +485,25 @@ FUSED_Q6(2, fused2_q6)
                 }                                                                                           \
                 __m512 ws = _mm512_mul_ps(dv, _mm512_cvtepi32_ps(sc));                                      \
                 __m512 wm = _mm512_add_ps(_mm512_mul_ps(dminv, _mm512_cvtepi32_ps(mn)), _mm512_mul_ps(_mm512_setzero_ps(), ws)); \
-                for (int i = 2 * jj; i < 2 * jj + 2; i++) {                                                 \
-                    int kb = k0 + 64 * g + 16 * i;                                                          \
+                _Pragma("GCC unroll 2") for (int i = 2 * jj; i < 2 * jj + 2; i++) {                         \
+                    const int kb = 64 * g + 16 * i;                                                         \
                     __m512i dot[T];                                                                         \
                     dots_zero(T, dot);                                                                      \
                     const int h = i & 1, high = i >> 1; /* block 4g + i: column h, low or high nibbles */  \
                     for (int m = 0; m < 4; m++) { /* lines made as they are used: no array of 16 to spill */ \
                         __m512i v = _mm512_loadu_si512(cur + 256 + qs + (2 * g + h) * 256 + 64 * m);              \
-                        __m512i q = _mm512_and_si512(high ? _mm512_srli_epi16(v, 4) : v, lo4);              \
+                        /* Q4_K's high nibbles masked in place (16 times the value): one exact shift of the \
+                         * block's sums instead of one per line */                                         \
+                        __m512i q = five ? _mm512_and_si512(high ? _mm512_srli_epi16(v, 4) : v, lo4)        \
+                                         : _mm512_and_si512(v, high ? hi4 : lo4);                           \
                         if (five) {                                                                         \
                             __m512i qh = _mm512_loadu_si512(cur + 256 + h * 256 + 64 * m);                        \
                             q = _mm512_or_si512(q, _mm512_slli_epi16(_mm512_and_si512(_mm512_srli_epi16(qh, 2 * g + high), one), 4)); \
                         }                                                                                   \
                         dot_line(T, q, x, kb + 4 * m, dot);                                                 \
+                    }                                                                                       \
+                    if (!five && high) {                                                                    \
+                        dots_shift4(T, dot);                                                                \
                     }                                                                                       \
                     block_sum(T, dot, ws, wm, x, kb, acc, mins);                                            \
                 }                                                                                           \
