@@ -190,11 +190,15 @@ static inline int pf_mode(void) {
     return m;
 }
 
-/* The bytes [p, p + bytes) of a stream, PF_L2_AHEAD bytes on, into L2 (in mode 2). */
+#define PF_L1_AHEAD 1024
+
+/* The bytes [p, p + bytes) of a stream, PF_L2_AHEAD bytes on, into L2, and PF_L1_AHEAD bytes on
+ * (by then in L2) into L1 (in mode 2; the second measured +2-4 % on the whole model). */
 static inline __attribute__((always_inline)) void ahead_l2(int mode, const uint8_t *p, int bytes) {
     if (mode == 2) {
         for (int o = 0; o < bytes; o += 64) {
             __builtin_prefetch(p + PF_L2_AHEAD + o, 0, 2);
+            __builtin_prefetch(p + PF_L1_AHEAD + o, 0, 3);
         }
     }
 }
