@@ -99,6 +99,11 @@ int main(int argc, char **argv) {
     }
     j.wrb = (int64_t) j.k / block * bytes;
     j.w = malloc((size_t) (j.wrb * j.rows));
+    if (j.w == NULL) {
+        fprintf(stderr, "packed-stream: no memory for a %lld-byte weight: ask for fewer ROWS or a smaller K\n",
+                (long long) (j.wrb * j.rows));
+        return 1;
+    }
     srand(1);
     for (int64_t i = 0; i < j.wrb * j.rows; i++) {
         j.w[i] = (uint8_t) rand();
@@ -109,6 +114,10 @@ int main(int argc, char **argv) {
     }
     int64_t pb = cria_packed_bytes(j.type, j.rows, j.k);
     j.packed = malloc(sizeof(uint8_t *) * (size_t) j.copies);
+    if (pb <= 0 || j.packed == NULL) {
+        fprintf(stderr, "packed-stream: this build cannot pack %s\n", argv[1]);
+        return 1;
+    }
     for (int c = 0; c < j.copies; c++) {
         j.packed[c] = cria_map_huge(pb);
         if (j.packed[c] == NULL || cria_pack(j.type, j.w, j.wrb, 0, j.rows / 16, j.k, j.packed[c]) != 0) {

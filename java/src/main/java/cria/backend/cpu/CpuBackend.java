@@ -45,10 +45,9 @@ public final class CpuBackend extends HostBackend {
         } else {
             notice = null;
         }
-        String pf = System.getenv("CRIA_PREFETCH");
-        if (kernels != null && pf != null && !NativeKernels.PREFETCH_MODES.contains(pf) && PREFETCH_SAID.compareAndSet(false, true)) {
-            System.err.println("cria: CRIA_PREFETCH=" + pf + " is not one of " + NativeKernels.PREFETCH_MODES
-                    + ": ignored, this CPU's default is used (unset it, or see README \"The CPU path\")");
+        String bad = kernels != null ? NativeKernels.prefetchProblem(System.getenv("CRIA_PREFETCH")) : null;
+        if (bad != null && PREFETCH_SAID.compareAndSet(false, true)) {
+            System.err.println(bad);
         }
     }
 

@@ -94,6 +94,15 @@ final class NativeKernels {
      */
     static final java.util.List<String> PREFETCH_MODES = java.util.List.of("l2", "l1", "off");
 
+    /** The one line to say about a CRIA_PREFETCH value the library would ignore; null when unset or valid. */
+    static String prefetchProblem(String value) {
+        if (value == null || PREFETCH_MODES.contains(value)) {
+            return null;
+        }
+        return "cria: CRIA_PREFETCH=" + value + " is not one of " + PREFETCH_MODES
+                + ": ignored, this CPU's default is used (unset it, or see README \"The CPU path\")";
+    }
+
     /** The kernels, or null when the library is not available (see {@link #unavailableReason()}). */
     static NativeKernels get() {
         NativeKernels k = instance;
